@@ -1,0 +1,119 @@
+// Domain types shared by the engine, the contract, the CLI and the renderer.
+// Plain data only: everything here must survive JSON.stringify unchanged.
+
+/** One dirty bitmap as QEMU reports it (query-named-block-nodes / query-block). */
+export interface BitmapInfo {
+  /** Absent for anonymous bitmaps, which exist while block jobs run. */
+  name?: string;
+  recording: boolean;
+  persistent: boolean;
+  busy: boolean;
+  inconsistent: boolean;
+  /** Dirty bytes. */
+  count: number;
+  granularity: number;
+}
+
+export interface DiskInfo {
+  /** Guest device id when it has one, else its drive id, else its node name. */
+  name: string;
+  /** qdev id of the guest device, if any. */
+  device?: string;
+  /** QOM path of the device's block backend (for HMP qemu-io -d). */
+  qdevPath?: string;
+  /** Drive id (BlockBackend name), if any. */
+  drive?: string;
+  /** Node name of the format node where checkpoint bitmaps live. */
+  nodeName: string;
+  format: string;
+  virtualSize: number;
+  imageFile: string;
+  clusterSize?: number;
+  /** Bitmap granularity used for new bitmaps (QEMU's default: the cluster size, at least 64 KiB... as reported). */
+  granularity: number;
+  /** True when the image can store persistent bitmaps (qcow2 v3). */
+  bitmapCapable: boolean;
+  /** Why not, in plain words, when bitmapCapable is false. */
+  bitmapIncapableReason?: string;
+  readOnly: boolean;
+  bitmaps: BitmapInfo[];
+}
+
+export interface VmIdentity {
+  /** Stable key for metadata: the UUID when QEMU has a non-zero one, else the name, else the endpoint. */
+  id: string;
+  name?: string;
+  uuid?: string;
+  endpoint: string;
+}
+
+export interface VmInfo extends VmIdentity {
+  /** QEMU run state (query-status), e.g. "running", "paused", "prelaunch". */
+  status: string;
+  qemuVersion: string;
+  disks: DiskInfo[];
+}
+
+/** `independent`: every checkpoint's bitmap keeps recording (libvirt today).
+ *  `chained`: one recording bitmap, older ones disabled, each covering its own interval (libvirt 2019). */
+export type BitmapLayout = 'independent' | 'chained';
+
+export interface CheckpointDisk {
+  name: string;
+  checkpoint: 'bitmap' | 'no';
+  /** Bitmap name; equals the checkpoint name when checkpoint = 'bitmap'. */
+  bitmap?: string;
+  /** Dirty bytes since the checkpoint (only filled in when asked for, as virsh --size). */
+  size?: number;
+}
+
+export interface Checkpoint {
+  name: string;
+  description?: string;
+  parent?: string;
+  /** Seconds since the epoch, as libvirt's <creationTime>. */
+  creationTime: number;
+  /** Milliseconds since the epoch; finer than creationTime, for ordering and the timeline. */
+  createdAtMs: number;
+  disks: CheckpointDisk[];
+  layout: BitmapLayout;
+  /** The <domain> element of a redefined libvirt checkpoint, kept verbatim for dumpxml. */
+  domainXml?: string;
+}
+
+export type HealthState =
+  | 'ok'
+  | 'bitmap-missing'
+  | 'bitmap-inconsistent'
+  | 'bitmap-not-recording'
+  | 'bitmap-recording-unexpectedly'
+  | 'bitmap-busy'
+  | 'metadata-missing'
+  | 'foreign-bitmap'
+  | 'disk-incapable';
+
+export interface HealthIssue {
+  state: HealthState;
+  severity: 'info' | 'warning' | 'error';
+  disk: string;
+  checkpoint?: string;
+  bitmap?: string;
+  /** What is wrong, in plain words. */
+  message: string;
+  /** What it means for the admin, e.g. "the next backup of vdb will be full". */
+  consequence: string;
+}
+
+export interface HealthReport {
+  vmId: string;
+  checkedAt: number;
+  issues: HealthIssue[];
+}
+
+/** Dirty bytes per disk since a checkpoint (the temporary merged bitmap's count). */
+export interface ChangesSince {
+  checkpoint: string;
+  disks: { disk: string; bytes: number; granularity: number; virtualSize: number; usable: boolean; reason?: string }[];
+}
+
+export type DeleteMode = 'plain' | 'children' | 'children-only' | 'metadata';
