@@ -1,0 +1,79 @@
+// The checkpoint engine's public surface. The CLI, the host service, backups and pull mode code
+// against this interface; engine.ts implements it.
+
+import type {
+  BitmapLayout, ChangesSince, Checkpoint, DeleteMode, HealthReport, VmInfo,
+} from '../../../shared/domain';
+
+/** One action of a QMP `transaction`. */
+export interface QmpAction {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export interface CreateCheckpointOptions {
+  /** Default: a timestamp (seconds since the epoch, as libvirt). */
+  name?: string;
+  description?: string;
+  /** Per-disk include/exclude. Disks not listed take `checkpoint='bitmap'` when they can hold
+   *  persistent bitmaps, else 'no'. Unknown disk names are an error. */
+  disks?: { name: string; checkpoint: 'bitmap' | 'no' }[];
+  /** Only honoured at a VM's first checkpoint (or when it has none left); otherwise must match. */
+  layout?: BitmapLayout;
+}
+
+export interface ListFilter {
+  roots?: boolean;
+  leaves?: boolean;
+  noLeaves?: boolean;
+  /** Only the direct children of this checkpoint (virsh --from without --descendants). */
+  from?: string;
+  /** With `from`: all descendants instead of direct children. */
+  descendants?: boolean;
+  /** Parents before children (otherwise sorted by creation time, which is also topological for created ones). */
+  topological?: boolean;
+}
+
+export interface DeleteResult {
+  deleted: string[];
+  /** Children that got a new parent. */
+  reparented: { name: string; parent?: string }[];
+}
+
+/** A checkpoint prepared but not yet executed: its actions go into a caller's transaction (backups). */
+export interface PreparedCheckpoint {
+  checkpoint: Checkpoint;
+  actions: QmpAction[];
+}
+
+export interface CheckpointEngineApi {
+  readonly vmId: string;
+  /** Live VM state (re-queried). */
+  vm(): Promise<VmInfo>;
+  health(): Promise<HealthReport>;
+  layout(): BitmapLayout | undefined;
+  list(filter?: ListFilter): Checkpoint[];
+  /** Throws an error naming the checkpoint when it does not exist. */
+  get(name: string): Checkpoint;
+  parent(name: string): Checkpoint | undefined;
+  current(): Checkpoint | undefined;
+  create(options?: CreateCheckpointOptions): Promise<Checkpoint>;
+  delete(name: string, mode?: DeleteMode): Promise<DeleteResult>;
+  /** Dirty bytes per disk since `name`, via a temporary merged bitmap (created and removed). */
+  changesSince(name: string): Promise<ChangesSince>;
+  dumpXml(name: string, options?: { size?: boolean; noDomain?: boolean }): Promise<string>;
+  createFromXml(xml: string, options?: { redefine?: boolean; validate?: boolean }): Promise<Checkpoint>;
+
+  // Seams for backups and pull mode: a checkpoint created inside a caller's transaction.
+  prepareCreate(options?: CreateCheckpointOptions): Promise<PreparedCheckpoint>;
+  /** Records a prepared checkpoint after its actions succeeded (it becomes current). */
+  commitCreate(prepared: PreparedCheckpoint): Promise<void>;
+  /** Undoes a prepared checkpoint whose actions ran but whose backup failed (both layouts). */
+  rollbackCreate(prepared: PreparedCheckpoint): Promise<void>;
+  /** Actions that fill temporary bitmap `tmpName` on `disk` with the changes since `since`
+   *  (add non-persistent disabled + merge). Throws, naming the reason, if `since` is unusable on that disk. */
+  tempBitmapActions(since: string, disk: string, tmpName: string): QmpAction[];
+  /** Runs `fn` holding the VM's metadata lock. */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
