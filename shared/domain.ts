@@ -117,3 +117,32 @@ export interface ChangesSince {
 }
 
 export type DeleteMode = 'plain' | 'children' | 'children-only' | 'metadata';
+
+export interface CreateCheckpointOptions {
+  /** Default: a timestamp (seconds since the epoch, as libvirt). */
+  name?: string;
+  description?: string;
+  /** Per-disk include/exclude. Disks not listed take `checkpoint='bitmap'` when they can hold
+   *  persistent bitmaps, else 'no'. Unknown disk names are an error. */
+  disks?: { name: string; checkpoint: 'bitmap' | 'no' }[];
+  /** Only honoured at a VM's first checkpoint (or when it has none left); otherwise must match. */
+  layout?: BitmapLayout;
+}
+
+export interface ListFilter {
+  roots?: boolean;
+  leaves?: boolean;
+  noLeaves?: boolean;
+  /** Only the direct children of this checkpoint (virsh --from without --descendants). */
+  from?: string;
+  /** With `from`: all descendants instead of direct children. */
+  descendants?: boolean;
+  /** Parents before children (otherwise sorted by creation time). */
+  topological?: boolean;
+}
+
+export interface DeleteResult {
+  deleted: string[];
+  /** Children that got a new parent. */
+  reparented: { name: string; parent?: string }[];
+}

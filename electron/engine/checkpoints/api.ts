@@ -2,8 +2,10 @@
 // against this interface; engine.ts implements it.
 
 import type {
-  BitmapLayout, ChangesSince, Checkpoint, DeleteMode, HealthReport, VmInfo,
+  BitmapLayout, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, ListFilter, VmInfo,
 } from '../../../shared/domain';
+
+export type { CreateCheckpointOptions, DeleteResult, ListFilter };
 
 /** One action of a QMP `transaction`. */
 export interface QmpAction {
@@ -11,34 +13,6 @@ export interface QmpAction {
   data: Record<string, unknown>;
 }
 
-export interface CreateCheckpointOptions {
-  /** Default: a timestamp (seconds since the epoch, as libvirt). */
-  name?: string;
-  description?: string;
-  /** Per-disk include/exclude. Disks not listed take `checkpoint='bitmap'` when they can hold
-   *  persistent bitmaps, else 'no'. Unknown disk names are an error. */
-  disks?: { name: string; checkpoint: 'bitmap' | 'no' }[];
-  /** Only honoured at a VM's first checkpoint (or when it has none left); otherwise must match. */
-  layout?: BitmapLayout;
-}
-
-export interface ListFilter {
-  roots?: boolean;
-  leaves?: boolean;
-  noLeaves?: boolean;
-  /** Only the direct children of this checkpoint (virsh --from without --descendants). */
-  from?: string;
-  /** With `from`: all descendants instead of direct children. */
-  descendants?: boolean;
-  /** Parents before children (otherwise sorted by creation time, which is also topological for created ones). */
-  topological?: boolean;
-}
-
-export interface DeleteResult {
-  deleted: string[];
-  /** Children that got a new parent. */
-  reparented: { name: string; parent?: string }[];
-}
 
 /** A checkpoint prepared but not yet executed: its actions go into a caller's transaction (backups). */
 export interface PreparedCheckpoint {
