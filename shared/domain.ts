@@ -65,6 +65,9 @@ export interface CheckpointDisk {
   bitmap?: string;
   /** Dirty bytes since the checkpoint (only filled in when asked for, as virsh --size). */
   size?: number;
+  /** Set when this bitmap can no longer give complete "changes since" for this disk (chained layout:
+   *  a later bitmap on its path was lost); says why. Such a checkpoint is not used as a base. */
+  incomplete?: string;
 }
 
 export interface Checkpoint {

@@ -45,9 +45,11 @@ export interface CheckpointEngineApi {
   /** Undoes a prepared checkpoint whose actions ran but whose backup failed (both layouts). */
   rollbackCreate(prepared: PreparedCheckpoint): Promise<void>;
   /** Actions that fill temporary bitmap `tmpName` on `disk` with the changes since `since`
-   *  (add non-persistent disabled + merge). Throws, naming the reason, if `since` is unusable on that disk. */
+   *  (add non-persistent disabled + merge). Throws, naming the reason, if `since` is unusable on that disk.
+   *  `tmpName` must start with "tidemark-tmp-". In one transaction with a prepared checkpoint, put these
+   *  actions first: they describe the state before the new checkpoint. */
   tempBitmapActions(since: string, disk: string, tmpName: string): QmpAction[];
-  /** Runs `fn` holding the VM's metadata lock. */
-  withLock<T>(fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` holding the VM's metadata lock; `command` is shown to whoever finds the lock held. */
+  withLock<T>(fn: () => Promise<T>, command?: string): Promise<T>;
   close(): Promise<void>;
 }

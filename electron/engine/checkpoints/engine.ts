@@ -1,0 +1,551 @@
+// The checkpoint engine: plan (plan.ts, pure) → execute (one QMP transaction for all disks) →
+// record (store.ts). Every operation first re-reads the metadata and the live VM, checks health,
+// and holds the VM's metadata lock while it changes anything.
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import type {
+  BitmapLayout, ChangesSince, Checkpoint, CheckpointDisk, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, ListFilter, VmInfo,
+} from '../../../shared/domain';
+import { QmpError } from '../../qmp/errors';
+import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
+import { discoverVm, type QmpExecutor } from '../vm/discovery';
+import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
+import { bitmapIsValidForCheckpoint, checkHealth } from './health';
+import {
+  changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, type LiveBitmap, type PlanLive, type PlanState,
+} from './plan';
+import { MetadataStore, type VmRecord } from './store';
+import { formatCheckpointXml, parseCheckpointXml } from './xml';
+
+export interface CheckpointEngineOptions {
+  /** The QMP endpoint string the client is connected to (part of the identity when QEMU has no uuid/name). */
+  endpoint: string;
+  stateDir: string;
+  /** How long to wait for another process's metadata lock (default 5 s). */
+  lockWaitMs?: number;
+}
+
+const VALID_MODES: readonly DeleteMode[] = ['plain', 'children', 'children-only', 'metadata'];
+
+export class CheckpointEngine implements CheckpointEngineApi {
+  readonly vmId: string;
+  private vmRec: VmRecord | undefined;
+  private checkpoints = new Map<string, Checkpoint>();
+  private lastVm: VmInfo;
+  private lastIssues: HealthIssue[] = [];
+  private readonly inLock = new AsyncLocalStorage<boolean>();
+  private mutex: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly client: QmpExecutor,
+    private readonly store: MetadataStore,
+    vm: VmInfo,
+    private readonly opts: CheckpointEngineOptions,
+  ) {
+    this.vmId = vm.id;
+    this.lastVm = vm;
+  }
+
+  /** Discovers the VM, loads its metadata and checks health. Throws on damaged metadata. */
+  static async open(client: QmpExecutor, opts: CheckpointEngineOptions): Promise<CheckpointEngine> {
+    const vm = await discoverVm(client, opts.endpoint);
+    const engine = new CheckpointEngine(client, new MetadataStore(opts.stateDir, vm.id), vm, opts);
+    engine.reload();
+    engine.lastIssues = engine.computeHealth(vm);
+    return engine;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private reload(): void {
+    const { vm, checkpoints } = this.store.load();
+    this.vmRec = vm;
+    this.checkpoints = checkpoints;
+  }
+
+  /** Re-reads metadata and the live VM; updates the cached health. */
+  private async refresh(): Promise<VmInfo> {
+    this.assertOpen();
+    this.reload();
+    const vm = await discoverVm(this.client, this.opts.endpoint);
+    if (vm.id !== this.vmId) throw new Error(`the VM at ${this.opts.endpoint} is now ${vm.id}, not ${this.vmId}; reopen the engine`);
+    this.lastVm = vm;
+    this.lastIssues = this.computeHealth(vm);
+    return vm;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the checkpoint engine was closed');
+  }
+
+  private planState(): PlanState {
+    // A current checkpoint without metadata (reported by health) counts as none.
+    return { layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.current()?.name };
+  }
+
+  private live(vm: VmInfo): PlanLive {
+    const disks = new Map(vm.disks.map((d) => [d.name, d]));
+    return {
+      node: (disk) => {
+        const d = disks.get(disk);
+        if (!d) throw new Error(`disk ${disk} is not attached to VM ${this.vmId}`);
+        return d.nodeName;
+      },
+      bitmap: (disk, name): LiveBitmap => {
+        const b = disks.get(disk)?.bitmaps.find((x) => x.name === name);
+        return !b ? 'missing' : b.inconsistent ? 'inconsistent' : 'ok';
+      },
+    };
+  }
+
+  private computeHealth(vm: VmInfo): HealthIssue[] {
+    return checkHealth({ layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.vmRec?.current, disks: vm.disks });
+  }
+
+  private baseRecord(vm: VmInfo): VmRecord {
+    return { id: vm.id, name: vm.name, uuid: vm.uuid, endpoint: vm.endpoint, layout: this.vmRec?.layout, current: this.vmRec?.current };
+  }
+
+  /** Runs one QMP transaction; a refusal by QEMU means no disk changed. */
+  private async transaction(actions: QmpAction[], what: string): Promise<void> {
+    if (actions.length === 0) return;
+    try {
+      await this.client.execute('transaction', { actions });
+    } catch (e) {
+      if (e instanceof QmpError) throw new Error(`${what} failed; QEMU changed nothing: ${e.desc}`, { cause: e });
+      throw new Error(`${what}: the outcome is unknown (${(e as Error).message}); check the VM's health`, { cause: e });
+    }
+  }
+
+  /** A clear error instead of QEMU's when an action would touch a bitmap held by a job. */
+  private assertNotBusy(actions: QmpAction[], vm: VmInfo): void {
+    const byNode = new Map(vm.disks.map((d) => [d.nodeName, d]));
+    for (const a of actions) {
+      const disk = byNode.get(String(a.data.node));
+      if (!disk) continue;
+      const names = [a.data.name, a.data.target, ...((a.data.bitmaps as unknown[] | undefined) ?? [])].filter((n): n is string => typeof n === 'string');
+      for (const n of names) {
+        if (disk.bitmaps.find((b) => b.name === n)?.busy) throw new Error(`bitmap ${n} on ${disk.name} is in use by a running job; try again when it has finished`);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- locking
+
+  async withLock<T>(fn: () => Promise<T>, command = 'checkpoint operation'): Promise<T> {
+    this.assertOpen();
+    if (this.inLock.getStore()) return fn(); // re-entrant within one engine's async call chain
+    const prev = this.mutex;
+    let done!: () => void;
+    this.mutex = new Promise<void>((r) => (done = r));
+    await prev;
+    try {
+      const release = await this.store.lock(command, this.opts.lockWaitMs);
+      try {
+        return await this.inLock.run(true, fn);
+      } finally {
+        release();
+      }
+    } finally {
+      done();
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  async vm(): Promise<VmInfo> {
+    return this.refresh();
+  }
+
+  async health(): Promise<HealthReport> {
+    await this.refresh();
+    return { vmId: this.vmId, checkedAt: Date.now(), issues: this.lastIssues };
+  }
+
+  layout(): BitmapLayout | undefined {
+    return this.vmRec?.layout;
+  }
+
+  get(name: string): Checkpoint {
+    const cp = this.checkpoints.get(name);
+    if (!cp) throw new Error(`checkpoint ${name} not found`);
+    return cp;
+  }
+
+  parent(name: string): Checkpoint | undefined {
+    const p = this.get(name).parent;
+    return p === undefined ? undefined : this.checkpoints.get(p);
+  }
+
+  current(): Checkpoint | undefined {
+    const c = this.vmRec?.current;
+    return c === undefined ? undefined : this.checkpoints.get(c);
+  }
+
+  list(filter: ListFilter = {}): Checkpoint[] {
+    const all = [...this.checkpoints.values()].sort((a, b) => a.createdAtMs - b.createdAtMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const children = new Map<string, Checkpoint[]>();
+    for (const cp of all) {
+      if (cp.parent !== undefined && this.checkpoints.has(cp.parent)) children.set(cp.parent, [...(children.get(cp.parent) ?? []), cp]);
+    }
+    const isRoot = (cp: Checkpoint) => cp.parent === undefined || !this.checkpoints.has(cp.parent);
+    if (filter.roots && filter.from !== undefined) throw new Error('list: "roots" and "from" cannot be combined');
+    if (filter.descendants && filter.from === undefined) throw new Error('list: "descendants" needs "from"');
+    let out = all;
+    if (filter.from !== undefined) {
+      this.get(filter.from);
+      if (filter.descendants) {
+        const below = new Set<string>();
+        const walk = (n: string) => {
+          for (const c of children.get(n) ?? []) {
+            if (below.has(c.name)) continue;
+            below.add(c.name);
+            walk(c.name);
+          }
+        };
+        walk(filter.from);
+        out = out.filter((cp) => below.has(cp.name));
+      } else {
+        out = out.filter((cp) => cp.parent === filter.from);
+      }
+    }
+    if (filter.roots) out = out.filter(isRoot);
+    const leaf = (cp: Checkpoint) => !children.has(cp.name);
+    if (filter.leaves && !filter.noLeaves) out = out.filter(leaf);
+    if (filter.noLeaves && !filter.leaves) out = out.filter((cp) => !leaf(cp));
+    if (filter.topological) {
+      // Parents before children: depth-first from the roots, siblings by creation time.
+      const keep = new Set(out.map((cp) => cp.name));
+      const ordered: Checkpoint[] = [];
+      const visit = (cp: Checkpoint) => {
+        if (keep.has(cp.name)) ordered.push(cp);
+        for (const c of children.get(cp.name) ?? []) visit(c);
+      };
+      for (const r of all.filter(isRoot)) visit(r);
+      out = ordered;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- create
+
+  private chooseLayout(requested: BitmapLayout | undefined): BitmapLayout {
+    const stored = this.vmRec?.layout;
+    if (this.checkpoints.size === 0) return requested ?? stored ?? 'independent';
+    const inUse = stored ?? 'independent';
+    if (requested && requested !== inUse) {
+      throw new Error(`VM ${this.vmId} uses the ${inUse} bitmap layout; it can only change when the VM has no checkpoints (it has ${this.checkpoints.size})`);
+    }
+    return inUse;
+  }
+
+  private nameTaken(name: string, vm: VmInfo): boolean {
+    return this.checkpoints.has(name) || vm.disks.some((d) => d.bitmaps.some((b) => b.name === name));
+  }
+
+  private defaultName(vm: VmInfo): string {
+    const base = String(Math.floor(Date.now() / 1000));
+    if (!this.nameTaken(base, vm)) return base;
+    for (let i = 2; ; i++) if (!this.nameTaken(`${base}-${i}`, vm)) return `${base}-${i}`;
+  }
+
+  private chooseDisks(vm: VmInfo, requested: CreateCheckpointOptions['disks']): CheckpointDisk[] {
+    const byName = new Map(vm.disks.map((d) => [d.name, d]));
+    const asked = new Map<string, 'bitmap' | 'no'>();
+    for (const r of requested ?? []) {
+      if (!byName.has(r.name)) throw new Error(`unknown disk ${r.name} (VM ${this.vmId} has ${vm.disks.map((d) => d.name).join(', ') || 'no disks'})`);
+      if (asked.has(r.name)) throw new Error(`disk ${r.name} is listed twice`);
+      if (r.checkpoint !== 'bitmap' && r.checkpoint !== 'no') throw new Error(`disk ${r.name}: checkpoint must be "bitmap" or "no"`);
+      asked.set(r.name, r.checkpoint);
+    }
+    return vm.disks.map((d) => {
+      const want = asked.get(d.name) ?? (d.bitmapCapable ? 'bitmap' : 'no');
+      if (want === 'bitmap' && !d.bitmapCapable) throw new Error(`disk ${d.name} cannot hold a checkpoint bitmap: ${d.bitmapIncapableReason ?? 'unsupported image'}`);
+      return want === 'bitmap' ? { name: d.name, checkpoint: 'bitmap' } : { name: d.name, checkpoint: 'no' };
+    });
+  }
+
+  /** Checks and plans a new checkpoint without executing it. */
+  async prepareCreate(options: CreateCheckpointOptions = {}): Promise<PreparedCheckpoint> {
+    if (options.name !== undefined) validateCheckpointName(options.name);
+    return this.withLock(async () => {
+      const vm = await this.refresh();
+      const layout = this.chooseLayout(options.layout);
+      const name = options.name === undefined ? this.defaultName(vm) : validateCheckpointName(options.name);
+      if (this.checkpoints.has(name)) throw new Error(`checkpoint ${name} already exists`);
+      const disks = this.chooseDisks(vm, options.disks);
+      for (const d of disks) {
+        if (d.checkpoint !== 'bitmap') continue;
+        if (vm.disks.find((x) => x.name === d.name)!.bitmaps.some((b) => b.name === name)) {
+          throw new Error(`bitmap ${name} already exists on ${d.name} (foreign? remove it or pick another name)`);
+        }
+        d.bitmap = name;
+      }
+      const now = Date.now();
+      const checkpoint: Checkpoint = {
+        name,
+        ...(options.description !== undefined ? { description: options.description } : {}),
+        ...(this.current() ? { parent: this.current()!.name } : {}),
+        creationTime: Math.floor(now / 1000),
+        createdAtMs: now,
+        disks,
+        layout,
+      };
+      const actions = planCreate({ ...this.planState(), layout }, checkpoint, this.live(vm));
+      this.assertNotBusy(actions, vm);
+      return { checkpoint, actions };
+    }, 'prepare checkpoint');
+  }
+
+  private record(prepared: PreparedCheckpoint): void {
+    const cp = prepared.checkpoint;
+    this.store.writeCheckpoint(cp);
+    this.store.writeVm({ ...this.baseRecord(this.lastVm), layout: cp.layout, current: cp.name });
+    this.reload();
+  }
+
+  /** Records a prepared checkpoint whose actions succeeded; it becomes current. */
+  async commitCreate(prepared: PreparedCheckpoint): Promise<void> {
+    await this.withLock(async () => {
+      const vm = await this.refresh();
+      const cp = prepared.checkpoint;
+      if (this.checkpoints.has(cp.name)) throw new Error(`checkpoint ${cp.name} already exists`);
+      if (cp.parent !== this.current()?.name) {
+        throw new Error(`the current checkpoint changed since checkpoint ${cp.name} was prepared (now ${this.current()?.name ?? 'none'}); prepare and commit inside withLock`);
+      }
+      for (const d of cp.disks) {
+        if (d.checkpoint === 'bitmap' && this.live(vm).bitmap(d.name, d.bitmap ?? cp.name) !== 'ok') {
+          throw new Error(`cannot record checkpoint ${cp.name}: its bitmap is not on ${d.name} (did its actions run?)`);
+        }
+      }
+      this.record(prepared);
+      this.lastIssues = this.computeHealth(vm);
+    }, `commit checkpoint ${prepared.checkpoint.name}`);
+  }
+
+  /** Undoes a prepared checkpoint whose actions ran (chained: merge back, re-enable predecessor). */
+  async rollbackCreate(prepared: PreparedCheckpoint): Promise<void> {
+    await this.withLock(async () => {
+      const vm = await this.refresh();
+      const cp = prepared.checkpoint;
+      const recorded = this.checkpoints.has(cp.name);
+      const state = this.planState();
+      const withIt: PlanState = recorded
+        ? state
+        : { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
+      const actions = planRollbackCreate(withIt, cp.name, this.live(vm));
+      this.assertNotBusy(actions, vm);
+      await this.transaction(actions, `rolling back checkpoint ${cp.name}`);
+      if (recorded) {
+        this.store.writeVm({ ...this.baseRecord(vm), current: cp.parent });
+        this.store.removeCheckpoint(cp.name);
+        this.reload();
+      }
+      await this.refresh();
+    }, `roll back checkpoint ${prepared.checkpoint.name}`);
+  }
+
+  async create(options: CreateCheckpointOptions = {}): Promise<Checkpoint> {
+    if (options.name !== undefined) validateCheckpointName(options.name); // before anything is touched
+    return this.withLock(async () => {
+      const prepared = await this.prepareCreate(options);
+      await this.transaction(prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
+      this.record(prepared);
+      await this.refresh(); // so tempBitmapActions etc. see the new bitmaps
+      return prepared.checkpoint;
+    }, `create checkpoint ${options.name ?? ''}`.trim());
+  }
+
+  // ---------------------------------------------------------------- delete
+
+  async delete(name: string, mode: DeleteMode = 'plain'): Promise<DeleteResult> {
+    if (!VALID_MODES.includes(mode)) throw new Error(`unknown delete mode ${JSON.stringify(mode)} (use ${VALID_MODES.join(', ')})`);
+    return this.withLock(async () => {
+      const vm = await this.refresh();
+      this.get(name);
+      const order = deleteOrder(this.planState(), name, mode);
+      if (order.length === 0) return { deleted: [], reparented: [] };
+      const plan = planDelete(this.planState(), order, this.live(vm), mode === 'metadata');
+      this.assertNotBusy(plan.actions, vm);
+      await this.transaction(plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
+
+      // Record: survivors first (a crash now leaves a valid tree), then vm.json, then removals.
+      const changed = new Map<string, Checkpoint>();
+      const cpOf = (n: string) => changed.get(n) ?? structuredClone(this.checkpoints.get(n)!);
+      for (const r of plan.reparented) {
+        const cp = cpOf(r.name);
+        if (r.parent === undefined) delete cp.parent;
+        else cp.parent = r.parent;
+        changed.set(r.name, cp);
+      }
+      for (const inc of plan.incomplete) {
+        const cp = cpOf(inc.checkpoint);
+        const d = cp.disks.find((x) => x.name === inc.disk);
+        if (d && !d.incomplete) d.incomplete = inc.reason;
+        changed.set(inc.checkpoint, cp);
+      }
+      for (const cp of changed.values()) this.store.writeCheckpoint(cp);
+      this.store.writeVm({ ...this.baseRecord(vm), current: plan.state.current });
+      for (const n of plan.deleted) this.store.removeCheckpoint(n);
+      await this.refresh();
+      return { deleted: plan.deleted, reparented: plan.reparented };
+    }, `delete checkpoint ${name}`);
+  }
+
+  // ---------------------------------------------------------------- changes since
+
+  tempBitmapActions(since: string, disk: string, tmpName: string): QmpAction[] {
+    if (!tmpName.startsWith(TEMP_BITMAP_PREFIX)) throw new Error(`temporary bitmap name ${JSON.stringify(tmpName)} must start with "${TEMP_BITMAP_PREFIX}"`);
+    this.get(since);
+    return planTempBitmap(this.planState(), since, disk, tmpName, this.live(this.lastVm));
+  }
+
+  async changesSince(name: string): Promise<ChangesSince> {
+    return this.withLock(async () => {
+      const vm = await this.refresh();
+      return this.measureChanges(vm, name);
+    }, `changes since ${name}`);
+  }
+
+  private async measureChanges(vm: VmInfo, name: string): Promise<ChangesSince> {
+    const cp = this.get(name);
+    const tag = randomBytes(6).toString('hex');
+    const rows: ChangesSince['disks'] = [];
+    const temps: { disk: string; node: string; tmp: string }[] = [];
+    const actions: QmpAction[] = [];
+    for (const d of vm.disks) {
+      const row = { disk: d.name, bytes: 0, granularity: d.granularity, virtualSize: d.virtualSize, usable: false } as ChangesSince['disks'][number];
+      rows.push(row);
+      try {
+        const bitmaps = changesSinceBitmaps(this.planState(), cp.name, d.name, this.live(vm));
+        row.granularity = d.bitmaps.find((b) => b.name === bitmaps[0])?.granularity ?? d.granularity;
+        const tmp = `${TEMP_BITMAP_PREFIX}changes-${tag}-${temps.length}`;
+        actions.push(...this.tempBitmapActions(cp.name, d.name, tmp));
+        temps.push({ disk: d.name, node: d.nodeName, tmp });
+        row.usable = true;
+      } catch (e) {
+        row.reason = (e as Error).message;
+      }
+    }
+    this.assertNotBusy(actions, vm);
+    try {
+      await this.transaction(actions, `measuring changes since ${name}`);
+      if (temps.length) {
+        const nodes = await this.client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string; count: number }[] }[]>('query-named-block-nodes', { flat: true });
+        for (const t of temps) {
+          const count = nodes.find((n) => n['node-name'] === t.node)?.['dirty-bitmaps']?.find((b) => b.name === t.tmp)?.count;
+          const row = rows.find((r) => r.disk === t.disk)!;
+          if (count === undefined) {
+            row.usable = false;
+            row.reason = `temporary bitmap ${t.tmp} vanished before it could be read`;
+          } else row.bytes = count;
+        }
+      }
+    } finally {
+      await this.removeTemps(temps);
+    }
+    return { checkpoint: name, disks: rows };
+  }
+
+  private async removeTemps(temps: { node: string; tmp: string }[]): Promise<void> {
+    if (temps.length === 0) return;
+    const actions = temps.map((t) => ({ type: 'block-dirty-bitmap-remove', data: { node: t.node, name: t.tmp } }));
+    try {
+      await this.client.execute('transaction', { actions });
+    } catch {
+      // Some were never added (the add failed): remove the others one by one.
+      for (const a of actions) await this.client.execute('block-dirty-bitmap-remove', a.data).catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------- XML
+
+  async dumpXml(name: string, options: { size?: boolean; noDomain?: boolean } = {}): Promise<string> {
+    return this.withLock(async () => {
+      const vm = await this.refresh();
+      const cp = structuredClone(this.get(name));
+      if (options.size) {
+        const changes = await this.measureChanges(vm, name);
+        for (const d of cp.disks) {
+          const row = changes.disks.find((r) => r.disk === d.name);
+          if (d.checkpoint === 'bitmap' && row?.usable) d.size = row.bytes;
+        }
+      }
+      return formatCheckpointXml(cp, { noDomain: options.noDomain });
+    }, `dumpxml ${name}`);
+  }
+
+  async createFromXml(xml: string, options: { redefine?: boolean; validate?: boolean } = {}): Promise<Checkpoint> {
+    const parsed = parseCheckpointXml(xml);
+    if (!options.redefine) {
+      if (options.validate) throw new Error('"validate" only applies to a redefinition');
+      if (parsed.parent !== undefined) throw new Error('a new checkpoint cannot name its parent (it is always the current checkpoint); use redefine to record an existing one');
+      return this.withLock(async () => {
+        const vm = await this.refresh();
+        // As libvirt: listed disks default to checkpoint='bitmap', unlisted ones to 'no'.
+        const disks = parsed.disks
+          ? vm.disks.map((d) => {
+              const listed = parsed.disks!.find((x) => x.name === d.name);
+              return { name: d.name, checkpoint: listed?.checkpoint ?? 'no' } as const;
+            })
+          : undefined;
+        for (const d of parsed.disks ?? []) {
+          if (!vm.disks.some((x) => x.name === d.name)) throw new Error(`unknown disk ${d.name} in checkpoint XML (VM ${this.vmId} has ${vm.disks.map((x) => x.name).join(', ')})`);
+        }
+        return this.create({ name: parsed.name, description: parsed.description, disks });
+      }, 'create checkpoint from XML');
+    }
+    if (parsed.name === undefined) throw new Error('a redefined checkpoint needs a <name>');
+    const name = parsed.name;
+    return this.withLock(async () => {
+      const vm = await this.refresh();
+      if (parsed.parent !== undefined && !this.checkpoints.has(parsed.parent)) throw new Error(`parent ${parsed.parent} for checkpoint ${name} not found`);
+      const layout = this.layout() ?? 'independent';
+      const disks: CheckpointDisk[] = (parsed.disks ?? []).map((d) => {
+        const out: CheckpointDisk = { name: d.name, checkpoint: d.checkpoint };
+        if (d.checkpoint === 'bitmap') out.bitmap = d.bitmap ?? name;
+        return out;
+      });
+      if (options.validate) {
+        for (const d of disks) {
+          if (d.checkpoint !== 'bitmap') continue;
+          const disk = vm.disks.find((x) => x.name === d.name);
+          const ok = disk ? bitmapIsValidForCheckpoint(disk, d.bitmap!, layout).ok : false;
+          if (!ok) throw new Error(`checkpoint inconsistent: missing or broken bitmap '${d.bitmap}' for disk '${d.name}'`);
+        }
+      }
+      const existing = this.checkpoints.get(name);
+      if (existing) {
+        const same = existing.parent === parsed.parent && JSON.stringify(existing.disks.map((d) => [d.name, d.checkpoint])) === JSON.stringify(disks.map((d) => [d.name, d.checkpoint]));
+        if (!same) throw new Error(`checkpoint ${name} already exists with a different definition`);
+      }
+      const creationTime = parsed.creationTime ?? existing?.creationTime ?? Math.floor(Date.now() / 1000);
+      const cp: Checkpoint = {
+        name,
+        ...(parsed.description !== undefined ? { description: parsed.description } : {}),
+        ...(parsed.parent !== undefined ? { parent: parsed.parent } : {}),
+        creationTime,
+        createdAtMs: existing?.createdAtMs ?? creationTime * 1000,
+        disks: existing ? existing.disks : disks,
+        layout,
+        ...(parsed.domainXml !== undefined ? { domainXml: parsed.domainXml } : {}),
+      };
+      this.store.writeCheckpoint(cp);
+      // A redefinition continues the current line: it becomes current when there is none or
+      // when its parent is the current checkpoint (so redefining a saved series in order works).
+      const cur = this.vmRec?.current;
+      const becomesCurrent = !existing && (cur === undefined || !this.checkpoints.has(cur) || cur === parsed.parent);
+      this.store.writeVm({ ...this.baseRecord(vm), layout, current: becomesCurrent ? name : cur });
+      await this.refresh();
+      return this.get(name);
+    }, `redefine checkpoint ${name}`);
+  }
+
+  async close(): Promise<void> {
+    // The QMP client belongs to the caller; wait for a running operation, then refuse new ones.
+    await this.mutex;
+    this.closed = true;
+  }
+}

@@ -1,0 +1,162 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Checkpoint } from '../../../shared/domain';
+import { acquireLock, LockHeldError } from './lock';
+import { MetadataStore, writeFileAtomic } from './store';
+
+let root: string;
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'tmstore-'));
+});
+afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const cp = (name: string, parent?: string): Checkpoint => ({
+  name, ...(parent ? { parent } : {}), creationTime: 1700000000, createdAtMs: 1700000000123, layout: 'chained',
+  disks: [{ name: 'vda', checkpoint: 'bitmap', bitmap: name }, { name: 'vdc', checkpoint: 'no' }],
+});
+
+/** Every file under root, relative. */
+function tree(dir = root): string[] {
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(root, path.join(e.parentPath, e.name))).sort();
+}
+
+describe('MetadataStore', () => {
+  it('round-trips vm.json and one file per checkpoint', () => {
+    const s = new MetadataStore(path.join(root, 'state'), 'a27953b2-6a26-4fb3-95b2-c89f971fc2e8');
+    expect(s.load()).toEqual({ vm: undefined, checkpoints: new Map() });
+    s.writeVm({ id: 'a27953b2-6a26-4fb3-95b2-c89f971fc2e8', name: 'demo', endpoint: 'unix:/x', layout: 'chained', current: 'c2' });
+    s.writeCheckpoint(cp('c1'));
+    s.writeCheckpoint(cp('c2', 'c1'));
+    const again = new MetadataStore(path.join(root, 'state'), 'a27953b2-6a26-4fb3-95b2-c89f971fc2e8').load();
+    expect(again.vm).toEqual({ id: 'a27953b2-6a26-4fb3-95b2-c89f971fc2e8', name: 'demo', endpoint: 'unix:/x', layout: 'chained', current: 'c2' });
+    expect([...again.checkpoints.values()]).toEqual([cp('c1'), cp('c2', 'c1')]);
+    expect(tree()).toEqual([
+      'state/vms/a27953b2-6a26-4fb3-95b2-c89f971fc2e8/checkpoints/c1.json',
+      'state/vms/a27953b2-6a26-4fb3-95b2-c89f971fc2e8/checkpoints/c2.json',
+      'state/vms/a27953b2-6a26-4fb3-95b2-c89f971fc2e8/vm.json',
+    ]);
+    s.removeCheckpoint('c1');
+    expect([...s.load().checkpoints.keys()]).toEqual(['c2']);
+  });
+
+  it('hostile VM ids and checkpoint names stay inside the state directory', () => {
+    for (const id of ['..', '../../etc', '/', 'unix:/tmp/q.sock', '.']) {
+      const s = new MetadataStore(path.join(root, 'state'), id);
+      s.writeVm({ id, endpoint: id });
+      s.writeCheckpoint(cp('%2e%2e'));
+      s.writeCheckpoint(cp('x'.repeat(1000)));
+      expect(s.load().checkpoints.has('%2e%2e')).toBe(true);
+    }
+    expect(tree().every((f) => f.startsWith('state/vms/'))).toBe(true);
+    expect(fs.readdirSync(root)).toEqual(['state']);
+  });
+
+  it('refuses to write a checkpoint with an invalid name', () => {
+    const s = new MetadataStore(root, 'vm');
+    expect(() => s.writeCheckpoint(cp('../evil'))).toThrow(/contains "\/"/);
+    expect(tree()).toEqual([]);
+  });
+
+  it('a damaged file gives an error naming it', () => {
+    const s = new MetadataStore(root, 'vm');
+    s.writeCheckpoint(cp('c1'));
+    const file = path.join(s.checkpointsDir, 'c1.json');
+    fs.writeFileSync(file, '{"name": "c1", ');
+    expect(() => s.load()).toThrow(new RegExp(`checkpoint metadata ${file} is damaged \\(not valid JSON`));
+    fs.writeFileSync(file, JSON.stringify({ ...cp('c1'), disks: 'vda' }));
+    expect(() => s.load()).toThrow(/c1\.json is damaged \(c1\.json\.disks: expected an array/);
+    fs.writeFileSync(file, JSON.stringify(cp('c2')));
+    expect(() => s.load()).toThrow(/holds checkpoint "c2", whose file should be c2\.json/);
+    fs.writeFileSync(file, JSON.stringify(cp('.bad')));
+    expect(() => s.load()).toThrow(/damaged \(checkpoint name ".bad" starts with "."\)/);
+    fs.rmSync(file);
+    fs.writeFileSync(path.join(s.dir, 'vm.json'), '[]');
+    expect(() => s.load()).toThrow(/VM metadata .*vm\.json is damaged \(vm\.json: expected an object, got an array\)/);
+  });
+
+  it('ignores temp files of an interrupted write', () => {
+    const s = new MetadataStore(root, 'vm');
+    s.writeCheckpoint(cp('c1'));
+    fs.writeFileSync(path.join(s.checkpointsDir, '.tmp-123-abc'), '{"half');
+    expect([...s.load().checkpoints.keys()]).toEqual(['c1']);
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces the file in one step and leaves no temp file', () => {
+    const f = path.join(root, 'x.json');
+    writeFileAtomic(f, 'one');
+    writeFileAtomic(f, 'two');
+    expect(fs.readFileSync(f, 'utf8')).toBe('two');
+    expect(fs.readdirSync(root)).toEqual(['x.json']);
+  });
+  it('a failed write leaves the old content and no temp file', () => {
+    const f = path.join(root, 'dir-in-the-way');
+    fs.mkdirSync(f);
+    expect(() => writeFileAtomic(f, 'data')).toThrow();
+    expect(fs.readdirSync(root)).toEqual(['dir-in-the-way']);
+  });
+});
+
+describe('lock', () => {
+  const file = () => path.join(root, 'lock');
+  it('is exclusive; the second taker gets a clear error after the wait', async () => {
+    const release = await acquireLock(file(), { command: 'create c1', what: 'metadata of VM demo' });
+    const held = JSON.parse(fs.readFileSync(file(), 'utf8'));
+    expect(held).toMatchObject({ pid: process.pid, command: 'create c1' });
+    const err = await acquireLock(file(), { command: 'delete c1', what: 'metadata of VM demo', waitMs: 300 }).catch((e) => e);
+    expect(err).toBeInstanceOf(LockHeldError);
+    expect(err.message).toMatch(new RegExp(`^metadata of VM demo is locked by pid ${process.pid} \\(create c1, since `));
+    release();
+    expect(fs.existsSync(file())).toBe(false);
+    const again = await acquireLock(file(), { command: 'delete c1', what: 'x' });
+    again();
+  });
+
+  it('a waiter gets the lock as soon as it is released', async () => {
+    const release = await acquireLock(file(), { command: 'a', what: 'x' });
+    const waiting = acquireLock(file(), { command: 'b', what: 'x', waitMs: 5_000 });
+    setTimeout(release, 100);
+    const second = await waiting;
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8')).command).toBe('b');
+    second();
+  });
+
+  it('a lock of a dead process is stale and taken over', async () => {
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    fs.writeFileSync(file(), JSON.stringify({ pid: Number(dead), command: 'crashed', since: 'then' }));
+    const release = await acquireLock(file(), { command: 'new', what: 'x', waitMs: 200 });
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toMatchObject({ pid: process.pid, command: 'new' });
+    release();
+    expect(fs.readdirSync(root)).toEqual([]);
+  });
+
+  it('an unreadable lock file (writer died mid-write) is broken after a second', async () => {
+    fs.writeFileSync(file(), '');
+    const release = await acquireLock(file(), { command: 'new', what: 'x', waitMs: 3_000 });
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8')).command).toBe('new');
+    release();
+  });
+
+  it('release does not remove a lock that is no longer ours', async () => {
+    const release = await acquireLock(file(), { command: 'a', what: 'x' });
+    fs.writeFileSync(file(), JSON.stringify({ pid: 1, command: 'other', since: 'now' }));
+    release();
+    expect(fs.existsSync(file())).toBe(true);
+  });
+
+  it('is exclusive across processes', async () => {
+    const release = await acquireLock(file(), { command: 'parent', what: 'metadata of VM demo' });
+    const script = `
+      require(${JSON.stringify(require.resolve('tsx/cjs'))});
+      const { acquireLock } = require(${JSON.stringify(path.join(__dirname, 'lock.ts'))});
+      acquireLock(${JSON.stringify(file())}, { command: 'child', what: 'metadata of VM demo', waitMs: 200 })
+        .then(() => { console.log('GOT'); }, (e) => { console.log(e.message); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(new RegExp(`metadata of VM demo is locked by pid ${process.pid} \\(parent`));
+    release();
+  });
+});
