@@ -1,0 +1,24 @@
+// One CLI command: its name (virsh's, where virsh has one), options, positionals and what it runs.
+// Commands live in commands/<group>.ts and are listed in commands/index.ts.
+
+import type { OptionSpec, ParsedArgs, PositionalSpec } from './args';
+import type { CliContext } from './context';
+
+export interface Command {
+  /** e.g. "checkpoint-list", or "lab write" for a subcommand. */
+  name: string;
+  /** One line for `tidemark help`. */
+  summary: string;
+  /** Longer text for `tidemark help COMMAND`. */
+  description?: string;
+  options: OptionSpec[];
+  positionals: PositionalSpec[];
+  run(ctx: CliContext, args: ParsedArgs): Promise<void>;
+}
+
+export interface CommandGroup {
+  name: string;
+  commands: Command[];
+}
+
+export const JSON_OPTION: OptionSpec = { name: 'json', kind: 'flag', help: 'print the result as JSON (all fields)' };

@@ -1,0 +1,292 @@
+// checkpoint-* commands, in virsh's vocabulary and output shapes.
+
+import * as fs from 'node:fs';
+import type { Checkpoint, DeleteMode, ListFilter } from '../../../shared/domain';
+import { escapeXml, MAX_CHECKPOINT_XML_BYTES } from '../../engine/checkpoints/xml';
+import { exclusive, UsageError, type ParsedArgs } from '../args';
+import { JSON_OPTION, type Command } from '../command';
+import type { CliContext } from '../context';
+import { formatInfo, formatTable, formatTime, formatTree } from '../format';
+
+export interface DiskSpec {
+  name: string;
+  checkpoint?: 'bitmap' | 'no';
+  bitmap?: string;
+}
+
+/** virsh's --diskspec "disk[,checkpoint=bitmap|no][,bitmap=name]" (",," is a literal comma). */
+export function parseDiskspec(text: string): DiskSpec {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === ',' && text[i + 1] === ',') {
+      cur += ',';
+      i++;
+    } else if (text[i] === ',') {
+      parts.push(cur);
+      cur = '';
+    } else {
+      cur += text[i];
+    }
+  }
+  parts.push(cur);
+  const [name, ...rest] = parts;
+  if (!name) throw new UsageError(`unable to parse diskspec: ${text} (expected DISK[,checkpoint=bitmap|no])`);
+  const spec: DiskSpec = { name };
+  for (const p of rest) {
+    if (p.startsWith('checkpoint=') && spec.checkpoint === undefined) {
+      const v = p.slice('checkpoint='.length);
+      if (v !== 'bitmap' && v !== 'no') throw new UsageError(`diskspec ${text}: checkpoint=${v} is not valid; use checkpoint=bitmap or checkpoint=no`);
+      spec.checkpoint = v;
+    } else if (p.startsWith('bitmap=') && spec.bitmap === undefined) {
+      spec.bitmap = p.slice('bitmap='.length);
+    } else {
+      throw new UsageError(`unable to parse diskspec: ${text} (unexpected "${p}")`);
+    }
+  }
+  return spec;
+}
+
+/** The XML `virsh checkpoint-create-as --print-xml` prints (virsh builds it itself). */
+export function createAsXml(name: string | undefined, description: string | undefined, disks: DiskSpec[]): string {
+  let s = '<domaincheckpoint>\n';
+  if (name !== undefined) s += `  <name>${escapeXml(name)}</name>\n`;
+  if (description !== undefined) s += `  <description>${escapeXml(description)}</description>\n`;
+  if (disks.length > 0) {
+    s += '  <disks>\n';
+    for (const d of disks) {
+      s += `    <disk name='${escapeXml(d.name)}'`;
+      if (d.checkpoint) s += ` checkpoint='${d.checkpoint}'`;
+      if (d.bitmap !== undefined) s += ` bitmap='${escapeXml(d.bitmap)}'`;
+      s += '/>\n';
+    }
+    s += '  </disks>\n';
+  }
+  return `${s}</domaincheckpoint>\n`;
+}
+
+const createAs: Command = {
+  name: 'checkpoint-create-as',
+  summary: 'Create a checkpoint from a set of args',
+  description:
+    'Creates a checkpoint (one persistent dirty bitmap per disk, in one QMP transaction) as a child of the\n' +
+    'current checkpoint. NAME defaults to the time in seconds, as libvirt. Disks not named by --diskspec are\n' +
+    'included when they can hold bitmaps (unlike virsh, where naming one disk leaves the others out).\n' +
+    '--layout is chosen at the first checkpoint of a VM: independent (every bitmap records, as libvirt)\n' +
+    'or chained (one recording bitmap, older ones disabled).',
+  positionals: [{ name: 'NAME', required: false, help: 'checkpoint name' }],
+  options: [
+    { name: 'description', kind: 'value', metavar: 'TEXT', help: 'description of checkpoint' },
+    { name: 'diskspec', kind: 'list', metavar: 'DISK[,checkpoint=bitmap|no]', help: 'per-disk choice (repeatable)' },
+    { name: 'layout', kind: 'value', metavar: 'independent|chained', help: 'bitmap layout (first checkpoint only)' },
+    { name: 'print-xml', kind: 'flag', help: 'print XML document rather than create' },
+    JSON_OPTION,
+  ],
+  async run(ctx, args) {
+    exclusive(args, 'print-xml', 'json');
+    const name = args.positionals[0];
+    const description = args.values.get('description');
+    const specs = (args.lists.get('diskspec') ?? []).map(parseDiskspec);
+    const layout = args.values.get('layout');
+    if (layout !== undefined && layout !== 'independent' && layout !== 'chained') throw new UsageError(`--layout must be independent or chained, got ${JSON.stringify(layout)}`);
+    const seen = new Set<string>();
+    for (const d of specs) {
+      if (seen.has(d.name)) throw new UsageError(`disk '${d.name}' specified twice`);
+      seen.add(d.name);
+      if (d.bitmap !== undefined && d.checkpoint === 'no') throw new UsageError(`diskspec for ${d.name}: bitmap= cannot go with checkpoint=no`);
+    }
+    if (args.flags.has('print-xml')) {
+      ctx.virshOut(`${createAsXml(name, description, specs)}\n`);
+      return;
+    }
+    for (const d of specs) {
+      if (d.bitmap === undefined) continue;
+      if (name === undefined) throw new UsageError(`diskspec for ${d.name} sets bitmap=${d.bitmap}, but the bitmap is always named after the checkpoint: give NAME instead`);
+      if (d.bitmap !== name) throw new Error(`bitmap for disk '${d.name}' must match checkpoint name '${name}'`);
+    }
+    const vmId = ctx.vmId();
+    const cp = await ctx.call('checkpoint:create', vmId, {
+      ...(name !== undefined ? { name } : {}),
+      ...(description !== undefined ? { description } : {}),
+      ...(specs.length > 0 ? { disks: specs.map((d) => ({ name: d.name, checkpoint: d.checkpoint ?? 'bitmap' })) } : {}),
+      ...(layout !== undefined ? { layout: layout as 'independent' | 'chained' } : {}),
+    });
+    if (args.flags.has('json')) ctx.json(cp);
+    else ctx.virshOut(`Domain checkpoint ${cp.name} created`);
+  },
+};
+
+const create: Command = {
+  name: 'checkpoint-create',
+  summary: 'Create a checkpoint from XML',
+  description:
+    'Creates a checkpoint from a libvirt <domaincheckpoint> XML file (without FILE: all defaults).\n' +
+    '--redefine records existing metadata (e.g. saved with checkpoint-dumpxml) without touching bitmaps;\n' +
+    '--redefine-validate also checks that every bitmap exists and is usable. DTDs are refused; 1 MiB at most.',
+  positionals: [{ name: 'FILE', required: false, help: 'domain checkpoint XML' }],
+  options: [
+    { name: 'redefine', kind: 'flag', help: 'redefine metadata for existing checkpoint' },
+    { name: 'redefine-validate', kind: 'flag', help: 'validate the redefined checkpoint' },
+    JSON_OPTION,
+  ],
+  async run(ctx, args) {
+    if (args.flags.has('redefine-validate') && !args.flags.has('redefine')) throw new UsageError('Option --redefine is required by option --redefine-validate');
+    const file = args.positionals[0];
+    let xml = '<domaincheckpoint/>';
+    if (file !== undefined) {
+      let size: number;
+      try {
+        const st = fs.statSync(file);
+        if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+        size = st.size;
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new Error(err.code === 'ENOENT' ? `cannot read ${file}: no such file` : err.message);
+      }
+      if (size > MAX_CHECKPOINT_XML_BYTES) throw new Error(`checkpoint XML is ${size} bytes; the limit is ${MAX_CHECKPOINT_XML_BYTES}`);
+      xml = fs.readFileSync(file, 'utf8');
+    }
+    const vmId = ctx.vmId();
+    const opts = args.flags.has('redefine') ? { redefine: true, ...(args.flags.has('redefine-validate') ? { validate: true } : {}) } : undefined;
+    const cp = await ctx.call('checkpoint:create-xml', vmId, xml, opts);
+    if (args.flags.has('json')) ctx.json(cp);
+    else ctx.virshOut(file !== undefined ? `Domain checkpoint ${cp.name} created from '${file}'` : `Domain checkpoint ${cp.name} created`);
+  },
+};
+
+const list: Command = {
+  name: 'checkpoint-list',
+  summary: 'List checkpoints for a domain',
+  description: 'Lists checkpoints, oldest first (--topological: parents before children).',
+  positionals: [],
+  options: [
+    { name: 'parent', kind: 'flag', help: 'add a column showing parent checkpoint' },
+    { name: 'roots', kind: 'flag', help: 'list only checkpoints without parents' },
+    { name: 'leaves', kind: 'flag', help: 'list only checkpoints without children' },
+    { name: 'no-leaves', kind: 'flag', help: 'list only checkpoints that are not leaves (with children)' },
+    { name: 'tree', kind: 'flag', help: 'list checkpoints in a tree' },
+    { name: 'from', kind: 'value', metavar: 'NAME', help: 'limit list to children of given checkpoint' },
+    { name: 'descendants', kind: 'flag', help: 'with --from, list all descendants' },
+    { name: 'name', kind: 'flag', help: 'list checkpoint names only' },
+    { name: 'topological', kind: 'flag', help: 'sort list topologically rather than by creation time' },
+    JSON_OPTION,
+  ],
+  async run(ctx, args) {
+    exclusive(args, 'tree', 'name');
+    exclusive(args, 'parent', 'roots');
+    exclusive(args, 'parent', 'tree');
+    exclusive(args, 'roots', 'tree');
+    exclusive(args, 'roots', 'from');
+    exclusive(args, 'leaves', 'tree');
+    exclusive(args, 'no-leaves', 'tree');
+    for (const display of ['tree', 'name', 'parent']) exclusive(args, display, 'json');
+    if (args.flags.has('descendants') && !args.values.has('from')) throw new UsageError('--descendants requires --from');
+    const filter: ListFilter = {};
+    if (args.flags.has('roots')) filter.roots = true;
+    if (args.flags.has('leaves')) filter.leaves = true;
+    if (args.flags.has('no-leaves')) filter.noLeaves = true;
+    if (args.flags.has('topological')) filter.topological = true;
+    const from = args.values.get('from');
+    if (from !== undefined) {
+      filter.from = from;
+      if (args.flags.has('descendants')) filter.descendants = true;
+    }
+    const vmId = ctx.vmId();
+    const cps = await ctx.call('checkpoint:list', vmId, filter);
+    if (args.flags.has('json')) return ctx.json(cps);
+    if (args.flags.has('name')) return ctx.virshOut(cps.map((c) => `${c.name}\n`).join(''));
+    if (args.flags.has('tree')) {
+      const nodes: { name: string; parent?: string }[] = cps.map((c) => ({ name: c.name, parent: c.parent }));
+      if (from !== undefined) nodes.push({ name: from }); // as virsh: the --from checkpoint is the root
+      return ctx.virshOut(formatTree(nodes));
+    }
+    const parent = args.flags.has('parent');
+    const header = parent ? ['Name', 'Creation Time', 'Parent'] : ['Name', 'Creation Time'];
+    const rows = cps.map((c) => (parent ? [c.name, formatTime(c.creationTime), c.parent ?? ''] : [c.name, formatTime(c.creationTime)]));
+    ctx.virshOut(formatTable(header, rows));
+  },
+};
+
+async function lookup(ctx: CliContext, args: ParsedArgs): Promise<{ vmId: string; cp: Checkpoint }> {
+  const vmId = ctx.vmId();
+  return { vmId, cp: await ctx.call('checkpoint:get', vmId, args.positionals[0]!) };
+}
+
+const NAME_ARG = { name: 'NAME', required: true, help: 'checkpoint name' };
+
+const info: Command = {
+  name: 'checkpoint-info',
+  summary: 'checkpoint information',
+  positionals: [NAME_ARG],
+  options: [JSON_OPTION],
+  async run(ctx, args) {
+    const { vmId, cp } = await lookup(ctx, args);
+    const [vm, children, descendants, current] = await Promise.all([
+      ctx.call('vm:info', vmId),
+      ctx.call('checkpoint:list', vmId, { from: cp.name }),
+      ctx.call('checkpoint:list', vmId, { from: cp.name, descendants: true }),
+      ctx.call('checkpoint:current', vmId),
+    ]);
+    if (args.flags.has('json')) {
+      return ctx.json({ ...cp, domain: vm.name ?? vm.id, current: current?.name === cp.name, children: children.map((c) => c.name), descendants: descendants.map((c) => c.name) });
+    }
+    ctx.virshOut(formatInfo([
+      ['Name', cp.name],
+      ['Domain', vm.name ?? vm.id],
+      ['Parent', cp.parent ?? '-'],
+      ['Children', children.length],
+      ['Descendants', descendants.length],
+    ]));
+  },
+};
+
+const parent: Command = {
+  name: 'checkpoint-parent',
+  summary: 'Get the name of the parent of a checkpoint',
+  positionals: [NAME_ARG],
+  options: [],
+  async run(ctx, args) {
+    const { cp } = await lookup(ctx, args);
+    if (cp.parent === undefined) throw new Error(`checkpoint '${cp.name}' has no parent`);
+    ctx.virshOut(cp.parent);
+  },
+};
+
+const dumpxml: Command = {
+  name: 'checkpoint-dumpxml',
+  summary: 'Dump XML for a domain checkpoint',
+  positionals: [NAME_ARG],
+  options: [
+    { name: 'size', kind: 'flag', help: 'include backup size estimate in XML dump' },
+    { name: 'no-domain', kind: 'flag', help: 'exclude <domain> from XML' },
+  ],
+  async run(ctx, args) {
+    const vmId = ctx.vmId();
+    const opts = { ...(args.flags.has('size') ? { size: true } : {}), ...(args.flags.has('no-domain') ? { noDomain: true } : {}) };
+    ctx.virshOut(await ctx.call('checkpoint:dumpxml', vmId, args.positionals[0]!, opts));
+  },
+};
+
+const del: Command = {
+  name: 'checkpoint-delete',
+  summary: 'Delete a domain checkpoint',
+  description: '--children deletes the whole subtree; --children-only keeps NAME; --metadata forgets the checkpoint but leaves its bitmaps.',
+  positionals: [NAME_ARG],
+  options: [
+    { name: 'children', kind: 'flag', help: 'delete checkpoint and all children' },
+    { name: 'children-only', kind: 'flag', help: 'delete children but not checkpoint' },
+    { name: 'metadata', kind: 'flag', help: 'delete only metadata, leaving the bitmaps behind' },
+    JSON_OPTION,
+  ],
+  async run(ctx, args) {
+    exclusive(args, 'children', 'children-only', 'metadata');
+    const mode: DeleteMode = args.flags.has('children') ? 'children' : args.flags.has('children-only') ? 'children-only' : args.flags.has('metadata') ? 'metadata' : 'plain';
+    const name = args.positionals[0]!;
+    const vmId = ctx.vmId();
+    const result = await ctx.call('checkpoint:delete', vmId, name, mode);
+    if (args.flags.has('json')) return ctx.json(result);
+    ctx.virshOut(mode === 'children-only' ? `Domain checkpoint ${name} children deleted\n` : `Domain checkpoint ${name} deleted\n`);
+  },
+};
+
+export const checkpointCommands: Command[] = [createAs, create, del, dumpxml, info, list, parent];

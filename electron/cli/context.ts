@@ -1,0 +1,74 @@
+// What a CLI command runs with: the service (created on first use, in on-demand mode on the demo
+// VM's secondary socket), the VM to act on, and output. Commands reach the engine only through
+// dispatch() on the contract, like every other caller.
+
+import { dispatch, type Args, type InvokeChannel, type Result } from '../../shared/contract';
+import { resolveStateDir } from '../engine/statedir';
+import { labStatus } from '../engine/lab/labvm';
+import { createService, DEMO_VM_ID, endpointId, type Service } from '../host/service';
+import * as path from 'node:path';
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** True when stderr is a terminal (progress display). */
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface GlobalOptions {
+  connect?: string;
+  stateDir?: string;
+}
+
+export class CliContext {
+  readonly stateDir: string;
+  private serviceValue: Service | undefined;
+
+  constructor(readonly io: CliIo, readonly global: GlobalOptions) {
+    this.stateDir = resolveStateDir(global.stateDir, io.env);
+  }
+
+  get labDir(): string {
+    return path.join(this.stateDir, 'lab');
+  }
+
+  get service(): Service {
+    this.serviceValue ??= createService({
+      stateDir: this.stateDir,
+      connectMode: 'on-demand',
+      demoSocket: 'secondary',
+      transientEndpoints: this.global.connect !== undefined ? [this.global.connect] : [],
+    });
+    return this.serviceValue;
+  }
+
+  /** Calls one contract channel through dispatch (argument validation included). */
+  call<C extends InvokeChannel>(channel: C, ...args: Args<C>): Promise<Result<C>> {
+    return dispatch(this.service.handlers, channel, args) as Promise<Result<C>>;
+  }
+
+  /** The VM to act on: --connect's endpoint, else the demo VM when it runs. */
+  vmId(): string {
+    if (this.global.connect !== undefined) return endpointId(this.global.connect);
+    if (!labStatus(this.labDir).running) throw new Error('no VM: pass --connect or run tidemark lab start');
+    return DEMO_VM_ID;
+  }
+
+  out(text: string): void {
+    this.io.stdout(text);
+  }
+
+  /** virsh ends every command's output with one more newline; so do we (text mode only). */
+  virshOut(text: string): void {
+    this.io.stdout(`${text}\n`);
+  }
+
+  json(value: unknown): void {
+    this.io.stdout(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  async close(): Promise<void> {
+    await this.serviceValue?.close();
+  }
+}

@@ -1,0 +1,132 @@
+// tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]
+//
+// Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr ("error: …");
+// TIDEMARK_DEBUG=1 adds the stack. The process never lingers: connections are closed at the end.
+
+import { parseArgs, UsageError } from './args';
+import type { Command } from './command';
+import { COMMAND_GROUPS, COMMANDS } from './commands';
+import { CliContext, type CliIo, type GlobalOptions } from './context';
+
+const GLOBAL_USAGE = 'tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]...';
+
+function generalHelp(): string {
+  let s = `Usage: ${GLOBAL_USAGE}\n\n`;
+  s += '  -c, --connect ENDPOINT   the VM\'s QMP socket: unix:PATH, tcp:HOST:PORT or a path\n';
+  s += '                           (default: the demo VM\'s second socket, when it runs)\n';
+  s += '  --state-dir DIR          where metadata lives (default: $TIDEMARK_STATE_DIR,\n';
+  s += '                           else $XDG_DATA_HOME/tidemark)\n\n';
+  for (const g of COMMAND_GROUPS) {
+    s += ` ${g.name}:\n`;
+    for (const c of g.commands) s += `    ${c.name.padEnd(30)} ${c.summary}\n`;
+    s += '\n';
+  }
+  s += "Run 'tidemark help COMMAND' (or COMMAND --help) for a command's options.\n";
+  return s;
+}
+
+function synopsis(c: Command): string {
+  const opts = c.options.map((o) => (o.kind === 'flag' ? `[--${o.name}]` : `[--${o.name} ${o.metavar ?? 'VALUE'}]${o.kind === 'list' ? '...' : ''}`));
+  const pos = c.positionals.map((p) => (p.required ? p.name : `[${p.name}]`));
+  return [c.name, ...pos, ...opts].join(' ');
+}
+
+export function commandHelp(c: Command): string {
+  let s = `  NAME\n    ${c.name} - ${c.summary}\n\n  SYNOPSIS\n    ${synopsis(c)}\n\n`;
+  if (c.description) s += `  DESCRIPTION\n${c.description.split('\n').map((l) => `    ${l}`).join('\n')}\n\n`;
+  const rows = [
+    ...c.positionals.map((p) => [p.name, p.help]),
+    ...c.options.map((o) => [`--${o.name}${o.kind === 'flag' ? '' : ` ${o.metavar ?? 'VALUE'}`}`, o.help]),
+  ];
+  if (rows.length > 0) {
+    const w = Math.max(...rows.map((r) => r[0]!.length));
+    s += `  OPTIONS\n${rows.map(([a, b]) => `    ${a!.padEnd(w)}  ${b}`).join('\n')}\n\n`;
+  }
+  return s;
+}
+
+function findCommand(words: string[]): { command: Command; rest: string[] } {
+  const [first, second] = words;
+  if (first === 'lab') {
+    const subs = COMMANDS.filter((c) => c.name.startsWith('lab ')).map((c) => c.name.slice(4));
+    if (second === undefined || second.startsWith('-')) throw new UsageError(`lab needs a subcommand: ${subs.join(', ')}`);
+    const c = COMMANDS.find((x) => x.name === `lab ${second}`);
+    if (!c) throw new UsageError(`unknown lab subcommand '${second}' (use one of: ${subs.join(', ')})`);
+    return { command: c, rest: words.slice(2) };
+  }
+  const c = COMMANDS.find((x) => x.name === first);
+  if (!c) throw new UsageError(`unknown command '${first}' (see: tidemark help)`);
+  return { command: c, rest: words.slice(1) };
+}
+
+/** Global options come before the command, as virsh's -c. */
+function parseGlobal(argv: string[]): { global: GlobalOptions; help: boolean; words: string[] } {
+  const global: GlobalOptions = {};
+  let help = false;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) break;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      if (i + 1 >= argv.length) throw new UsageError(`option ${flag} needs a value`);
+      return argv[++i]!;
+    };
+    if (flag === '-c' || flag === '--connect') global.connect = value();
+    else if (flag === '--state-dir') global.stateDir = value();
+    else if (flag === '-h' || flag === '--help') help = true;
+    else throw new UsageError(`unknown option ${flag} (see: tidemark help)`);
+  }
+  return { global, help, words: argv.slice(i) };
+}
+
+function oneLine(message: string): string {
+  return message.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' | ');
+}
+
+/** Runs one CLI invocation; returns the exit status. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let ctx: CliContext | undefined;
+  try {
+    const { global, help, words } = parseGlobal(argv);
+    if (help || words[0] === 'help') {
+      const topic = words[0] === 'help' ? words.slice(1) : words;
+      io.stdout(topic.length === 0 ? generalHelp() : commandHelp(findCommand(topic).command));
+      return 0;
+    }
+    if (words.length === 0) throw new UsageError('no command given (see: tidemark help)');
+    const { command, rest } = findCommand(words);
+    const end = rest.indexOf('--');
+    if ((end < 0 ? rest : rest.slice(0, end)).some((a) => a === '--help' || a === '-h')) {
+      io.stdout(commandHelp(command));
+      return 0;
+    }
+    const args = parseArgs(command.name, rest, command.options, command.positionals);
+    ctx = new CliContext(io, global);
+    await command.run(ctx, args);
+    return 0;
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    io.stderr(`error: ${oneLine(err.message || err.name)}\n`);
+    if (io.env.TIDEMARK_DEBUG === '1' && err.stack) io.stderr(`${err.stack}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  } finally {
+    await ctx?.close().catch(() => undefined);
+  }
+}
+
+/** The process entry point (bin/tidemark.js calls this). */
+export async function main(): Promise<void> {
+  const code = await runCli(process.argv.slice(2), {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    isTTY: Boolean(process.stderr.isTTY),
+    env: process.env,
+  });
+  process.exitCode = code;
+  // Everything is closed by now; should anything still hold the event loop, do not hang on it.
+  setTimeout(() => process.exit(code), 200).unref();
+}
+
+if (require.main === module) void main();
