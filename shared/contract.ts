@@ -7,6 +7,7 @@
 import type {
   ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, ListFilter, VmInfo,
   BitmapInfo,
+  BitmapLayout,
 } from './domain';
 import { v, ValidationError, type Validator } from './validate';
 
@@ -54,6 +55,190 @@ export interface JobInfo {
   log: string[];
 }
 
+// ---------------------------------------------------------------- issue 5: the dirty map and pull mode
+
+/** A run of granules that are all dirty or all clean since the baseline checkpoint. */
+export interface DirtyExtent {
+  offset: number;
+  length: number;
+  dirty: boolean;
+}
+
+/** Which granules of a disk changed since a checkpoint (read over NBD from a temporary bitmap). */
+export interface DirtyMap {
+  vmId: string;
+  disk: string;
+  /** The baseline checkpoint. */
+  since: string;
+  /** Bitmap granularity in bytes: the smallest unit that can be dirty. */
+  granularity: number;
+  virtualSize: number;
+  /** Sorted, contiguous, covering [0, virtualSize). */
+  extents: DirtyExtent[];
+  dirtyBytes: number;
+  /** Dirty fraction (0..1) of each of `buckets.length` equal regions of the disk. */
+  buckets: number[];
+  bucketBytes: number;
+  /** When the map was taken (ms since the epoch) and how long it took. */
+  at: number;
+  elapsedMs: number;
+}
+
+// ---------------------------------------------------------------- issue 3: backups and restore
+
+export type BackupKind = 'full' | 'incremental' | 'differential';
+
+/** One disk's layer in a backup: its entry in the manifest (docs/backup-manifest.schema.json). */
+export interface BackupDiskRecord {
+  /** The disk's name in Tidemark (its guest device id). */
+  name: string;
+  /** What this layer holds: everything, or the changes since `since`. */
+  kind: BackupKind;
+  /** Checkpoint whose changes this layer holds (incremental and differential). */
+  since?: string;
+  /** Backup whose layer of this disk is this layer's backing file. */
+  base?: string;
+  /** Why the disk was backed up in full although changes since a checkpoint were asked for. */
+  fallbackReason?: string;
+  /** The layer, relative to the VM's directory in the repository: disks/<disk>/<id>.qcow2. */
+  image: string;
+  /** Backing file exactly as written in the layer's qcow2 header ("<base>.qcow2"). */
+  backingFile?: string;
+  virtualSize: number;
+  /** Bytes the backup job had to copy (the dirty bytes for incremental and differential). */
+  bytesCopied: number;
+  /** Size of the layer file and SHA-256 of all its bytes (checked by verify and before restores). */
+  fileSize: number;
+  sha256: string;
+  /** The disk's image at backup time, its format, and (qcow2) compat level and cluster size. */
+  sourceImage: string;
+  sourceFormat: string;
+  sourceCompat?: string;
+  sourceClusterSize?: number;
+  /** True when the backup's checkpoint has a bitmap on this disk. */
+  checkpointBitmap: boolean;
+}
+
+/** A backup: its manifest, written last and atomically (docs/backup-manifest.schema.json). */
+export interface BackupRecord {
+  format: 'tidemark-backup';
+  version: 1;
+  id: string;
+  vm: { id: string; name?: string; uuid?: string };
+  /** What was asked for; per disk, `disks[].kind` says what was done. */
+  kind: BackupKind;
+  since?: string;
+  /** The checkpoint created with this backup: it marks the backup's point in time. */
+  checkpoint?: string;
+  layout?: BitmapLayout;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  completedAt: number;
+  qemuVersion: string;
+  tool: string;
+  disks: BackupDiskRecord[];
+}
+
+export interface BackupBeginOptions {
+  /** The repository directory (default: STATE/backups; created on first use). */
+  repo?: string;
+  /** Full backup of every disk. */
+  full?: boolean;
+  /** Changes since this checkpoint (default: since the newest checkpoint that has a backup, else full). */
+  since?: string;
+  /** Name of the checkpoint created with the backup (default: the backup id). */
+  checkpoint?: string;
+  /** Create no checkpoint. */
+  noCheckpoint?: boolean;
+  /** Disks to back up (default: all). */
+  disks?: string[];
+  /** Speed limit per disk, MiB/s. */
+  speedMiBps?: number;
+}
+
+export interface BackupBeginResult {
+  job: JobInfo;
+  backup: BackupRecord;
+}
+
+export interface BackupProblem {
+  file: string;
+  message: string;
+}
+
+export interface BackupListing {
+  repo: string;
+  /** Oldest first. */
+  backups: BackupRecord[];
+  /** Manifests that could not be read. */
+  problems: BackupProblem[];
+}
+
+export interface BackupDetails {
+  repo: string;
+  backup: BackupRecord;
+  /** Per disk, the backups whose layers make up this point, top first (this backup … its full). */
+  chains: { disk: string; layers: string[] }[];
+  /** Backups that build on this one (backup-delete refuses to break them unless told). */
+  dependents: string[];
+  /** The job log written with the backup. */
+  log: string[];
+}
+
+export interface BackupLayerCheck {
+  backup: string;
+  disk: string;
+  file: string;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface BackupVerifyReport {
+  ok: boolean;
+  backups: { id: string; ok: boolean; disks: { disk: string; ok: boolean; layers: BackupLayerCheck[]; problems: string[] }[] }[];
+  /** Unreadable manifests and layer files no manifest refers to. */
+  problems: BackupProblem[];
+}
+
+export interface BackupStatusInfo {
+  /** A backup runs (its process is alive). */
+  running: boolean;
+  /** A backup's process died before it finished: the next backup or backup-cancel cleans up. */
+  stale: boolean;
+  backupId?: string;
+  phase?: string;
+  pid?: number;
+  startedAt?: number;
+  kind?: BackupKind;
+  since?: string;
+  checkpoint?: string;
+  /** Per disk: bytes copied of bytes to copy (live from QEMU when connected). */
+  progress: { disk: string; done: number; total: number }[];
+  log: string[];
+}
+
+export interface RestoreRequest {
+  /** The repository (default: STATE/backups). */
+  repo?: string;
+  backup: string;
+  /** One disk to a new image (never overwrites). Format: explicit, else .raw/.img → raw, else qcow2. */
+  to?: { disk: string; path: string; format?: 'qcow2' | 'raw' };
+  /** Disks over the images of a stopped VM. All of the backup's checkpointed disks → a new branch under its checkpoint. */
+  inPlace?: { disk: string; image: string }[];
+  /** In place: do not keep the old image as IMAGE.pre-restore-<time>. */
+  noSafetyCopy?: boolean;
+}
+
+export interface RestoreOutcome {
+  job: JobInfo;
+  backup: string;
+  restored: { disk: string; path: string; format: 'qcow2' | 'raw'; virtualSize: number; safetyCopy?: string }[];
+  /** Set when an in-place restore of every checkpointed disk opened a new branch. */
+  branch?: { checkpoint: string; parent: string };
+  /** Disks whose next backup will be full, with why. */
+  needsFull: Record<string, string>;
+}
+
 // ---------------------------------------------------------------- channels
 
 export interface InvokeMap {
@@ -78,7 +263,15 @@ export interface InvokeMap {
   'lab:write': { args: [vmId: string, options: WriteSimOptions]; result: JobInfo };
   'job:list': { args: [vmId?: string]; result: JobInfo[] };
   'job:cancel': { args: [jobId: string]; result: JobInfo };
-  // issue 3: backups and restore (added by that issue)
+  // issue 3: backups and restore
+  'backup:begin': { args: [vmId: string, options: BackupBeginOptions]; result: BackupBeginResult };
+  'backup:list': { args: [repo?: string, vm?: string]; result: BackupListing };
+  'backup:info': { args: [backupId: string, repo?: string]; result: BackupDetails };
+  'backup:verify': { args: [repo?: string, backupIds?: string[]]; result: BackupVerifyReport };
+  'backup:delete': { args: [backupId: string, options?: { repo?: string; withDependents?: boolean }]; result: { deleted: string[] } };
+  'backup:status': { args: [vmId: string, repo?: string]; result: BackupStatusInfo };
+  'backup:cancel': { args: [vmId: string, repo?: string]; result: { backupId: string; how: 'cancelled' | 'cleaned-up' } };
+  'restore:run': { args: [request: RestoreRequest]; result: RestoreOutcome };
   // issue 5: pull mode and the dirty map (added by that issue)
 }
 
@@ -92,6 +285,8 @@ export interface EventMap {
   'vm:bitmaps': { vmId: string; at: number; disks: { disk: string; bitmaps: BitmapInfo[] }[] };
   'checkpoints:changed': { vmId: string };
   'job:update': JobInfo;
+  // issue 4: the Electron shell (menu "Open backup repository…" → the directory the user chose)
+  'shell:open-repository': { path: string };
 }
 export type EventName = keyof EventMap;
 
@@ -130,6 +325,27 @@ const writeSim = v.object({
   rateMibPerS: v.optional(v.number({ min: 1, max: 100_000 })),
 });
 
+// issue 3: backups and restore
+const repoPath = v.string({ min: 1, max: 4096 });
+const backupId = v.string({ min: 1, max: 64 });
+const diskName = v.string({ min: 1, max: 256 });
+const backupBegin = v.object({
+  repo: v.optional(repoPath),
+  full: v.optional(v.boolean()),
+  since: v.optional(v.string({ min: 1, max: 4096 })),
+  checkpoint: v.optional(v.string({ min: 1, max: 4096 })),
+  noCheckpoint: v.optional(v.boolean()),
+  disks: v.optional(v.array(diskName, { max: 256 })),
+  speedMiBps: v.optional(v.number({ min: 0.001, max: 1_000_000 })),
+});
+const restoreRequest = v.object({
+  repo: v.optional(repoPath),
+  backup: backupId,
+  to: v.optional(v.object({ disk: diskName, path: v.string({ min: 1, max: 4096 }), format: v.optional(v.literal('qcow2', 'raw')) })),
+  inPlace: v.optional(v.array(v.object({ disk: diskName, image: v.string({ min: 1, max: 4096 }) }), { max: 256 })),
+  noSafetyCopy: v.optional(v.boolean()),
+});
+
 export const argValidators: { [C in InvokeChannel]: Validator<Args<C>> } = {
   'vm:list': v.tuple(),
   'vm:add': v.tuple(v.string({ min: 1, max: 1024 }), v.optional(v.string({ max: 200 }))),
@@ -150,6 +366,15 @@ export const argValidators: { [C in InvokeChannel]: Validator<Args<C>> } = {
   'lab:write': v.tuple(vmId, writeSim),
   'job:list': v.tuple(v.optional(vmId)),
   'job:cancel': v.tuple(v.string({ min: 1, max: 200 })),
+  // issue 3
+  'backup:begin': v.tuple(vmId, backupBegin),
+  'backup:list': v.tuple(v.optional(repoPath), v.optional(v.string({ min: 1, max: 512 }))),
+  'backup:info': v.tuple(backupId, v.optional(repoPath)),
+  'backup:verify': v.tuple(v.optional(repoPath), v.optional(v.array(backupId, { max: 10_000 }))),
+  'backup:delete': v.tuple(backupId, v.optional(v.object({ repo: v.optional(repoPath), withDependents: v.optional(v.boolean()) }))),
+  'backup:status': v.tuple(vmId, v.optional(repoPath)),
+  'backup:cancel': v.tuple(vmId, v.optional(repoPath)),
+  'restore:run': v.tuple(restoreRequest),
 };
 
 export function isInvokeChannel(channel: unknown): channel is InvokeChannel {
@@ -164,4 +389,4 @@ export async function dispatch(handlers: Handlers, channel: unknown, args: unkno
   return handler(...validated);
 }
 
-export const EVENT_NAMES: readonly EventName[] = ['vm:list', 'vm:bitmaps', 'checkpoints:changed', 'job:update'];
+export const EVENT_NAMES: readonly EventName[] = ['vm:list', 'vm:bitmaps', 'checkpoints:changed', 'job:update', 'shell:open-repository'];

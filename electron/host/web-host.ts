@@ -1,0 +1,321 @@
+// The web host: the renderer in a browser. One HTTP server on 127.0.0.1 only, serving the built
+// renderer (out/renderer) as static files and a WebSocket at /ipc speaking the contract:
+//   page → host  {id, channel, args}
+//   host → page  {id, ok: true, result} | {id, ok: false, error} | {event, payload}
+// Static files hold no secrets. The WebSocket needs the per-start random token (from the URL the
+// host prints) and an Origin equal to the host's own, so other web pages and other local users'
+// browsers cannot drive the engine. Every request goes through dispatch() (channel allow-list and
+// argument validation); errors travel as their message only, never a stack.
+
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import * as path from 'node:path';
+import { WebSocket, WebSocketServer } from 'ws';
+import { EVENT_NAMES, dispatch, type EventName, type Handlers } from '../../shared/contract';
+import { contentTypeFor, resolveStaticPath } from './static-files';
+import { shouldStartDemo } from './first-run';
+import { createService, type ServiceEvents } from './service';
+
+/** What the host needs from the service: the contract handlers and its event source. */
+export interface HostService {
+  handlers: Handlers;
+  events: Pick<ServiceEvents, 'on'>;
+}
+
+export interface WebHostOptions {
+  service: HostService;
+  /** Directory of the built renderer (index.html + assets). */
+  rendererDir: string;
+  /** 0 or undefined: a free port. */
+  port?: number;
+  /** Fixed token (tests); default: 32 random bytes, base64url. */
+  token?: string;
+}
+
+export interface WebHost {
+  /** http://127.0.0.1:PORT/?token=… — the address to open. */
+  url: string;
+  /** http://127.0.0.1:PORT */
+  origin: string;
+  port: number;
+  token: string;
+  /** Number of connected WebSocket clients. */
+  clients(): number;
+  close(): Promise<void>;
+}
+
+export const WS_PATH = '/ipc';
+export { resolveStaticPath };
+/** Largest accepted request (checkpoint XML may be 1 MiB of text, JSON-escaped). */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** A client this far behind on events is skipped rather than buffered without bound. */
+const MAX_BUFFERED_EVENT_BYTES = 8 * 1024 * 1024;
+
+/** The CSP sent with every response; matches the renderer's meta CSP plus frame-ancestors. */
+export function contentSecurityPolicy(port: number): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src 'self' ws://127.0.0.1:${port}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return typeof e === 'string' ? e : 'unknown error';
+}
+
+/** Parses one request frame; returns the id (if any could be read) and either the request or why it is bad. */
+export function parseRequest(text: string): { id: number | string | null; channel?: unknown; args?: unknown; error?: string } {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return { id: null, error: 'request is not valid JSON' };
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return { id: null, error: 'request must be a JSON object {id, channel, args}' };
+  const m = msg as Record<string, unknown>;
+  const idOk = (typeof m.id === 'number' && Number.isFinite(m.id)) || (typeof m.id === 'string' && m.id.length <= 100);
+  const id = idOk ? (m.id as number | string) : null;
+  if (!idOk) return { id, error: 'request id must be a number or a short string' };
+  if (typeof m.channel !== 'string') return { id, error: 'request channel must be a string' };
+  if (!Array.isArray(m.args)) return { id, error: 'request args must be an array' };
+  return { id, channel: m.channel, args: m.args };
+}
+
+function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  const text = `${reason}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}
+
+/** Starts the HTTP + WebSocket server on 127.0.0.1 for an existing service. */
+export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
+  const token = options.token ?? randomBytes(32).toString('base64url');
+  const rendererDir = path.resolve(options.rendererDir);
+  const { handlers, events } = options.service;
+  let port = 0;
+  const origin = () => `http://127.0.0.1:${port}`;
+  // Host header check: refuses DNS-rebinding (a foreign name resolving to 127.0.0.1).
+  const hostAllowed = (host: string | undefined) => host === `127.0.0.1:${port}` || host === `localhost:${port}`;
+
+  const server = http.createServer((req, res) => {
+    const headers: http.OutgoingHttpHeaders = {
+      'Content-Security-Policy': contentSecurityPolicy(port),
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'X-Frame-Options': 'DENY',
+      'Cache-Control': 'no-cache',
+    };
+    const send = (status: number, body: string) => {
+      res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(req.method === 'HEAD' ? undefined : `${body}\n`);
+    };
+    if (!hostAllowed(req.headers.host)) return send(421, `unexpected Host header; open ${origin()}/`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      headers.Allow = 'GET, HEAD';
+      return send(405, 'only GET and HEAD are served');
+    }
+    const rawPath = (req.url ?? '/').split('?')[0]!;
+    const found = resolveStaticPath(rendererDir, rawPath);
+    if ('status' in found) {
+      if (found.status === 404 && (rawPath === '/' || rawPath === '/index.html')) {
+        return send(503, `the renderer is not built (${rendererDir}/index.html is missing): run npm run build`);
+      }
+      return send(found.status, found.reason);
+    }
+    const type = contentTypeFor(found.file);
+    fs.readFile(found.file, (err, data) => {
+      if (err) return send(500, 'cannot read file');
+      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': data.length });
+      res.end(req.method === 'HEAD' ? undefined : data);
+    });
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_REQUEST_BYTES });
+  const clients = new Set<WebSocket>();
+
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => undefined);
+    const url = new URL(req.url ?? '/', origin());
+    if (url.pathname !== WS_PATH) return rejectUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname}`);
+    if (!hostAllowed(req.headers.host)) return rejectUpgrade(socket, 421, 'unexpected Host header');
+    if (req.headers.origin !== origin()) return rejectUpgrade(socket, 403, `Origin ${JSON.stringify(req.headers.origin ?? null)} is not ${origin()}`);
+    const given = url.searchParams.get('token');
+    if (!given || !sameSecret(given, token)) return rejectUpgrade(socket, 401, given ? 'wrong token' : 'missing token');
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
+  });
+
+  function reply(ws: WebSocket, message: unknown): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch (e) {
+      const id = (message as { id?: unknown }).id ?? null;
+      text = JSON.stringify({ id, ok: false, error: `result cannot be sent: ${errorMessage(e)}` });
+    }
+    ws.send(text);
+  }
+
+  function onConnection(ws: WebSocket): void {
+    clients.add(ws);
+    if (clients.size === 1) subscribe();
+    ws.on('error', () => undefined); // e.g. an oversized frame: ws closes the socket itself
+    ws.on('close', () => {
+      clients.delete(ws);
+      if (clients.size === 0) unsubscribe();
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return reply(ws, { id: null, ok: false, error: 'binary frames are not accepted; send JSON text' });
+      const req = parseRequest(data.toString());
+      if (req.error !== undefined) return reply(ws, { id: req.id, ok: false, error: req.error });
+      dispatch(handlers, req.channel, req.args).then(
+        (result) => reply(ws, { id: req.id, ok: true, result }),
+        (e: unknown) => reply(ws, { id: req.id, ok: false, error: errorMessage(e) }),
+      );
+    });
+  }
+
+  // Subscribed only while a client is connected: the service polls bitmaps while anyone listens.
+  let subscriptions: (() => void)[] = [];
+  function subscribe(): void {
+    subscriptions = EVENT_NAMES.map((event) => events.on(event, (payload) => broadcast(event, payload)));
+  }
+  function unsubscribe(): void {
+    for (const off of subscriptions) off();
+    subscriptions = [];
+  }
+  function broadcast(event: EventName, payload: unknown): void {
+    let text: string;
+    try {
+      text = JSON.stringify({ event, payload });
+    } catch {
+      return;
+    }
+    for (const ws of clients) {
+      if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < MAX_BUFFERED_EVENT_BYTES) ws.send(text);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: options.port ?? 0 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  port = (server.address() as { port: number }).port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${origin()}/?token=${token}`,
+    origin: origin(),
+    port,
+    token,
+    clients: () => clients.size,
+    close() {
+      closing ??= (async () => {
+        unsubscribe();
+        for (const ws of clients) ws.close(1001, 'host shutting down');
+        await new Promise<void>((r) => wss.close(() => r()));
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+        for (const ws of clients) ws.terminate();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The project root (holds package.json "tidemark"), from wherever this file was compiled to. */
+export function findProjectRoot(start: string = __dirname): string {
+  let dir = start;
+  for (;;) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'tidemark') return dir;
+    } catch {
+      // keep walking up
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find the Tidemark project root above ${start}`);
+    dir = up;
+  }
+}
+
+export function defaultRendererDir(): string {
+  return path.join(findProjectRoot(), 'out', 'renderer');
+}
+
+export interface StartWebHostOptions {
+  stateDir: string;
+  /** The demo VM's directory; default STATE/lab. */
+  labDir?: string;
+  port?: number;
+  /** Start the demo VM if it is not running (and stop it again on close); 'if-unconfigured': only
+   *  when the user has added no VM of their own. */
+  startDemo?: boolean | 'if-unconfigured';
+  rendererDir?: string;
+}
+
+export interface RunningWebHost extends WebHost {
+  handlers: Handlers;
+  /** True when this host started the demo VM (close() stops it). */
+  startedDemo: boolean;
+}
+
+/** The host service over the real engine, served on 127.0.0.1. Used by `tidemark serve`, e2e and bench. */
+export async function startWebHost(options: StartWebHostOptions): Promise<RunningWebHost> {
+  const service = createService({ stateDir: options.stateDir, labDir: options.labDir, connectMode: 'eager', demoSocket: 'primary' });
+  let host: WebHost | undefined;
+  let startedDemo = false;
+  try {
+    const lab = await service.handlers['lab:status']();
+    const wanted = options.startDemo === 'if-unconfigured' ? shouldStartDemo(await service.handlers['vm:list'](), lab) : Boolean(options.startDemo);
+    if (wanted && !lab.running) {
+      await service.handlers['lab:start']();
+      startedDemo = true;
+    }
+    host = await createWebHost({ service, rendererDir: options.rendererDir ?? defaultRendererDir(), port: options.port });
+  } catch (e) {
+    if (startedDemo) await service.handlers['lab:stop']().catch(() => undefined);
+    await service.close();
+    throw e;
+  }
+  const web = host;
+  let closing: Promise<void> | undefined;
+  return {
+    ...web,
+    handlers: service.handlers,
+    startedDemo,
+    close() {
+      closing ??= (async () => {
+        await web.close();
+        if (startedDemo) await service.handlers['lab:stop']().catch(() => undefined);
+        await service.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,44 @@
+// createApi(): the one way the renderer reaches the engine. Inside Electron the preload bridge
+// (window.api) is used; in a browser, a WebSocket client to the web host, authenticated by the
+// token in the page URL.
+
+import type { AppApi } from '../../../shared/contract';
+import { createWsApi, wsUrlFromLocation } from './ws-client';
+
+declare global {
+  interface Window {
+    /** Set by the Electron preload (electron/preload.ts); absent in a browser. */
+    api?: AppApi;
+  }
+}
+
+export type { AppApi };
+export { createWsApi, wsUrlFromLocation } from './ws-client';
+
+let shared: AppApi | undefined;
+
+/** Returns the process-wide API (created on first use). */
+export function createApi(win: Window = window): AppApi {
+  if (shared) return shared;
+  if (win.api) return (shared = win.api);
+  try {
+    shared = createWsApi({ url: wsUrlFromLocation(win.location) });
+  } catch (e) {
+    shared = unavailableApi(e as Error);
+  }
+  return shared;
+}
+
+/** An API whose every call fails with `reason` (so the page can show it instead of crashing). */
+function unavailableApi(reason: Error): AppApi {
+  return {
+    transport: 'websocket',
+    invoke: () => Promise.reject(reason),
+    on: () => () => undefined,
+  };
+}
+
+/** For tests: forget the cached API. */
+export function resetApiForTests(): void {
+  shared = undefined;
+}

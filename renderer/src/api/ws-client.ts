@@ -1,0 +1,165 @@
+// AppApi over a WebSocket to the web host. Requests are matched to replies by id; pushed
+// events go to the listeners registered with on(). A dropped connection rejects what is in
+// flight; the next invoke (or, while anyone listens to events, a timer) connects again.
+
+import type { AppApi, Args, EventMap, EventName, InvokeChannel, Result } from '../../../shared/contract';
+import { WS_PATH, type WsReply, type WsRequest } from './protocol';
+
+/** The subset of the browser WebSocket this client uses (lets tests pass a fake). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+export type WebSocketFactory = (url: string) => WebSocketLike;
+
+export interface WsApiOptions {
+  /** ws://host:port/ipc?token=… */
+  url: string;
+  createSocket?: WebSocketFactory;
+  /** Delay before reconnecting for event listeners (doubles up to 10 s). */
+  reconnectDelayMs?: number;
+}
+
+const OPEN = 1;
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** Builds the host's WebSocket URL from the page location (http://127.0.0.1:PORT/?token=…). */
+export function wsUrlFromLocation(loc: { protocol: string; host: string; search: string }): string {
+  const token = new URLSearchParams(loc.search).get('token');
+  if (!token) {
+    throw new Error('this page has no access token in its URL: open the address printed by `tidemark serve` (it ends in ?token=…)');
+  }
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}${WS_PATH}?token=${encodeURIComponent(token)}`;
+}
+
+export function createWsApi(options: WsApiOptions): AppApi & { close(): void } {
+  const createSocket = options.createSocket ?? ((url: string) => new WebSocket(url) as unknown as WebSocketLike);
+  const baseDelay = options.reconnectDelayMs ?? 1_000;
+  const pending = new Map<number, Pending>();
+  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  let socket: WebSocketLike | undefined;
+  let opened: Promise<WebSocketLike> | undefined;
+  let nextId = 1;
+  let closedByUser = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let retryDelay = baseDelay;
+
+  function hasListeners(): boolean {
+    for (const set of listeners.values()) if (set.size > 0) return true;
+    return false;
+  }
+
+  function scheduleReconnect(): void {
+    if (closedByUser || retryTimer || !hasListeners()) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      connect().catch(() => scheduleReconnect());
+    }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10_000);
+  }
+
+  function onMessage(data: unknown): void {
+    if (typeof data !== 'string') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return; // the host only sends JSON; ignore anything else rather than crash the page
+    }
+    if (typeof msg !== 'object' || msg === null) return;
+    if ('event' in msg) {
+      const { event, payload } = msg as { event: EventName; payload: unknown };
+      for (const fn of [...(listeners.get(event) ?? [])]) {
+        try {
+          (fn as (p: unknown) => void)(payload);
+        } catch (e) {
+          console.error(`listener for ${event} failed:`, e);
+        }
+      }
+      return;
+    }
+    const reply = msg as WsReply;
+    if (typeof reply.id !== 'number') return;
+    const p = pending.get(reply.id);
+    if (!p) return;
+    pending.delete(reply.id);
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new Error(reply.error));
+  }
+
+  function connect(): Promise<WebSocketLike> {
+    if (opened) return opened;
+    opened = new Promise<WebSocketLike>((resolve, reject) => {
+      const ws = createSocket(options.url);
+      socket = ws;
+      let isOpen = false;
+      ws.onopen = () => {
+        isOpen = true;
+        retryDelay = baseDelay;
+        resolve(ws);
+      };
+      ws.onmessage = (ev) => onMessage(ev.data);
+      ws.onerror = () => undefined; // onclose follows and says what happened
+      ws.onclose = (ev) => {
+        if (socket === ws) {
+          socket = undefined;
+          opened = undefined;
+        }
+        const why = ev.reason ? `: ${ev.reason}` : ev.code === 1006 ? ' (refused or lost: is `tidemark serve` still running, and is the token in the URL current?)' : '';
+        const err = new Error(`connection to the Tidemark host ${isOpen ? 'closed' : 'failed'}${why}`);
+        if (!isOpen) reject(err);
+        for (const [id, p] of pending) {
+          pending.delete(id);
+          p.reject(err);
+        }
+        scheduleReconnect();
+      };
+    });
+    return opened;
+  }
+
+  return {
+    transport: 'websocket',
+    async invoke<C extends InvokeChannel>(channel: C, ...args: Args<C>): Promise<Result<C>> {
+      if (closedByUser) throw new Error('the Tidemark API client was closed');
+      const ws = await connect();
+      const id = nextId++;
+      const request: WsRequest = { id, channel, args: args as unknown[] };
+      return new Promise<Result<C>>((resolve, reject) => {
+        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        try {
+          ws.send(JSON.stringify(request));
+        } catch (e) {
+          pending.delete(id);
+          reject(new Error(`cannot send ${channel} to the Tidemark host: ${(e as Error).message}`));
+        }
+      });
+    },
+    on<E extends EventName>(event: E, listener: (payload: EventMap[E]) => void): () => void {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      // Wrap so the same function can be registered twice and removed once per registration.
+      const entry = (payload: EventMap[E]) => listener(payload);
+      set.add(entry as (payload: never) => void);
+      if (!closedByUser && (!socket || socket.readyState !== OPEN)) connect().catch(() => scheduleReconnect());
+      return () => {
+        set.delete(entry as (payload: never) => void);
+      };
+    },
+    close(): void {
+      closedByUser = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      socket?.close(1000, 'client closed');
+    },
+  };
+}
