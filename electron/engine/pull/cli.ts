@@ -1,0 +1,160 @@
+// CLI commands of issue 5 (listed in electron/cli/commands/index.ts): backup-pull (pull-mode
+// backup into the repository, or --export-only: print NBD URIs and hold the exports open until
+// backup-end), backup-end, and dirty-map. Like every command they go through the contract.
+
+import * as path from 'node:path';
+import type { PullExportOptions } from '../../../shared/contract';
+import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../../cli/args';
+import { JSON_OPTION, type Command } from '../../cli/command';
+import type { CliContext } from '../../cli/context';
+import { formatBytes, formatTable } from '../../cli/format';
+
+const REPO_OPTION = { name: 'repo', kind: 'value' as const, metavar: 'DIR', help: 'backup repository (default: STATE/backups)' };
+
+function repoOf(args: ParsedArgs): string | undefined {
+  const r = args.values.get('repo');
+  return r === undefined ? undefined : path.resolve(r);
+}
+
+/** Shows the pull job's per-disk progress on a terminal; Ctrl-C cancels the job. */
+async function withPullProgress<T>(ctx: CliContext, show: boolean, call: () => Promise<T>): Promise<T> {
+  let jobId: string | undefined;
+  let shown = false;
+  const off = ctx.service.events.on('job:update', (j) => {
+    if (j.kind !== 'pull') return;
+    jobId = j.id;
+    if (!show || j.state !== 'running' || j.progress.length === 0) return;
+    ctx.io.stderr(`\r${j.progress.map((p) => `${p.disk} ${formatBytes(p.done)}/${formatBytes(p.total)}`).join('  ')}\u001b[K`);
+    shown = true;
+  });
+  const onSigint = () => {
+    if (jobId) void ctx.call('job:cancel', jobId).catch(() => undefined);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await call();
+  } finally {
+    off();
+    process.removeListener('SIGINT', onSigint);
+    if (shown) ctx.io.stderr('\r\u001b[K');
+  }
+}
+
+const pull: Command = {
+  name: 'backup-pull',
+  summary: 'Pull-mode backup: export a point in time over NBD and copy only the dirty extents',
+  description:
+    'One QMP transaction fixes the point in time (a sync=none fleecing job per disk), creates the temporary\n' +
+    '"changes since" bitmaps and the new checkpoint. Each disk is exported read-only over NBD with its bitmap;\n' +
+    'Tidemark copies the dirty extents (or, for a full, the allocated ones) into the same qcow2 chains as\n' +
+    'backup-begin. The checkpoint counts only once the copy succeeded; any failure rolls everything back.\n' +
+    'With --export-only nothing is copied: the NBD URIs are printed (nbdinfo --map=CONTEXT URI, nbdcopy URI\n' +
+    'FILE, qemu-img read them) and the exports stay open until `tidemark backup-end --success|--failure`.\n' +
+    'Exports listen on a unix socket in the state directory; --tcp needs --tls-dir (QEMU tls-creds-x509).',
+  positionals: [],
+  options: [
+    REPO_OPTION,
+    { name: 'full', kind: 'flag', help: 'full backup of every disk' },
+    { name: 'since', kind: 'value', metavar: 'CHECKPOINT', help: 'changes since this checkpoint' },
+    { name: 'checkpoint', kind: 'value', metavar: 'NAME', help: 'name of the checkpoint created with the backup (default: the backup id)' },
+    { name: 'no-checkpoint', kind: 'flag', help: 'create no checkpoint' },
+    { name: 'disk', kind: 'list', metavar: 'DISK', help: 'only this disk (repeatable; default: all)' },
+    { name: 'export-only', kind: 'flag', help: 'copy nothing: print NBD URIs and wait for backup-end' },
+    { name: 'tcp', kind: 'value', metavar: 'HOST:PORT', help: 'with --export-only: listen on TCP (needs --tls-dir)' },
+    { name: 'tls-dir', kind: 'value', metavar: 'DIR', help: 'ca-cert.pem, server-cert.pem, server-key.pem for --tcp' },
+    { name: 'fleece-dir', kind: 'value', metavar: 'DIR', help: 'where fleecing images go (default: STATE/run/fleece)' },
+    { name: 'fleece-max', kind: 'value', metavar: 'MIB', help: 'give up when the fleecing images exceed this size' },
+    JSON_OPTION,
+  ],
+  async run(ctx, args) {
+    exclusive(args, 'full', 'since');
+    exclusive(args, 'checkpoint', 'no-checkpoint');
+    const json = args.flags.has('json');
+    const exportOnly = args.flags.has('export-only');
+    if (!exportOnly && (args.values.has('tcp') || args.values.has('tls-dir'))) throw new UsageError('--tcp and --tls-dir only apply with --export-only');
+    const fleeceMax = positiveNumber(args, 'fleece-max');
+    const vmId = ctx.vmId();
+    const options: PullExportOptions = {
+      ...(repoOf(args) !== undefined ? { repo: repoOf(args) } : {}),
+      ...(args.flags.has('full') ? { full: true } : {}),
+      ...(args.values.has('since') ? { since: args.values.get('since')! } : {}),
+      ...(args.values.has('checkpoint') ? { checkpoint: args.values.get('checkpoint')! } : {}),
+      ...(args.flags.has('no-checkpoint') ? { noCheckpoint: true } : {}),
+      ...(args.lists.has('disk') ? { disks: args.lists.get('disk')! } : {}),
+      ...(args.values.has('fleece-dir') ? { fleeceDir: path.resolve(args.values.get('fleece-dir')!) } : {}),
+      ...(fleeceMax !== undefined ? { fleeceMaxMiB: fleeceMax } : {}),
+    };
+    if (!exportOnly) {
+      const r = await withPullProgress(ctx, ctx.io.isTTY && !json, () => ctx.call('pull:begin', vmId, options));
+      if (json) return ctx.json(r);
+      const b = r.backup;
+      const rows = b.disks.map((d) => [d.name, d.kind, d.since ?? '-', d.base ?? '-', formatBytes(d.virtualSize), formatBytes(d.bytesCopied), formatBytes(d.fileSize)]);
+      ctx.virshOut(`Pull backup ${b.id} done: ${b.kind}${b.checkpoint ? `, checkpoint ${b.checkpoint}` : ', no checkpoint'}; fleecing peak ${formatBytes(r.fleecePeakBytes)}\n\n${formatTable(['Disk', 'Kind', 'Since', 'Base', 'Size', 'Copied', 'Layer'], rows)}`);
+      return;
+    }
+    const tcp = args.values.get('tcp');
+    if (tcp !== undefined) {
+      const m = /^(.+):(\d+)$/.exec(tcp);
+      if (!m) throw new UsageError(`--tcp ${JSON.stringify(tcp)} is not HOST:PORT`);
+      const tlsDir = args.values.get('tls-dir');
+      if (!tlsDir) throw new UsageError('--tcp needs --tls-dir: TCP exports are served with TLS only');
+      options.tcp = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tlsDir: path.resolve(tlsDir) };
+    }
+    const r = await ctx.call('pull:export', vmId, options);
+    if (json) ctx.out(`${JSON.stringify(r)}\n`);
+    else {
+      ctx.out(`${formatTable(['Disk', 'Kind', 'URI', 'Changes context'], r.exports.map((e) => [e.disk, e.kind, e.uri, e.dirtyContext ?? '-']))}\n\n`);
+      ctx.out('Exports open. Read them (e.g. nbdinfo --map=CONTEXT URI), then run: tidemark backup-end --success (or --failure)\n');
+    }
+    const onSigint = () => void ctx.call('job:cancel', r.jobId).catch(() => undefined);
+    process.on('SIGINT', onSigint);
+    try {
+      const job = await ctx.call('pull:wait', vmId);
+      if (json) return ctx.json(job);
+      if (job.state !== 'succeeded') throw new Error(job.error ?? `the pull ended: ${job.state}`);
+      ctx.virshOut(`Pull ended: success${job.log.length ? ` (${job.log[job.log.length - 1]})` : ''}`);
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  },
+};
+
+const end: Command = {
+  name: 'backup-end',
+  summary: 'End an export-only pull: --success records its checkpoint, --failure rolls it back',
+  positionals: [],
+  options: [REPO_OPTION, { name: 'success', kind: 'flag', help: 'the outside copy succeeded' }, { name: 'failure', kind: 'flag', help: 'the outside copy failed' }],
+  async run(ctx, args) {
+    exclusive(args, 'success', 'failure');
+    if (!args.flags.has('success') && !args.flags.has('failure')) throw new UsageError('say how the copy went: --success or --failure');
+    const r = await ctx.call('pull:end', ctx.vmId(), args.flags.has('success') ? 'success' : 'failure', repoOf(args));
+    ctx.virshOut(`Pull ${r.backupId} ended`);
+  },
+};
+
+const dirtyMap: Command = {
+  name: 'dirty-map',
+  summary: 'Where a disk changed since a checkpoint (extents and a heatmap)',
+  positionals: [
+    { name: 'disk', required: true, help: 'disk name' },
+    { name: 'checkpoint', required: true, help: 'baseline checkpoint' },
+  ],
+  options: [{ name: 'buckets', kind: 'value', metavar: 'N', help: 'heatmap cells (default 64 here)' }, JSON_OPTION],
+  async run(ctx, args) {
+    const buckets = positiveNumber(args, 'buckets', { integer: true }) ?? 64;
+    const [disk, since] = args.positionals as [string, string];
+    const m = await ctx.call('dirtymap:get', ctx.vmId(), disk, since, buckets);
+    if (args.flags.has('json')) return ctx.json(m);
+    const shades = ' .:-=+*#%@';
+    const strip = m.buckets.map((f) => (f === 0 ? ' ' : shades[Math.min(9, 1 + Math.floor(f * 9))])).join('');
+    const dirty = m.extents.filter((e) => e.dirty);
+    ctx.virshOut(
+      `${disk}: ${formatBytes(m.dirtyBytes)} dirty since ${since} in ${dirty.length} extent(s), granularity ${formatBytes(m.granularity)}, ` +
+        `read in ${m.elapsedMs.toFixed(0)} ms\n|${strip}|  (${m.buckets.length} cells of ${formatBytes(m.bucketBytes)})\n\n` +
+        formatTable(['Offset', 'Length'], dirty.slice(0, 50).map((e) => [String(e.offset), formatBytes(e.length)])) +
+        (dirty.length > 50 ? `\n… ${dirty.length - 50} more (see --json)` : ''),
+    );
+  },
+};
+
+export const pullCommands: Command[] = [pull, end, dirtyMap];

@@ -1,0 +1,49 @@
+// Copies planned extents from the fleece export (NBD) into the new layer (NBD, qemu-nbd), a few
+// pieces at a time so memory stays bounded, reporting progress after every piece.
+
+import type { NbdClient } from '../../nbd/client';
+import { splitOps, type CopyOp } from './plan';
+
+export interface CopyOptions {
+  /** Largest read/write (default 4 MiB). */
+  pieceBytes?: number;
+  /** Pieces in flight (default 4). */
+  parallel?: number;
+  signal?: AbortSignal;
+  onProgress?: (doneBytes: number) => void;
+}
+
+export interface CopyResult {
+  dataBytes: number;
+  zeroBytes: number;
+}
+
+export async function copyExtents(src: NbdClient, dst: NbdClient, ops: CopyOp[], options: CopyOptions = {}): Promise<CopyResult> {
+  if (src.size !== dst.size) throw new Error(`cannot copy a ${src.size}-byte export into a ${dst.size}-byte layer`);
+  const pieces = splitOps(ops, options.pieceBytes ?? 4 * 1024 * 1024);
+  const result: CopyResult = { dataBytes: 0, zeroBytes: 0 };
+  let next = 0;
+  let done = 0;
+  let failed: Error | undefined;
+  const worker = async () => {
+    while (!failed && next < pieces.length) {
+      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('the copy was cancelled');
+      const p = pieces[next++]!;
+      if (p.op === 'data') {
+        await dst.write(p.offset, await src.read(p.offset, p.length));
+        result.dataBytes += p.length;
+      } else {
+        await dst.writeZeroes(p.offset, p.length);
+        result.zeroBytes += p.length;
+      }
+      done += p.length;
+      options.onProgress?.(done);
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, options.parallel ?? 4) }, () => worker().catch((e: Error) => {
+    failed ??= e;
+  }));
+  await Promise.all(workers);
+  if (failed) throw failed;
+  return result;
+}
