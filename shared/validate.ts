@@ -45,8 +45,9 @@ export const v = {
   literal<T extends string>(...values: T[]): Validator<T> {
     return (x, path) => ((values as unknown[]).includes(x) ? (x as T) : fail(path, `one of ${values.map((s) => JSON.stringify(s)).join(', ')}`, x));
   },
+  /** Absent, undefined or null (JSON turns an undefined argument into null) all mean "not given". */
   optional<T>(inner: Validator<T>): Validator<T | undefined> {
-    return (x, path) => (x === undefined ? undefined : inner(x, path));
+    return (x, path) => (x === undefined || x === null ? undefined : inner(x, path));
   },
   array<T>(inner: Validator<T>, opts: { max?: number } = {}): Validator<T[]> {
     const max = opts.max ?? 10_000;
