@@ -1,0 +1,270 @@
+// Timeline rendering at scale, in Debian's Chromium (playwright-core): 1,000 checkpoints × 8 disks
+// of synthetic data, for each bitmap layout. The REAL built renderer (out/renderer) is served by a
+// tiny static server; a synthetic AppApi is injected as window.api (the Electron preload's slot),
+// so no engine or QEMU is involved. Prints figures, decides nothing:
+//   - time to first render (data served → timeline drawn) and the page's DOM size
+//   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
+//   - frame interval while zooming continuously (one wheel event per animation frame)
+//   - ingest of one vm:bitmaps event carrying all 8,000 bitmaps
+//   - renderer JS heap (CDP Performance.getMetrics)
+// Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--screenshots DIR]
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { chromium, type Page } from 'playwright-core';
+
+const root = path.resolve(__dirname, '..');
+const rendererDir = path.join(root, 'out/renderer');
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+const N = arg('checkpoints', 1000);
+const DISKS = arg('disks', 8);
+const STEPS = arg('steps', 40);
+/** --screenshots DIR: also save what each layout looks like, fitted and zoomed in. */
+const SHOTS = process.argv.includes('--screenshots') ? process.argv[process.argv.indexOf('--screenshots') + 1] : undefined;
+
+function newest(p: string): number {
+  const st = fs.statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(st.mtimeMs, ...fs.readdirSync(p).map((n) => newest(path.join(p, n))));
+}
+
+function ensureBuilt(): void {
+  const built = fs.statSync(path.join(rendererDir, 'index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  if (built >= Math.max(newest(path.join(root, 'renderer/src')), newest(path.join(root, 'shared')))) return;
+  console.log('building out/renderer …');
+  execFileSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.mts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+}
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+function serve(): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '') || 'index.html';
+    const file = path.resolve(rendererDir, rel);
+    if (!file.startsWith(rendererDir + path.sep) || !fs.existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** Runs in the page before the app: a synthetic AppApi on window.api with N checkpoints × D disks. */
+function installSyntheticApi(opts: { layout: 'independent' | 'chained'; n: number; disks: number }) {
+  type Any = Record<string, unknown>;
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const now = Date.now();
+  const t0 = now - 30 * 86400_000;
+  const names = Array.from({ length: opts.disks }, (_, i) => `vd${String.fromCharCode(97 + i)}`);
+  const GiB = 1024 ** 3;
+  const cps: Any[] = [];
+  for (let i = 0; i < opts.n; i++) {
+    const time = t0 + (i / opts.n) * 30 * 86400_000 + rnd() * 600_000;
+    // Mostly a line; now and then a branch from an earlier checkpoint.
+    const parent = i === 0 ? undefined : rnd() < 0.04 ? `cp-${Math.floor(rnd() * i)}` : `cp-${i - 1}`;
+    cps.push({ name: `cp-${i}`, parent, creationTime: Math.floor(time / 1000), createdAtMs: time, layout: opts.layout, disks: names.map((d) => ({ name: d, checkpoint: 'bitmap', bitmap: `cp-${i}` })) });
+  }
+  const current = cps[cps.length - 1]!;
+  const bitmaps = (extra: number) => cps.map((c, i) => ({
+    name: c.name, recording: opts.layout === 'independent' || c === current, persistent: true, busy: false, inconsistent: false,
+    count: Math.floor((opts.layout === 'independent' ? (opts.n - i) * 1_000_000 : 2_000_000 * rnd()) / 65536) * 65536 + (c === current || opts.layout === 'independent' ? extra : 0), granularity: 65536,
+  }));
+  const disks = names.map((d) => ({ name: d, nodeName: `${d}-fmt`, format: 'qcow2', virtualSize: 64 * GiB, imageFile: `/vm/${d}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false, bitmaps: bitmaps(0) }));
+  const info = { id: 'bench', name: 'bench', endpoint: 'unix:/bench', status: 'running', qemuVersion: '7.2.22', disks };
+  const backups = cps.filter((_, i) => i % 25 === 0).map((c, k) => ({
+    format: 'tidemark-backup', version: 1, id: `b${k}`, vm: { id: 'bench' }, kind: k % 8 === 0 ? 'full' : 'incremental',
+    since: k % 8 === 0 ? undefined : `cp-${(k - 1) * 25}`, checkpoint: c.name, startedAt: c.createdAtMs as number, completedAt: (c.createdAtMs as number) + 60_000,
+    qemuVersion: '7.2.22', tool: 'bench', disks: names.map((d) => ({ name: d, kind: k % 8 === 0 ? 'full' : 'incremental', image: 'x', virtualSize: 64 * GiB, bytesCopied: 1e8, fileSize: 1e8, sha256: 'x', sourceImage: 'x', sourceFormat: 'qcow2', checkpointBitmap: true })),
+  }));
+  const listeners = new Map<string, Set<(p: unknown) => void>>();
+  const w = window as unknown as Any;
+  const answers: Record<string, (...a: unknown[]) => unknown> = {
+    'vm:list': () => [{ id: 'bench', label: 'Bench VM', endpoint: 'unix:/bench', kind: 'endpoint', connection: 'connected' }],
+    'lab:status': () => ({ running: false, qmp: '', qmpSecondary: '', disks: [] }),
+    'job:list': () => [],
+    'vm:info': () => info,
+    'checkpoint:list': () => {
+      w.__dataServedAt = performance.now();
+      return cps;
+    },
+    'checkpoint:current': () => current,
+    'vm:health': () => ({ vmId: 'bench', checkedAt: now, issues: [] }),
+    'backup:list': () => ({ repo: '/bench/backups', backups, problems: [] }),
+    'checkpoint:changes': (_vm, name) => ({ checkpoint: name, disks: names.map((d) => ({ disk: d, bytes: 1e6, granularity: 65536, virtualSize: 64 * GiB, usable: true })) }),
+  };
+  w.api = {
+    transport: 'memory',
+    invoke: async (channel: string, ...args: unknown[]) => {
+      const fn = answers[channel];
+      if (!fn) throw new Error(`bench api: ${channel} not supported`);
+      return structuredClone(fn(...args));
+    },
+    on: (event: string, fn: (p: unknown) => void) => {
+      const set = listeners.get(event) ?? new Set();
+      listeners.set(event, set);
+      set.add(fn);
+      return () => set.delete(fn);
+    },
+  };
+  // The bench drives live updates through this hook: one event with every bitmap of every disk.
+  w.__emitBitmaps = (at: number, extra: number) => {
+    const payload = { vmId: 'bench', at, disks: names.map((d) => ({ disk: d, bitmaps: bitmaps(extra) })) };
+    for (const fn of listeners.get('vm:bitmaps') ?? []) fn(payload);
+  };
+}
+
+interface Figures {
+  layout: string;
+  firstRenderMs: number;
+  loadToDrawnMs: number;
+  domNodes: number;
+  svgElements: number;
+  stepMs: number[];
+  stepInMs: number[];
+  frameMs: number[];
+  ingestMs: number[];
+  heapMiB: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))] ?? NaN;
+
+async function measure(page: Page, url: string, layout: 'independent' | 'chained'): Promise<Figures> {
+  // tsx (esbuild) wraps named functions in __name(); functions shipped to the page need it too.
+  await page.addInitScript({ content: 'window.__name = (f) => f;' });
+  await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
+  await page.goto(url);
+  await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0, DISKS, { polling: 'raf', timeout: 120_000 });
+  const first = await page.evaluate(() => ({ at: performance.now(), served: (window as unknown as { __dataServedAt: number }).__dataServedAt }));
+
+  // Live samples: 30 events, each with every bitmap of every disk (as the host sends them).
+  const ingestMs = await page.evaluate(async () => {
+    const w = window as unknown as { __emitBitmaps(at: number, extra: number): void };
+    const out: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      w.__emitBitmaps(Date.now() - (30 - i) * 10_000, i * 65536 * 16);
+      out.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return out;
+  });
+  await page.waitForTimeout(300);
+  if (SHOTS) {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}.png`) });
+  }
+  const size = await page.evaluate(() => ({ dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length }));
+
+  // Zoom steps: wheel → React render → commit (data-span-ms changes) → forced layout.
+  const steps = await page.evaluate(async (n) => {
+    const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
+    const r = svg.getBoundingClientRect();
+    const at = { clientX: r.left + r.width * 0.6, clientY: r.top + 60 };
+    const step = (deltaY: number) => new Promise<number>((resolve) => {
+      const t = performance.now();
+      const mo = new MutationObserver(() => {
+        mo.disconnect();
+        svg.getBoundingClientRect(); // include style + layout
+        void document.body.offsetHeight;
+        resolve(performance.now() - t);
+      });
+      mo.observe(svg, { attributes: true, attributeFilter: ['data-span-ms'] });
+      svg.dispatchEvent(new WheelEvent('wheel', { deltaY, bubbles: true, cancelable: true, ...at }));
+    });
+    const zoomIn: number[] = [];
+    const all: number[] = [];
+    for (let i = 0; i < n; i++) zoomIn.push(await step(-120)); // in: fewer elements on screen
+    for (let i = 0; i < n; i++) all.push(await step(120)); // back out to everything
+    return { zoomIn, zoomOut: all };
+  }, STEPS);
+
+  // Continuous zoom: one wheel event per animation frame; the interval between frames.
+  const frameMs = await page.evaluate(async (n) => {
+    const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
+    const r = svg.getBoundingClientRect();
+    const at = { clientX: r.left + r.width * 0.5, clientY: r.top + 60 };
+    const times: number[] = [];
+    await new Promise<void>((done) => {
+      let i = 0;
+      const tick = (ts: number) => {
+        times.push(ts);
+        if (i >= n * 2) return done();
+        svg.dispatchEvent(new WheelEvent('wheel', { deltaY: i < n ? -60 : 60, bubbles: true, cancelable: true, ...at }));
+        i++;
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    return times.slice(1).map((t, k) => t - times[k]!);
+  }, STEPS);
+
+  if (SHOTS) {
+    await page.mouse.move(900, 300);
+    for (let i = 0; i < 12; i++) await page.mouse.wheel(0, -240);
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-zoomed.png`) });
+  }
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  await cdp.send('HeapProfiler.collectGarbage');
+  const metrics = (await cdp.send('Performance.getMetrics')).metrics;
+  const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN;
+  return {
+    layout, firstRenderMs: first.at, loadToDrawnMs: first.at - first.served, domNodes: size.dom, svgElements: size.svg,
+    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap / 1024 / 1024,
+  };
+}
+
+async function main() {
+  ensureBuilt();
+  const server = await serve();
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--enable-precise-memory-info'],
+  });
+  const results: Figures[] = [];
+  try {
+    for (const layout of ['independent', 'chained'] as const) {
+      const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      results.push(await measure(page, url, layout));
+      if (errors.length) console.log(`  page errors (${layout}): ${errors.join(' | ')}`);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  const f = (x: number) => x.toFixed(1);
+  console.log(`\ntimeline render bench: ${N} checkpoints × ${DISKS} disks, Chromium ${browser.version()}, viewport 1440×900`);
+  console.log('layout       first render  data→drawn  DOM nodes  SVG elems  zoom step med/p95 (all|zoomed in)  frame med/p95  ingest/event med  JS heap');
+  for (const r of results) {
+    console.log(
+      `${r.layout.padEnd(12)} ${f(r.firstRenderMs).padStart(9)} ms ${f(r.loadToDrawnMs).padStart(8)} ms ${String(r.domNodes).padStart(10)} ${String(r.svgElements).padStart(10)}` +
+      `   ${f(median(r.stepMs))}/${f(p95(r.stepMs))} | ${f(median(r.stepInMs))}/${f(p95(r.stepInMs))} ms`.padEnd(40) +
+      `${f(median(r.frameMs))}/${f(p95(r.frameMs))} ms`.padEnd(15) + `${f(median(r.ingestMs))} ms`.padStart(12) + `${f(r.heapMiB).padStart(10)} MiB`,
+    );
+  }
+  console.log('(first render: from navigation start; zoom step: wheel event → React commit + layout, paint excluded; frame: rAF interval during continuous zoom)');
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

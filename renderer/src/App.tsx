@@ -1,0 +1,168 @@
+// The page: top bar, VMs panel, action bar, timeline, details and jobs; dialogs on top.
+
+import { useEffect, useMemo, useState } from 'react';
+import type { Checkpoint } from '../../shared/domain';
+import { DetailsPanel } from './components/DetailsPanel';
+import { JobsPanel } from './components/JobsPanel';
+import { Legend } from './components/Legend';
+import { VmPanel } from './components/VmPanel';
+import { BackupDialog } from './dialogs/BackupDialog';
+import { CreateCheckpointDialog } from './dialogs/CreateCheckpointDialog';
+import { DeleteDialog } from './dialogs/DeleteDialog';
+import { RestoreDialog } from './dialogs/RestoreDialog';
+import { WriteSimDialog } from './dialogs/WriteSimDialog';
+import { backupMarks } from './store/backups';
+import { useApp } from './store/context';
+import { emptyVmView, isSameVm } from './store/store';
+import { Timeline } from './timeline/Timeline';
+
+type DialogState =
+  | { kind: 'create' }
+  | { kind: 'delete'; target: string }
+  | { kind: 'backup' }
+  | { kind: 'restore' }
+  | { kind: 'write' };
+
+/** Re-render every `ms` so ages and spans that run to "now" stay current (no engine polling). */
+export function useClock(ms: number): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}
+
+const NO_CHECKPOINTS: Checkpoint[] = [];
+
+export function App() {
+  const clock = useClock(2000);
+  const vms = useApp((s) => s.vms);
+  const vmId = useApp((s) => s.selectedVmId);
+  const view = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId] : undefined));
+  const selected = useApp((s) => s.selected);
+  const select = useApp((s) => s.select);
+  const announcement = useApp((s) => s.announcement);
+  const pageError = useApp((s) => s.error);
+  const transport = useApp((s) => s.transport);
+  const createCheckpoint = useApp((s) => s.createCheckpoint);
+  const deleteCheckpoint = useApp((s) => s.deleteCheckpoint);
+  const startWrites = useApp((s) => s.startWrites);
+  const records = useApp((s) => (s.selectedVmId !== undefined ? s.backups[s.selectedVmId] : undefined));
+  const jobs = useApp((s) => s.jobs);
+  const [dialog, setDialog] = useState<DialogState>();
+  const [openToken, setOpenToken] = useState(0);
+
+  const vm = vms.find((v) => v.id === vmId);
+  const v = view ?? emptyVmView();
+  const checkpoints = view?.checkpoints ?? NO_CHECKPOINTS;
+  const disks = useMemo(() => v.info?.disks ?? [], [v.info]);
+  const issues = useMemo(() => v.health?.issues ?? [], [v.health]);
+  const marks = useMemo(
+    () => (vmId !== undefined ? backupMarks(records ?? [], checkpoints, Object.values(jobs), (id) => isSameVm(id, vmId, v.info), disks.map((d) => d.name)) : []),
+    [records, checkpoints, jobs, vmId, disks, v.info],
+  );
+  // "now" follows the clock, but never lags the newest live sample.
+  const now = Math.max(clock, v.liveAt ?? 0);
+  const exact = useMemo(() => {
+    const base = selected ?? v.current;
+    const ch = base !== undefined ? v.changes[base] : undefined;
+    return ch ? Object.fromEntries(ch.disks.filter((d) => d.usable).map((d) => [d.disk, d.bytes])) : undefined;
+  }, [selected, v.current, v.changes]);
+
+  const connected = vm?.connection === 'connected';
+  const ready = connected && !!v.info;
+  const noSelection = selected === undefined;
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <span className="brand"><span className="brand-mark" aria-hidden="true">◭</span>Tidemark</span>
+        {vm && (
+          <>
+            <span className="vm-title">{vm.label}</span>
+            <span className={`badge ${connected ? 'ok' : vm.connection === 'connecting' ? 'warn' : 'bad'}`}>
+              {connected ? '● connected' : vm.connection === 'connecting' ? '◌ connecting' : '○ disconnected'}
+            </span>
+            {v.info && <span className="badge">{v.info.disks.length} disks · {checkpoints.length} checkpoints</span>}
+          </>
+        )}
+        <span className="spacer" />
+        <span className="badge" title="How this page reaches the engine">{transport}</span>
+      </header>
+
+      <VmPanel />
+
+      <main className="main" aria-label="Checkpoints and backups">
+        <div className="actionbar" role="toolbar" aria-label="Actions">
+          <button type="button" className="primary" disabled={!ready} onClick={() => setDialog({ kind: 'create' })}>Create checkpoint</button>
+          <button type="button" disabled={!ready} onClick={() => setDialog({ kind: 'backup' })}>Back up</button>
+          <button type="button" disabled={!v.info} onClick={() => setDialog({ kind: 'restore' })}>Restore</button>
+          <button type="button" disabled={!ready || noSelection} onClick={() => selected !== undefined && setDialog({ kind: 'delete', target: selected })}>
+            Delete checkpoint
+          </button>
+          <span className="sep" />
+          <button type="button" disabled={!ready || vm?.kind !== 'demo'} onClick={() => setDialog({ kind: 'write' })} title={vm?.kind !== 'demo' ? 'Only for the demo VM' : undefined}>
+            Simulate writes
+          </button>
+          <span className="spacer" />
+          <span className="selection-info" aria-live="polite">
+            {!vm ? 'No VM selected' : !connected ? `${vm.label} is ${vm.connection}${vm.detail ? `: ${vm.detail}` : ''}` : selected ? `Selected: ${selected}` : 'Select a checkpoint (click, or Tab into the tree and use the arrow keys) to delete it or see what changed since it'}
+          </span>
+        </div>
+
+        <div className="timeline-wrap">
+          {pageError && <div className="alert" role="alert">Cannot reach the Tidemark engine: {pageError}</div>}
+          {vm && v.info ? (
+            <>
+              <Timeline
+                vmLabel={vm.label}
+                checkpoints={checkpoints}
+                current={v.current}
+                disks={disks}
+                live={v.live}
+                samples={v.samples}
+                issues={issues}
+                backups={marks}
+                now={now}
+                selected={selected}
+                onSelect={select}
+                onOpen={(name) => {
+                  select(name);
+                  setOpenToken((t) => t + 1);
+                }}
+                exact={exact}
+              />
+              <Legend />
+            </>
+          ) : (
+            <div className="empty-timeline muted">{vm ? (v.loading ? 'Loading…' : v.error ?? `${vm.label} is ${vm.connection}.`) : 'Select or add a VM.'}</div>
+          )}
+        </div>
+
+        <div className="bottom">
+          <DetailsPanel now={now} openToken={openToken} backups={marks} />
+          <JobsPanel />
+        </div>
+      </main>
+
+      <div className="visually-hidden" aria-live="polite" role="status">{announcement}</div>
+
+      {dialog?.kind === 'create' && v.info && vm && (
+        <CreateCheckpointDialog vm={v.info} vmLabel={vm.label} checkpoints={checkpoints} current={v.current} now={Date.now()} onCreate={createCheckpoint} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'delete' && vm && (
+        <DeleteDialog vmLabel={vm.label} checkpoints={checkpoints} target={dialog.target} current={v.current} onDelete={deleteCheckpoint} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'write' && v.info && (
+        <WriteSimDialog disks={v.info.disks} onStart={startWrites} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'backup' && v.info && vm && (
+        <BackupDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} selected={selected} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'restore' && v.info && vm && (
+        <RestoreDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} live={v.live} onClose={() => setDialog(undefined)} />
+      )}
+    </div>
+  );
+}

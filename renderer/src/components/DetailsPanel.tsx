@@ -1,0 +1,157 @@
+// Details of the selected checkpoint, and the text alternative of the timeline (P15): per disk the
+// bitmap, its state in words, its dirty bytes and the exact "changed since" (checkpoint:changes).
+// With nothing selected it lists every checkpoint.
+
+import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
+import type { Checkpoint } from '../../../shared/domain';
+import { formatAbsolute, formatBytes, formatPart, formatRelative } from '../format';
+import { GLYPH, type BackupMark } from '../timeline/model';
+import { diskLanes } from '../timeline/spans';
+import { spanWords } from '../timeline/DiskBands';
+import { useApp } from '../store/context';
+import { DirtyMapSection } from './DirtyMap';
+import { emptyVmView } from '../store/store';
+
+export interface DetailsPanelProps {
+  now: number;
+  /** Changes whenever details are "opened" (Enter in the tree): focus moves here and exact sizes are fetched. */
+  openToken: number;
+  backups: readonly BackupMark[];
+}
+
+/** Rows shown before "Show all": a long history would otherwise cost every render. */
+const LIST_LIMIT = 100;
+
+function CheckpointList({ checkpoints, current, now, onSelect }: { checkpoints: readonly Checkpoint[]; current?: string; now: number; onSelect(n: string): void }) {
+  const [all, setAll] = useState(false);
+  if (checkpoints.length === 0) return <p className="muted">No checkpoints yet. Create one to start tracking changes.</p>;
+  const rows = [...checkpoints].reverse().slice(0, all ? undefined : LIST_LIMIT);
+  return (
+    <>
+    <table className="grid" aria-label="All checkpoints">
+      <thead><tr><th>Name</th><th>Created</th><th>Parent</th><th>Disks with a bitmap</th></tr></thead>
+      <tbody>
+        {rows.map((c) => (
+          <tr key={c.name}>
+            <td><button type="button" className="small" onClick={() => onSelect(c.name)}>{c.name}</button>{c.name === current ? ' (current)' : ''}</td>
+            <td title={formatAbsolute(c.createdAtMs)}>{formatRelative(c.createdAtMs, now)}</td>
+            <td>{c.parent ?? '—'}</td>
+            <td>{c.disks.filter((d) => d.checkpoint === 'bitmap').map((d) => d.name).join(', ') || '—'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+    {rows.length < checkpoints.length && (
+      <button type="button" className="small" onClick={() => setAll(true)}>Show all {checkpoints.length} checkpoints</button>
+    )}
+    </>
+  );
+}
+
+export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
+  const vmId = useApp((s) => s.selectedVmId);
+  const view = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId] : undefined)) ?? emptyVmView();
+  const selected = useApp((s) => s.selected);
+  const select = useApp((s) => s.select);
+  const fetchChanges = useApp((s) => s.fetchChanges);
+  const ref = useRef<HTMLElement>(null);
+  const [measuring, setMeasuring] = useState(false);
+  const [measureError, setMeasureError] = useState<string>();
+  const cp = view.checkpoints.find((c) => c.name === selected);
+  // States and counts per disk; independent of the clock (the page re-renders on every tick).
+  const lanes = useMemo(
+    () => (cp ? diskLanes({ checkpoints: view.checkpoints, layout: cp.layout, disks: (view.info?.disks ?? []).map((d) => d.name), live: view.live ? new Map(Object.entries(view.live)) : undefined, now: Infinity, maxTracks: 1e6 }) : []),
+    [cp, view.checkpoints, view.info, view.live],
+  );
+
+  const measure = async (name: string) => {
+    setMeasuring(true);
+    setMeasureError(undefined);
+    try {
+      await fetchChanges(name);
+    } catch (e) {
+      setMeasureError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setMeasuring(false);
+    }
+  };
+
+  // Only when details are opened (Enter), not on every selection change.
+  const latest = useRef({ selected, measure });
+  latest.current = { selected, measure };
+  useEffect(() => {
+    if (openToken === 0) return;
+    ref.current?.focus();
+    const { selected: name, measure: run } = latest.current;
+    if (name !== undefined) void run(name);
+  }, [openToken]);
+
+  if (vmId === undefined) return <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}><p className="muted">Select a VM.</p></section>;
+
+  if (!cp) {
+    return (
+      <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}>
+        <h2>Checkpoints</h2>
+        <CheckpointList checkpoints={view.checkpoints} current={view.current} now={now} onSelect={select} />
+      </section>
+    );
+  }
+
+  const disks = view.info?.disks ?? [];
+
+  const exact = view.changes[cp.name];
+  const children = view.checkpoints.filter((c) => c.parent === cp.name).map((c) => c.name);
+  const relatedBackups = backups.filter((b) => b.base === cp.name);
+
+  return (
+    <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}>
+      <h2>Checkpoint {cp.name}</h2>
+      <dl className="kv">
+        <dt>Created</dt><dd>{formatAbsolute(cp.createdAtMs)} ({formatRelative(cp.createdAtMs, now)})</dd>
+        <dt>Parent</dt><dd>{cp.parent ?? '— (root)'}</dd>
+        <dt>Children</dt><dd>{children.length ? children.join(', ') : '—'}</dd>
+        <dt>Layout</dt><dd>{cp.layout}</dd>
+        {cp.description && (<><dt>Description</dt><dd>{cp.description}</dd></>)}
+        {cp.name === view.current && (<><dt>Current</dt><dd>yes — NOW hangs off this checkpoint</dd></>)}
+      </dl>
+      <table className="grid" aria-label={`Bitmaps of ${cp.name}`}>
+        <thead>
+          <tr><th>Disk</th><th>Bitmap</th><th>State</th><th className="num">In this bitmap</th><th className="num">Changed since {cp.name}</th></tr>
+        </thead>
+        <tbody>
+          {disks.map((d) => {
+            const entry = cp.disks.find((x) => x.name === d.name);
+            const lane = lanes.find((l) => l.disk === d.name);
+            const span = lane?.spans.find((s) => s.checkpoint === cp.name);
+            const missing = lane?.missing.some((m) => m.checkpoint === cp.name);
+            const ex = exact?.disks.find((x) => x.disk === d.name);
+            let state: ReactElement;
+            if (!entry || entry.checkpoint !== 'bitmap') state = <span className="muted">— not checkpointed</span>;
+            else if (missing) state = <span className="state-missing">{GLYPH.missing} missing — changes since {cp.name} unknown for {d.name}</span>;
+            else if (span) state = <span className={`state-${span.state}`}>{GLYPH[span.state]} {spanWords(span, d.name)}</span>;
+            else state = <span className="muted">?</span>;
+            return (
+              <tr key={d.name}>
+                <td className="mono">{d.name}</td>
+                <td className="mono">{entry?.checkpoint === 'bitmap' ? entry.bitmap ?? cp.name : '—'}</td>
+                <td className="nowrap">{state}</td>
+                <td className="num">{span?.count !== undefined ? formatBytes(span.count) : '—'}</td>
+                <td className="num">{!entry || entry.checkpoint !== 'bitmap' || !ex ? '—' : ex.usable ? formatPart(ex.bytes, ex.virtualSize) : <span className="state-inconsistent">unusable{ex.reason ? `: ${ex.reason}` : ''}</span>}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <div className="actions-row">
+        <button type="button" className="small" onClick={() => void measure(cp.name)} disabled={measuring}>
+          {measuring ? 'Measuring…' : exact ? 'Measure again' : 'Measure changes exactly'}
+        </button>
+        {measureError && <span className="error-text"> {measureError}</span>}
+      </div>
+      <DirtyMapSection checkpoint={cp} disks={disks} />
+      {relatedBackups.length > 0 && (
+        <p className="muted">{relatedBackups.length} backup{relatedBackups.length === 1 ? '' : 's'} use {cp.name} as their base.</p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,150 @@
+// The VMs panel: the demo VM and the endpoints the user added, each with its connection state;
+// the selected VM's disks with size, format, granularity and health (glyph + words + consequence).
+
+import { useState, type FormEvent } from 'react';
+import type { VmSummary } from '../../../shared/contract';
+import type { HealthIssue } from '../../../shared/domain';
+import { formatBytes } from '../format';
+import { useApp } from '../store/context';
+import { emptyVmView } from '../store/store';
+
+const CONN_GLYPH: Record<VmSummary['connection'], string> = { connected: '●', connecting: '◌', disconnected: '○' };
+
+function HealthLine({ issue }: { issue: HealthIssue }) {
+  const glyph = issue.severity === 'error' ? '✕' : issue.severity === 'warning' ? '⚠' : 'ℹ';
+  const word = issue.severity === 'error' ? 'Error' : issue.severity === 'warning' ? 'Warning' : 'Note';
+  return (
+    <div className={`health-issue ${issue.severity}`}>
+      <span className="sev">{glyph} {word}:</span> {issue.message}
+      <div className="consequence">→ {issue.consequence}</div>
+    </div>
+  );
+}
+
+export function VmPanel() {
+  const vms = useApp((s) => s.vms);
+  const vmsLoaded = useApp((s) => s.vmsLoaded);
+  const selectedVmId = useApp((s) => s.selectedVmId);
+  const view = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId] : undefined)) ?? emptyVmView();
+  const lab = useApp((s) => s.lab);
+  const selectVm = useApp((s) => s.selectVm);
+  const addVm = useApp((s) => s.addVm);
+  const removeVm = useApp((s) => s.removeVm);
+  const startLab = useApp((s) => s.startLab);
+  const [endpoint, setEndpoint] = useState('');
+  const [label, setLabel] = useState('');
+  const [addError, setAddError] = useState<string>();
+  const [adding, setAdding] = useState(false);
+  const [labBusy, setLabBusy] = useState(false);
+  const [labError, setLabError] = useState<string>();
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (endpoint.trim() === '') {
+      setAddError('Enter an endpoint: unix:/path/to/qmp.sock or tcp:HOST:PORT.');
+      return;
+    }
+    setAdding(true);
+    setAddError(undefined);
+    try {
+      await addVm(endpoint.trim(), label.trim() === '' ? undefined : label.trim());
+      setEndpoint('');
+      setLabel('');
+    } catch (err) {
+      setAddError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setAdding(false);
+    }
+  };
+
+  const onStartLab = async () => {
+    setLabBusy(true);
+    setLabError(undefined);
+    try {
+      await startLab();
+    } catch (err) {
+      setLabError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setLabBusy(false);
+    }
+  };
+
+  const issues = view.health?.issues ?? [];
+  const hasDemo = vms.some((v) => v.kind === 'demo');
+
+  return (
+    <nav className="sidebar" aria-label="Virtual machines">
+      <h2>Virtual machines</h2>
+      {!vmsLoaded && <p className="muted">Loading…</p>}
+      {vmsLoaded && vms.length === 0 && <p className="muted">No VMs yet. Start the demo VM or connect to a QMP endpoint below.</p>}
+      <ul className="vm-list" aria-label="Virtual machine list">
+        {vms.map((vm) => (
+          <li key={vm.id} className={`vm-item${vm.id === selectedVmId ? ' selected' : ''}`}>
+            <button type="button" className="vm-select" onClick={() => void selectVm(vm.id)} aria-current={vm.id === selectedVmId ? 'true' : undefined}>
+              <div className="vm-name">{vm.label} {vm.kind === 'demo' && <span className="badge">demo</span>}</div>
+              <div className={`conn ${vm.connection}`}>{CONN_GLYPH[vm.connection]} {vm.connection}{vm.detail ? ` — ${vm.detail}` : ''}</div>
+              <div className="vm-meta mono ellipsis" title={vm.endpoint}>{vm.endpoint}</div>
+            </button>
+            {vm.kind === 'endpoint' && (
+              <div className="vm-actions">
+                <button type="button" className="small" onClick={() => void removeVm(vm.id)} aria-label={`Remove ${vm.label}`}>Remove</button>
+              </div>
+            )}
+          </li>
+        ))}
+      </ul>
+      {(!hasDemo || (lab && !lab.running)) && (
+        <div>
+          <button type="button" onClick={onStartLab} disabled={labBusy}>{labBusy ? 'Starting demo VM…' : 'Start demo VM'}</button>
+          {labError && <div className="alert" role="alert">{labError}</div>}
+        </div>
+      )}
+
+      {view.info && (
+        <section aria-label="Disks">
+          <h2>Disks of {vms.find((v) => v.id === selectedVmId)?.label}</h2>
+          <div className="vm-meta">QEMU {view.info.qemuVersion} · {view.info.status}</div>
+          <ul className="disk-list">
+            {view.info.disks.map((d) => {
+              const diskIssues = issues.filter((i) => i.disk === d.name);
+              return (
+                <li key={d.name} className="disk-item" data-disk={d.name}>
+                  <div className="disk-head">
+                    <span className="disk-name">{d.name}</span>
+                    <span className="disk-facts">{formatBytes(d.virtualSize)}</span>
+                  </div>
+                  <div className="disk-facts">{d.format} · granularity {formatBytes(d.granularity)}{d.readOnly ? ' · read-only' : ''}</div>
+                  <div className="disk-facts mono" title={d.imageFile}>{d.imageFile.split('/').pop()}</div>
+                  {!d.bitmapCapable && !diskIssues.some((i) => i.state === 'disk-incapable') && (
+                    <div className="health-issue warning">
+                      <span className="sev">⊘ No bitmaps:</span> {d.bitmapIncapableReason ?? 'this image cannot store persistent bitmaps'}
+                      <div className="consequence">→ every backup of {d.name} is a full copy</div>
+                    </div>
+                  )}
+                  {diskIssues.map((i, k) => <HealthLine key={k} issue={i} />)}
+                  {d.bitmapCapable && diskIssues.length === 0 && <div className="health ok">✓ healthy</div>}
+                </li>
+              );
+            })}
+          </ul>
+          {issues.filter((i) => !view.info!.disks.some((d) => d.name === i.disk)).map((i, k) => <HealthLine key={`o${k}`} issue={i} />)}
+        </section>
+      )}
+      {view.error && <div className="alert" role="alert">{view.error}</div>}
+
+      <h2>Connect to a VM</h2>
+      <form className="add-vm" onSubmit={submit} aria-label="Connect to a VM">
+        <label>
+          <span className="visually-hidden">QMP endpoint</span>
+          <input type="text" value={endpoint} onChange={(e) => setEndpoint(e.target.value)} placeholder="unix:/run/vm/qmp.sock or tcp:host:4444" spellCheck={false} />
+        </label>
+        <label>
+          <span className="visually-hidden">Label</span>
+          <input type="text" value={label} onChange={(e) => setLabel(e.target.value)} placeholder="label (optional)" />
+        </label>
+        <button type="submit" disabled={adding}>{adding ? 'Connecting…' : 'Add VM'}</button>
+        {addError && <div className="alert" role="alert">{addError}</div>}
+      </form>
+    </nav>
+  );
+}

@@ -1,0 +1,249 @@
+// @vitest-environment jsdom
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import type { ReactNode } from 'react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { BackupRecord, VmSummary } from '../../../shared/contract';
+import { StoreProvider } from '../store/context';
+import { createStore } from '../store/store';
+import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
+import { BackupDialog, estimateBytes, incrementalBase } from './BackupDialog';
+import { CreateCheckpointDialog } from './CreateCheckpointDialog';
+import { DeleteDialog, planDelete } from './DeleteDialog';
+import { RestoreDialog } from './RestoreDialog';
+
+afterEach(cleanup);
+
+const disks = [disk('vda'), disk('vdb', { virtualSize: 512 * MiB }), disk('vdc', { virtualSize: 64 * MiB, bitmapCapable: false, bitmapIncapableReason: 'qcow2 v2 (compat 0.10)' })];
+const info = vmInfo('uuid-1', disks);
+
+// a ─ b ─ c
+//      └─ d
+const chain = (layout: 'independent' | 'chained') => [
+  checkpoint('a', undefined, 1000, ['vda', 'vdb'], layout),
+  checkpoint('b', 'a', 2000, ['vda', 'vdb'], layout),
+  checkpoint('c', 'b', 3000, ['vda'], layout),
+  checkpoint('d', 'b', 4000, ['vda', 'vdb'], layout),
+];
+
+describe('planDelete: exactly what goes', () => {
+  it('plain: the checkpoint alone; its children move up to its parent', () => {
+    const p = planDelete(chain('independent'), 'b', 'plain');
+    expect(p.deleted).toEqual(['b']);
+    expect(p.reparented).toEqual([{ name: 'c', parent: 'a' }, { name: 'd', parent: 'a' }]);
+    expect(p.bitmapEffects).toEqual(['vda: bitmap b is removed.', 'vdb: bitmap b is removed.']);
+  });
+
+  it('children: the whole subtree; children-only keeps the checkpoint', () => {
+    expect(planDelete(chain('independent'), 'b', 'children').deleted).toEqual(['b', 'c', 'd']);
+    expect(planDelete(chain('independent'), 'b', 'children-only').deleted).toEqual(['c', 'd']);
+    expect(planDelete(chain('independent'), 'c', 'children-only').deleted).toEqual([]);
+  });
+
+  it('chained: a bitmap is merged into its predecessor on that disk, unless that goes too', () => {
+    expect(planDelete(chain('chained'), 'd', 'plain').bitmapEffects).toEqual([
+      'vda: bitmap d is merged into b, then removed — b then covers its interval.',
+      'vdb: bitmap d is merged into b, then removed — b then covers its interval.',
+    ]);
+    expect(planDelete(chain('chained'), 'a', 'plain').bitmapEffects[0]).toBe('vda: bitmap a is removed (no older bitmap to merge into).');
+    // A subtree: deepest first, each merged into its predecessor at that moment → all of it ends in a.
+    expect(planDelete(chain('chained'), 'b', 'children').bitmapEffects).toEqual([
+      'vda: bitmap c is merged into b, then removed — b then covers its interval.',
+      'vda: bitmap d is merged into b, then removed — b then covers its interval.',
+      'vdb: bitmap d is merged into b, then removed — b then covers its interval.',
+      'vda: bitmap b is merged into a, then removed — a then covers its interval.',
+      'vdb: bitmap b is merged into a, then removed — a then covers its interval.',
+    ]);
+  });
+
+  it('metadata: nothing is removed from the images', () => {
+    const p = planDelete(chain('independent'), 'b', 'metadata');
+    expect(p.deleted).toEqual(['b']);
+    expect(p.bitmapEffects).toEqual(['Bitmap b stays on vda, vdb; Tidemark forgets it (it will be listed as a foreign bitmap).']);
+    expect(planDelete(chain('chained'), 'b', 'metadata').bitmapEffects[1]).toBe('Chained layout: a then misses the interval b recorded (marked incomplete).');
+  });
+});
+
+describe('<DeleteDialog>', () => {
+  it('focuses Cancel, names the verb, and deletes with the chosen mode', async () => {
+    const onDelete = vi.fn().mockResolvedValue({ deleted: ['b', 'c', 'd'], reparented: [] });
+    const onClose = vi.fn();
+    render(<DeleteDialog vmLabel="demo" checkpoints={chain('independent')} target="b" onDelete={onDelete} onClose={onClose} />);
+    expect(document.activeElement).toBe(screen.getByRole('button', { name: 'Cancel' }));
+    fireEvent.click(screen.getByRole('radio', { name: /everything under it/ }));
+    expect(within(screen.getByRole('list', { name: 'Checkpoints deleted' })).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['✕ b', '✕ c', '✕ d']);
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Delete 3 checkpoints' })));
+    expect(onDelete).toHaveBeenCalledWith('b', 'children');
+    expect(onClose).toHaveBeenCalled();
+  });
+
+  it('shows the engine error and stays open', async () => {
+    const onDelete = vi.fn().mockRejectedValue(new Error('bitmap b is busy'));
+    const onClose = vi.fn();
+    render(<DeleteDialog vmLabel="demo" checkpoints={chain('independent')} target="b" onDelete={onDelete} onClose={onClose} />);
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Delete b' })));
+    expect(screen.getByRole('alert').textContent).toBe('Could not delete: bitmap b is busy');
+    expect(onClose).not.toHaveBeenCalled();
+  });
+
+  it('closes on Escape without deleting', () => {
+    const onDelete = vi.fn();
+    const onClose = vi.fn();
+    render(<DeleteDialog vmLabel="demo" checkpoints={chain('independent')} target="b" onDelete={onDelete} onClose={onClose} />);
+    fireEvent.keyDown(screen.getByRole('dialog'), { key: 'Escape' });
+    expect(onClose).toHaveBeenCalled();
+    expect(onDelete).not.toHaveBeenCalled();
+  });
+});
+
+describe('<CreateCheckpointDialog>', () => {
+  it('at the first checkpoint: offers the layouts, disables a disk without bitmaps, sends per-disk choices', async () => {
+    const onCreate = vi.fn().mockResolvedValue(undefined);
+    render(<CreateCheckpointDialog vm={info} vmLabel="demo" checkpoints={[]} now={Date.UTC(2026, 0, 2, 3, 4, 5)} onCreate={onCreate} onClose={() => undefined} />);
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('cp-20260102T030405Z');
+    expect((screen.getByRole('checkbox', { name: /vdc/ }) as HTMLInputElement).disabled).toBe(true);
+    fireEvent.click(screen.getByRole('checkbox', { name: /vdb/ }));
+    fireEvent.click(screen.getByRole('radio', { name: /Chained/ }));
+    fireEvent.change(screen.getByLabelText('Description'), { target: { value: 'before upgrade' } });
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Create checkpoint' })));
+    expect(onCreate).toHaveBeenCalledWith({
+      name: 'cp-20260102T030405Z',
+      description: 'before upgrade',
+      disks: [{ name: 'vda', checkpoint: 'bitmap' }, { name: 'vdb', checkpoint: 'no' }, { name: 'vdc', checkpoint: 'no' }],
+      layout: 'chained',
+    });
+  });
+
+  it('later: shows the layout in use instead of a choice, and refuses a duplicate or bad name', () => {
+    render(<CreateCheckpointDialog vm={info} vmLabel="demo" checkpoints={chain('chained')} current="d" now={0} onCreate={vi.fn()} onClose={() => undefined} />);
+    expect(screen.queryByRole('radio', { name: /Chained/ })).toBeNull();
+    expect(screen.getByText('chained')).toBeTruthy();
+    const name = screen.getByLabelText('Name');
+    fireEvent.change(name, { target: { value: 'b' } });
+    expect(screen.getByText('A checkpoint named "b" already exists.')).toBeTruthy();
+    expect((screen.getByRole('button', { name: 'Create checkpoint' }) as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(name, { target: { value: 'x/y' } });
+    expect(screen.getByText('A checkpoint name cannot contain "/".')).toBeTruthy();
+  });
+});
+
+// ---------------------------------------------------------------- dialogs that use the store
+
+const vmSummary = (connection: VmSummary['connection']): VmSummary => ({ id: 'demo', label: 'Demo VM', endpoint: 'unix:/q', kind: 'demo', connection });
+
+function backupRecord(id: string, startedAt: number, cp: string, kind: BackupRecord['kind'] = 'full'): BackupRecord {
+  return {
+    format: 'tidemark-backup', version: 1, id, vm: { id: 'uuid-1', uuid: 'uuid-1', name: 'uuid-1' }, kind, checkpoint: cp, startedAt, completedAt: startedAt + 1,
+    qemuVersion: '7.2.22', tool: 't', disks: ['vda', 'vdb', 'vdc'].map((name) => ({
+      name, kind, image: `disks/${name}/${id}.qcow2`, virtualSize: 1 << 30, bytesCopied: 1, fileSize: 1, sha256: 'x', sourceImage: `/lab/${name}.qcow2`, sourceFormat: 'qcow2', checkpointBitmap: name !== 'vdc',
+    })),
+  };
+}
+
+async function withStore(connection: VmSummary['connection'], backups: BackupRecord[]) {
+  const api = new FakeApi()
+    .handle('vm:list', () => [vmSummary(connection)])
+    .handle('lab:status', () => ({ running: true, qmp: '', qmpSecondary: '', disks: [] }))
+    .handle('job:list', () => [])
+    .handle('vm:info', () => info)
+    .handle('checkpoint:list', () => chain('independent'))
+    .handle('checkpoint:current', () => chain('independent')[3]!)
+    .handle('vm:health', () => ({ vmId: 'uuid-1', checkedAt: 0, issues: [] }))
+    .handle('backup:list', () => ({ repo: '/state/backups', backups, problems: [] }))
+    .handle('checkpoint:changes', (_vm, name) => ({
+      checkpoint: name,
+      disks: [
+        { disk: 'vda', bytes: 3 * MiB, granularity: 65536, virtualSize: 1 << 30, usable: true },
+        { disk: 'vdb', bytes: 0, granularity: 65536, virtualSize: 512 * MiB, usable: false, reason: 'bitmap d on vdb is inconsistent' },
+      ],
+    }));
+  const store = createStore(api);
+  await store.getState().start();
+  // A disconnected VM is not loaded by the store; the dialogs only need its last known info.
+  if (connection !== 'connected') {
+    store.setState((s) => ({ byVm: { ...s.byVm, demo: { ...(s.byVm.demo ?? { samples: {}, changes: {}, loading: false, checkpoints: [] }), info, checkpoints: chain('independent') } } }));
+    await store.getState().loadBackups('demo');
+  }
+  await waitFor(() => expect(store.getState().backups.demo?.length ?? 0).toBe(backups.length));
+  const wrap = (ui: ReactNode) => render(<StoreProvider store={store}>{ui}</StoreProvider>);
+  return { api, store, wrap };
+}
+
+describe('<BackupDialog>', () => {
+  it('computes the incremental base and the bytes to copy, falling back to full with the reason', () => {
+    const backups = [backupRecord('r1', 1000, 'a'), backupRecord('r2', 4000, 'gone')];
+    expect(incrementalBase(backups, chain('independent'))?.checkpoint).toBe('a'); // r2's checkpoint no longer exists
+    const changes = { checkpoint: 'a', disks: [{ disk: 'vda', bytes: 5, granularity: 1, virtualSize: 1, usable: true }, { disk: 'vdb', bytes: 0, granularity: 1, virtualSize: 1, usable: false, reason: 'missing' }] };
+    expect(estimateBytes(info, 'incremental', changes, ['vda', 'vdb', 'vdc'])).toEqual([
+      { disk: 'vda', bytes: 5 },
+      { disk: 'vdb', bytes: 512 * MiB, fallback: 'missing' },
+      { disk: 'vdc', bytes: 64 * MiB, fallback: 'vdc cannot hold bitmaps (qcow2 v2 (compat 0.10))' },
+    ]);
+    expect(estimateBytes(info, 'full', undefined, ['vda'])).toEqual([{ disk: 'vda', bytes: 1 << 30 }]);
+  });
+
+  it('defaults to incremental since the last backup, shows bytes per disk before it runs, and sends the request', async () => {
+    const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('backup:begin', (_vm, opts) => ({
+      job: { id: 'j1', kind: 'backup', vmId: 'demo', state: 'succeeded', title: 'Backup (since b) to /state/backups', startedAt: 1, progress: [], log: [] },
+      backup: { ...backupRecord('r2', 5000, opts.checkpoint ?? 'r2', 'incremental'), since: 'b' },
+    }));
+    wrap(<BackupDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} current="d" onClose={() => undefined} />);
+    expect((screen.getByRole('radio', { name: /Incremental/ }) as HTMLInputElement).checked).toBe(true);
+    const table = screen.getByRole('table', { name: 'Bytes to copy per disk' });
+    await waitFor(() => expect(within(table).getAllByRole('row')[1]!.textContent).toContain('3.0 MiB'));
+    expect(api.callsTo('checkpoint:changes')).toEqual([['demo', 'b']]);
+    expect(within(table).getAllByRole('row')[2]!.textContent).toContain('full: bitmap d on vdb is inconsistent');
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Back up vdb' }));
+    fireEvent.change(screen.getByLabelText('Checkpoint name'), { target: { value: 'nightly' } });
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Start backup' })));
+    expect(api.callsTo('backup:begin')).toEqual([['demo', { since: 'b', checkpoint: 'nightly', disks: ['vda', 'vdc'] }]]);
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Backup r2 finished'));
+  });
+});
+
+describe('<RestoreDialog>', () => {
+  it('in place (VM stopped): needs the VM name typed, says what is discarded, and keeps a safety copy by default', async () => {
+    const { api, wrap } = await withStore('disconnected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('restore:run', (req) => ({
+      job: { id: 'j9', kind: 'restore', vmId: 'uuid-1', state: 'succeeded', title: 'In-place restore', startedAt: 1, progress: [], log: [] },
+      backup: req.backup, restored: [{ disk: 'vda', path: '/lab/vda.qcow2', format: 'qcow2', virtualSize: 1 << 30, safetyCopy: '/lab/vda.qcow2.pre-restore-1' }], needsFull: { vda: 'restored alone' },
+    }));
+    wrap(<RestoreDialog vm={vmSummary('disconnected')} info={info} checkpoints={chain('independent')} onClose={() => undefined} />);
+    expect(document.activeElement).toBe(screen.getByRole('button', { name: 'Cancel' }));
+    fireEvent.click(screen.getByRole('radio', { name: /In place/ }));
+    expect(screen.getByRole('dialog').getAttribute('aria-labelledby')).toBeTruthy();
+    expect(screen.getByRole('heading', { level: 1 }).textContent).toMatch(/^Overwrite vda, vdb, vdc of uuid-1 with state at .* \(b\)$/);
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Restore vdb' }));
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Restore vdc' }));
+    expect((screen.getByLabelText('Path for vda') as HTMLInputElement).value).toBe('/lab/vda.qcow2');
+    expect(screen.getByRole('table', { name: 'Disks to restore' }).textContent).toContain('everything written since');
+    const overwrite = screen.getByRole('button', { name: 'Overwrite vda' }) as HTMLButtonElement;
+    expect(overwrite.disabled).toBe(true);
+    fireEvent.change(screen.getByLabelText(/to confirm/), { target: { value: 'uuid' } });
+    expect(overwrite.disabled).toBe(true);
+    fireEvent.change(screen.getByLabelText(/to confirm/), { target: { value: 'uuid-1' } });
+    expect(overwrite.disabled).toBe(false);
+    await act(async () => fireEvent.click(overwrite));
+    expect(api.callsTo('restore:run')).toEqual([[{ backup: 'r1', inPlace: [{ disk: 'vda', image: '/lab/vda.qcow2' }] }]]);
+    await waitFor(() => expect(screen.getAllByRole('status')[0]!.textContent).toContain('the previous image is kept as /lab/vda.qcow2.pre-restore-1'));
+    expect(screen.getByText(/vda: next backup will be full/)).toBeTruthy();
+  });
+
+  it('refuses in place while the VM runs, and restores each disk to a new image after a safety checkpoint', async () => {
+    const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('checkpoint:create', (_vm, opts) => checkpoint(opts.name!, 'd', 9000, ['vda']));
+    api.handle('restore:run', (req) => ({
+      job: { id: `j-${req.to!.disk}`, kind: 'restore', vmId: 'uuid-1', state: 'succeeded', title: 'Restore', startedAt: 1, progress: [], log: [] },
+      backup: req.backup, restored: [{ disk: req.to!.disk, path: req.to!.path, format: 'qcow2', virtualSize: 1 << 30 }], needsFull: {},
+    }));
+    wrap(<RestoreDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} onClose={() => undefined} />);
+    expect((screen.getByRole('radio', { name: /In place/ }) as HTMLInputElement).disabled).toBe(true);
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Restore vdc' }));
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Restore 2 disks to new images' })));
+    expect(api.callsTo('checkpoint:create')[0]![1]).toMatchObject({ name: expect.stringMatching(/^pre-restore-\d{8}T\d{6}Z$/) });
+    expect(api.callsTo('restore:run')).toEqual([
+      [{ backup: 'r1', to: { disk: 'vda', path: '/state/restored-vda-r1.qcow2' } }],
+      [{ backup: 'r1', to: { disk: 'vdb', path: '/state/restored-vdb-r1.qcow2' } }],
+    ]);
+  });
+});

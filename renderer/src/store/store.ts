@@ -1,0 +1,357 @@
+// The renderer's state: a zustand store made by a factory over an AppApi, so tests inject a fake.
+// It is fed by pushed events (vm:list, vm:bitmaps, checkpoints:changed, job:update); the page never
+// polls. Invokes happen on start, on user actions, and in reaction to events (e.g. reload a VM's
+// checkpoints after checkpoints:changed).
+
+import { createStore as createZustandStore, type StoreApi } from 'zustand/vanilla';
+import type { AppApi, DirtyMap, EventMap, JobInfo, LabInfo, VmSummary, WriteSimOptions } from '../../../shared/contract';
+import type {
+  BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, VmInfo,
+} from '../../../shared/domain';
+import type { DiskSample } from '../timeline/spans';
+import { createBackupSlice, type BackupSlice } from './backups';
+
+/** Live samples kept per disk (the dirty-bytes area); older ones are dropped. */
+export const MAX_SAMPLES_PER_DISK = 2000;
+
+export interface VmView {
+  info?: VmInfo;
+  checkpoints: Checkpoint[];
+  current?: string;
+  health?: HealthReport;
+  /** Latest live bitmaps per disk (from vm:bitmaps). */
+  live?: Record<string, BitmapInfo[]>;
+  liveAt?: number;
+  /** History of dirty counts per disk: one delta-encoded sample per vm:bitmaps event that changed a count. */
+  samples: Record<string, DiskSample[]>;
+  /** Exact "changes since" per checkpoint, fetched on demand (checkpoint:changes). */
+  changes: Record<string, ChangesSince>;
+  loading: boolean;
+  /** Why loading the VM failed, when it did. */
+  error?: string;
+}
+
+export interface AppState extends BackupSlice {
+  transport: AppApi['transport'];
+  vms: VmSummary[];
+  vmsLoaded: boolean;
+  selectedVmId?: string;
+  byVm: Record<string, VmView>;
+  jobs: Record<string, JobInfo>;
+  lab?: LabInfo;
+  /** Selected checkpoint of the selected VM; also the baseline of the dirty-bytes area. */
+  selected?: string;
+  /** The last thing worth announcing to screen readers (aria-live). */
+  announcement: string;
+  /** A page-level error (the host is unreachable, …). */
+  error?: string;
+
+  start(): Promise<void>;
+  stop(): void;
+  selectVm(vmId: string | undefined): Promise<void>;
+  loadVm(vmId: string): Promise<void>;
+  select(name: string | undefined): void;
+  addVm(endpoint: string, label?: string): Promise<VmSummary>;
+  removeVm(vmId: string): Promise<void>;
+  startLab(): Promise<LabInfo>;
+  stopLab(): Promise<LabInfo>;
+  createCheckpoint(options: CreateCheckpointOptions): Promise<Checkpoint>;
+  deleteCheckpoint(name: string, mode: DeleteMode): Promise<DeleteResult>;
+  fetchChanges(name: string): Promise<ChangesSince>;
+  /** Which regions of `disk` changed since `since` (issue 5's dirty map); not kept in the state. */
+  readDirtyMap(disk: string, since: string, buckets: number): Promise<DirtyMap>;
+  startWrites(options: WriteSimOptions): Promise<JobInfo>;
+  cancelJob(jobId: string): Promise<void>;
+  announce(text: string): void;
+}
+
+export type AppStore = StoreApi<AppState>;
+
+/**
+ * True when `id` names the VM `summaryId`: the host's VM list uses its own ids ("demo"), while
+ * backups and some jobs carry the engine's identity (the UUID, else the name).
+ */
+export function isSameVm(id: string, summaryId: string, info: VmInfo | undefined): boolean {
+  return id === summaryId || (info !== undefined && (id === info.id || (info.uuid !== undefined && id === info.uuid)));
+}
+
+export function emptyVmView(): VmView {
+  return { checkpoints: [], samples: {}, changes: {}, loading: false };
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A fingerprint of the bitmap flags that matter for health (not the counts, which change constantly). */
+function flagsKey(live: Record<string, BitmapInfo[]> | undefined): string {
+  if (!live) return '';
+  return Object.keys(live).sort().map((d) => `${d}:${live[d]!.map((b) => `${b.name}/${+b.recording}${+b.busy}${+b.inconsistent}`).sort().join(',')}`).join(';');
+}
+
+const TERMINAL: ReadonlySet<JobInfo['state']> = new Set(['succeeded', 'failed', 'cancelled']);
+
+function jobFraction(job: JobInfo): number {
+  const total = job.progress.reduce((s, p) => s + p.total, 0);
+  const done = job.progress.reduce((s, p) => s + p.done, 0);
+  return total > 0 ? done / total : 0;
+}
+
+export function createStore(api: AppApi): AppStore {
+  const unsubscribe: (() => void)[] = [];
+  const loadSeq = new Map<string, number>();
+
+  const store = createZustandStore<AppState>()((set, get) => {
+    const patchVm = (vmId: string, patch: Partial<VmView> | ((v: VmView) => Partial<VmView>)) => {
+      set((s) => {
+        const prev = s.byVm[vmId] ?? emptyVmView();
+        const next = { ...prev, ...(typeof patch === 'function' ? patch(prev) : patch) };
+        return { byVm: { ...s.byVm, [vmId]: next } };
+      });
+    };
+
+    const isConnected = (vmId: string) => get().vms.find((v) => v.id === vmId)?.connection === 'connected';
+
+    const refreshHealth = async (vmId: string) => {
+      try {
+        const health = await api.invoke('vm:health', vmId);
+        patchVm(vmId, { health });
+      } catch {
+        // Health is advisory here; the next event retries. Loading errors are shown by loadVm.
+      }
+    };
+
+    const onVmList = (vms: EventMap['vm:list']) => {
+      const before = new Map(get().vms.map((v) => [v.id, v.connection]));
+      set({ vms, vmsLoaded: true });
+      let selected = get().selectedVmId;
+      if (selected !== undefined && !vms.some((v) => v.id === selected)) selected = undefined;
+      if (selected === undefined) {
+        const pick = vms.find((v) => v.connection === 'connected') ?? vms[0];
+        if (pick) void get().selectVm(pick.id);
+        else set({ selectedVmId: undefined });
+        return;
+      }
+      // A VM that (re)connected: its state may have changed while we could not see it.
+      for (const v of vms) {
+        if (v.connection === 'connected' && before.get(v.id) !== 'connected' && v.id === selected) void get().loadVm(v.id);
+      }
+    };
+
+    // Last full counts per VM and disk, to delta-encode samples (see DiskSample).
+    const lastCounts = new Map<string, Record<string, number>>();
+    const onBitmaps = (ev: EventMap['vm:bitmaps']) => {
+      const prevFlags = flagsKey(get().byVm[ev.vmId]?.live);
+      patchVm(ev.vmId, (v) => {
+        const live: Record<string, BitmapInfo[]> = {};
+        const samples = { ...v.samples };
+        for (const d of ev.disks) {
+          live[d.disk] = d.bitmaps;
+          const key = `${ev.vmId}\0${d.disk}`;
+          const before = lastCounts.get(key) ?? {};
+          const full: Record<string, number> = {};
+          const delta: Record<string, number> = {};
+          for (const b of d.bitmaps) {
+            if (b.name === undefined) continue;
+            full[b.name] = b.count;
+            if (before[b.name] !== b.count) delta[b.name] = b.count;
+          }
+          lastCounts.set(key, full);
+          if (Object.keys(delta).length === 0) continue;
+          const list = samples[d.disk] ? [...samples[d.disk]!] : [];
+          list.push({ at: ev.at, counts: delta });
+          if (list.length > MAX_SAMPLES_PER_DISK) {
+            // Fold the dropped samples into the new first one, so carried-forward counts stay right.
+            const dropped = list.splice(0, list.length - MAX_SAMPLES_PER_DISK);
+            const first = list[0]!;
+            list[0] = { at: first.at, counts: Object.assign({}, ...dropped.map((x) => x.counts), first.counts) };
+          }
+          samples[d.disk] = list;
+        }
+        return { live, liveAt: ev.at, samples };
+      });
+      // A running backup or restore adds and drops bitmaps on purpose (its checkpoint is recorded
+      // only at the end): health is re-checked when it ends (checkpoints:changed), not meanwhile.
+      const info = get().byVm[ev.vmId]?.info;
+      const busy = Object.values(get().jobs).some((j) => j.state === 'running' && (j.kind === 'backup' || j.kind === 'restore' || j.kind === 'pull') && isSameVm(j.vmId, ev.vmId, info));
+      if (flagsKey(get().byVm[ev.vmId]?.live) !== prevFlags && info && !busy) void refreshHealth(ev.vmId);
+    };
+
+    const onJob = (job: EventMap['job:update']) => {
+      const prev = get().jobs[job.id];
+      set((s) => ({ jobs: { ...s.jobs, [job.id]: job } }));
+      if (TERMINAL.has(job.state) && (!prev || !TERMINAL.has(prev.state))) {
+        const how = job.state === 'succeeded' ? 'finished' : job.state === 'failed' ? `failed: ${job.error ?? 'unknown error'}` : 'was cancelled';
+        get().announce(`${job.title} ${how}`);
+        get().onJobEnded(job);
+      } else if (job.state === 'running') {
+        // Announce progress in quarters, not on every byte.
+        const q = Math.floor(jobFraction(job) * 4);
+        if (!prev || q > Math.floor(jobFraction(prev) * 4)) if (q > 0 && q < 4) get().announce(`${job.title}: ${q * 25}%`);
+      }
+    };
+
+    return {
+      ...createBackupSlice(api, set, get),
+      transport: api.transport,
+      vms: [],
+      vmsLoaded: false,
+      byVm: {},
+      jobs: {},
+      announcement: '',
+
+      async start() {
+        unsubscribe.push(
+          api.on('vm:list', onVmList),
+          api.on('vm:bitmaps', onBitmaps),
+          api.on('checkpoints:changed', ({ vmId }) => {
+            if (get().byVm[vmId]) void get().loadVm(vmId);
+          }),
+          api.on('job:update', onJob),
+          // Electron's menu "Open backup repository…" picked a directory.
+          api.on('shell:open-repository', ({ path }) => get().setRepository(path)),
+        );
+        try {
+          const [vms, lab, jobs] = await Promise.all([
+            api.invoke('vm:list'),
+            api.invoke('lab:status').catch(() => undefined),
+            api.invoke('job:list').catch(() => [] as JobInfo[]),
+          ]);
+          set({ lab, jobs: Object.fromEntries(jobs.map((j) => [j.id, j])), error: undefined });
+          onVmList(vms);
+        } catch (e) {
+          set({ error: message(e), vmsLoaded: true });
+        }
+      },
+
+      stop() {
+        for (const u of unsubscribe.splice(0)) u();
+      },
+
+      async selectVm(vmId) {
+        set({ selectedVmId: vmId, selected: undefined });
+        if (vmId !== undefined) await get().loadVm(vmId);
+      },
+
+      async loadVm(vmId) {
+        const seq = (loadSeq.get(vmId) ?? 0) + 1;
+        loadSeq.set(vmId, seq);
+        if (!isConnected(vmId)) {
+          patchVm(vmId, { loading: false });
+          return;
+        }
+        patchVm(vmId, { loading: true });
+        try {
+          const [info, checkpoints, current, health] = await Promise.all([
+            api.invoke('vm:info', vmId),
+            api.invoke('checkpoint:list', vmId),
+            api.invoke('checkpoint:current', vmId),
+            api.invoke('vm:health', vmId).catch(() => undefined),
+          ]);
+          if (loadSeq.get(vmId) !== seq) return; // a newer load is under way
+          patchVm(vmId, (v) => {
+            // Seed live bitmaps from vm:info until the first vm:bitmaps event arrives.
+            const live = v.live ?? Object.fromEntries(info.disks.map((d) => [d.name, d.bitmaps]));
+            // Exact changes may be stale after a mutation; keep only checkpoints that still exist.
+            const names = new Set(checkpoints.map((c) => c.name));
+            const changes = Object.fromEntries(Object.entries(v.changes).filter(([k]) => names.has(k)));
+            return { info, checkpoints, current: current?.name, health, live, changes, loading: false, error: undefined };
+          });
+          const sel = get().selected;
+          if (get().selectedVmId === vmId && sel !== undefined && !checkpoints.some((c) => c.name === sel)) set({ selected: undefined });
+          void get().loadBackups(vmId);
+        } catch (e) {
+          if (loadSeq.get(vmId) !== seq) return;
+          patchVm(vmId, { loading: false, error: message(e) });
+        }
+      },
+
+      select(name) {
+        set({ selected: name });
+      },
+
+      async addVm(endpoint, label) {
+        // Never send `undefined` in an argument list: JSON turns it into null, which validators refuse.
+        const vm = label === undefined ? await api.invoke('vm:add', endpoint) : await api.invoke('vm:add', endpoint, label);
+        set((s) => ({ vms: s.vms.some((v) => v.id === vm.id) ? s.vms : [...s.vms, vm] }));
+        await get().selectVm(vm.id);
+        return vm;
+      },
+
+      async removeVm(vmId) {
+        await api.invoke('vm:remove', vmId);
+        set((s) => {
+          const byVm = { ...s.byVm };
+          delete byVm[vmId];
+          const vms = s.vms.filter((v) => v.id !== vmId);
+          return { vms, byVm, selectedVmId: s.selectedVmId === vmId ? undefined : s.selectedVmId };
+        });
+        if (get().selectedVmId === undefined && get().vms[0]) await get().selectVm(get().vms[0]!.id);
+      },
+
+      async startLab() {
+        const lab = await api.invoke('lab:start');
+        set({ lab });
+        return lab;
+      },
+
+      async stopLab() {
+        const lab = await api.invoke('lab:stop');
+        set({ lab });
+        return lab;
+      },
+
+      async createCheckpoint(options) {
+        const vmId = get().selectedVmId;
+        if (vmId === undefined) throw new Error('no VM is selected');
+        const cp = await api.invoke('checkpoint:create', vmId, options);
+        get().announce(`Checkpoint ${cp.name} created`);
+        await get().loadVm(vmId);
+        set({ selected: cp.name });
+        return cp;
+      },
+
+      async deleteCheckpoint(name, mode) {
+        const vmId = get().selectedVmId;
+        if (vmId === undefined) throw new Error('no VM is selected');
+        const result = await api.invoke('checkpoint:delete', vmId, name, mode);
+        const what = result.deleted.length === 0 ? `Nothing deleted` : `Deleted ${result.deleted.join(', ')}`;
+        get().announce(what);
+        await get().loadVm(vmId);
+        return result;
+      },
+
+      async fetchChanges(name) {
+        const vmId = get().selectedVmId;
+        if (vmId === undefined) throw new Error('no VM is selected');
+        const changes = await api.invoke('checkpoint:changes', vmId, name);
+        patchVm(vmId, (v) => ({ changes: { ...v.changes, [name]: changes } }));
+        return changes;
+      },
+
+      async readDirtyMap(disk, since, buckets) {
+        const vmId = get().selectedVmId;
+        if (vmId === undefined) throw new Error('no VM is selected');
+        return api.invoke('dirtymap:get', vmId, disk, since, buckets);
+      },
+
+      async startWrites(options) {
+        const vmId = get().selectedVmId;
+        if (vmId === undefined) throw new Error('no VM is selected');
+        const job = await api.invoke('lab:write', vmId, options);
+        set((s) => ({ jobs: { ...s.jobs, [job.id]: s.jobs[job.id] ?? job } }));
+        return job;
+      },
+
+      async cancelJob(jobId) {
+        const job = await api.invoke('job:cancel', jobId);
+        set((s) => ({ jobs: { ...s.jobs, [job.id]: job } }));
+      },
+
+      announce(text) {
+        set({ announcement: text });
+      },
+    };
+  });
+  return store;
+}

@@ -1,0 +1,245 @@
+// The timeline: checkpoint tree on a time axis, a NOW node, and one band per disk with the bitmap
+// spans, backup markers and the dirty-bytes area of the baseline — all sharing one x scale.
+// Zoom with the wheel or the buttons, pan by dragging; the tree is keyboard-navigable (TreeLayer).
+
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
+import { formatAbsolute, formatBytes } from '../format';
+import { DiskBands } from './DiskBands';
+import { buildModel, changedSinceCurrent, type ModelInput } from './model';
+import { centerOn, fitView, panBy, ticks, timeToX, zoomAt, type TimeView } from './timescale';
+import { TreeLayer } from './TreeLayer';
+
+export const GUTTER = 176;
+export const AXIS_H = 26;
+const RIGHT_PAD = 12;
+
+export interface TimelineProps extends Omit<ModelInput, 'baseline'> {
+  vmLabel: string;
+  selected?: string;
+  onSelect(name: string): void;
+  onOpen(name: string): void;
+  /** Exact dirty bytes since the baseline per disk (checkpoint:changes), when fetched. */
+  exact?: Record<string, number>;
+}
+
+function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): number {
+  const [width, setWidth] = useState(fallback);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const measure = () => setWidth(el.clientWidth || fallback);
+    measure();
+    if (typeof ResizeObserver === 'undefined') return;
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [ref, fallback]);
+  return width;
+}
+
+export function Timeline(props: TimelineProps) {
+  const { checkpoints, current, disks, live, samples, issues, backups, now, selected, maxTracks } = props;
+  const containerRef = useRef<HTMLDivElement>(null);
+  const svgRef = useRef<SVGSVGElement>(null);
+  const width = useWidth(containerRef, 960);
+  const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
+
+  // The structure does not depend on the clock: spans and series that run to "now" end at
+  // +Infinity and are clamped when drawn, so the 2-second clock tick only re-maps x.
+  const model = useMemo(
+    () => buildModel({ checkpoints, current, disks, live, samples, issues, backups, now: Infinity, baseline: selected, maxTracks }),
+    [checkpoints, current, disks, live, samples, issues, backups, selected, maxTracks],
+  );
+
+  // The window follows the data (fit) until the user zooms or pans; "Fit" returns to following.
+  const [view, setView] = useState<TimeView>(() => fitView(model.times, now, plotW));
+  const [follow, setFollow] = useState(true);
+  // Refit when checkpoints/backups change, or when NOW runs off the right edge.
+  const fitKey = `${model.times.length}:${model.times[0] ?? 0}`;
+  // NOW needs ~280 px on its right for its label: refit when it gets closer to the edge.
+  const nowOffEdge = timeToX(view, plotW, now) > plotW - 260;
+  const timesRef = useRef(model.times);
+  timesRef.current = model.times;
+  useEffect(() => {
+    if (follow) setView(fitView(timesRef.current, now, plotW));
+  }, [follow, fitKey, nowOffEdge, plotW]); // `now` is read on purpose without re-running every tick
+
+  const zoom = (factor: number, x = plotW * 0.75) => {
+    setFollow(false);
+    setView((v) => zoomAt(v, plotW, x, factor));
+  };
+
+  // Wheel zooms around the pointer; React's onWheel is passive, so attach natively. Wheel events
+  // come faster than frames: accumulate them and apply once per animation frame.
+  useEffect(() => {
+    const svg = svgRef.current;
+    if (!svg) return;
+    let pending: { factor: number; x: number; dx: number } | undefined;
+    let raf = 0;
+    const apply = () => {
+      raf = 0;
+      const p = pending;
+      pending = undefined;
+      if (!p) return;
+      setView((v) => {
+        const zoomed = p.factor !== 1 ? zoomAt(v, plotW, p.x, p.factor) : v;
+        return p.dx !== 0 ? panBy(zoomed, plotW, p.dx) : zoomed;
+      });
+    };
+    const onWheel = (e: WheelEvent) => {
+      const rect = svg.getBoundingClientRect();
+      const x = e.clientX - rect.left - GUTTER;
+      if (x < 0) return; // over the gutter: let the page scroll
+      e.preventDefault();
+      setFollow(false);
+      pending ??= { factor: 1, x, dx: 0 };
+      pending.x = x;
+      if (e.shiftKey) pending.dx -= e.deltaY;
+      else pending.factor *= Math.pow(1.0015, -e.deltaY);
+      if (!raf) raf = requestAnimationFrame(apply);
+    };
+    svg.addEventListener('wheel', onWheel, { passive: false });
+    return () => {
+      svg.removeEventListener('wheel', onWheel);
+      if (raf) cancelAnimationFrame(raf);
+    };
+  }, [plotW]);
+
+  const drag = useRef<{ x: number; moved: boolean } | null>(null);
+  const onPointerDown = (e: ReactPointerEvent<SVGSVGElement>) => {
+    if (e.button !== 0) return;
+    drag.current = { x: e.clientX, moved: false };
+  };
+  const onPointerMove = (e: ReactPointerEvent<SVGSVGElement>) => {
+    const d = drag.current;
+    if (!d) return;
+    const dx = e.clientX - d.x;
+    if (!d.moved && Math.abs(dx) < 3) return;
+    if (!d.moved) svgRef.current?.setPointerCapture?.(e.pointerId);
+    d.moved = true;
+    d.x = e.clientX;
+    setFollow(false);
+    setView((v) => panBy(v, plotW, dx));
+  };
+  const endDrag = () => {
+    drag.current = null;
+  };
+
+  const x = (t: number) => timeToX(view, plotW, t);
+  const axisTicks = ticks(view, plotW);
+  const treeTop = AXIS_H;
+  const bandsTop = AXIS_H + model.treeHeight;
+  const height = bandsTop + model.bandsHeight + 8;
+  const nowX = x(now);
+  const changed = changedSinceCurrent(checkpoints, current, live);
+  const span = view.t1 - view.t0;
+
+  return (
+    <section className="timeline" aria-label="Timeline">
+      <div className="timeline-toolbar" role="toolbar" aria-label="Timeline view">
+        <span className="timeline-range" aria-live="off">
+          {formatAbsolute(view.t0)} — {formatAbsolute(view.t1)}
+        </span>
+        <span className="spacer" />
+        <button type="button" onClick={() => zoom(1.6)} aria-label="Zoom in" title="Zoom in (wheel up)">+</button>
+        <button type="button" onClick={() => zoom(1 / 1.6)} aria-label="Zoom out" title="Zoom out (wheel down)">−</button>
+        <button type="button" onClick={() => { setFollow(false); setView((v) => panBy(v, plotW, plotW * 0.3)); }} aria-label="Pan earlier">◀</button>
+        <button type="button" onClick={() => { setFollow(false); setView((v) => panBy(v, plotW, -plotW * 0.3)); }} aria-label="Pan later">▶</button>
+        <button type="button" onClick={() => { setFollow(false); setView((v) => centerOn(v, now, 1 - 300 / plotW)); }}>Jump to now</button>
+        <button type="button" onClick={() => { setFollow(true); setView(fitView(model.times, now, plotW)); }} aria-pressed={follow}>Fit all</button>
+      </div>
+      <div className="timeline-scroll" ref={containerRef}>
+        <svg
+          ref={svgRef}
+          className="timeline-svg"
+          width={width}
+          height={height}
+          onPointerDown={onPointerDown}
+          onPointerMove={onPointerMove}
+          onPointerUp={endDrag}
+          onPointerCancel={endDrag}
+          data-span-ms={Math.round(span)}
+        >
+          <defs>
+            <pattern id="tm-hatch-disabled" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)">
+              <rect width="6" height="6" className="hatch-bg-disabled" />
+              <line x1="0" y1="0" x2="0" y2="6" className="hatch-line-disabled" />
+            </pattern>
+            <pattern id="tm-hatch-danger" patternUnits="userSpaceOnUse" width="6" height="6">
+              <rect width="6" height="6" className="hatch-bg-danger" />
+              <path d="M0,0 L6,6 M6,0 L0,6" className="hatch-line-danger" />
+            </pattern>
+            <clipPath id="tm-plot-clip">
+              <rect x={0} y={-AXIS_H} width={plotW + RIGHT_PAD} height={height + AXIS_H} />
+            </clipPath>
+          </defs>
+
+          {/* Gutter: what each row is. */}
+          <rect className="gutter-bg" x={0} y={0} width={GUTTER - 8} height={height} />
+          <text className="gutter-title" x={12} y={treeTop + 18}>Checkpoints</text>
+          <text className="gutter-sub" x={12} y={treeTop + 33}>
+            {model.layout ? `layout: ${model.layout}` : 'no checkpoints yet'}
+          </text>
+          <text className="gutter-sub" x={12} y={treeTop + 47}>{`${checkpoints.length} checkpoint${checkpoints.length === 1 ? '' : 's'}`}</text>
+
+          <g transform={`translate(${GUTTER},0)`}>
+            <g clipPath="url(#tm-plot-clip)">
+              <g className="axis" aria-hidden="true">
+                {axisTicks.map((tk) => (
+                  <g key={tk.t}>
+                    <line className="grid" x1={x(tk.t)} x2={x(tk.t)} y1={AXIS_H - 4} y2={height} />
+                    <text className="tick" x={x(tk.t) + 3} y={AXIS_H - 9}>{tk.label}</text>
+                  </g>
+                ))}
+              </g>
+              <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
+              <g transform={`translate(0,${treeTop})`}>
+                <TreeLayer
+                  model={model}
+                  vmLabel={props.vmLabel}
+                  checkpoints={checkpoints}
+                  current={current}
+                  selected={selected}
+                  now={now}
+                  view={view}
+                  plotW={plotW}
+                  changed={changed}
+                  onSelect={props.onSelect}
+                  onOpen={props.onOpen}
+                />
+              </g>
+              {selected !== undefined && model.tree.byName.has(selected) && (
+                <line
+                  className="selected-rule"
+                  x1={x(model.tree.byName.get(selected)!.time)}
+                  x2={x(model.tree.byName.get(selected)!.time)}
+                  y1={treeTop}
+                  y2={height}
+                  aria-hidden="true"
+                />
+              )}
+              <g transform={`translate(0,${bandsTop})`}>
+                <DiskBands model={model} view={view} plotW={plotW} now={now} selected={selected} exact={props.exact} />
+              </g>
+            </g>
+          </g>
+
+          {/* Band gutters are drawn last so they sit above the plot's grid lines. */}
+          <g transform={`translate(0,${bandsTop})`}>
+            {model.bands.map((b) => (
+              <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
+                <line className="band-sep" x1={0} x2={width} y1={0} y2={0} />
+                <text className="gutter-title" x={12} y={18}>{b.disk.name}</text>
+                <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
+                <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>
+                <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>
+                  {!b.disk.bitmapCapable ? '⊘ no persistent bitmaps' : b.issues.length === 0 ? '✓ healthy' : `⚠ ${b.issues.length} issue${b.issues.length === 1 ? '' : 's'}`}
+                </text>
+              </g>
+            ))}
+          </g>
+        </svg>
+      </div>
+    </section>
+  );
+}

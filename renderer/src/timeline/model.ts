@@ -1,0 +1,152 @@
+// Everything the timeline draws, computed from store data without any pixels: the tree layout,
+// the per-disk lanes, the dirty-bytes series of the baseline, and the vertical geometry of each
+// band. The component then only maps times to x.
+
+import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo, HealthIssue } from '../../../shared/domain';
+import { layoutTree, type TreeLayout } from './lanes';
+import { baselineBitmaps, diskLanes, dirtySeries, type DirtyPoint, type DiskLane, type DiskSample } from './spans';
+
+export type BackupKind = 'full' | 'incremental' | 'differential';
+
+/** A backup as the timeline shows it: a marker bracketed back to its base checkpoint. */
+export interface BackupMark {
+  id: string;
+  time: number;
+  kind: BackupKind;
+  state: 'ok' | 'failed' | 'running';
+  /** The checkpoint the backup measured from (incremental/differential). */
+  base?: string;
+  baseTime?: number;
+  /** Disks this backup covers, with bytes copied when known. */
+  disks: { disk: string; bytes?: number; kind?: BackupKind; reason?: string }[];
+  /** Why it failed, when it did. */
+  error?: string;
+}
+
+export const GLYPH = {
+  recording: '●',
+  disabled: '‖',
+  busy: '⟳',
+  inconsistent: '⚠',
+  missing: '∅',
+  unknown: '?',
+  full: '■',
+  incremental: '◧',
+  differential: '◇',
+  failed: '✕',
+  ok: '✓',
+  incapable: '⊘',
+} as const;
+
+export const STATE_WORDS = {
+  recording: 'recording',
+  disabled: 'not recording',
+  busy: 'busy (in use by a job)',
+  inconsistent: 'inconsistent',
+  unknown: 'state unknown',
+} as const;
+
+export const ROW_H = 26;
+/** With many lanes (many branches) rows get denser so the disk bands stay in view. */
+export const DENSE_ROW_H = 19;
+export function rowHeight(laneCount: number): number {
+  return laneCount > 12 ? DENSE_ROW_H : ROW_H;
+}
+export const TREE_PAD = 16;
+export const BACKUP_ROW_H = 18;
+export const TRACK_H = 15;
+export const AREA_H = 40;
+export const BAND_PAD = 7;
+
+export interface BandModel {
+  disk: DiskInfo;
+  lane: DiskLane;
+  issues: HealthIssue[];
+  /** y of the band's top, relative to the bands block. */
+  top: number;
+  height: number;
+  /** Tracks drawn (incl. the overflow row). */
+  trackRows: number;
+  series: DirtyPoint[];
+  /** The bitmaps summed for the series; more than one means the sum is an upper bound. */
+  seriesBitmaps: string[];
+  backups: BackupMark[];
+}
+
+export interface TimelineModel {
+  tree: TreeLayout;
+  /** Height of one lane of the tree. */
+  rowH: number;
+  treeHeight: number;
+  bands: BandModel[];
+  bandsHeight: number;
+  baseline?: string;
+  layout?: BitmapLayout;
+  /** All times worth fitting into view. */
+  times: number[];
+}
+
+export interface ModelInput {
+  checkpoints: readonly Checkpoint[];
+  current?: string;
+  disks: readonly DiskInfo[];
+  live?: Record<string, BitmapInfo[]>;
+  samples: Record<string, DiskSample[]>;
+  issues: readonly HealthIssue[];
+  baseline?: string;
+  backups: readonly BackupMark[];
+  /** +Infinity for a clock-independent model: what runs to now then ends at +Infinity. */
+  now: number;
+  maxTracks?: number;
+}
+
+export function buildModel(input: ModelInput): TimelineModel {
+  const tree = layoutTree(input.checkpoints.map((c) => ({ name: c.name, parent: c.parent, time: c.createdAtMs })), input.current);
+  const rowH = rowHeight(tree.laneCount);
+  const treeHeight = TREE_PAD * 2 + Math.max(1, tree.laneCount) * rowH;
+  const layout = input.checkpoints[0]?.layout;
+  const live = input.live ? new Map(Object.entries(input.live)) : undefined;
+  const lanes = diskLanes({
+    checkpoints: input.checkpoints, layout, disks: input.disks.map((d) => d.name), live, now: input.now, maxTracks: input.maxTracks,
+  });
+  const baseline = input.baseline ?? input.current;
+  const baseCp = baseline !== undefined ? input.checkpoints.find((c) => c.name === baseline) : undefined;
+  let top = 0;
+  const bands: BandModel[] = input.disks.map((disk, i) => {
+    const lane = lanes[i]!;
+    const trackRows = Math.max(1, lane.tracks + (lane.overflow ? 1 : 0));
+    const height = BAND_PAD * 2 + BACKUP_ROW_H + trackRows * TRACK_H + AREA_H;
+    const seriesBitmaps = baseCp ? baselineBitmaps(input.checkpoints, layout, baseCp.name, input.current, disk.name) : [];
+    const series = baseCp ? dirtySeries(input.samples[disk.name] ?? [], seriesBitmaps, baseCp.createdAtMs, input.now) : [];
+    const band: BandModel = {
+      disk, lane, top, height, trackRows, series, seriesBitmaps,
+      issues: input.issues.filter((x) => x.disk === disk.name),
+      backups: input.backups.filter((b) => b.disks.some((d) => d.disk === disk.name)),
+    };
+    top += height;
+    return band;
+  });
+  const times = [
+    ...input.checkpoints.map((c) => c.createdAtMs),
+    ...input.backups.map((b) => b.time),
+  ];
+  return { tree, rowH, treeHeight, bands, bandsHeight: top, baseline: baseCp?.name, layout, times };
+}
+
+/** Live dirty bytes of the current checkpoint's bitmaps summed over disks ("changed since" on NOW). */
+export function changedSinceCurrent(checkpoints: readonly Checkpoint[], current: string | undefined, live: Record<string, BitmapInfo[]> | undefined): number | undefined {
+  if (current === undefined || !live) return undefined;
+  const cp = checkpoints.find((c) => c.name === current);
+  if (!cp) return undefined;
+  let sum = 0;
+  let any = false;
+  for (const d of cp.disks) {
+    if (d.checkpoint !== 'bitmap') continue;
+    const b = live[d.name]?.find((x) => x.name === (d.bitmap ?? cp.name));
+    if (b) {
+      sum += b.count;
+      any = true;
+    }
+  }
+  return any ? sum : undefined;
+}
