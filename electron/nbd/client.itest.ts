@@ -71,7 +71,7 @@ describe('qemu-nbd (qcow2 with a dirty bitmap)', () => {
     fs.writeFileSync(out, all);
     expect(run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', out, srv.uri])).toMatch(/Images are identical/);
     // A negative control: one byte changed is noticed by the same comparison.
-    all[63 * MiB + 5] ^= 0xff;
+    all[63 * MiB + 5] = all[63 * MiB + 5]! ^ 0xff;
     expect(sameBytes(all, reference)).toBe(false);
     await c.close();
   });
