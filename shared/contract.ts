@@ -84,6 +84,53 @@ export interface DirtyMap {
   elapsedMs: number;
 }
 
+/** A pull-mode backup into a repository (Tidemark copies the dirty extents over NBD). */
+export interface PullBeginOptions {
+  repo?: string;
+  full?: boolean;
+  since?: string;
+  checkpoint?: string;
+  noCheckpoint?: boolean;
+  disks?: string[];
+  /** Where the fleecing images go (default STATE/run/fleece). */
+  fleeceDir?: string;
+  /** Give up when the fleecing images together exceed this many MiB. */
+  fleeceMaxMiB?: number;
+}
+
+export interface PullBeginResult {
+  job: JobInfo;
+  backup: BackupRecord;
+  /** Largest size the fleecing images reached (guest writes during the pull). */
+  fleecePeakBytes: number;
+}
+
+/** A pull whose exports an outside tool reads; it ends with pull:end. */
+export interface PullExportOptions extends Omit<PullBeginOptions, 'repo'> {
+  /** The repository whose lock the pull holds (default STATE/backups). */
+  repo?: string;
+  /** Serve on TCP instead of the unix socket; TLS is required (tls-creds-x509 directory). */
+  tcp?: { host: string; port: number; tlsDir: string };
+}
+
+export interface PullExportInfo {
+  disk: string;
+  kind: BackupKind;
+  since?: string;
+  /** nbd+unix:///NAME?socket=PATH or nbds://HOST:PORT/NAME. */
+  uri: string;
+  exportName: string;
+  /** qemu:dirty-bitmap:… to read the changes since `since` (nbdinfo --map=…). */
+  dirtyContext?: string;
+  size: number;
+}
+
+export interface PullExportResult {
+  /** The host job that holds the exports open. */
+  jobId: string;
+  exports: PullExportInfo[];
+}
+
 // ---------------------------------------------------------------- issue 3: backups and restore
 
 export type BackupKind = 'full' | 'incremental' | 'differential';
@@ -272,7 +319,14 @@ export interface InvokeMap {
   'backup:status': { args: [vmId: string, repo?: string]; result: BackupStatusInfo };
   'backup:cancel': { args: [vmId: string, repo?: string]; result: { backupId: string; how: 'cancelled' | 'cleaned-up' } };
   'restore:run': { args: [request: RestoreRequest]; result: RestoreOutcome };
-  // issue 5: pull mode and the dirty map (added by that issue)
+  // issue 5: pull mode and the dirty map
+  'dirtymap:get': { args: [vmId: string, disk: string, since: string, buckets?: number]; result: DirtyMap };
+  'pull:begin': { args: [vmId: string, options: PullBeginOptions]; result: PullBeginResult };
+  'pull:export': { args: [vmId: string, options: PullExportOptions]; result: PullExportResult };
+  /** Ends an export-only pull (in any process): success records its checkpoint, failure rolls it back. */
+  'pull:end': { args: [vmId: string, outcome: 'success' | 'failure', repo?: string]; result: { backupId: string } };
+  /** Waits until this process's export-only pull of the VM has ended; its final job. */
+  'pull:wait': { args: [vmId: string]; result: JobInfo };
 }
 
 export type InvokeChannel = keyof InvokeMap;
@@ -346,6 +400,23 @@ const restoreRequest = v.object({
   noSafetyCopy: v.optional(v.boolean()),
 });
 
+// issue 5
+const pullCommon = {
+  repo: v.optional(repoPath),
+  full: v.optional(v.boolean()),
+  since: v.optional(v.string({ min: 1, max: 4096 })),
+  checkpoint: v.optional(v.string({ min: 1, max: 4096 })),
+  noCheckpoint: v.optional(v.boolean()),
+  disks: v.optional(v.array(diskName, { max: 256 })),
+  fleeceDir: v.optional(v.string({ min: 1, max: 4096 })),
+  fleeceMaxMiB: v.optional(v.number({ min: 1, max: 1024 * 1024 * 1024 })),
+};
+const pullBegin = v.object(pullCommon);
+const pullExport = v.object({
+  ...pullCommon,
+  tcp: v.optional(v.object({ host: v.string({ min: 1, max: 255 }), port: v.number({ min: 1, max: 65535, integer: true }), tlsDir: v.string({ min: 1, max: 4096 }) })),
+});
+
 export const argValidators: { [C in InvokeChannel]: Validator<Args<C>> } = {
   'vm:list': v.tuple(),
   'vm:add': v.tuple(v.string({ min: 1, max: 1024 }), v.optional(v.string({ max: 200 }))),
@@ -375,6 +446,12 @@ export const argValidators: { [C in InvokeChannel]: Validator<Args<C>> } = {
   'backup:status': v.tuple(vmId, v.optional(repoPath)),
   'backup:cancel': v.tuple(vmId, v.optional(repoPath)),
   'restore:run': v.tuple(restoreRequest),
+  // issue 5
+  'dirtymap:get': v.tuple(vmId, diskName, v.string({ min: 1, max: 4096 }), v.optional(v.number({ min: 1, max: 4096, integer: true }))),
+  'pull:begin': v.tuple(vmId, pullBegin),
+  'pull:export': v.tuple(vmId, pullExport),
+  'pull:end': v.tuple(vmId, v.literal('success', 'failure'), v.optional(repoPath)),
+  'pull:wait': v.tuple(vmId),
 };
 
 export function isInvokeChannel(channel: unknown): channel is InvokeChannel {

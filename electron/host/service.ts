@@ -14,6 +14,7 @@ import type { EventMap, EventName, Handlers, JobInfo, LabInfo, VmSummary } from 
 import type { BitmapInfo, VmInfo } from '../../shared/domain';
 import { CheckpointEngine } from '../engine/checkpoints/engine';
 import { backupHandlers } from '../engine/backup/handlers';
+import { pullHandlers } from '../engine/pull/handlers';
 import { MetadataStore, writeFileAtomic } from '../engine/checkpoints/store';
 import { connectLab, isQemuAlive, labStatus, startLab, stopLab } from '../engine/lab/labvm';
 import { simulateWrites } from '../engine/lab/writer';
@@ -652,7 +653,14 @@ export function createService(options: ServiceOptions): Service {
     changed,
   });
 
-  const handlers: Handlers = { ...vmHandlers, ...checkpointHandlers, ...labHandlers, ...jobHandlers, ...backupChannels };
+  // issue 5: the dirty map and pull mode (electron/engine/pull/handlers.ts), same dependencies
+  const pullChannels = pullHandlers({ stateDir, engineOf, clientOf: (vmId) => {
+    const c = entry(vmId).client;
+    if (!c?.isOpen) throw new Error(`VM ${entry(vmId).label} is not connected`);
+    return c;
+  }, jobs, changed });
+
+  const handlers: Handlers = { ...vmHandlers, ...checkpointHandlers, ...labHandlers, ...jobHandlers, ...backupChannels, ...pullChannels };
 
   // -- start
 

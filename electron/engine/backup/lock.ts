@@ -1,0 +1,131 @@
+// The backup-in-progress lock of a VM in a repository. The lock file is also the backup's journal:
+// what it created in QEMU and on disk, so that `backup-status` and `backup-cancel` in another
+// process can see it, and so that a backup whose process died can be rolled back later.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { PreparedCheckpoint } from '../checkpoints/api';
+import { createFileExclusive, processAlive, processStartTicks, writeFileAtomic } from './fsutil';
+import type { BackupKind } from './manifest';
+import type { BackupRepository } from './repository';
+import type { PullJournal } from '../pull/leftovers';
+
+export type BackupPhase = 'preparing' | 'running' | 'finalizing' | 'recording' | 'rolling-back';
+
+export interface JournalDisk {
+  disk: string;
+  kind: BackupKind;
+  jobId: string;
+  /** Node name of the target qcow2 in QEMU. */
+  targetNode: string;
+  /** Temporary merged bitmap (incremental/differential). */
+  tmpBitmap?: string;
+  /** Node name of the source disk (where the temporary bitmap lives). */
+  sourceNode: string;
+  /** Absolute path of the partial layer file. */
+  partialImage: string;
+}
+
+export interface BackupJournal {
+  pid: number;
+  startTicks?: number;
+  host: string;
+  backupId: string;
+  vmId: string;
+  endpoint: string;
+  startedAt: number;
+  updatedAt: number;
+  phase: BackupPhase;
+  kind: BackupKind;
+  since?: string;
+  checkpoint?: string;
+  /** The checkpoint prepared for the backup's transaction (rolled back if the backup fails). */
+  prepared?: PreparedCheckpoint;
+  /** True once the transaction ran: QEMU then holds the jobs, bitmaps and the prepared checkpoint. */
+  executed: boolean;
+  disks: JournalDisk[];
+  progress: { disk: string; done: number; total: number }[];
+  log: string[];
+  /** A pull-mode backup's extra resources (issue 5: exports, qemu-nbd writers, fleece files). */
+  pull?: PullJournal;
+}
+
+export class BackupBusyError extends Error {
+  constructor(readonly journal: BackupJournal) {
+    super(
+      `a backup of VM ${JSON.stringify(journal.vmId)} is already running: backup ${journal.backupId}, ` +
+        `started ${new Date(journal.startedAt).toISOString()} by process ${journal.pid} on ${journal.host} (phase ${journal.phase}); ` +
+        `see backup-status, or stop it with backup-cancel`,
+    );
+    this.name = 'BackupBusyError';
+  }
+}
+
+export function lockPath(repo: BackupRepository, vmId: string): string {
+  return path.join(repo.vmDir(vmId), 'backup.lock');
+}
+
+/** The journal of the backup holding the lock, and whether its process is alive; undefined when none. */
+export function readLock(repo: BackupRepository, vmId: string): { journal: BackupJournal; alive: boolean } | undefined {
+  const file = lockPath(repo, vmId);
+  let journal: BackupJournal;
+  try {
+    journal = JSON.parse(fs.readFileSync(file, 'utf8')) as BackupJournal;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // A lock whose content cannot be read was cut short by a crash while being written: it is stale.
+    return { journal: { pid: 0, host: os.hostname(), backupId: '?', vmId, endpoint: '', startedAt: 0, updatedAt: 0, phase: 'preparing', kind: 'full', executed: false, disks: [], progress: [], log: [] }, alive: false };
+  }
+  const sameHost = journal.host === os.hostname();
+  const alive = !sameHost || processAlive(journal.pid, journal.startTicks);
+  return { journal, alive };
+}
+
+export class BackupLock {
+  private constructor(
+    private readonly file: string,
+    private journalValue: BackupJournal,
+  ) {}
+
+  /** Takes the lock, or throws BackupBusyError (a live backup) or StaleBackupError (a dead one to recover first). */
+  static acquire(repo: BackupRepository, init: Omit<BackupJournal, 'pid' | 'startTicks' | 'host' | 'updatedAt'>): BackupLock {
+    const file = lockPath(repo, init.vmId);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const journal: BackupJournal = { ...init, pid: process.pid, startTicks: processStartTicks(process.pid), host: os.hostname(), updatedAt: Date.now() };
+    try {
+      createFileExclusive(file, JSON.stringify(journal, null, 2));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const held = readLock(repo, init.vmId);
+      if (held?.alive) throw new BackupBusyError(held.journal);
+      throw new StaleBackupError(held?.journal);
+    }
+    return new BackupLock(file, journal);
+  }
+
+  get journal(): BackupJournal {
+    return this.journalValue;
+  }
+
+  update(patch: Partial<BackupJournal>): void {
+    this.journalValue = { ...this.journalValue, ...patch, updatedAt: Date.now() };
+    writeFileAtomic(this.file, JSON.stringify(this.journalValue, null, 2));
+  }
+
+  release(): void {
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+export class StaleBackupError extends Error {
+  constructor(readonly journal: BackupJournal | undefined) {
+    super(`an earlier backup${journal ? ` (${journal.backupId}, process ${journal.pid})` : ''} did not finish and must be cleaned up first`);
+    this.name = 'StaleBackupError';
+  }
+}
+
+/** Removes a stale lock (after its backup was rolled back). */
+export function removeLock(repo: BackupRepository, vmId: string): void {
+  fs.rmSync(lockPath(repo, vmId), { force: true });
+}
