@@ -1,5 +1,6 @@
 // End-to-end wall time of `tidemark checkpoint-create-as` (process start → exit) on the demo VM,
-// through the compiled CLI (out/node) and through the tsx fallback, interleaved. Prints figures;
+// through the compiled CLI (out/node) and through the tsx fallback, interleaved; `--print-xml` and
+// `checkpoint-list` show the start-up cost without and with the engine modules. Prints figures;
 // decides nothing. Run: npx tsc -b && npx tsx bench/cli-create.ts [ROUNDS]
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -33,10 +34,14 @@ async function main(): Promise<void> {
   try {
     await startLab({ dir: path.join(dir, 'lab') });
     const env = { TIDEMARK_STATE_DIR: dir };
-    const times: Record<string, number[]> = { 'node startup (node -e 0)': [], compiled: [], tsx: [], 'in-process (service handler)': [] };
+    const times: Record<string, number[]> = {
+      'node startup (node -e 0)': [], 'compiled: --print-xml (no VM)': [], 'compiled: checkpoint-list': [], compiled: [], tsx: [], 'in-process (service handler)': [],
+    };
     timeRun([bin, 'checkpoint-create-as', 'warmup-tsx'], { ...env, TIDEMARK_CLI_MODE: 'tsx' }); // fills tsx's cache
     for (let i = 0; i < rounds; i++) {
       times['node startup (node -e 0)']!.push(timeRun(['-e', '0'], {}));
+      times['compiled: --print-xml (no VM)']!.push(timeRun([bin, 'checkpoint-create-as', 'x', '--print-xml'], { ...env, TIDEMARK_CLI_MODE: 'compiled' }));
+      times['compiled: checkpoint-list']!.push(timeRun([bin, 'checkpoint-list'], { ...env, TIDEMARK_CLI_MODE: 'compiled' }));
       times.compiled!.push(timeRun([bin, 'checkpoint-create-as', `c${i}`], { ...env, TIDEMARK_CLI_MODE: 'compiled' }));
       times.tsx!.push(timeRun([bin, 'checkpoint-create-as', `t${i}`], { ...env, TIDEMARK_CLI_MODE: 'tsx' }));
     }

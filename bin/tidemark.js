@@ -47,6 +47,7 @@ const compiled = path.join(outDir, 'electron', 'cli', 'main.js');
 if (process.env.TIDEMARK_CLI_MODE !== 'tsx' && (process.env.TIDEMARK_CLI_MODE === 'compiled' || compiledIsFresh()) && fs.existsSync(compiled)) {
   require(compiled).main();
 } else {
+  // Both of tsx's hooks: the CLI loads its command modules with import() (lazily, one group per run).
   require('tsx/cjs');
-  require(path.join(root, 'electron', 'cli', 'main.ts')).main();
+  import('tsx/esm').then(() => require(path.join(root, 'electron', 'cli', 'main.ts')).main());
 }

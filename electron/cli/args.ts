@@ -17,6 +17,8 @@ export interface OptionSpec {
   kind: 'flag' | 'value' | 'list';
   metavar?: string;
   help: string;
+  /** A value option the command cannot run without (shown without brackets in the synopsis). */
+  required?: boolean;
 }
 
 export interface PositionalSpec {
@@ -83,6 +85,8 @@ export function parseArgs(command: string, argv: string[], options: OptionSpec[]
   }
   const missing = positionals.slice(out.positionals.length).find((p) => p.required);
   if (missing) throw new UsageError(`${command} needs ${missing.name}`);
+  const missingOpt = options.find((o) => o.required && !out.values.has(o.name) && !out.lists.has(o.name));
+  if (missingOpt) throw new UsageError(`${command} needs --${missingOpt.name} ${missingOpt.metavar ?? 'VALUE'}`);
   return out;
 }
 

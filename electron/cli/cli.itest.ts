@@ -186,6 +186,23 @@ describe('tidemark CLI against the demo VM', () => {
     expect(r).toEqual({ code: 0, out: 'd1\nd3\n\n', err: '' });
   });
 
+  it('checkpoint-list sorts by name ignoring case, as virsh; --topological follows the tree', async () => {
+    await ok(['checkpoint-create-as', 'B-late']);
+    expect(await ok(['checkpoint-list', '--name'])).toBe('B-late\nd1\nd3\n\n');
+    expect(await ok(['checkpoint-list', '--name', '--topological'])).toBe('d1\nd3\nB-late\n\n');
+    expect((await listJson()).map((c) => c.name)).toEqual(['B-late', 'd1', 'd3']);
+    expect(await ok(['checkpoint-list', '--tree', '--from', 'd1', '--descendants'])).toBe('d1\n  |\n  +- d3\n      |\n      +- B-late\n        \n\n');
+    expect(await ok(['checkpoint-list', '--name', '--from', 'd1'])).toBe('d3\n\n');
+    expect(await ok(['checkpoint-list', '--name', '--roots'])).toBe('d1\n\n');
+    expect(await ok(['checkpoint-list', '--name', '--leaves'])).toBe('B-late\n\n');
+    expect(await ok(['checkpoint-list', '--name', '--no-leaves'])).toBe('d1\nd3\n\n');
+    expect(await ok(['checkpoint-list', '--name', '--leaves', '--no-leaves'])).toBe('B-late\nd1\nd3\n\n');
+    const info = JSON.parse(await ok(['domain-info', '--json']));
+    expect([info.layout, info.currentCheckpoint, info.health.map((i: { state: string }) => i.state)]).toEqual(['chained', 'B-late', ['disk-incapable']]);
+    expect(await ok(['domain-info'])).toMatch(/\nLayout: {9}chained\nCheckpoint: {5}B-late\nHealth: {9}1 note\n/);
+    expect(await ok(['checkpoint-delete', 'B-late'])).toBe('Domain checkpoint B-late deleted\n\n');
+  });
+
   it('lab stop, then the VM is gone', async () => {
     expect(await ok(['lab', 'stop'])).toBe('Demo VM stopped\n\n');
     expect(JSON.parse(await ok(['lab', 'status', '--json'])).running).toBe(false);

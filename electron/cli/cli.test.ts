@@ -4,14 +4,24 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import type { HealthIssue } from '../../shared/domain';
 import { exclusive, parseArgs, positiveNumber, UsageError, type OptionSpec } from './args';
-import { createAsXml, parseDiskspec } from './commands/checkpoint';
+import { GROUPS, loadAllGroups } from './commands';
+import { byName, createAsXml, parseDiskspec } from './commands/checkpoint';
 import { formatBytes, formatInfo, formatTable, formatTime, formatTree } from './format';
+import { checkpointWarnings, formatHealth, healthSummary, healthWarnings } from './health';
 import { runCli } from './main';
 
 const PRINT_XML_FIXTURE = path.join(__dirname, '..', 'engine', 'checkpoints', 'xml-fixtures', 'libvirt-9.0', 'checkpoint-create-as-print-xml.xml');
 
 describe('parseArgs', () => {
+  it('a required option missing is a usage error naming it', () => {
+    const req: OptionSpec[] = [{ name: 'disk', kind: 'value', metavar: 'DISK', help: '', required: true }];
+    expect(() => parseArgs('lab write', [], req, [])).toThrow(new UsageError('lab write needs --disk DISK'));
+    expect(parseArgs('lab write', ['--disk=vda'], req, []).values.get('disk')).toBe('vda');
+  });
+
   const opts: OptionSpec[] = [
     { name: 'tree', kind: 'flag', help: '' },
     { name: 'from', kind: 'value', help: '' },
@@ -139,6 +149,83 @@ describe('virsh-shaped output', () => {
   });
 });
 
+describe('checkpoint-list order (virsh sorts by name, ignoring case)', () => {
+  it('sorts by lower-cased name, exact name breaking ties', () => {
+    const names = ['b', 'A', '-dash', 'a', 'c10', 'C2', '1795404902', '1795404902-2'];
+    expect(names.map((name) => ({ name })).sort(byName).map((c) => c.name)).toEqual(['-dash', '1795404902', '1795404902-2', 'A', 'a', 'b', 'c10', 'C2']);
+  });
+});
+
+describe('health as the CLI shows it', () => {
+  const issue = (severity: HealthIssue['severity'], message: string, checkpoint?: string): HealthIssue => ({
+    state: 'bitmap-inconsistent', severity, disk: 'vda', message, consequence: `because of ${message}`, ...(checkpoint ? { checkpoint } : {}),
+  });
+  const issues = [issue('info', 'note one'), issue('error', 'bad one', 'c1'), issue('warning', 'odd one', 'c2'), issue('error', 'bad two', 'c1')];
+
+  it('summary counts by severity; ok when there is nothing', () => {
+    expect(healthSummary([])).toBe('ok');
+    expect(healthSummary(issues)).toBe('2 errors, 1 warning, 1 note');
+  });
+
+  it('domain-info lists every issue worst first, each with its consequence below it', () => {
+    expect(formatHealth(issues)).toBe(
+      '  error    bad one\n           because of bad one\n' +
+      '  error    bad two\n           because of bad two\n' +
+      '  warning  odd one\n           because of odd one\n' +
+      '  note     note one\n           because of note one\n',
+    );
+  });
+
+  it('listings warn on stderr about errors and warnings only, capped, and say where the details are', () => {
+    expect(healthWarnings([issue('info', 'just a note')])).toBe('');
+    expect(healthWarnings(issues)).toBe(
+      'warning: bad one\nwarning: bad two\nwarning: odd one\n' + "warning: see 'tidemark domain-info' for what this means for backups\n",
+    );
+    const many = Array.from({ length: 8 }, (_, i) => issue('error', `bad ${i}`));
+    expect(healthWarnings(many, 5).split('\n')).toContain('warning: … and 3 more');
+  });
+
+  it('checkpoint-info warns with the consequence; control characters cannot break the line', () => {
+    expect(checkpointWarnings([issue('error', 'bitmap x\ny is broken')])).toBe('warning: bitmap x\\x0ay is broken: because of bitmap x\\x0ay is broken\n');
+  });
+});
+
+describe('lazy command modules', () => {
+  it('the table names exactly the commands its modules hold', async () => {
+    const loaded = await loadAllGroups();
+    expect(loaded.map((g) => [g.name, g.commands.map((c) => c.name).sort()])).toEqual(GROUPS.map((g) => [g.name, [...g.names].sort()]));
+  });
+
+  it('a command loads only its own module; help and --print-xml load no engine', () => {
+    // A fresh process (tsx, as `npx tidemark` in a checkout) reports which CLI and engine modules it loaded.
+    const loadedBy = (argv: string[]): string[] => {
+      const script = `
+        require(${JSON.stringify(require.resolve('tsx/cjs'))});
+        import(${JSON.stringify(require.resolve('tsx/esm'))}).then(async () => {
+          const { runCli } = require(${JSON.stringify(path.join(__dirname, 'main.ts'))});
+          const io = { stdout() {}, stderr() {}, isTTY: false, env: {} };
+          await runCli(${JSON.stringify(argv)}, io);
+          process.stdout.write(JSON.stringify(Object.keys(require.cache)));
+        });`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+      const root = path.join(__dirname, '..');
+      return (JSON.parse(r.stdout) as string[]).filter((f) => f.startsWith(root)).map((f) => path.relative(root, f));
+    };
+    const help = loadedBy(['checkpoint-list', '--help']);
+    expect(help).toContain(path.join('cli', 'commands', 'checkpoint.ts'));
+    for (const other of ['domain', 'backup', 'lab']) expect(help).not.toContain(path.join('cli', 'commands', `${other}.ts`));
+    expect(help).not.toContain(path.join('host', 'serve-cli.ts'));
+    expect(help).not.toContain(path.join('host', 'service.ts'));
+    const printXml = loadedBy(['checkpoint-create-as', 'x', '--print-xml']);
+    expect(printXml).not.toContain(path.join('host', 'service.ts'));
+    expect(printXml).not.toContain(path.join('engine', 'checkpoints', 'engine.ts'));
+    const running = loadedBy(['--state-dir', path.join(os.tmpdir(), 'tm-lazy-none'), 'checkpoint-list']);
+    expect(running).toContain(path.join('host', 'service.ts'));
+    expect(running).not.toContain(path.join('cli', 'commands', 'backup.ts'));
+    expect(running).not.toContain(path.join('host', 'serve-cli.ts'));
+  });
+});
+
 function captureIo(env: NodeJS.ProcessEnv = {}) {
   const io = {
     out: '',
@@ -173,6 +260,25 @@ describe('runCli', () => {
     expect((await run(['help', 'lab', 'write'])).out).toContain('--pattern random|sequential|hotspot');
   });
 
+  it('help is complete: exit status, environment, subcommand groups, required options, descriptions', async () => {
+    const all = (await run(['--help'])).out;
+    for (const s of ['Exit status:', '2 usage error', 'TIDEMARK_STATE_DIR', 'TIDEMARK_DEBUG=1', '-h, --help', '~/.local/share/tidemark']) expect(all).toContain(s);
+    for (const argv of [['help', 'lab'], ['lab', '--help']]) {
+      const r = await run(argv);
+      expect(r.code).toBe(0);
+      for (const sub of ['lab start', 'lab stop', 'lab status', 'lab write']) expect(r.out).toContain(`    ${sub} `);
+    }
+    expect((await run(['lab', 'write', '--help'])).out).toContain('lab write --disk DISK [--pattern random|sequential|hotspot] --mib N [--rate MIB_PER_S] [--json]');
+    // every command of the groups this module owns explains itself beyond the one-line summary
+    for (const g of (await loadAllGroups()).filter((x) => ['Domain', 'Checkpoint', 'Demo VM'].includes(x.name))) {
+      for (const c of g.commands) expect(c.description, c.name).toMatch(/\S{3,}/);
+    }
+    const list = (await run(['help', 'checkpoint-list'])).out;
+    expect(list).toContain('sorted by name');
+    expect(list).toContain('Cannot be combined');
+    expect((await run(['help', 'checkpoint-delete'])).out).toContain('re-parented');
+  });
+
   it.each([
     [[], 'error: no command given (see: tidemark help)'],
     [['frobnicate'], "error: unknown command 'frobnicate' (see: tidemark help)"],
@@ -186,6 +292,12 @@ describe('runCli', () => {
     [['lab'], 'error: lab needs a subcommand: start, stop, status, write'],
     [['lab', 'reboot'], "error: unknown lab subcommand 'reboot' (use one of: start, stop, status, write)"],
     [['lab', 'write', '--disk', 'vda', '--mib', 'lots'], 'error: option --mib must be a positive integer, got "lots"'],
+    [['lab', 'write', '--mib', '1'], 'error: lab write needs --disk DISK'],
+    [['lab', 'write', '--disk', 'vda'], 'error: lab write needs --mib N'],
+    [['checkpoint-list', '--tree', '--leaves'], 'error: --leaves and --tree are mutually exclusive'],
+    [['checkpoint-list', '--no-leaves', '--tree'], 'error: --no-leaves and --tree are mutually exclusive'],
+    [['checkpoint-list', '--roots', '--from', 'c1'], 'error: Options --roots and --from are mutually exclusive'],
+    [['checkpoint-list', '--tree', '--json'], 'error: Options --tree and --json are mutually exclusive'],
   ])('usage error %j exits 2 with one line', async (argv, line) => {
     const r = await run(argv);
     expect(r.code).toBe(2);

@@ -1,5 +1,5 @@
 // One CLI command: its name (virsh's, where virsh has one), options, positionals and what it runs.
-// Commands live in commands/<group>.ts and are listed in commands/index.ts.
+// Commands live in commands/<group>.ts and are listed (by name, loaded lazily) in commands/index.ts.
 
 import type { OptionSpec, ParsedArgs, PositionalSpec } from './args';
 import type { CliContext } from './context';
@@ -13,6 +13,8 @@ export interface Command {
   description?: string;
   options: OptionSpec[];
   positionals: PositionalSpec[];
+  /** False when this invocation needs no VM and no service (e.g. --print-xml); default true. */
+  needsService?(args: ParsedArgs): boolean;
   run(ctx: CliContext, args: ParsedArgs): Promise<void>;
 }
 

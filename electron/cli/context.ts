@@ -1,12 +1,15 @@
 // What a CLI command runs with: the service (created on first use, in on-demand mode on the demo
 // VM's secondary socket), the VM to act on, and output. Commands reach the engine only through
-// dispatch() on the contract, like every other caller.
+// dispatch() on the contract, like every other caller. The service's modules (engines, QMP) are
+// loaded by load() before a command that needs them runs: help and usage errors never pay for them.
 
+import * as path from 'node:path';
 import { dispatch, type Args, type InvokeChannel, type Result } from '../../shared/contract';
 import { resolveStateDir } from '../engine/statedir';
-import { labStatus } from '../engine/lab/labvm';
-import { createService, DEMO_VM_ID, endpointId, type Service } from '../host/service';
-import * as path from 'node:path';
+import type { Service } from '../host/service';
+
+type ServiceModule = typeof import('../host/service');
+type LabModule = typeof import('../engine/lab/labvm');
 
 export interface CliIo {
   stdout(text: string): void;
@@ -24,6 +27,8 @@ export interface GlobalOptions {
 export class CliContext {
   readonly stateDir: string;
   private serviceValue: Service | undefined;
+  private serviceModule: ServiceModule | undefined;
+  private labModule: LabModule | undefined;
 
   constructor(readonly io: CliIo, readonly global: GlobalOptions) {
     this.stateDir = resolveStateDir(global.stateDir, io.env);
@@ -33,8 +38,19 @@ export class CliContext {
     return path.join(this.stateDir, 'lab');
   }
 
+  /** Loads the service's modules; `service`, `call` and `vmId` need it. */
+  async load(): Promise<void> {
+    this.serviceModule ??= await import('../host/service');
+    this.labModule ??= await import('../engine/lab/labvm');
+  }
+
+  private get mod(): ServiceModule {
+    if (!this.serviceModule) throw new Error('internal error: the command ran without CliContext.load()');
+    return this.serviceModule;
+  }
+
   get service(): Service {
-    this.serviceValue ??= createService({
+    this.serviceValue ??= this.mod.createService({
       stateDir: this.stateDir,
       connectMode: 'on-demand',
       demoSocket: 'secondary',
@@ -50,9 +66,9 @@ export class CliContext {
 
   /** The VM to act on: --connect's endpoint, else the demo VM when it runs. */
   vmId(): string {
-    if (this.global.connect !== undefined) return endpointId(this.global.connect);
-    if (!labStatus(this.labDir).running) throw new Error('no VM: pass --connect or run tidemark lab start');
-    return DEMO_VM_ID;
+    if (this.global.connect !== undefined) return this.mod.endpointId(this.global.connect);
+    if (!this.labModule!.labStatus(this.labDir).running) throw new Error('no VM: pass --connect or run tidemark lab start');
+    return this.mod.DEMO_VM_ID;
   }
 
   out(text: string): void {

@@ -10,7 +10,7 @@ export function formatTime(seconds: number, date: Date = new Date(seconds * 1000
 }
 
 /** Control characters (and a literal "\x") become \xHH, as virsh does, so columns stay aligned. */
-function safeCell(s: string): string {
+export function safeCell(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f]|\\(?=x)/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -4,29 +4,43 @@
 // TIDEMARK_DEBUG=1 adds the stack. The process never lingers: connections are closed at the end.
 
 import { parseArgs, UsageError } from './args';
-import type { Command } from './command';
-import { COMMAND_GROUPS, COMMANDS } from './commands';
+import type { Command, CommandGroup } from './command';
+import { loadAllGroups, loadCommand, subcommandNames } from './commands';
 import { CliContext, type CliIo, type GlobalOptions } from './context';
 
 const GLOBAL_USAGE = 'tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]...';
 
-function generalHelp(): string {
+function generalHelp(groups: CommandGroup[]): string {
   let s = `Usage: ${GLOBAL_USAGE}\n\n`;
+  s += 'Checkpoints and backups of a QEMU VM over QMP, in virsh\'s vocabulary.\n\n';
   s += '  -c, --connect ENDPOINT   the VM\'s QMP socket: unix:PATH, tcp:HOST:PORT or a path\n';
   s += '                           (default: the demo VM\'s second socket, when it runs)\n';
   s += '  --state-dir DIR          where metadata lives (default: $TIDEMARK_STATE_DIR,\n';
-  s += '                           else $XDG_DATA_HOME/tidemark)\n\n';
-  for (const g of COMMAND_GROUPS) {
+  s += '                           else $XDG_DATA_HOME/tidemark, else ~/.local/share/tidemark)\n';
+  s += '  -h, --help               this help; COMMAND --help for one command\n\n';
+  for (const g of groups) {
     s += ` ${g.name}:\n`;
     for (const c of g.commands) s += `    ${c.name.padEnd(30)} ${c.summary}\n`;
     s += '\n';
   }
+  s += ' Output:\n';
+  s += '    Text as virsh prints it; --json (where offered) prints every field for scripts.\n';
+  s += '    Warnings (e.g. damaged checkpoints) go to stderr, so stdout stays parseable.\n\n';
+  s += ' Exit status:\n';
+  s += '    0 success; 1 the operation failed (one "error: ..." line on stderr, nothing changed);\n';
+  s += '    2 usage error (unknown command or option, missing argument).\n\n';
+  s += ' Environment:\n';
+  s += '    TIDEMARK_STATE_DIR   default for --state-dir\n';
+  s += '    TIDEMARK_DEBUG=1     print the stack trace after an error\n\n';
   s += "Run 'tidemark help COMMAND' (or COMMAND --help) for a command's options.\n";
   return s;
 }
 
 function synopsis(c: Command): string {
-  const opts = c.options.map((o) => (o.kind === 'flag' ? `[--${o.name}]` : `[--${o.name} ${o.metavar ?? 'VALUE'}]${o.kind === 'list' ? '...' : ''}`));
+  const opts = c.options.map((o) => {
+    const text = o.kind === 'flag' ? `--${o.name}` : `--${o.name} ${o.metavar ?? 'VALUE'}`;
+    return `${o.required ? text : `[${text}]`}${o.kind === 'list' ? '...' : ''}`;
+  });
   const pos = c.positionals.map((p) => (p.required ? p.name : `[${p.name}]`));
   return [c.name, ...pos, ...opts].join(' ');
 }
@@ -45,16 +59,22 @@ export function commandHelp(c: Command): string {
   return s;
 }
 
-function findCommand(words: string[]): { command: Command; rest: string[] } {
+/** `tidemark help lab`: the subcommands of a command group with subcommands. */
+async function subcommandHelp(prefix: string): Promise<string> {
+  const cmds = (await loadAllGroups()).flatMap((g) => g.commands).filter((c) => c.name.startsWith(`${prefix} `));
+  return `Usage: tidemark ${prefix} SUBCOMMAND [ARGS]...\n\n${cmds.map((c) => `    ${c.name.padEnd(30)} ${c.summary}\n`).join('')}\nRun 'tidemark help ${prefix} SUBCOMMAND' for its options.\n`;
+}
+
+async function findCommand(words: string[]): Promise<{ command: Command; rest: string[] }> {
   const [first, second] = words;
-  if (first === 'lab') {
-    const subs = COMMANDS.filter((c) => c.name.startsWith('lab ')).map((c) => c.name.slice(4));
-    if (second === undefined || second.startsWith('-')) throw new UsageError(`lab needs a subcommand: ${subs.join(', ')}`);
-    const c = COMMANDS.find((x) => x.name === `lab ${second}`);
-    if (!c) throw new UsageError(`unknown lab subcommand '${second}' (use one of: ${subs.join(', ')})`);
+  const subs = subcommandNames(first!);
+  if (subs.length > 0) {
+    if (second === undefined || second.startsWith('-')) throw new UsageError(`${first} needs a subcommand: ${subs.join(', ')}`);
+    const c = await loadCommand(`${first} ${second}`);
+    if (!c) throw new UsageError(`unknown ${first} subcommand '${second}' (use one of: ${subs.join(', ')})`);
     return { command: c, rest: words.slice(2) };
   }
-  const c = COMMANDS.find((x) => x.name === first);
+  const c = await loadCommand(first!);
   if (!c) throw new UsageError(`unknown command '${first}' (see: tidemark help)`);
   return { command: c, rest: words.slice(1) };
 }
@@ -92,11 +112,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const { global, help, words } = parseGlobal(argv);
     if (help || words[0] === 'help') {
       const topic = words[0] === 'help' ? words.slice(1) : words;
-      io.stdout(topic.length === 0 ? generalHelp() : commandHelp(findCommand(topic).command));
+      if (topic.length === 0) io.stdout(generalHelp(await loadAllGroups()));
+      else if (topic.length === 1 && subcommandNames(topic[0]!).length > 0) io.stdout(await subcommandHelp(topic[0]!));
+      else io.stdout(commandHelp((await findCommand(topic)).command));
       return 0;
     }
     if (words.length === 0) throw new UsageError('no command given (see: tidemark help)');
-    const { command, rest } = findCommand(words);
+    if (words.length >= 1 && subcommandNames(words[0]!).length > 0 && (words[1] === '--help' || words[1] === '-h')) {
+      io.stdout(await subcommandHelp(words[0]!));
+      return 0;
+    }
+    const { command, rest } = await findCommand(words);
     const end = rest.indexOf('--');
     if ((end < 0 ? rest : rest.slice(0, end)).some((a) => a === '--help' || a === '-h')) {
       io.stdout(commandHelp(command));
@@ -104,6 +130,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const args = parseArgs(command.name, rest, command.options, command.positionals);
     ctx = new CliContext(io, global);
+    if (command.needsService?.(args) !== false) await ctx.load();
     await command.run(ctx, args);
     return 0;
   } catch (e) {

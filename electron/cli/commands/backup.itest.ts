@@ -138,6 +138,10 @@ for (const layout of ['independent', 'chained'] as const) {
       await start();
       const cps = JSON.parse(await ok(['checkpoint-list', '--json'])) as Checkpoint[];
       expect(cps.find((c) => c.name === branch![1])?.parent).toBe(inc.checkpoint);
+      // the old checkpoints' bitmaps are not in the restored images: they no longer track vda/vdb (no health errors)
+      for (const c of cps.filter((x) => x.name !== branch![1])) {
+        expect(c.disks.filter((d) => d.name !== 'vdc').map((d) => [d.name, d.checkpoint])).toEqual([['vda', 'no'], ['vdb', 'no']]);
+      }
       await shadow.write('vda', 5 * MiB, 256 * 1024, 0x41);
       const next = await backup();
       shadow.snapshot(next.id);
@@ -172,6 +176,54 @@ for (const layout of ['independent', 'chained'] as const) {
       const again = await backup();
       expect(again.disks.find((d) => d.name === 'vda')!.kind).toBe('incremental');
     });
+
+    if (layout === 'chained') {
+      it('backup-status and backup-cancel from other processes, and Ctrl-C, stop a running backup and roll it back', async () => {
+        await shadow.write('vda', 8 * MiB, 8 * MiB, 0x61);
+        const checkpoints = JSON.parse(await ok(['checkpoint-list', '--json'])) as Checkpoint[];
+        const manifests = () => (JSON.parse(fs.readFileSync(path.join(dir, 'list.json'), 'utf8')) as BackupRecord[]).length;
+        const countBackups = async () => {
+          fs.writeFileSync(path.join(dir, 'list.json'), await ok(['backup-list', '--repo', repo, '--json']));
+          return manifests();
+        };
+        const before = await countBackups();
+        await client!.close(); // the running backup holds the second socket; status and cancel need the first
+        client = undefined;
+        const waitRunning = async () => {
+          for (let i = 0; i < 100; i++) {
+            const st = JSON.parse(await ok(['backup-status', '--repo', repo, '--json'])) as { running: boolean; phase?: string; progress: { done: number }[] };
+            if (st.running && st.phase === 'running' && st.progress.some((p) => p.done > 0)) return st;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          throw new Error('the backup never showed as running');
+        };
+        // 1. backup-cancel from another process
+        const first = tidemark(['backup-begin', '--repo', repo, '--speed', '1']);
+        const st = await waitRunning();
+        expect(st.progress.find((p) => p.done > 0)).toBeDefined();
+        const busy = await tidemark(['backup-begin', '--repo', repo]);
+        expect(busy.code).toBe(1);
+        expect(busy.err).toMatch(/error: a backup of VM .* is already running: backup \S+/);
+        expect(await ok(['backup-cancel', '--repo', repo])).toMatch(/^Backup \S+ cancelled\n/);
+        const r1 = await first;
+        expect(r1.code).toBe(1);
+        expect(r1.err).toMatch(/error: backup \S+ was cancelled; checkpoint \S+ rolled back; partial images deleted/);
+        // 2. Ctrl-C
+        const child = execFile('node', [BIN, '--state-dir', dir, 'backup-begin', '--repo', repo, '--speed', '1']);
+        let err = '';
+        child.stderr!.on('data', (d: string) => (err += d));
+        await waitRunning();
+        child.kill('SIGINT');
+        const code = await new Promise<number | null>((r) => child.once('exit', r));
+        expect(code).toBe(1);
+        expect(err).toMatch(/was cancelled; checkpoint \S+ rolled back/);
+        expect(JSON.parse(await ok(['checkpoint-list', '--json']))).toEqual(checkpoints);
+        expect(await countBackups()).toBe(before);
+        expect(await ok(['backup-status', '--repo', repo])).toBe('No backup is running\n');
+        client = await QmpClient.connect(path.join(labDir(), 'qmp.sock'));
+        shadow.reconnect(client);
+      });
+    }
 
     it('an in-place restore of a running VM\'s image is refused', async () => {
       const r = await tidemark(['restore', '--repo', repo, '--backup', points[0]!.id, '--disk', 'vda', '--in-place', image('vda')]);

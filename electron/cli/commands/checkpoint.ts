@@ -7,6 +7,7 @@ import { exclusive, UsageError, type ParsedArgs } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatInfo, formatTable, formatTime, formatTree } from '../format';
+import { checkpointWarnings, healthWarnings } from '../health';
 
 export interface DiskSpec {
   name: string;
@@ -65,23 +66,32 @@ export function createAsXml(name: string | undefined, description: string | unde
   return `${s}</domaincheckpoint>\n`;
 }
 
+/** A checkpoint name's rules, for help texts. */
+const NAME_RULES = 'at most 1023 bytes; no "/", control characters, leading "." or "tidemark-tmp-" prefix';
+
 const createAs: Command = {
   name: 'checkpoint-create-as',
   summary: 'Create a checkpoint from a set of args',
   description:
-    'Creates a checkpoint (one persistent dirty bitmap per disk, in one QMP transaction) as a child of the\n' +
-    'current checkpoint. NAME defaults to the time in seconds, as libvirt. Disks not named by --diskspec are\n' +
-    'included when they can hold bitmaps (unlike virsh, where naming one disk leaves the others out).\n' +
-    '--layout is chosen at the first checkpoint of a VM: independent (every bitmap records, as libvirt)\n' +
-    'or chained (one recording bitmap, older ones disabled).',
-  positionals: [{ name: 'NAME', required: false, help: 'checkpoint name' }],
+    'Creates a checkpoint as a child of the current checkpoint: one persistent dirty bitmap per disk,\n' +
+    'named like the checkpoint, all added in one QMP transaction (on any failure no disk changes and\n' +
+    'no metadata is written). NAME defaults to the time in seconds, as libvirt.\n' +
+    'Disks: unlike virsh, disks not named by --diskspec are included when they can hold bitmaps (qcow2 v3,\n' +
+    'writable) and left out otherwise; --diskspec DISK,checkpoint=no leaves a disk out, and naming a disk\n' +
+    'that cannot hold bitmaps is an error. bitmap= may only repeat the checkpoint name (as libvirt).\n' +
+    'A bitmap of the same name already on a disk (foreign) is an error; it is never taken over.\n' +
+    '--layout is chosen at the first checkpoint of a VM and then fixed: independent (every bitmap\n' +
+    'records, as libvirt) or chained (only the newest records, older ones are disabled).\n' +
+    '--print-xml prints the XML virsh would build from these arguments and needs no VM.',
+  positionals: [{ name: 'NAME', required: false, help: `checkpoint name (default: the time in seconds); ${NAME_RULES}` }],
   options: [
     { name: 'description', kind: 'value', metavar: 'TEXT', help: 'description of checkpoint' },
-    { name: 'diskspec', kind: 'list', metavar: 'DISK[,checkpoint=bitmap|no]', help: 'per-disk choice (repeatable)' },
-    { name: 'layout', kind: 'value', metavar: 'independent|chained', help: 'bitmap layout (first checkpoint only)' },
+    { name: 'diskspec', kind: 'list', metavar: 'DISK[,checkpoint=bitmap|no][,bitmap=NAME]', help: 'per-disk choice, as virsh (repeatable; ",," is a literal comma)' },
+    { name: 'layout', kind: 'value', metavar: 'independent|chained', help: 'bitmap layout, at the VM\'s first checkpoint (default: independent)' },
     { name: 'print-xml', kind: 'flag', help: 'print XML document rather than create' },
     JSON_OPTION,
   ],
+  needsService: (args) => !args.flags.has('print-xml'),
   async run(ctx, args) {
     exclusive(args, 'print-xml', 'json');
     const name = args.positionals[0];
@@ -121,8 +131,12 @@ const create: Command = {
   summary: 'Create a checkpoint from XML',
   description:
     'Creates a checkpoint from a libvirt <domaincheckpoint> XML file (without FILE: all defaults).\n' +
-    '--redefine records existing metadata (e.g. saved with checkpoint-dumpxml) without touching bitmaps;\n' +
-    '--redefine-validate also checks that every bitmap exists and is usable. DTDs are refused; 1 MiB at most.',
+    'As libvirt: disks listed in <disks> get a bitmap unless checkpoint=\'no\', unlisted disks are left\n' +
+    'out (no <disks>: every disk that can hold bitmaps); a new checkpoint cannot name its <parent>.\n' +
+    '--redefine records metadata (e.g. saved with checkpoint-dumpxml) without touching bitmaps: its\n' +
+    '<parent> must exist, its disks must be the VM\'s, and an existing name must have the same definition.\n' +
+    '--redefine-validate also checks that every bitmap exists, is persistent and consistent (and records,\n' +
+    'in the independent layout). The file may hold at most 1 MiB; DTDs and entities are refused.',
   positionals: [{ name: 'FILE', required: false, help: 'domain checkpoint XML' }],
   options: [
     { name: 'redefine', kind: 'flag', help: 'redefine metadata for existing checkpoint' },
@@ -154,10 +168,25 @@ const create: Command = {
   },
 };
 
+/** virsh's order: by name, ignoring case (its vshStrcasecmp), ties by exact name. */
+export function byName(a: { name: string }, b: { name: string }): number {
+  const x = a.name.toLowerCase();
+  const y = b.name.toLowerCase();
+  if (x !== y) return x < y ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 const list: Command = {
   name: 'checkpoint-list',
   summary: 'List checkpoints for a domain',
-  description: 'Lists checkpoints, oldest first (--topological: parents before children).',
+  description:
+    'Lists checkpoints sorted by name, ignoring case, as virsh (--topological: parents before children,\n' +
+    'siblings oldest first). --from NAME lists its children (--descendants: its whole subtree); --tree\n' +
+    'draws the tree. --leaves and --no-leaves together list everything.\n' +
+    'Cannot be combined: --tree with --name, --parent, --roots, --leaves or --no-leaves; --parent with\n' +
+    '--roots; --roots with --from; --json with --tree, --name or --parent.\n' +
+    'Damaged checkpoints (bitmaps missing or inconsistent, e.g. after QEMU was killed) are listed as\n' +
+    'usual, with a warning on stderr; domain-info says what it means.',
   positionals: [],
   options: [
     { name: 'parent', kind: 'flag', help: 'add a column showing parent checkpoint' },
@@ -168,7 +197,7 @@ const list: Command = {
     { name: 'from', kind: 'value', metavar: 'NAME', help: 'limit list to children of given checkpoint' },
     { name: 'descendants', kind: 'flag', help: 'with --from, list all descendants' },
     { name: 'name', kind: 'flag', help: 'list checkpoint names only' },
-    { name: 'topological', kind: 'flag', help: 'sort list topologically rather than by creation time' },
+    { name: 'topological', kind: 'flag', help: 'sort list topologically rather than by name' },
     JSON_OPTION,
   ],
   async run(ctx, args) {
@@ -177,8 +206,9 @@ const list: Command = {
     exclusive(args, 'parent', 'tree');
     exclusive(args, 'roots', 'tree');
     exclusive(args, 'roots', 'from');
-    exclusive(args, 'leaves', 'tree');
-    exclusive(args, 'no-leaves', 'tree');
+    for (const f of ['leaves', 'no-leaves']) {
+      if (args.flags.has(f) && args.flags.has('tree')) throw new UsageError(`--${f} and --tree are mutually exclusive`); // virsh's words
+    }
     for (const display of ['tree', 'name', 'parent']) exclusive(args, display, 'json');
     if (args.flags.has('descendants') && !args.values.has('from')) throw new UsageError('--descendants requires --from');
     const filter: ListFilter = {};
@@ -192,13 +222,15 @@ const list: Command = {
       if (args.flags.has('descendants')) filter.descendants = true;
     }
     const vmId = ctx.vmId();
-    const cps = await ctx.call('checkpoint:list', vmId, filter);
+    const found = await ctx.call('checkpoint:list', vmId, filter);
+    const cps = filter.topological ? found : [...found].sort(byName);
+    ctx.io.stderr(healthWarnings((await ctx.call('vm:health', vmId)).issues));
     if (args.flags.has('json')) return ctx.json(cps);
     if (args.flags.has('name')) return ctx.virshOut(cps.map((c) => `${c.name}\n`).join(''));
     if (args.flags.has('tree')) {
       const nodes: { name: string; parent?: string }[] = cps.map((c) => ({ name: c.name, parent: c.parent }));
       if (from !== undefined) nodes.push({ name: from }); // as virsh: the --from checkpoint is the root
-      return ctx.virshOut(formatTree(nodes));
+      return ctx.virshOut(formatTree(filter.topological ? nodes : nodes.sort(byName)));
     }
     const parent = args.flags.has('parent');
     const header = parent ? ['Name', 'Creation Time', 'Parent'] : ['Name', 'Creation Time'];
@@ -214,22 +246,33 @@ async function lookup(ctx: CliContext, args: ParsedArgs): Promise<{ vmId: string
 
 const NAME_ARG = { name: 'NAME', required: true, help: 'checkpoint name' };
 
+const parentDescription = 'Prints the name of the checkpoint\'s parent; a root has none, which is an error (as virsh).';
+
 const info: Command = {
   name: 'checkpoint-info',
   summary: 'checkpoint information',
+  description:
+    'Name, domain, parent and the number of children and descendants, as virsh. Problems with the\n' +
+    'checkpoint\'s bitmaps are printed as warnings on stderr, with what they mean (--json: "health").',
   positionals: [NAME_ARG],
   options: [JSON_OPTION],
   async run(ctx, args) {
     const { vmId, cp } = await lookup(ctx, args);
-    const [vm, children, descendants, current] = await Promise.all([
+    const [vm, children, descendants, current, health] = await Promise.all([
       ctx.call('vm:info', vmId),
       ctx.call('checkpoint:list', vmId, { from: cp.name }),
       ctx.call('checkpoint:list', vmId, { from: cp.name, descendants: true }),
       ctx.call('checkpoint:current', vmId),
+      ctx.call('vm:health', vmId),
     ]);
+    const issues = health.issues.filter((i) => i.checkpoint === cp.name);
     if (args.flags.has('json')) {
-      return ctx.json({ ...cp, domain: vm.name ?? vm.id, current: current?.name === cp.name, children: children.map((c) => c.name), descendants: descendants.map((c) => c.name) });
+      return ctx.json({
+        ...cp, domain: vm.name ?? vm.id, current: current?.name === cp.name,
+        children: children.sort(byName).map((c) => c.name), descendants: descendants.sort(byName).map((c) => c.name), health: issues,
+      });
     }
+    ctx.io.stderr(checkpointWarnings(issues));
     ctx.virshOut(formatInfo([
       ['Name', cp.name],
       ['Domain', vm.name ?? vm.id],
@@ -243,6 +286,7 @@ const info: Command = {
 const parent: Command = {
   name: 'checkpoint-parent',
   summary: 'Get the name of the parent of a checkpoint',
+  description: parentDescription,
   positionals: [NAME_ARG],
   options: [],
   async run(ctx, args) {
@@ -255,6 +299,10 @@ const parent: Command = {
 const dumpxml: Command = {
   name: 'checkpoint-dumpxml',
   summary: 'Dump XML for a domain checkpoint',
+  description:
+    'Prints the checkpoint as libvirt\'s <domaincheckpoint> XML (checkpoint-create --redefine takes it back).\n' +
+    '--size adds size=\'BYTES\' per disk: what a backup based on this checkpoint would copy (the dirty\n' +
+    'bytes since it); omitted for a disk whose bitmap is missing or inconsistent, as libvirt.',
   positionals: [NAME_ARG],
   options: [
     { name: 'size', kind: 'flag', help: 'include backup size estimate in XML dump' },
@@ -270,12 +318,19 @@ const dumpxml: Command = {
 const del: Command = {
   name: 'checkpoint-delete',
   summary: 'Delete a domain checkpoint',
-  description: '--children deletes the whole subtree; --children-only keeps NAME; --metadata forgets the checkpoint but leaves its bitmaps.',
+  description:
+    'Deletes the checkpoint and its bitmaps (one QMP transaction; on failure nothing changes). Its children\n' +
+    'are re-parented to its parent, and if it was current its parent becomes current. In the chained\n' +
+    'layout its bitmap is first merged into its predecessor, so older checkpoints keep every change.\n' +
+    'A checkpoint whose bitmap is missing or inconsistent (e.g. after QEMU was killed) can be deleted.\n' +
+    '--children deletes the whole subtree, --children-only only the subtree below NAME; --metadata\n' +
+    'forgets the checkpoint but leaves its bitmaps, which then count as foreign (as virsh).\n' +
+    'At most one of --children, --children-only and --metadata.',
   positionals: [NAME_ARG],
   options: [
     { name: 'children', kind: 'flag', help: 'delete checkpoint and all children' },
     { name: 'children-only', kind: 'flag', help: 'delete children but not checkpoint' },
-    { name: 'metadata', kind: 'flag', help: 'delete only metadata, leaving the bitmaps behind' },
+    { name: 'metadata', kind: 'flag', help: 'delete only metadata, leaving the bitmaps behind (they keep recording)' },
     JSON_OPTION,
   ],
   async run(ctx, args) {

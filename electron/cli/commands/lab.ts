@@ -6,6 +6,7 @@ import { positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatInfo, formatTable } from '../format';
+import { healthWarnings } from '../health';
 
 function labText(lab: LabInfo): string {
   const head = formatInfo([
@@ -21,10 +22,19 @@ function labText(lab: LabInfo): string {
 const start: Command = {
   name: 'lab start',
   summary: 'Start the demo VM (QEMU with qcow2 disks, no guest OS)',
+  description:
+    'Starts a real QEMU (TCG, no guest OS) under STATE/lab with disks vda (1 GiB), vdb (512 MiB) and\n' +
+    'vdc (64 MiB, qcow2 v2: cannot hold bitmaps), reusing the disks of an earlier run. It runs on after\n' +
+    'this command returns; other commands reach it without --connect. Problems with existing\n' +
+    'checkpoints (e.g. inconsistent bitmaps after QEMU was killed) are printed as warnings.',
   positionals: [],
   options: [JSON_OPTION],
   async run(ctx, args) {
     const lab = await ctx.call('lab:start');
+    // After an unclean stop the checkpoints' bitmaps come back inconsistent: say so now.
+    const health = await ctx.call('vm:health', DEMO_VM_ID).catch((e: Error) => e);
+    if (health instanceof Error) ctx.io.stderr(`warning: cannot check the checkpoints: ${health.message}\n`);
+    else ctx.io.stderr(healthWarnings(health.issues));
     if (args.flags.has('json')) return ctx.json(lab);
     ctx.virshOut(`Demo VM started\n\n${labText(lab)}`);
   },
@@ -33,6 +43,7 @@ const start: Command = {
 const stop: Command = {
   name: 'lab stop',
   summary: 'Stop the demo VM (QMP quit, so bitmaps are stored)',
+  description: 'Stops the demo VM with QMP quit, which writes its persistent bitmaps to the images\n(SIGTERM, then SIGKILL, if QEMU does not answer). Running jobs are cancelled first.',
   positionals: [],
   options: [JSON_OPTION],
   async run(ctx, args) {
@@ -46,6 +57,7 @@ const stop: Command = {
 const status: Command = {
   name: 'lab status',
   summary: 'Show whether the demo VM runs, its sockets and disks',
+  description: 'QMP (app) is the socket the desktop app and the web host use; QMP (tools) the one the CLI\nuses, so both can act at once.',
   positionals: [],
   options: [JSON_OPTION],
   async run(ctx, args) {
@@ -94,22 +106,23 @@ async function runJob(ctx: CliContext, start: () => Promise<JobInfo>, showProgre
 const write: Command = {
   name: 'lab write',
   summary: 'Write to a demo VM disk like a guest would (dirties bitmaps)',
-  description: 'Writes through the disk\'s own BlockBackend (HMP qemu-io). Ctrl-C cancels.',
+  description:
+    'Writes through the disk\'s own BlockBackend (HMP qemu-io), so dirty bitmaps count the writes as\n' +
+    'guest writes; overwrites the disk\'s data (demo VM only). Progress is shown on a terminal;\n' +
+    'Ctrl-C cancels.',
   positionals: [],
   options: [
-    { name: 'disk', kind: 'value', metavar: 'DISK', help: 'disk to write to, e.g. vda' },
-    { name: 'pattern', kind: 'value', metavar: 'random|sequential|hotspot', help: 'where the writes land' },
-    { name: 'mib', kind: 'value', metavar: 'N', help: 'how much to write, in MiB' },
-    { name: 'rate', kind: 'value', metavar: 'MIB_PER_S', help: 'throttle to this rate' },
+    { name: 'disk', kind: 'value', metavar: 'DISK', help: 'disk to write to, e.g. vda', required: true },
+    { name: 'pattern', kind: 'value', metavar: 'random|sequential|hotspot', help: 'where the writes land (default: random)' },
+    { name: 'mib', kind: 'value', metavar: 'N', help: 'how much to write, in MiB (whole number)', required: true },
+    { name: 'rate', kind: 'value', metavar: 'MIB_PER_S', help: 'throttle to this rate (default: as fast as QEMU takes it)' },
     JSON_OPTION,
   ],
   async run(ctx, args) {
-    const disk = args.values.get('disk');
-    if (disk === undefined) throw new UsageError('lab write needs --disk DISK');
+    const disk = args.values.get('disk')!;
     const pattern = args.values.get('pattern') ?? 'random';
     if (!['random', 'sequential', 'hotspot'].includes(pattern)) throw new UsageError(`--pattern must be random, sequential or hotspot, got ${JSON.stringify(pattern)}`);
-    const mib = positiveNumber(args, 'mib', { integer: true });
-    if (mib === undefined) throw new UsageError('lab write needs --mib N');
+    const mib = positiveNumber(args, 'mib', { integer: true })!;
     const rate = positiveNumber(args, 'rate');
     const json = args.flags.has('json');
     const job = await runJob(

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../qmp/client';
 import { CheckpointEngine } from './engine';
+import { killLab } from '../lab/labvm';
 import { bitmap, bitmaps, startRig, stopRig, type Rig } from './itest-helpers';
 
 const FIXTURES = path.resolve(__dirname, '../../../../shared/fixtures/libvirt-9.0');
@@ -37,11 +38,23 @@ describe('two engines on one VM', () => {
     const r = rig!;
     const impatient = await CheckpointEngine.open(client2!, { endpoint: r.lab.qmpSecondary, stateDir: r.stateDir, lockWaitMs: 300 });
     await r.engine.withLock(async () => {
-      await expect(impatient.create({ name: 'x' })).rejects.toThrow(new RegExp(`^metadata of VM ${r.engine.vmId} is locked by pid ${process.pid} \\(backup of demo, since `));
+      await expect(impatient.create({ name: 'x' })).rejects.toThrow(new RegExp(`^metadata of VM tidemark-demo \\(${r.engine.vmId}\\) is locked by pid ${process.pid} \\(backup of demo, since `));
       await expect(impatient.delete('x')).rejects.toThrow(/is locked by pid/);
     }, 'backup of demo');
     expect(other!.list()).toEqual([]);
     expect(await bitmap(r.client, 'vda', 'x')).toBeUndefined();
+  });
+
+  it('reading needs no lock: dumpxml works while another process holds it; dumpxml --size waits', async () => {
+    const r = rig!;
+    await r.engine.create({ name: 'held' });
+    const impatient = await CheckpointEngine.open(client2!, { endpoint: r.lab.qmpSecondary, stateDir: r.stateDir, lockWaitMs: 300 });
+    await r.engine.withLock(async () => {
+      expect(await impatient.dumpXml('held', { noDomain: true })).toContain('<name>held</name>');
+      await expect(impatient.dumpXml('held', { size: true })).rejects.toThrow(/is locked by pid/);
+    }, 'a long backup');
+    expect(await impatient.dumpXml('held', { size: true })).toContain("size='0'");
+    await r.engine.delete('held');
   });
 
   it('concurrent creates from both are serialised; each sees the other\'s result', async () => {
@@ -129,6 +142,17 @@ describe('libvirt checkpoint XML', () => {
     await expect(r.engine.createFromXml('<domaincheckpoint><name>p</name><parent><name>x1</name></parent></domaincheckpoint>')).rejects.toThrow(/cannot name its parent/);
   });
 
+  it('redefine refuses disks the VM does not have (as libvirt), quoting odd names; nothing is recorded', async () => {
+    const r = rig!;
+    const before = r.engine.list().map((c) => c.name);
+    await expect(r.engine.createFromXml("<domaincheckpoint><name>ok1</name><disks><disk name='../vda'/></disks></domaincheckpoint>", { redefine: true }))
+      .rejects.toThrow('unknown disk "../vda" in checkpoint XML (VM tidemark-demo');
+    await expect(r.engine.createFromXml("<domaincheckpoint><name>ok1</name><disks><disk name='vdz'/></disks></domaincheckpoint>", { redefine: true }))
+      .rejects.toThrow(/^unknown disk vdz in checkpoint XML/);
+    expect(r.engine.list().map((c) => c.name)).toEqual(before);
+    expect(() => r.engine.get('ok1')).toThrow('not found');
+  });
+
   it('dump → delete --metadata → redefine --validate restores the checkpoint', async () => {
     const r = rig!;
     const xml = await r.engine.dumpXml('cp4');
@@ -197,5 +221,30 @@ describe('bitmaps held by a job', () => {
     }
     expect(await r.engine.delete('c2')).toEqual({ deleted: ['c2'], reparented: [] });
     expect(await bitmap(r.client, 'vda', 'c1')).toMatchObject({ busy: false, recording: true });
+  });
+});
+
+describe('QEMU gone mid-session', () => {
+  let rig: Rig | undefined;
+  beforeAll(async () => {
+    rig = await startRig();
+  });
+  afterAll(async () => stopRig(rig));
+
+  it('every operation says QEMU is gone and that nothing changed; the metadata is as it was', async () => {
+    const r = rig!;
+    await r.engine.create({ name: 'c1' });
+    const metaDir = path.join(r.stateDir, 'vms', r.engine.vmId);
+    const snapshot = () => tree(metaDir).map((f) => [f, fs.statSync(path.join(metaDir, f)).isFile() ? fs.readFileSync(path.join(metaDir, f), 'utf8') : '']);
+    const before = snapshot();
+    await killLab(r.labDir, 'SIGKILL');
+    const gone = /^QEMU at unix:.* is gone \(.*\); nothing was changed$/;
+    await expect(r.engine.create({ name: 'c2' })).rejects.toThrow(gone);
+    await expect(r.engine.delete('c1')).rejects.toThrow(gone);
+    await expect(r.engine.dumpXml('c1', { size: true })).rejects.toThrow(gone);
+    await expect(r.engine.changesSince('c1')).rejects.toThrow(gone);
+    await expect(r.engine.createFromXml("<domaincheckpoint><name>c3</name></domaincheckpoint>", { redefine: true })).rejects.toThrow(gone);
+    expect(snapshot()).toEqual(before);
+    expect(fs.existsSync(path.join(metaDir, 'lock'))).toBe(false);
   });
 });

@@ -250,7 +250,7 @@ describe('multi-disk atomicity', () => {
     await r.client.execute('block-dirty-bitmap-add', { node: 'vdb-fmt', name: 'cx', persistent: true });
     const vdaBefore = await summary(r.client, 'vda');
     const files = () => fs.readdirSync(path.join(r.stateDir, 'vms', r.engine.vmId, 'checkpoints')).sort();
-    await expect(r.engine.create({ name: 'cx' })).rejects.toThrow('bitmap cx already exists on vdb (foreign? remove it or pick another name)');
+    await expect(r.engine.create({ name: 'cx' })).rejects.toThrow('bitmap cx already exists on vdb (foreign? remove it or pick another name; if it is a checkpoint\'s bitmap whose metadata was deleted, checkpoint-create --redefine takes it back)');
     expect(await summary(r.client, 'vda')).toEqual(vdaBefore);
     expect(files()).toEqual(['c1.json']);
     expect(r.engine.current()?.name).toBe('c1');

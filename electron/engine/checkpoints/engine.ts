@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type {
   BitmapLayout, ChangesSince, Checkpoint, CheckpointDisk, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, ListFilter, VmInfo,
 } from '../../../shared/domain';
-import { QmpError } from '../../qmp/errors';
+import { QmpConnectionError, QmpError } from '../../qmp/errors';
 import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
 import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
@@ -15,8 +15,8 @@ import { bitmapIsValidForCheckpoint, checkHealth } from './health';
 import {
   changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, type LiveBitmap, type PlanLive, type PlanState,
 } from './plan';
-import { MetadataStore, type VmRecord } from './store';
-import { formatCheckpointXml, parseCheckpointXml } from './xml';
+import { MetadataStore, type StagedChanges, type VmRecord } from './store';
+import { formatCheckpointXml, parseCheckpointXml, type ParsedCheckpointXml } from './xml';
 
 export interface CheckpointEngineOptions {
   /** The QMP endpoint string the client is connected to (part of the identity when QEMU has no uuid/name). */
@@ -27,6 +27,11 @@ export interface CheckpointEngineOptions {
 }
 
 const VALID_MODES: readonly DeleteMode[] = ['plain', 'children', 'children-only', 'metadata'];
+
+/** A name given by the user, quoted in messages when it holds anything unusual ("vda\n", "../x"). */
+function shown(name: string): string {
+  return /^[\w.:@+-]+$/.test(name) ? name : JSON.stringify(name);
+}
 
 export class CheckpointEngine implements CheckpointEngineApi {
   readonly vmId: string;
@@ -51,7 +56,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** Discovers the VM, loads its metadata and checks health. Throws on damaged metadata. */
   static async open(client: QmpExecutor, opts: CheckpointEngineOptions): Promise<CheckpointEngine> {
     const vm = await discoverVm(client, opts.endpoint);
-    const engine = new CheckpointEngine(client, new MetadataStore(opts.stateDir, vm.id), vm, opts);
+    const engine = new CheckpointEngine(client, new MetadataStore(opts.stateDir, vm.id, vm.name), vm, opts);
     engine.reload();
     engine.lastIssues = engine.computeHealth(vm);
     return engine;
@@ -69,11 +74,31 @@ export class CheckpointEngine implements CheckpointEngineApi {
   private async refresh(): Promise<VmInfo> {
     this.assertOpen();
     this.reload();
-    const vm = await discoverVm(this.client, this.opts.endpoint);
+    let vm: VmInfo;
+    try {
+      vm = await discoverVm(this.client, this.opts.endpoint);
+    } catch (e) {
+      if (e instanceof QmpConnectionError) throw new Error(`QEMU at ${this.opts.endpoint} is gone (${e.message}); nothing was changed`, { cause: e });
+      throw e;
+    }
     if (vm.id !== this.vmId) throw new Error(`the VM at ${this.opts.endpoint} is now ${vm.id}, not ${this.vmId}; reopen the engine`);
     this.lastVm = vm;
     this.lastIssues = this.computeHealth(vm);
     return vm;
+  }
+
+  /** After a change was recorded: a QEMU that went away just now does not turn success into failure. */
+  private async refreshAfterChange(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch {
+      // the next operation re-reads everything anyway
+    }
+  }
+
+  /** How messages name the VM: "name (id)" when it has a name. */
+  private get label(): string {
+    return this.store.label;
   }
 
   private assertOpen(): void {
@@ -90,7 +115,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
     return {
       node: (disk) => {
         const d = disks.get(disk);
-        if (!d) throw new Error(`disk ${disk} is not attached to VM ${this.vmId}`);
+        if (!d) throw new Error(`disk ${disk} is not attached to VM ${this.label}`);
         return d.nodeName;
       },
       bitmap: (disk, name): LiveBitmap => {
@@ -236,7 +261,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
     if (this.checkpoints.size === 0) return requested ?? stored ?? 'independent';
     const inUse = stored ?? 'independent';
     if (requested && requested !== inUse) {
-      throw new Error(`VM ${this.vmId} uses the ${inUse} bitmap layout; it can only change when the VM has no checkpoints (it has ${this.checkpoints.size})`);
+      throw new Error(`VM ${this.label} uses the ${inUse} bitmap layout; it can only change when the VM has no checkpoints (it has ${this.checkpoints.size})`);
     }
     return inUse;
   }
@@ -255,8 +280,8 @@ export class CheckpointEngine implements CheckpointEngineApi {
     const byName = new Map(vm.disks.map((d) => [d.name, d]));
     const asked = new Map<string, 'bitmap' | 'no'>();
     for (const r of requested ?? []) {
-      if (!byName.has(r.name)) throw new Error(`unknown disk ${r.name} (VM ${this.vmId} has ${vm.disks.map((d) => d.name).join(', ') || 'no disks'})`);
-      if (asked.has(r.name)) throw new Error(`disk ${r.name} is listed twice`);
+      if (!byName.has(r.name)) throw new Error(`unknown disk ${shown(r.name)} (VM ${this.label} has ${vm.disks.map((d) => d.name).join(', ') || 'no disks'})`);
+      if (asked.has(r.name)) throw new Error(`disk ${shown(r.name)} is listed twice`);
       if (r.checkpoint !== 'bitmap' && r.checkpoint !== 'no') throw new Error(`disk ${r.name}: checkpoint must be "bitmap" or "no"`);
       asked.set(r.name, r.checkpoint);
     }
@@ -279,7 +304,10 @@ export class CheckpointEngine implements CheckpointEngineApi {
       for (const d of disks) {
         if (d.checkpoint !== 'bitmap') continue;
         if (vm.disks.find((x) => x.name === d.name)!.bitmaps.some((b) => b.name === name)) {
-          throw new Error(`bitmap ${name} already exists on ${d.name} (foreign? remove it or pick another name)`);
+          throw new Error(
+            `bitmap ${name} already exists on ${d.name} (foreign? remove it or pick another name; ` +
+              `if it is a checkpoint's bitmap whose metadata was deleted, checkpoint-create --redefine takes it back)`,
+          );
         }
         d.bitmap = name;
       }
@@ -299,10 +327,27 @@ export class CheckpointEngine implements CheckpointEngineApi {
     }, 'prepare checkpoint');
   }
 
-  private record(prepared: PreparedCheckpoint): void {
+  /** The new checkpoint's metadata, written aside until commit (it becomes current). */
+  private stageRecord(prepared: PreparedCheckpoint): StagedChanges {
     const cp = prepared.checkpoint;
-    this.store.writeCheckpoint(cp);
-    this.store.writeVm({ ...this.baseRecord(this.lastVm), layout: cp.layout, current: cp.name });
+    return this.store.stage({ write: [cp], vm: { ...this.baseRecord(this.lastVm), layout: cp.layout, current: cp.name } });
+  }
+
+  /** Stages metadata before QEMU is touched: if the state directory cannot take it, nothing changed. */
+  private stageBefore(stage: () => StagedChanges): StagedChanges {
+    try {
+      return stage();
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; nothing was changed`, { cause: e });
+    }
+  }
+
+  private record(prepared: PreparedCheckpoint): void {
+    try {
+      this.stageRecord(prepared).commit();
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; checkpoint ${prepared.checkpoint.name} was not recorded`, { cause: e });
+    }
     this.reload();
   }
 
@@ -351,9 +396,17 @@ export class CheckpointEngine implements CheckpointEngineApi {
     if (options.name !== undefined) validateCheckpointName(options.name); // before anything is touched
     return this.withLock(async () => {
       const prepared = await this.prepareCreate(options);
-      await this.transaction(prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
-      this.record(prepared);
-      await this.refresh(); // so tempBitmapActions etc. see the new bitmaps
+      // Metadata first, aside: a state directory that cannot take it fails before QEMU changes.
+      const staged = this.stageBefore(() => this.stageRecord(prepared));
+      try {
+        await this.transaction(prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
+      } catch (e) {
+        staged.abort();
+        throw e;
+      }
+      staged.commit();
+      this.reload();
+      await this.refreshAfterChange(); // so tempBitmapActions etc. see the new bitmaps
       return prepared.checkpoint;
     }, `create checkpoint ${options.name ?? ''}`.trim());
   }
@@ -369,9 +422,9 @@ export class CheckpointEngine implements CheckpointEngineApi {
       if (order.length === 0) return { deleted: [], reparented: [] };
       const plan = planDelete(this.planState(), order, this.live(vm), mode === 'metadata');
       this.assertNotBusy(plan.actions, vm);
-      await this.transaction(plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
 
-      // Record: survivors first (a crash now leaves a valid tree), then vm.json, then removals.
+      // The new metadata is staged before QEMU changes; committed after: survivors first (a crash
+      // in between leaves a valid tree), then vm.json, then the removals.
       const changed = new Map<string, Checkpoint>();
       const cpOf = (n: string) => changed.get(n) ?? structuredClone(this.checkpoints.get(n)!);
       for (const r of plan.reparented) {
@@ -386,10 +439,15 @@ export class CheckpointEngine implements CheckpointEngineApi {
         if (d && !d.incomplete) d.incomplete = inc.reason;
         changed.set(inc.checkpoint, cp);
       }
-      for (const cp of changed.values()) this.store.writeCheckpoint(cp);
-      this.store.writeVm({ ...this.baseRecord(vm), current: plan.state.current });
-      for (const n of plan.deleted) this.store.removeCheckpoint(n);
-      await this.refresh();
+      const staged = this.stageBefore(() => this.store.stage({ write: [...changed.values()], vm: { ...this.baseRecord(vm), current: plan.state.current }, remove: plan.deleted }));
+      try {
+        await this.transaction(plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
+      } catch (e) {
+        staged.abort();
+        throw e;
+      }
+      staged.commit();
+      await this.refreshAfterChange();
       return { deleted: plan.deleted, reparented: plan.reparented };
     }, `delete checkpoint ${name}`);
   }
@@ -463,18 +521,22 @@ export class CheckpointEngine implements CheckpointEngineApi {
   // ---------------------------------------------------------------- XML
 
   async dumpXml(name: string, options: { size?: boolean; noDomain?: boolean } = {}): Promise<string> {
+    if (!options.size) {
+      // Reading only: no lock, so a dump works while another process holds it.
+      await this.refresh();
+      return formatCheckpointXml(this.get(name), { noDomain: options.noDomain });
+    }
+    // --size adds (and removes) temporary bitmaps: under the lock, like any change.
     return this.withLock(async () => {
       const vm = await this.refresh();
       const cp = structuredClone(this.get(name));
-      if (options.size) {
-        const changes = await this.measureChanges(vm, name);
-        for (const d of cp.disks) {
-          const row = changes.disks.find((r) => r.disk === d.name);
-          if (d.checkpoint === 'bitmap' && row?.usable) d.size = row.bytes;
-        }
+      const changes = await this.measureChanges(vm, name);
+      for (const d of cp.disks) {
+        const row = changes.disks.find((r) => r.disk === d.name);
+        if (d.checkpoint === 'bitmap' && row?.usable) d.size = row.bytes;
       }
       return formatCheckpointXml(cp, { noDomain: options.noDomain });
-    }, `dumpxml ${name}`);
+    }, `dumpxml ${name} --size`);
   }
 
   async createFromXml(xml: string, options: { redefine?: boolean; validate?: boolean } = {}): Promise<Checkpoint> {
@@ -491,9 +553,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
               return { name: d.name, checkpoint: listed?.checkpoint ?? 'no' } as const;
             })
           : undefined;
-        for (const d of parsed.disks ?? []) {
-          if (!vm.disks.some((x) => x.name === d.name)) throw new Error(`unknown disk ${d.name} in checkpoint XML (VM ${this.vmId} has ${vm.disks.map((x) => x.name).join(', ')})`);
-        }
+        this.assertDisksKnown(parsed, vm);
         return this.create({ name: parsed.name, description: parsed.description, disks });
       }, 'create checkpoint from XML');
     }
@@ -502,6 +562,8 @@ export class CheckpointEngine implements CheckpointEngineApi {
     return this.withLock(async () => {
       const vm = await this.refresh();
       if (parsed.parent !== undefined && !this.checkpoints.has(parsed.parent)) throw new Error(`parent ${parsed.parent} for checkpoint ${name} not found`);
+      // As libvirt: metadata for a disk the VM does not have is refused, even without validate.
+      this.assertDisksKnown(parsed, vm);
       const layout = this.layout() ?? 'independent';
       const disks: CheckpointDisk[] = (parsed.disks ?? []).map((d) => {
         const out: CheckpointDisk = { name: d.name, checkpoint: d.checkpoint };
@@ -532,15 +594,21 @@ export class CheckpointEngine implements CheckpointEngineApi {
         layout,
         ...(parsed.domainXml !== undefined ? { domainXml: parsed.domainXml } : {}),
       };
-      this.store.writeCheckpoint(cp);
       // A redefinition continues the current line: it becomes current when there is none or
       // when its parent is the current checkpoint (so redefining a saved series in order works).
       const cur = this.vmRec?.current;
       const becomesCurrent = !existing && (cur === undefined || !this.checkpoints.has(cur) || cur === parsed.parent);
-      this.store.writeVm({ ...this.baseRecord(vm), layout, current: becomesCurrent ? name : cur });
-      await this.refresh();
+      this.stageBefore(() => this.store.stage({ write: [cp], vm: { ...this.baseRecord(vm), layout, current: becomesCurrent ? name : cur } })).commit();
+      this.reload();
+      await this.refreshAfterChange();
       return this.get(name);
     }, `redefine checkpoint ${name}`);
+  }
+
+  private assertDisksKnown(parsed: ParsedCheckpointXml, vm: VmInfo): void {
+    for (const d of parsed.disks ?? []) {
+      if (!vm.disks.some((x) => x.name === d.name)) throw new Error(`unknown disk ${shown(d.name)} in checkpoint XML (VM ${this.label} has ${vm.disks.map((x) => x.name).join(', ') || 'no disks'})`);
+    }
   }
 
   async close(): Promise<void> {

@@ -4,11 +4,14 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { describeFsError } from './fserror';
 
 export interface LockInfo {
   pid: number;
   command: string;
   since: string;
+  /** The holder's start time (/proc/PID/stat field 22), so a reused pid is not taken for the holder. */
+  start?: string;
 }
 
 export interface LockOptions {
@@ -27,13 +30,27 @@ export class LockHeldError extends Error {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** A process's start time in clock ticks since boot, or undefined where /proc cannot tell. */
+export function processStart(pid: number): string | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (comm) may contain spaces and parentheses: count fields after its last ")".
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
+}
+
+/** True while the lock's holder runs: its pid exists and, when recorded, started when it did. */
+function isAlive(holder: LockInfo): boolean {
+  try {
+    process.kill(holder.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: exists, owned by someone else
+  }
+  if (holder.start === undefined) return true;
+  const now = processStart(holder.pid);
+  return now === undefined || now === holder.start;
 }
 
 function readHolder(file: string): { info?: LockInfo; raw: string } | undefined {
@@ -47,7 +64,9 @@ function readHolder(file: string): { info?: LockInfo; raw: string } | undefined 
   try {
     const v = JSON.parse(raw) as Partial<LockInfo>;
     if (typeof v.pid === 'number' && Number.isInteger(v.pid) && v.pid > 0) {
-      return { raw, info: { pid: v.pid, command: String(v.command ?? '?'), since: String(v.since ?? '?') } };
+      const info: LockInfo = { pid: v.pid, command: String(v.command ?? '?'), since: String(v.since ?? '?') };
+      if (typeof v.start === 'string') info.start = v.start;
+      return { raw, info };
     }
   } catch {
     // an empty or half-written lock file: its writer may still be finishing it
@@ -55,22 +74,32 @@ function readHolder(file: string): { info?: LockInfo; raw: string } | undefined 
   return { raw };
 }
 
-function tryCreate(file: string, info: LockInfo): boolean {
+function tryCreate(file: string, info: LockInfo, what: string): boolean {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    throw cannotLock(what, file, e);
   }
   try {
     // No fsync: after a power loss the lock is stale anyway (its pid is gone), and an empty
     // file is broken after a second.
-    fs.writeSync(fd, JSON.stringify(info));
-  } finally {
+    const text = JSON.stringify(info);
+    const n = fs.writeSync(fd, text);
+    if (n !== Buffer.byteLength(text)) throw new Error(`short write (${n} of ${Buffer.byteLength(text)} bytes)`);
+  } catch (e) {
+    // e.g. a full disk: do not leave an empty lock behind for the next process to wait on
     fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+    throw cannotLock(what, file, e);
   }
+  fs.closeSync(fd);
   return true;
+}
+
+function cannotLock(what: string, file: string, e: unknown): Error {
+  return new Error(`cannot lock the ${what}: cannot write ${file}: ${describeFsError(e)}; nothing was changed`, { cause: e });
 }
 
 /**
@@ -98,12 +127,18 @@ function breakStale(file: string, raw: string): void {
 
 /** Acquires the lock file; resolves with a release function. */
 export async function acquireLock(file: string, opts: LockOptions): Promise<() => void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  } catch (e) {
+    throw cannotLock(opts.what, file, e);
+  }
   const me: LockInfo = { pid: process.pid, command: opts.command, since: new Date().toISOString() };
+  const start = processStart(process.pid);
+  if (start !== undefined) me.start = start;
   const deadline = Date.now() + (opts.waitMs ?? 5_000);
   let unreadableSince: number | undefined;
   for (;;) {
-    if (tryCreate(file, me)) {
+    if (tryCreate(file, me, opts.what)) {
       let released = false;
       return () => {
         if (released) return;
@@ -113,8 +148,13 @@ export async function acquireLock(file: string, opts: LockOptions): Promise<() =
         if (h?.info?.pid === me.pid && h.info.since === me.since) fs.rmSync(file, { force: true });
       };
     }
-    const holder = readHolder(file);
-    if (holder?.info && !isAlive(holder.info.pid)) {
+    let holder: ReturnType<typeof readHolder>;
+    try {
+      holder = readHolder(file);
+    } catch (e) {
+      throw new Error(`cannot lock the ${opts.what}: cannot read ${file}: ${describeFsError(e)}; nothing was changed`, { cause: e });
+    }
+    if (holder?.info && !isAlive(holder.info)) {
       breakStale(file, holder.raw);
       continue;
     }

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Checkpoint } from '../../../shared/domain';
-import { acquireLock, LockHeldError } from './lock';
+import { acquireLock, LockHeldError, processStart } from './lock';
 import { MetadataStore, writeFileAtomic } from './store';
 
 let root: string;
@@ -85,6 +85,50 @@ describe('MetadataStore', () => {
   });
 });
 
+describe('staged changes (metadata written before QEMU is touched)', () => {
+  it('stage writes aside; commit puts everything in place and removes; abort leaves the old state', () => {
+    const s = new MetadataStore(root, 'vm', 'demo');
+    s.writeVm({ id: 'vm', endpoint: 'unix:/x', current: 'c1' });
+    s.writeCheckpoint(cp('c1'));
+    const before = tree();
+    const staged = s.stage({ write: [cp('c2', 'c1')], vm: { id: 'vm', endpoint: 'unix:/x', current: 'c2' } });
+    expect([...s.load().checkpoints.keys()]).toEqual(['c1']); // staged files are invisible
+    staged.abort();
+    expect(tree()).toEqual(before);
+    s.stage({ write: [cp('c2')], vm: { id: 'vm', endpoint: 'unix:/x', current: 'c2' }, remove: ['c1'] }).commit();
+    const after = s.load();
+    expect([...after.checkpoints.keys()]).toEqual(['c2']);
+    expect(after.vm?.current).toBe('c2');
+    expect(tree()).toEqual(['vms/vm/checkpoints/c2.json', 'vms/vm/vm.json']);
+  });
+
+  it('a directory that cannot take the files fails at stage, with a clear error and nothing left behind', () => {
+    const s = new MetadataStore(root, 'vm', 'demo');
+    s.writeVm({ id: 'vm', endpoint: 'unix:/x' });
+    fs.writeFileSync(s.checkpointsDir, 'not a directory');
+    const before = tree();
+    expect(() => s.stage({ write: [cp('c1')], vm: { id: 'vm', endpoint: 'unix:/x', current: 'c1' } })).toThrow(
+      new RegExp(`^cannot write the metadata of VM demo \\(vm\\) under ${s.dir}: .*$`),
+    );
+    expect(tree()).toEqual(before);
+  });
+
+  it('a file size limit (as a full disk) is an error, never a truncated file put in place', () => {
+    // writeSync writes what fits and returns a short count; the store must notice rather than rename
+    // a cut-off JSON file over the metadata. RLIMIT_FSIZE makes the limit real without privileges.
+    const script = `
+      require(${JSON.stringify(require.resolve('tsx/cjs'))});
+      const { MetadataStore } = require(${JSON.stringify(path.join(__dirname, 'store.ts'))});
+      const s = new MetadataStore(${JSON.stringify(root)}, 'vm');
+      const big = { name: 'c1', description: 'x'.repeat(4000), creationTime: 1, createdAtMs: 1, layout: 'independent', disks: [] };
+      try { s.stage({ write: [big] }).commit(); console.log('WROTE'); } catch (e) { console.log(e.message); }`;
+    fs.mkdirSync(path.join(root, 'vms', 'vm', 'checkpoints'), { recursive: true });
+    const r = spawnSync('bash', ['-c', 'trap "" XFSZ; ulimit -f 1; exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toMatch(/^cannot write the metadata of VM vm under .*: the file size limit was reached \(EFBIG\)$/);
+    expect(tree()).toEqual([]);
+  });
+});
+
 describe('writeFileAtomic', () => {
   it('replaces the file in one step and leaves no temp file', () => {
     const f = path.join(root, 'x.json');
@@ -132,6 +176,32 @@ describe('lock', () => {
     expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toMatchObject({ pid: process.pid, command: 'new' });
     release();
     expect(fs.readdirSync(root)).toEqual([]);
+  });
+
+  it('a lock whose pid now belongs to another process (pid reused) is stale', async () => {
+    expect(processStart(process.pid)).toMatch(/^\d+$/);
+    // our own pid, but a start time that is not ours: the holder died and its pid was reused
+    fs.writeFileSync(file(), JSON.stringify({ pid: process.pid, command: 'long gone', since: 'then', start: '1' }));
+    const release = await acquireLock(file(), { command: 'new', what: 'x', waitMs: 200 });
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toMatchObject({ pid: process.pid, command: 'new', start: processStart(process.pid) });
+    release();
+  });
+
+  it('cannot write the lock file (file size limit, full disk): clear error and no empty lock left', () => {
+    const script = `
+      require(${JSON.stringify(require.resolve('tsx/cjs'))});
+      const { acquireLock } = require(${JSON.stringify(path.join(__dirname, 'lock.ts'))});
+      acquireLock(${JSON.stringify(file())}, { command: 'c', what: 'metadata of VM demo', waitMs: 200 })
+        .then(() => console.log('GOT'), (e) => console.log(e.message));`;
+    const r = spawnSync('bash', ['-c', 'trap "" XFSZ; ulimit -f 0; exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe(`cannot lock the metadata of VM demo: cannot write ${file()}: the file size limit was reached (EFBIG); nothing was changed`);
+    expect(fs.existsSync(file())).toBe(false);
+  });
+
+  it('a lock path that cannot be read is a clear error, not a crash', async () => {
+    fs.mkdirSync(file());
+    const err = await acquireLock(file(), { command: 'c', what: 'metadata of VM demo', waitMs: 200 }).catch((e: Error) => e);
+    expect((err as Error).message).toBe(`cannot lock the metadata of VM demo: cannot read ${file()}: a directory is in the way (EISDIR); nothing was changed`);
   });
 
   it('an unreadable lock file (writer died mid-write) is broken after a second', async () => {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { BitmapLayout, Checkpoint } from '../../../shared/domain';
 import { v, type Validator } from '../../../shared/validate';
 import { checkpointFileName, validateCheckpointName, vmKey } from '../names';
+import { describeFsError } from './fserror';
 import { acquireLock } from './lock';
 
 export interface VmRecord {
@@ -55,13 +56,22 @@ const checkpointV: Validator<Checkpoint> = v.object({
   domainXml: v.optional(v.string({ max: 16 * 1024 * 1024 })),
 });
 
-/** Writes `data` to `file` atomically and durably. */
-export function writeFileAtomic(file: string, data: string): void {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+/**
+ * Writes `data` next to `file` in a temp file and fsyncs it, without replacing `file` yet. Fails
+ * (leaving nothing behind) when the directory cannot take the data: full, read-only, no permission.
+ */
+function stageFile(file: string, data: string): string {
+  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const fd = fs.openSync(tmp, 'wx', 0o644);
   try {
-    fs.writeSync(fd, data);
+    // writeSync may write less than asked (a full disk, a file size limit) without throwing: loop,
+    // so the next call reports the error instead of a truncated file being renamed into place.
+    const buf = Buffer.from(data, 'utf8');
+    for (let off = 0; off < buf.length; ) {
+      const n = fs.writeSync(fd, buf, off, buf.length - off);
+      if (n <= 0) throw new Error(`short write to ${tmp}`);
+      off += n;
+    }
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
@@ -69,13 +79,19 @@ export function writeFileAtomic(file: string, data: string): void {
     throw e;
   }
   fs.closeSync(fd);
+  return tmp;
+}
+
+/** Writes `data` to `file` atomically and durably. */
+export function writeFileAtomic(file: string, data: string): void {
+  const tmp = stageFile(file, data);
   try {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  fsyncDir(path.dirname(file));
 }
 
 function fsyncDir(dir: string): void {
@@ -85,6 +101,14 @@ function fsyncDir(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Metadata changes written aside (staged) before QEMU is touched, then put in place by commit(). */
+export interface StagedChanges {
+  /** Renames the staged files into place and removes the deleted ones (no new space needed). */
+  commit(): void;
+  /** Drops the staged files: the metadata stays as it was. */
+  abort(): void;
 }
 
 function readJson<T>(file: string, validator: Validator<T>, what: string): T {
@@ -113,7 +137,11 @@ export class MetadataStore {
   readonly checkpointsDir: string;
   readonly lockFile: string;
 
-  constructor(stateDir: string, readonly vmId: string) {
+  /** How messages name the VM: its name and id when it has both, else its id. */
+  readonly label: string;
+
+  constructor(stateDir: string, readonly vmId: string, vmName?: string) {
+    this.label = vmName && vmName !== vmId ? `${vmName} (${vmId})` : vmId;
     const vms = path.resolve(stateDir, 'vms');
     this.dir = path.join(vms, vmKey(vmId));
     // vmKey never yields "/" or a leading "."; this guards the invariant anyway.
@@ -166,8 +194,45 @@ export class MetadataStore {
     if (fs.existsSync(this.checkpointsDir)) fsyncDir(this.checkpointsDir);
   }
 
+  /**
+   * Stages a change of the metadata: the new vm.json and checkpoint files are written and fsynced
+   * beside the old ones, so a full or read-only state directory fails here, before any bitmap is
+   * touched. Throws a clear error (the metadata unchanged, no file left behind).
+   */
+  stage(changes: { vm?: VmRecord; write?: Checkpoint[]; remove?: string[] }): StagedChanges {
+    const staged: { tmp: string; file: string }[] = [];
+    const abort = () => {
+      for (const s of staged) fs.rmSync(s.tmp, { force: true });
+    };
+    try {
+      fs.mkdirSync(this.checkpointsDir, { recursive: true });
+      for (const cp of changes.write ?? []) {
+        validateCheckpointName(cp.name);
+        const file = path.join(this.checkpointsDir, checkpointFileName(cp.name));
+        staged.push({ tmp: stageFile(file, JSON.stringify(cp, null, 2) + '\n'), file });
+      }
+      if (changes.vm) {
+        const file = path.join(this.dir, 'vm.json');
+        staged.push({ tmp: stageFile(file, JSON.stringify(changes.vm, null, 2) + '\n'), file });
+      }
+    } catch (e) {
+      abort();
+      throw new Error(`cannot write the metadata of VM ${this.label} under ${this.dir}: ${describeFsError(e)}`, { cause: e });
+    }
+    return {
+      abort,
+      commit: () => {
+        // Checkpoint files first and vm.json last, so a crash in between leaves a valid tree.
+        for (const s of staged) fs.renameSync(s.tmp, s.file);
+        for (const name of changes.remove ?? []) fs.rmSync(path.join(this.checkpointsDir, checkpointFileName(name)), { force: true });
+        fsyncDir(this.checkpointsDir);
+        fsyncDir(this.dir);
+      },
+    };
+  }
+
   /** Takes the VM's metadata lock; resolves with its release function. */
   lock(command: string, waitMs?: number): Promise<() => void> {
-    return acquireLock(this.lockFile, { command, waitMs, what: `metadata of VM ${this.vmId}` });
+    return acquireLock(this.lockFile, { command, waitMs, what: `metadata of VM ${this.label}` });
   }
 }

@@ -145,11 +145,12 @@ function unsignedLong(text: string, what: string): number {
   return n;
 }
 
-function checkName(name: string, what: string): string {
+/** The name rules of names.ts; `where` says which element held a bad one (the rule names the name). */
+function checkName(name: string, where?: string): string {
   try {
     validateCheckpointName(name);
   } catch (e) {
-    fail(`${what}: ${(e as Error).message}`);
+    fail(where ? `${where}: ${(e as Error).message}` : (e as Error).message);
   }
   return name;
 }
@@ -206,7 +207,7 @@ export function parseCheckpointXml(xml: string): ParsedCheckpointXml {
 
   const out: ParsedCheckpointXml = {};
   const nameEl = seen.get('name');
-  if (nameEl) out.name = checkName(textOnly(nameEl), 'checkpoint name');
+  if (nameEl) out.name = checkName(textOnly(nameEl));
   const descEl = seen.get('description');
   if (descEl) {
     const d = textOnly(descEl);
@@ -221,7 +222,7 @@ export function parseCheckpointXml(xml: string): ParsedCheckpointXml {
     const [pn, extra] = parentEl.children;
     if (!pn || pn.name !== 'name') fail(`<parent> (line ${parentEl.line}) must contain a <name>`);
     if (extra) fail(`unexpected element <${extra.name}> in <parent> (line ${extra.line})`);
-    out.parent = checkName(textOnly(pn), 'parent checkpoint name');
+    out.parent = checkName(textOnly(pn), '<parent>');
   }
   const disksEl = seen.get('disks');
   if (disksEl) {
