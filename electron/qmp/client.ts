@@ -59,7 +59,14 @@ export class QmpClient {
     this.opts = opts;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(new QmpConnectionError(`QMP connection to ${formatEndpoint(endpoint)} failed: ${err.message}`, { cause: err })));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // A reset or broken pipe is QEMU going away (killed, crashed): say so plainly.
+      const gone = err.code === 'ECONNRESET' || err.code === 'EPIPE';
+      const message = gone
+        ? `QMP connection to ${formatEndpoint(endpoint)} was closed by QEMU (connection reset: did QEMU exit?)`
+        : `QMP connection to ${formatEndpoint(endpoint)} failed: ${err.message}`;
+      this.fail(new QmpConnectionError(message, { cause: err }));
+    });
     socket.on('close', () => this.fail(new QmpConnectionError(`QMP connection to ${formatEndpoint(endpoint)} was closed by QEMU`)));
   }
 
