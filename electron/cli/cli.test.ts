@@ -298,6 +298,9 @@ describe('runCli', () => {
     [['checkpoint-list', '--no-leaves', '--tree'], 'error: --no-leaves and --tree are mutually exclusive'],
     [['checkpoint-list', '--roots', '--from', 'c1'], 'error: Options --roots and --from are mutually exclusive'],
     [['checkpoint-list', '--tree', '--json'], 'error: Options --tree and --json are mutually exclusive'],
+    [['backup-begin', '--export-only'], 'error: --export-only needs --mode pull'],
+    [['backup-begin', '--mode', 'pull', '--speed', '5'], 'error: --speed applies to push mode only'],
+    [['backup-begin', '--mode', 'sideways'], 'error: --mode "sideways": use push or pull'],
   ])('usage error %j exits 2 with one line', async (argv, line) => {
     const r = await run(argv);
     expect(r.code).toBe(2);

@@ -7,6 +7,7 @@ import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args'
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatInfo, formatTable, formatTime } from '../format';
+import { PULL_ONLY_OPTIONS, runPull } from '../../engine/pull/cli';
 
 const REPO_OPTION = { name: 'repo', kind: 'value' as const, metavar: 'DIR', help: 'backup repository (default: STATE/backups)' };
 
@@ -70,7 +71,9 @@ const begin: Command = {
     'backup\'s point in time; all jobs finish together or are cancelled together. A disk whose base is\n' +
     'unusable (bitmap missing or inconsistent, new or resized disk, base backup gone) is backed up in full,\n' +
     'and the reason is shown. A failed or cancelled backup (Ctrl-C, backup-cancel) rolls back its checkpoint\n' +
-    'and deletes its partial images.',
+    'and deletes its partial images.\n' +
+    '--mode pull exports the point in time over NBD and copies only the dirty extents instead (see\n' +
+    '`tidemark help backup-pull`); with --export-only an outside tool does the copy.',
   positionals: [],
   options: [
     REPO_OPTION,
@@ -79,10 +82,20 @@ const begin: Command = {
     { name: 'checkpoint', kind: 'value', metavar: 'NAME', help: 'name of the checkpoint created with the backup (default: the backup id)' },
     { name: 'no-checkpoint', kind: 'flag', help: 'create no checkpoint (the backup cannot be a base for later ones)' },
     { name: 'disk', kind: 'list', metavar: 'DISK', help: 'back up only this disk (repeatable; default: all)' },
-    { name: 'speed', kind: 'value', metavar: 'MIB_PER_S', help: 'speed limit per disk' },
+    { name: 'speed', kind: 'value', metavar: 'MIB_PER_S', help: 'push mode: speed limit per disk' },
+    { name: 'mode', kind: 'value', metavar: 'push|pull', help: 'push (QEMU copies; default) or pull (NBD export, Tidemark or an outside tool copies)' },
+    ...PULL_ONLY_OPTIONS,
     JSON_OPTION,
   ],
   async run(ctx, args) {
+    const mode = args.values.get('mode') ?? 'push';
+    if (mode !== 'push' && mode !== 'pull') throw new UsageError(`--mode ${JSON.stringify(mode)}: use push or pull`);
+    const pullOnly = PULL_ONLY_OPTIONS.map((o) => o.name).filter((n) => args.flags.has(n) || args.values.has(n));
+    if (mode === 'pull') {
+      if (args.values.has('speed')) throw new UsageError('--speed applies to push mode only');
+      return runPull(ctx, args);
+    }
+    if (pullOnly.length > 0) throw new UsageError(`--${pullOnly[0]} needs --mode pull`);
     exclusive(args, 'full', 'since');
     exclusive(args, 'checkpoint', 'no-checkpoint');
     const speed = positiveNumber(args, 'speed');

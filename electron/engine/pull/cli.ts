@@ -40,6 +40,15 @@ async function withPullProgress<T>(ctx: CliContext, show: boolean, call: () => P
   }
 }
 
+/** Options that only pull mode has; `backup-begin --mode pull` accepts them too. */
+export const PULL_ONLY_OPTIONS: Command['options'] = [
+  { name: 'export-only', kind: 'flag', help: 'pull mode: copy nothing; print NBD URIs and wait for backup-end' },
+  { name: 'tcp', kind: 'value', metavar: 'HOST:PORT', help: 'with --export-only: listen on TCP (needs --tls-dir)' },
+  { name: 'tls-dir', kind: 'value', metavar: 'DIR', help: 'ca-cert.pem, server-cert.pem, server-key.pem for --tcp' },
+  { name: 'fleece-dir', kind: 'value', metavar: 'DIR', help: 'pull mode: where fleecing images go (default: STATE/run/fleece)' },
+  { name: 'fleece-max', kind: 'value', metavar: 'MIB', help: 'pull mode: give up when the fleecing images exceed this size' },
+];
+
 const pull: Command = {
   name: 'backup-pull',
   summary: 'Pull-mode backup: export a point in time over NBD and copy only the dirty extents',
@@ -59,14 +68,15 @@ const pull: Command = {
     { name: 'checkpoint', kind: 'value', metavar: 'NAME', help: 'name of the checkpoint created with the backup (default: the backup id)' },
     { name: 'no-checkpoint', kind: 'flag', help: 'create no checkpoint' },
     { name: 'disk', kind: 'list', metavar: 'DISK', help: 'only this disk (repeatable; default: all)' },
-    { name: 'export-only', kind: 'flag', help: 'copy nothing: print NBD URIs and wait for backup-end' },
-    { name: 'tcp', kind: 'value', metavar: 'HOST:PORT', help: 'with --export-only: listen on TCP (needs --tls-dir)' },
-    { name: 'tls-dir', kind: 'value', metavar: 'DIR', help: 'ca-cert.pem, server-cert.pem, server-key.pem for --tcp' },
-    { name: 'fleece-dir', kind: 'value', metavar: 'DIR', help: 'where fleecing images go (default: STATE/run/fleece)' },
-    { name: 'fleece-max', kind: 'value', metavar: 'MIB', help: 'give up when the fleecing images exceed this size' },
+    ...PULL_ONLY_OPTIONS,
     JSON_OPTION,
   ],
-  async run(ctx, args) {
+  run: runPull,
+};
+
+/** Runs a pull-mode backup (also reached as `backup-begin --mode pull`). */
+export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> {
+  {
     exclusive(args, 'full', 'since');
     exclusive(args, 'checkpoint', 'no-checkpoint');
     const json = args.flags.has('json');
@@ -116,18 +126,28 @@ const pull: Command = {
     } finally {
       process.removeListener('SIGINT', onSigint);
     }
-  },
-};
+  }
+}
 
 const end: Command = {
   name: 'backup-end',
   summary: 'End an export-only pull: --success records its checkpoint, --failure rolls it back',
   positionals: [],
+  description:
+    'Signals the waiting `backup-begin --mode pull --export-only` process through the repository, so it needs\n' +
+    'no QMP connection (the waiting process may hold the VM\'s only free QMP socket).',
   options: [REPO_OPTION, { name: 'success', kind: 'flag', help: 'the outside copy succeeded' }, { name: 'failure', kind: 'flag', help: 'the outside copy failed' }],
+  needsService: () => false,
   async run(ctx, args) {
     exclusive(args, 'success', 'failure');
     if (!args.flags.has('success') && !args.flags.has('failure')) throw new UsageError('say how the copy went: --success or --failure');
-    const r = await ctx.call('pull:end', ctx.vmId(), args.flags.has('success') ? 'success' : 'failure', repoOf(args));
+    const { BackupRepository } = await import('../backup/repository');
+    const { requestPullEnd, runningPulls } = await import('./pull');
+    const repo = BackupRepository.open(repoOf(args) ?? path.join(ctx.stateDir, 'backups'));
+    const waiting = runningPulls(repo);
+    if (waiting.length === 0) throw new Error(`no pull backup is waiting in ${repo.root}`);
+    if (waiting.length > 1) throw new Error(`several pull backups are waiting in ${repo.root} (${waiting.map((w) => `${w.backupId} of VM ${w.vmId}`).join(', ')}); end them from the app or one repository at a time`);
+    const r = await requestPullEnd(repo, waiting[0]!.vmId, args.flags.has('success') ? 'success' : 'failure');
     ctx.virshOut(`Pull ${r.backupId} ended`);
   },
 };

@@ -16,7 +16,8 @@ const MiB = 1024 * 1024;
 
 export function pullHandlers(deps: BackupServiceDeps): Pick<Handlers, PullChannels> {
   const defaultRepo = path.join(path.resolve(deps.stateDir), 'backups');
-  const openRepo = (p: string | undefined) => BackupRepository.open(path.resolve(p ?? defaultRepo), { create: p === undefined });
+  // Beginning a backup creates the repository, as push backups do; everything else needs an existing one.
+  const openRepo = (p: string | undefined, create = false) => BackupRepository.open(path.resolve(p ?? defaultRepo), { create: create || p === undefined });
   /** Export-only pulls of this process, by VM: resolves with the job when it ends. */
   const sessions = new Map<string, Promise<JobInfo>>();
 
@@ -68,7 +69,7 @@ export function pullHandlers(deps: BackupServiceDeps): Pick<Handlers, PullChanne
     async 'pull:begin'(vmId, options) {
       const engine = await deps.engineOf(vmId);
       const client = deps.clientOf(vmId);
-      const repo = openRepo(options.repo);
+      const repo = openRepo(options.repo, true);
       const common = commonOptions(options);
       let out: Awaited<ReturnType<typeof runPull>> | undefined;
       let error: unknown;
@@ -92,7 +93,7 @@ export function pullHandlers(deps: BackupServiceDeps): Pick<Handlers, PullChanne
       if (sessions.has(vmId)) throw new Error(`an export-only pull of VM ${vmId} is already open in this process; end it with pull:end`);
       const engine = await deps.engineOf(vmId);
       const client = deps.clientOf(vmId);
-      const repo = openRepo(options.repo);
+      const repo = openRepo(options.repo, true);
       const common = commonOptions(options);
       let ready!: (e: PullExportInfo[]) => void;
       const exportsReady = new Promise<PullExportInfo[]>((r) => (ready = r));

@@ -114,6 +114,23 @@ export async function runPull(engine: CheckpointEngineApi, client: QmpClient, op
   }
 }
 
+/** The VM ids whose pull backups are running in `repo` (found from their journals; no QMP needed). */
+export function runningPulls(repo: BackupRepository): { vmId: string; backupId: string }[] {
+  const vmsDir = path.join(repo.root, 'vms');
+  const found: { vmId: string; backupId: string }[] = [];
+  for (const entry of fs.existsSync(vmsDir) ? fs.readdirSync(vmsDir) : []) {
+    let vmId: string;
+    try {
+      vmId = (JSON.parse(fs.readFileSync(path.join(vmsDir, entry, 'backup.lock'), 'utf8')) as { vmId: string }).vmId;
+    } catch {
+      continue;
+    }
+    const held = readLock(repo, vmId);
+    if (held?.alive && held.journal.pull) found.push({ vmId, backupId: held.journal.backupId });
+  }
+  return found;
+}
+
 /**
  * backup-end for an export-only pull: tells the running pull whether the outside copy succeeded
  * (its checkpoint is then recorded) or failed (everything is rolled back), and waits for it.
@@ -291,40 +308,45 @@ async function execute(engine: CheckpointEngineApi, client: QmpClient, o: PullOp
     // Copy: each disk's dirty (incremental) or allocated (full) extents into a new layer.
     for (const s of disks) {
       const d = s.plan;
-      fs.mkdirSync(path.dirname(s.partial), { recursive: true });
-      // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
-      const g = granularity.get(d.disk.name);
-      const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;
-      await createQcow2(s.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
-      s.writer = await startQemuNbd({ image: s.partial, format: 'qcow2', runDir: path.join(o.stateDir, RUN), exportName: 'layer' });
-      pullJ.qemuNbdPids.push(s.writer.pid);
-      journal({});
-      const ctx = d.tmpBitmap ? dirtyBitmapContext(d.tmpBitmap) : undefined;
-      const src = await NbdClient.connect(s.exp!.address, { metaContexts: ctx ? [BASE_ALLOCATION, ctx] : [BASE_ALLOCATION] });
-      s.clients.push(src);
-      const dst = await NbdClient.connect(s.writer.address);
-      s.clients.push(dst);
-      const ops = copyOps(d.kind, await src.extents(BASE_ALLOCATION), ctx ? await src.extents(ctx) : undefined);
-      totals.set(d.disk.name, ops.reduce((n, op) => n + op.length, 0));
-      progress();
-      const r = await copyExtents(src, dst, ops, {
-        signal: abort.signal, pieceBytes: o.pieceBytes, parallel: o.parallel,
-        onProgress: (done) => {
-          s.copied = done;
-          progress();
-        },
-      });
-      await dst.flush();
-      for (const c of s.clients.splice(0)) await c.close();
-      const pid = s.writer.pid;
-      await s.writer.stop();
-      s.writer = undefined;
-      pullJ.qemuNbdPids = pullJ.qemuNbdPids.filter((p) => p !== pid);
-      journal({});
-      log.add(`${d.disk.name}: ${d.kind}, ${r.dataBytes} bytes copied${r.zeroBytes ? `, ${r.zeroBytes} bytes written as zeroes` : ''}`);
-      s.copied = r.dataBytes + r.zeroBytes;
-      s.dataBytes = r.dataBytes;
-      totals.set(d.disk.name, s.copied);
+      try {
+        fs.mkdirSync(path.dirname(s.partial), { recursive: true });
+        // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
+        const g = granularity.get(d.disk.name);
+        const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;
+        await createQcow2(s.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
+        s.writer = await startQemuNbd({ image: s.partial, format: 'qcow2', runDir: path.join(o.stateDir, RUN), exportName: 'layer' });
+        pullJ.qemuNbdPids.push(s.writer.pid);
+        journal({});
+        const ctx = d.tmpBitmap ? dirtyBitmapContext(d.tmpBitmap) : undefined;
+        const src = await NbdClient.connect(s.exp!.address, { metaContexts: ctx ? [BASE_ALLOCATION, ctx] : [BASE_ALLOCATION] });
+        s.clients.push(src);
+        const dst = await NbdClient.connect(s.writer.address);
+        s.clients.push(dst);
+        const ops = copyOps(d.kind, await src.extents(BASE_ALLOCATION), ctx ? await src.extents(ctx) : undefined);
+        totals.set(d.disk.name, ops.reduce((n, op) => n + op.length, 0));
+        progress();
+        const r = await copyExtents(src, dst, ops, {
+          signal: abort.signal, pieceBytes: o.pieceBytes, parallel: o.parallel,
+          onProgress: (done) => {
+            s.copied = done;
+            progress();
+          },
+        });
+        await dst.flush();
+        for (const c of s.clients.splice(0)) await c.close();
+        const pid = s.writer.pid;
+        await s.writer.stop();
+        s.writer = undefined;
+        pullJ.qemuNbdPids = pullJ.qemuNbdPids.filter((p) => p !== pid);
+        journal({});
+        log.add(`${d.disk.name}: ${d.kind}, ${r.dataBytes} bytes copied${r.zeroBytes ? `, ${r.zeroBytes} bytes written as zeroes` : ''}`);
+        s.copied = r.dataBytes + r.zeroBytes;
+        s.dataBytes = r.dataBytes;
+        totals.set(d.disk.name, s.copied);
+      } catch (e) {
+        // Name the disk (an NBD error alone says only which socket closed); an abort keeps its own reason.
+        throw abort.signal.aborted ? e : new Error(`copying ${d.disk.name}: ${(e as Error).message}`, { cause: e });
+      }
     }
     watch.check();
     throwIfAborted(abort.signal);
@@ -405,7 +427,10 @@ async function execute(engine: CheckpointEngineApi, client: QmpClient, o: PullOp
         await engine.rollbackCreate(prepared);
         notes.push(`checkpoint ${prepared.checkpoint.name} rolled back`);
       } catch (err) {
-        notes.push(`checkpoint ${prepared.checkpoint.name} could not be rolled back (${(err as Error).message}); delete it with checkpoint-delete`);
+        // With QEMU gone there is nothing to roll back: the bitmaps it created died with it, and the checkpoint was never recorded.
+        notes.push(client.isOpen
+          ? `checkpoint ${prepared.checkpoint.name} could not be rolled back (${(err as Error).message}); delete it with checkpoint-delete`
+          : `checkpoint ${prepared.checkpoint.name} was never recorded (QEMU is gone, and with it the bitmaps it created)`);
       }
     } else if (prepared) notes.push(`checkpoint ${prepared.checkpoint.name} was not created`);
     for (const s of disks) {
@@ -415,7 +440,9 @@ async function execute(engine: CheckpointEngineApi, client: QmpClient, o: PullOp
     }
     notes.push('partial images and fleecing images deleted; earlier backups and checkpoints untouched');
     for (const n of notes) log.add(n);
-    const msg = `pull ${id} ${cancelled ? 'was cancelled' : `failed: ${reason}`}; ${notes.join('; ')}`;
+    // QEMU killed mid-copy first shows as a closed NBD socket; by now the QMP connection has closed too: say so.
+    const why = !client.isOpen && !/QMP connection closed/.test(reason) ? `the QMP connection closed (QEMU stopped or was killed); ${reason}` : reason;
+    const msg = `pull ${id} ${cancelled ? 'was cancelled' : `failed: ${why}`}; ${notes.join('; ')}`;
     log.end(cancelled ? 'cancelled' : 'failed', msg);
     if (!o.exportOnly) writeLog(repo, vmId, id, log);
     throw new BackupFailedError(msg, id, cancelled, log.lines);
