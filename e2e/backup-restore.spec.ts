@@ -122,7 +122,8 @@ test('restore to a new image: Cancel has focus, in place is refused while runnin
 
   // The new image holds exactly the backup point.
   const listing = await host.handlers['backup:list']();
-  const layer = path.join(listing.repo, 'vms', backup.vm.id, backup.disks.find((d) => d.name === 'vda')!.image);
+  // The service names the VM "demo"; the repository keeps it under its UUID (as the manifest on disk).
+  const layer = path.join(listing.repo, 'vms', backup.vm.uuid!, backup.disks.find((d) => d.name === 'vda')!.image);
   expect(fs.existsSync(target)).toBe(true);
   const out = execFileSync('qemu-img', ['compare', target, layer], { encoding: 'utf8' });
   expect(out).toContain('Images are identical');

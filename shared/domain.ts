@@ -93,7 +93,11 @@ export type HealthState =
   | 'bitmap-busy'
   | 'metadata-missing'
   | 'foreign-bitmap'
-  | 'disk-incapable';
+  | 'disk-incapable'
+  /** A checkpoint being created right now (its bitmaps exist, its metadata follows when the operation succeeds). */
+  | 'checkpoint-pending'
+  /** Bitmaps of a checkpoint whose operation died or gave up before recording it. */
+  | 'checkpoint-left-over';
 
 export interface HealthIssue {
   state: HealthState;

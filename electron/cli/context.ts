@@ -64,11 +64,27 @@ export class CliContext {
     return dispatch(this.service.handlers, channel, args) as Promise<Result<C>>;
   }
 
-  /** The VM to act on: --connect's endpoint, else the demo VM when it runs. */
-  vmId(): string {
+  /**
+   * The VM to act on: --connect's endpoint, else the demo VM when it runs. `recorded`: a read-only
+   * command, which can show a stopped demo VM's recorded metadata (once it has been started).
+   */
+  vmId(opts: { recorded?: boolean } = {}): string {
     if (this.global.connect !== undefined) return this.mod.endpointId(this.global.connect);
-    if (!this.labModule!.labStatus(this.labDir).running) throw new Error('no VM: pass --connect or run tidemark lab start');
+    const lab = this.labModule!.labStatus(this.labDir);
+    if (!lab.running && !(opts.recorded && lab.uuid !== '')) throw new Error('no VM: pass --connect or run tidemark lab start');
     return this.mod.DEMO_VM_ID;
+  }
+
+  /** After a read: the VM's name when the service answered from recorded metadata (it is not running). */
+  async recordedName(vmId: string): Promise<string | undefined> {
+    const vm = (await this.call('vm:list')).find((v) => v.id === vmId);
+    if (!vm || vm.connection === 'connected') return undefined;
+    return vm.kind === 'demo' ? this.labModule!.labStatus(this.labDir).name : vm.label;
+  }
+
+  /** Says on stderr that what follows is recorded metadata (when `recorded` names the stopped VM). */
+  noteRecorded(recorded: string | undefined): void {
+    if (recorded !== undefined) this.io.stderr(`VM ${recorded} is not running; showing recorded metadata\n`);
   }
 
   out(text: string): void {

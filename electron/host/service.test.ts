@@ -1,10 +1,12 @@
 // The service without QEMU: the registry, its persistence and the errors a caller sees.
 
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { dispatch, type VmSummary } from '../../shared/contract';
+import { MetadataStore } from '../engine/checkpoints/store';
 import { createService, DEMO_VM_ID, endpointId, type Service } from './service';
 
 let dir: string;
@@ -95,6 +97,98 @@ describe('VM registry', () => {
     const s = make();
     await expect(dispatch(s.handlers, 'lab:write', ['demo', { disk: 'vda', pattern: 'zigzag', mib: 1 }])).rejects.toThrow(/pattern: expected one of/);
     expect(await dispatch(s.handlers, 'lab:status', [])).toMatchObject({ running: false, disks: [] });
+  });
+});
+
+describe('a VM that is not running: reads from its recorded metadata (on-demand mode)', () => {
+  const cp = (name: string, parent?: string) => ({
+    name, ...(parent ? { parent } : {}), creationTime: 1700000000, createdAtMs: 1700000000000 + name.length, layout: 'independent' as const,
+    disks: [{ name: 'vda', checkpoint: 'bitmap' as const, bitmap: name }],
+  });
+  const record = (vmId: string) => {
+    const store = new MetadataStore(dir, vmId, 'vm-a');
+    store.writeVm({ id: vmId, name: 'vm-a', endpoint: 'unix:/x', layout: 'independent', current: 'c2' });
+    store.writeCheckpoint(cp('c1'));
+    store.writeCheckpoint(cp('c2', 'c1'));
+  };
+
+  it('an endpoint whose VM id was seen before: list, get, current and dumpxml work; sizes, changes and health do not', async () => {
+    const sock = path.join(dir, 'gone.sock');
+    fs.writeFileSync(path.join(dir, 'endpoints.json'), JSON.stringify([{ endpoint: `unix:${sock}`, label: 'VM A', vmId: 'uuid-a' }]));
+    record('uuid-a');
+    const s = make();
+    const id = endpointId(sock);
+    expect((await s.handlers['checkpoint:list'](id)).map((c) => c.name)).toEqual(['c1', 'c2']);
+    expect((await s.handlers['checkpoint:list'](id, { from: 'c1' })).map((c) => c.name)).toEqual(['c2']);
+    expect((await s.handlers['checkpoint:get'](id, 'c2')).parent).toBe('c1');
+    expect((await s.handlers['checkpoint:current'](id))?.name).toBe('c2');
+    expect(await s.handlers['checkpoint:dumpxml'](id, 'c1', { noDomain: true })).toContain('<name>c1</name>');
+    await expect(s.handlers['checkpoint:get'](id, 'c9')).rejects.toThrow('checkpoint c9 not found');
+    await expect(s.handlers['checkpoint:dumpxml'](id, 'c1', { size: true })).rejects.toThrow('VM VM A is not running: sizes are measured from its live bitmaps (dump without --size, or start the VM)');
+    await expect(s.handlers['checkpoint:create'](id, { name: 'c3' })).rejects.toThrow(/cannot connect to QMP at unix:.*gone\.sock.*no such socket/);
+    await expect(s.handlers['checkpoint:delete'](id, 'c1', 'plain')).rejects.toThrow(/no such socket/);
+    await expect(s.handlers['vm:health'](id)).rejects.toThrow(/no such socket/);
+    expect((await s.handlers['vm:list']()).find((v) => v.id === id)?.connection).toBe('disconnected');
+    // the endpoint list keeps the remembered id
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'endpoints.json'), 'utf8'))[0].vmId).toBe('uuid-a');
+  });
+
+  it('not without a recorded id, not for a socket that exists but does not answer, and not in eager mode', async () => {
+    const s = make({ transientEndpoints: [path.join(dir, 'never.sock')] });
+    await expect(s.handlers['checkpoint:list'](endpointId(path.join(dir, 'never.sock')))).rejects.toThrow(/no such socket/);
+    // the demo VM without lab.json has no identity yet
+    await expect(s.handlers['checkpoint:list'](DEMO_VM_ID)).rejects.toThrow('the demo VM is not running (start it with: tidemark lab start)');
+
+    // something listens there but is no QMP (it hangs up): that is not "not running"
+    const file = path.join(dir, 'hangup.sock');
+    const server = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(file, r));
+    try {
+      fs.writeFileSync(path.join(dir, 'endpoints.json'), JSON.stringify([{ endpoint: file, label: 'F', vmId: 'uuid-a' }]));
+      record('uuid-a');
+      await expect(make().handlers['checkpoint:list'](endpointId(file))).rejects.toThrow(/closed|greeting/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+
+    const eager = make({ connectMode: 'eager' });
+    await expect(eager.handlers['checkpoint:list'](endpointId(file))).rejects.toThrow(/is not connected/);
+  });
+
+  it('a damaged remembered id in endpoints.json is refused with the file name', () => {
+    fs.writeFileSync(path.join(dir, 'endpoints.json'), JSON.stringify([{ endpoint: '/x.sock', label: 'x', vmId: 7 }]));
+    expect(() => createService({ stateDir: dir, connectMode: 'on-demand' })).toThrow(/endpoints.json: entry 0 has a "vmId" that is not a non-empty string/);
+  });
+});
+
+describe('backup and pull channels', () => {
+  it('load their modules on first use only, and answer through dispatch afterwards', async () => {
+    const loaded: string[] = [];
+    vi.resetModules();
+    vi.doMock('../engine/backup/handlers', async (original) => {
+      loaded.push('backup');
+      return original();
+    });
+    vi.doMock('../engine/pull/handlers', async (original) => {
+      loaded.push('pull');
+      return original();
+    });
+    try {
+      const fresh = await import('./service');
+      const s = fresh.createService({ stateDir: dir, connectMode: 'on-demand' });
+      open.push(s);
+      await s.handlers['checkpoint:list'](DEMO_VM_ID).catch(() => undefined);
+      expect(loaded).toEqual([]);
+      expect(await dispatch(s.handlers, 'backup:list', [])).toEqual({ repo: path.join(dir, 'backups'), backups: [], problems: [] });
+      expect(loaded).toEqual(['backup']);
+      await expect(s.handlers['pull:wait'](DEMO_VM_ID)).rejects.toThrow('no export-only pull of VM demo is open in this process');
+      await s.handlers['backup:list']();
+      expect(loaded).toEqual(['backup', 'pull']);
+    } finally {
+      vi.doUnmock('../engine/backup/handlers');
+      vi.doUnmock('../engine/pull/handlers');
+      vi.resetModules();
+    }
   });
 });
 

@@ -5,20 +5,30 @@
 // through dispatch().
 //
 // To add a channel group (backups, pull mode): write a `xxxHandlers(ctx)` function like the ones
-// below and spread it into `handlers` in createService.
+// below and spread it into `handlers` in createService. The backup and pull groups are loaded on
+// their first call (most CLI commands never need them).
+//
+// One id per VM: callers know a VM by the service's id ("demo", "ep-…"); the engines, manifests and
+// backup jobs know it by the engine's id (its UUID, else its name). Results and events that leave
+// the service carry the service's id; manifests on disk keep the engine's.
+//
+// A VM whose QEMU is not running can still be read from its recorded metadata (on-demand mode,
+// i.e. the CLI): checkpoint:list/get/current/dumpxml without sizes. Its engine id comes from
+// STATE/lab/lab.json (the demo VM) or from the id seen at its last connection (endpoints.json).
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EventMap, EventName, Handlers, JobInfo, LabInfo, VmSummary } from '../../shared/contract';
+import type { BackupRecord, EventMap, EventName, Handlers, InvokeChannel, JobInfo, LabInfo, VmSummary } from '../../shared/contract';
 import type { BitmapInfo, VmInfo } from '../../shared/domain';
+import type { BackupJobs, BackupServiceDeps } from '../engine/backup/handlers';
 import { CheckpointEngine } from '../engine/checkpoints/engine';
-import { backupHandlers } from '../engine/backup/handlers';
-import { pullHandlers } from '../engine/pull/handlers';
+import { RecordedCheckpoints, type CheckpointReader } from '../engine/checkpoints/query';
 import { MetadataStore, writeFileAtomic } from '../engine/checkpoints/store';
 import { connectLab, isQemuAlive, labStatus, startLab, stopLab } from '../engine/lab/labvm';
 import { simulateWrites } from '../engine/lab/writer';
 import { QmpClient, QmpReconnector } from '../qmp/client';
+import { QmpConnectionError } from '../qmp/errors';
 import { formatEndpoint, parseEndpoint } from '../qmp/endpoint';
 import { JobRunner } from './jobs';
 
@@ -35,6 +45,9 @@ export interface ServiceOptions {
   transientEndpoints?: string[];
   /** How often live bitmaps are polled while someone listens to 'vm:bitmaps' (default 500 ms). */
   bitmapPollMs?: number;
+  /** Answer checkpoint reads of a VM whose QEMU is not running from its recorded metadata
+   *  (default: in on-demand mode). */
+  offlineReads?: boolean;
 }
 
 /** Typed events; `on` returns its own unsubscribe function. */
@@ -52,6 +65,48 @@ export interface Service {
 }
 
 export const DEMO_VM_ID = 'demo';
+
+type BackupChannel = keyof ReturnType<typeof import('../engine/backup/handlers').backupHandlers>;
+type PullChannel = keyof ReturnType<typeof import('../engine/pull/handlers').pullHandlers>;
+// Every channel of each lazily loaded group (the Record type makes the compiler check the lists).
+const BACKUP_CHANNELS: Record<BackupChannel, true> = {
+  'backup:begin': true, 'backup:list': true, 'backup:info': true, 'backup:verify': true, 'backup:delete': true,
+  'backup:status': true, 'backup:cancel': true, 'restore:run': true,
+};
+const PULL_CHANNELS: Record<PullChannel, true> = { 'dirtymap:get': true, 'pull:begin': true, 'pull:export': true, 'pull:end': true, 'pull:wait': true };
+
+/**
+ * Loads one of this directory's sibling modules on first use. `require` works wherever this file
+ * runs as CommonJS (compiled, tsx, the Electron bundle, the in-process host of the Playwright tests,
+ * whose TypeScript loader cannot import() a .ts file); import() where there is no such require
+ * (vitest runs the sources as ESM). The specifier is a variable so that bundlers leave the
+ * fallback alone rather than warn about a module imported both ways.
+ */
+async function loadLater<T>(required: () => T, specifier: string): Promise<T> {
+  try {
+    return required();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' && !(e instanceof ReferenceError)) throw e;
+    return (await import(specifier)) as T;
+  }
+}
+
+/** Handlers for `channels` whose implementation is loaded (once) on the first call of any of them. */
+function lazyHandlers<C extends InvokeChannel>(channels: Record<C, true>, load: () => Promise<Pick<Handlers, C>>): Pick<Handlers, C> {
+  let loading: Promise<Pick<Handlers, C>> | undefined;
+  const out = {} as Record<C, (...args: unknown[]) => Promise<unknown>>;
+  for (const channel of Object.keys(channels) as C[]) {
+    out[channel] = async (...args) => {
+      loading ??= load().catch((e: unknown) => {
+        loading = undefined; // let the next call try again
+        throw e;
+      });
+      const handler = (await loading)[channel] as (...a: unknown[]) => Promise<unknown>;
+      return handler(...args);
+    };
+  }
+  return out as unknown as Pick<Handlers, C>;
+}
 
 // ---------------------------------------------------------------- events
 
@@ -111,6 +166,8 @@ interface VmEntry {
   metadataStale?: boolean;
   /** Fingerprint of the metadata files as last read or announced (see metadataFingerprint). */
   knownMeta?: string;
+  /** The engine's id of this VM as seen at its last connection (endpoints; kept in endpoints.json). */
+  knownVmId?: string;
   metaDir?: { dir: string; checkpoints: string };
   watchTimer?: NodeJS.Timeout;
 }
@@ -119,6 +176,8 @@ interface StoredEndpoint {
   id: string;
   endpoint: string;
   label: string;
+  /** The engine's id of the VM found there at the last connection. */
+  vmId?: string;
 }
 
 /** A stable id for an endpoint: the same endpoint always gets the same id, across restarts. */
@@ -144,8 +203,9 @@ function readEndpoints(file: string): StoredEndpoint[] {
   return data.map((x: unknown, i) => {
     const r = x as Partial<StoredEndpoint> | null;
     if (!r || typeof r.endpoint !== 'string' || typeof r.label !== 'string') throw new Error(`${file}: entry ${i} needs "endpoint" and "label" strings; fix or remove it`);
+    if (r.vmId !== undefined && (typeof r.vmId !== 'string' || r.vmId === '')) throw new Error(`${file}: entry ${i} has a "vmId" that is not a non-empty string; fix or remove it`);
     const endpoint = formatEndpoint(parseEndpoint(r.endpoint));
-    return { id: endpointId(endpoint), endpoint, label: r.label };
+    return { id: endpointId(endpoint), endpoint, label: r.label, ...(r.vmId !== undefined ? { vmId: r.vmId } : {}) };
   });
 }
 
@@ -163,6 +223,7 @@ export function createService(options: ServiceOptions): Service {
   const eager = (options.connectMode ?? 'eager') === 'eager';
   const demoSocket = options.demoSocket ?? 'primary';
   const pollMs = options.bitmapPollMs ?? 500;
+  const offlineReads = options.offlineReads ?? !eager;
   const endpointsFile = path.join(stateDir, 'endpoints.json');
   let closed = false;
 
@@ -181,8 +242,8 @@ export function createService(options: ServiceOptions): Service {
     id: DEMO_VM_ID, label: `Demo VM (${labStatus(labDir).name})`, endpoint: demoEndpoint(), kind: 'demo', transient: false,
     connection: 'disconnected', detail: notRunning,
   });
-  for (const e of readEndpoints(endpointsFile)) {
-    vms.set(e.id, { ...e, kind: 'endpoint', transient: false, connection: 'disconnected' });
+  for (const { vmId: knownVmId, ...e } of readEndpoints(endpointsFile)) {
+    vms.set(e.id, { ...e, ...(knownVmId !== undefined ? { knownVmId } : {}), kind: 'endpoint', transient: false, connection: 'disconnected' });
   }
   for (const raw of options.transientEndpoints ?? []) {
     const endpoint = formatEndpoint(parseEndpoint(raw));
@@ -197,7 +258,9 @@ export function createService(options: ServiceOptions): Service {
   };
   const pushVmList = () => events.emit('vm:list', [...vms.values()].map(summary));
   const saveEndpoints = () => {
-    const list = [...vms.values()].filter((e) => e.kind === 'endpoint' && !e.transient).map((e) => ({ endpoint: e.endpoint, label: e.label }));
+    const list = [...vms.values()]
+      .filter((e) => e.kind === 'endpoint' && !e.transient)
+      .map((e) => ({ endpoint: e.endpoint, label: e.label, ...(e.knownVmId !== undefined ? { vmId: e.knownVmId } : {}) }));
     fs.mkdirSync(stateDir, { recursive: true });
     writeFileAtomic(endpointsFile, JSON.stringify(list, null, 2) + '\n');
   };
@@ -206,6 +269,41 @@ export function createService(options: ServiceOptions): Service {
     const e = vms.get(vmId);
     if (!e) throw new Error(`no VM with id ${JSON.stringify(vmId)} (see vm:list)`);
     return e;
+  }
+
+  // -- one id per VM
+
+  /** The engine's id of a registered VM: live, else as last seen (endpoints) or recorded in lab.json (demo). */
+  function engineIdOf(e: VmEntry): string | undefined {
+    if (e.engine) return e.engine.vmId;
+    if (e.knownVmId !== undefined) return e.knownVmId;
+    if (e.kind === 'demo') return labStatus(labDir).uuid || undefined;
+    return undefined;
+  }
+
+  /** The service's id for a VM the engines call `vmId` (unchanged for a VM the service does not know). */
+  function serviceIdOf(vmId: string): string {
+    if (vms.has(vmId)) return vmId;
+    for (const e of vms.values()) if (engineIdOf(e) === vmId) return e.id;
+    return vmId;
+  }
+
+  /** A manifest as callers see it: the VM named by the service's id (name and UUID kept). */
+  function withServiceId(m: BackupRecord): BackupRecord {
+    const id = serviceIdOf(m.vm.id);
+    return id === m.vm.id ? m : { ...m, vm: { ...m.vm, id } };
+  }
+
+  function remember(e: VmEntry, vmId: string): void {
+    if (e.knownVmId === vmId) return;
+    e.knownVmId = vmId;
+    if (e.kind === 'endpoint' && !e.transient) {
+      try {
+        saveEndpoints();
+      } catch {
+        // only the offline view of this VM needs it; the next connection tries again
+      }
+    }
   }
 
   function setState(e: VmEntry, connection: VmSummary['connection'], detail?: string): void {
@@ -224,6 +322,7 @@ export function createService(options: ServiceOptions): Service {
     e.client = client;
     const engine = await CheckpointEngine.open(client, { endpoint: e.endpoint, stateDir });
     e.engine = engine;
+    remember(e, engine.vmId);
     e.lastBitmaps = undefined;
     e.nodes = undefined; // filled by the first bitmap poll
     watchMetadata(e, engine);
@@ -396,6 +495,27 @@ export function createService(options: ServiceOptions): Service {
     throw new Error(`VM ${e.label} is not connected${e.detail ? `: ${e.detail}` : ''}`);
   }
 
+  // -- reading a VM that is not running
+
+  /** True when `err` (from connecting) means nothing runs there, rather than a VM we cannot reach. */
+  function nothingRuns(e: VmEntry, err: unknown): boolean {
+    if (e.kind === 'demo') return !labStatus(labDir).running;
+    const code = ((err as { cause?: { code?: unknown } } | undefined)?.cause)?.code;
+    return err instanceof QmpConnectionError && (code === 'ENOENT' || code === 'ECONNREFUSED');
+  }
+
+  /** What checkpoint reads go to: the live engine, or the recorded metadata of a VM that is not running. */
+  async function readerOf(vmId: string): Promise<CheckpointReader> {
+    try {
+      return await freshEngineOf(vmId);
+    } catch (err) {
+      const e = vms.get(vmId);
+      const id = e && offlineReads && nothingRuns(e, err) ? engineIdOf(e) : undefined;
+      if (!e || id === undefined) throw err; // never connected: no recorded identity to read
+      return new RecordedCheckpoints(stateDir, id, e.kind === 'demo' ? labStatus(labDir).name : e.label);
+    }
+  }
+
   // -- live bitmaps
 
   function rememberNodes(e: VmEntry, vm: VmInfo): void {
@@ -534,7 +654,7 @@ export function createService(options: ServiceOptions): Service {
       return vm;
     },
     async 'vm:health'(vmId) {
-      return (await engineOf(vmId)).health();
+      return { ...(await (await engineOf(vmId)).health()), vmId };
     },
   };
 
@@ -542,13 +662,13 @@ export function createService(options: ServiceOptions): Service {
     'checkpoint:list' | 'checkpoint:get' | 'checkpoint:current' | 'checkpoint:create' | 'checkpoint:delete' |
     'checkpoint:changes' | 'checkpoint:dumpxml' | 'checkpoint:create-xml'> = {
     async 'checkpoint:list'(vmId, filter) {
-      return (await freshEngineOf(vmId)).list(filter);
+      return (await readerOf(vmId)).list(filter);
     },
     async 'checkpoint:get'(vmId, name) {
-      return (await freshEngineOf(vmId)).get(name);
+      return (await readerOf(vmId)).get(name);
     },
     async 'checkpoint:current'(vmId) {
-      return (await freshEngineOf(vmId)).current() ?? null;
+      return (await readerOf(vmId)).current() ?? null;
     },
     async 'checkpoint:create'(vmId, opts) {
       const cp = await (await engineOf(vmId)).create(opts);
@@ -564,7 +684,7 @@ export function createService(options: ServiceOptions): Service {
       return (await engineOf(vmId)).changesSince(name);
     },
     async 'checkpoint:dumpxml'(vmId, name, opts) {
-      return (await engineOf(vmId)).dumpXml(name, opts ?? {});
+      return (await readerOf(vmId)).dumpXml(name, opts ?? {});
     },
     async 'checkpoint:create-xml'(vmId, xml, opts) {
       const cp = await (await engineOf(vmId)).createFromXml(xml, opts ?? {});
@@ -640,8 +760,14 @@ export function createService(options: ServiceOptions): Service {
     },
   };
 
-  // issue 3: backups and restore (electron/engine/backup/handlers.ts)
-  const backupChannels = backupHandlers({
+  // issue 3 (backups and restore) and issue 5 (the dirty map and pull mode): their modules load on
+  // first use. Their jobs and results are turned to the service's VM ids here.
+  const backupJobs: BackupJobs = {
+    start: (spec, run) => jobs.start({ ...spec, vmId: serviceIdOf(spec.vmId) }, run),
+    list: (vmId) => jobs.list(vmId === undefined ? undefined : serviceIdOf(vmId)),
+    cancel: (jobId) => jobs.cancel(jobId),
+  };
+  const backupDeps: BackupServiceDeps = {
     stateDir,
     engineOf,
     clientOf: (vmId) => {
@@ -649,16 +775,43 @@ export function createService(options: ServiceOptions): Service {
       if (!c?.isOpen) throw new Error(`VM ${entry(vmId).label} is not connected`);
       return c;
     },
-    jobs,
+    jobs: backupJobs,
     changed,
+  };
+  const backupChannels = lazyHandlers(BACKUP_CHANNELS, async (): Promise<Pick<Handlers, BackupChannel>> => {
+    const mod = await loadLater<typeof import('../engine/backup/handlers')>(() => require('../engine/backup/handlers'), '../engine/backup/handlers');
+    const h = mod.backupHandlers(backupDeps);
+    return {
+      ...h,
+      async 'backup:begin'(vmId, opts) {
+        const r = await h['backup:begin'](vmId, opts);
+        return { ...r, backup: withServiceId(r.backup) };
+      },
+      async 'backup:list'(repo, vm) {
+        const e = vm === undefined ? undefined : vms.get(vm);
+        const r = await h['backup:list'](repo, (e && engineIdOf(e)) ?? vm);
+        return { ...r, backups: r.backups.map(withServiceId) };
+      },
+      async 'backup:info'(id, repo) {
+        const r = await h['backup:info'](id, repo);
+        return { ...r, backup: withServiceId(r.backup) };
+      },
+    };
   });
-
-  // issue 5: the dirty map and pull mode (electron/engine/pull/handlers.ts), same dependencies
-  const pullChannels = pullHandlers({ stateDir, engineOf, clientOf: (vmId) => {
-    const c = entry(vmId).client;
-    if (!c?.isOpen) throw new Error(`VM ${entry(vmId).label} is not connected`);
-    return c;
-  }, jobs, changed });
+  const pullChannels = lazyHandlers(PULL_CHANNELS, async (): Promise<Pick<Handlers, PullChannel>> => {
+    const mod = await loadLater<typeof import('../engine/pull/handlers')>(() => require('../engine/pull/handlers'), '../engine/pull/handlers');
+    const h = mod.pullHandlers(backupDeps);
+    return {
+      ...h,
+      async 'dirtymap:get'(vmId, disk, since, buckets) {
+        return { ...(await h['dirtymap:get'](vmId, disk, since, buckets)), vmId };
+      },
+      async 'pull:begin'(vmId, opts) {
+        const r = await h['pull:begin'](vmId, opts);
+        return { ...r, backup: withServiceId(r.backup) };
+      },
+    };
+  });
 
   const handlers: Handlers = { ...vmHandlers, ...checkpointHandlers, ...labHandlers, ...jobHandlers, ...backupChannels, ...pullChannels };
 

@@ -66,6 +66,10 @@ export function createAsXml(name: string | undefined, description: string | unde
   return `${s}</domaincheckpoint>\n`;
 }
 
+/** For the read-only commands' help. */
+const RECORDED_NOTE = 'Works while the VM is not running (the demo VM once started, or an endpoint added in the app and\n' +
+  'connected once): it then shows the recorded metadata, and says so on stderr.';
+
 /** A checkpoint name's rules, for help texts. */
 const NAME_RULES = 'at most 1023 bytes; no "/", control characters, leading "." or "tidemark-tmp-" prefix';
 
@@ -186,7 +190,8 @@ const list: Command = {
     'Cannot be combined: --tree with --name, --parent, --roots, --leaves or --no-leaves; --parent with\n' +
     '--roots; --roots with --from; --json with --tree, --name or --parent.\n' +
     'Damaged checkpoints (bitmaps missing or inconsistent, e.g. after QEMU was killed) are listed as\n' +
-    'usual, with a warning on stderr; domain-info says what it means.',
+    'usual, with a warning on stderr; domain-info says what it means.\n' +
+    RECORDED_NOTE,
   positionals: [],
   options: [
     { name: 'parent', kind: 'flag', help: 'add a column showing parent checkpoint' },
@@ -221,10 +226,13 @@ const list: Command = {
       filter.from = from;
       if (args.flags.has('descendants')) filter.descendants = true;
     }
-    const vmId = ctx.vmId();
+    const vmId = ctx.vmId({ recorded: true });
     const found = await ctx.call('checkpoint:list', vmId, filter);
     const cps = filter.topological ? found : [...found].sort(byName);
-    ctx.io.stderr(healthWarnings((await ctx.call('vm:health', vmId)).issues));
+    // Without QEMU there are no bitmaps to check.
+    const recorded = await ctx.recordedName(vmId);
+    if (recorded === undefined) ctx.io.stderr(healthWarnings((await ctx.call('vm:health', vmId)).issues));
+    ctx.noteRecorded(recorded);
     if (args.flags.has('json')) return ctx.json(cps);
     if (args.flags.has('name')) return ctx.virshOut(cps.map((c) => `${c.name}\n`).join(''));
     if (args.flags.has('tree')) {
@@ -239,43 +247,47 @@ const list: Command = {
   },
 };
 
-async function lookup(ctx: CliContext, args: ParsedArgs): Promise<{ vmId: string; cp: Checkpoint }> {
-  const vmId = ctx.vmId();
-  return { vmId, cp: await ctx.call('checkpoint:get', vmId, args.positionals[0]!) };
+/** The checkpoint NAME; `recorded`: the VM's name when it is not running (its recorded metadata was read). */
+async function lookup(ctx: CliContext, args: ParsedArgs): Promise<{ vmId: string; cp: Checkpoint; recorded: string | undefined }> {
+  const vmId = ctx.vmId({ recorded: true });
+  const cp = await ctx.call('checkpoint:get', vmId, args.positionals[0]!);
+  return { vmId, cp, recorded: await ctx.recordedName(vmId) };
 }
 
 const NAME_ARG = { name: 'NAME', required: true, help: 'checkpoint name' };
 
-const parentDescription = 'Prints the name of the checkpoint\'s parent; a root has none, which is an error (as virsh).';
+const parentDescription = 'Prints the name of the checkpoint\'s parent; a root has none, which is an error (as virsh).\n' + RECORDED_NOTE;
 
 const info: Command = {
   name: 'checkpoint-info',
   summary: 'checkpoint information',
   description:
     'Name, domain, parent and the number of children and descendants, as virsh. Problems with the\n' +
-    'checkpoint\'s bitmaps are printed as warnings on stderr, with what they mean (--json: "health").',
+    'checkpoint\'s bitmaps are printed as warnings on stderr, with what they mean (--json: "health",\n' +
+    'null when the VM is not running).\n' + RECORDED_NOTE,
   positionals: [NAME_ARG],
   options: [JSON_OPTION],
   async run(ctx, args) {
-    const { vmId, cp } = await lookup(ctx, args);
-    const [vm, children, descendants, current, health] = await Promise.all([
-      ctx.call('vm:info', vmId),
+    const { vmId, cp, recorded } = await lookup(ctx, args);
+    const [domain, children, descendants, current, health] = await Promise.all([
+      recorded ?? ctx.call('vm:info', vmId).then((vm) => vm.name ?? vm.id),
       ctx.call('checkpoint:list', vmId, { from: cp.name }),
       ctx.call('checkpoint:list', vmId, { from: cp.name, descendants: true }),
       ctx.call('checkpoint:current', vmId),
-      ctx.call('vm:health', vmId),
+      recorded === undefined ? ctx.call('vm:health', vmId) : undefined,
     ]);
-    const issues = health.issues.filter((i) => i.checkpoint === cp.name);
+    const issues = health ? health.issues.filter((i) => i.checkpoint === cp.name) : null;
+    ctx.noteRecorded(recorded);
     if (args.flags.has('json')) {
       return ctx.json({
-        ...cp, domain: vm.name ?? vm.id, current: current?.name === cp.name,
+        ...cp, domain, current: current?.name === cp.name,
         children: children.sort(byName).map((c) => c.name), descendants: descendants.sort(byName).map((c) => c.name), health: issues,
       });
     }
-    ctx.io.stderr(checkpointWarnings(issues));
+    if (issues) ctx.io.stderr(checkpointWarnings(issues));
     ctx.virshOut(formatInfo([
       ['Name', cp.name],
-      ['Domain', vm.name ?? vm.id],
+      ['Domain', domain],
       ['Parent', cp.parent ?? '-'],
       ['Children', children.length],
       ['Descendants', descendants.length],
@@ -290,8 +302,9 @@ const parent: Command = {
   positionals: [NAME_ARG],
   options: [],
   async run(ctx, args) {
-    const { cp } = await lookup(ctx, args);
+    const { cp, recorded } = await lookup(ctx, args);
     if (cp.parent === undefined) throw new Error(`checkpoint '${cp.name}' has no parent`);
+    ctx.noteRecorded(recorded);
     ctx.virshOut(cp.parent);
   },
 };
@@ -302,16 +315,19 @@ const dumpxml: Command = {
   description:
     'Prints the checkpoint as libvirt\'s <domaincheckpoint> XML (checkpoint-create --redefine takes it back).\n' +
     '--size adds size=\'BYTES\' per disk: what a backup based on this checkpoint would copy (the dirty\n' +
-    'bytes since it); omitted for a disk whose bitmap is missing or inconsistent, as libvirt.',
+    'bytes since it); omitted for a disk whose bitmap is missing or inconsistent, as libvirt.\n' +
+    RECORDED_NOTE + ' (--size needs the running VM.)',
   positionals: [NAME_ARG],
   options: [
     { name: 'size', kind: 'flag', help: 'include backup size estimate in XML dump' },
     { name: 'no-domain', kind: 'flag', help: 'exclude <domain> from XML' },
   ],
   async run(ctx, args) {
-    const vmId = ctx.vmId();
+    const vmId = ctx.vmId({ recorded: true });
     const opts = { ...(args.flags.has('size') ? { size: true } : {}), ...(args.flags.has('no-domain') ? { noDomain: true } : {}) };
-    ctx.virshOut(await ctx.call('checkpoint:dumpxml', vmId, args.positionals[0]!, opts));
+    const xml = await ctx.call('checkpoint:dumpxml', vmId, args.positionals[0]!, opts);
+    ctx.noteRecorded(await ctx.recordedName(vmId));
+    ctx.virshOut(xml);
   },
 };
 

@@ -12,7 +12,8 @@ const domainInfo: Command = {
     'Name, UUID, state, QEMU version, the QMP endpoint, the bitmap layout and the current checkpoint,\n' +
     'then the disks (Bitmaps: how many named bitmaps the disk holds, or "no" when it cannot hold any),\n' +
     'then every health problem, worst first, with what it means: bitmaps missing or inconsistent (e.g.\n' +
-    'after QEMU was killed), not recording, foreign bitmaps, disks that cannot hold bitmaps.\n' +
+    'after QEMU was killed), not recording, foreign bitmaps, disks that cannot hold bitmaps, and bitmaps\n' +
+    'of a checkpoint that a backup (maybe in another process) is creating now or left behind when it died.\n' +
     '--json prints the VM with "layout", "currentCheckpoint" and "health" (the problems) added.',
   positionals: [],
   options: [JSON_OPTION],

@@ -39,10 +39,17 @@ export interface CheckpointEngineApi {
   createFromXml(xml: string, options?: { redefine?: boolean; validate?: boolean }): Promise<Checkpoint>;
 
   // Seams for backups and pull mode: a checkpoint created inside a caller's transaction.
+  /** Plans the checkpoint and records it as pending (STATE/vms/<vm>/pending/), so that health in any
+   *  process reports its bitmaps as "being created by <command>" instead of foreign. Call prepare,
+   *  run the actions and commit (or roll back) inside one withLock: at the end of that lock hold an
+   *  unresolved pending checkpoint is forgotten (no bitmaps) or marked abandoned (bitmaps exist).
+   *  Pending checkpoints of a dead process, or abandoned ones, are left-overs: health warns, and the
+   *  next prepare/create/delete rolls them back (delete(name) of a left-over does just that). */
   prepareCreate(options?: CreateCheckpointOptions): Promise<PreparedCheckpoint>;
-  /** Records a prepared checkpoint after its actions succeeded (it becomes current). */
+  /** Records a prepared checkpoint after its actions succeeded (it becomes current); forgets the pending record. */
   commitCreate(prepared: PreparedCheckpoint): Promise<void>;
-  /** Undoes a prepared checkpoint whose actions ran but whose backup failed (both layouts). */
+  /** Undoes a prepared checkpoint whose actions ran but whose backup failed (both layouts); forgets the
+   *  pending record. Nothing to undo (no bitmaps, not recorded) is fine: it can be called again. */
   rollbackCreate(prepared: PreparedCheckpoint): Promise<void>;
   /** Actions that fill temporary bitmap `tmpName` on `disk` with the changes since `since`
    *  (add non-persistent disabled + merge). Throws, naming the reason, if `since` is unusable on that disk.

@@ -1,6 +1,11 @@
 // The checkpoint engine: plan (plan.ts, pure) → execute (one QMP transaction for all disks) →
 // record (store.ts). Every operation first re-reads the metadata and the live VM, checks health,
 // and holds the VM's metadata lock while it changes anything.
+//
+// A checkpoint prepared for a caller's transaction (backups, pulls) is recorded as "pending" until
+// commitCreate/rollbackCreate, so health elsewhere says "being created by backup X" rather than
+// calling its bitmaps foreign. Pending checkpoints whose process died (or whose operation ended
+// without resolving them) are rolled back by the next create, prepare or delete.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
@@ -11,11 +16,13 @@ import { QmpConnectionError, QmpError } from '../../qmp/errors';
 import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
 import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
-import { bitmapIsValidForCheckpoint, checkHealth } from './health';
+import { bitmapIsValidForCheckpoint, checkHealth, type PendingInput } from './health';
+import { isProcessAlive, processStart } from './lock';
 import {
   changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, type LiveBitmap, type PlanLive, type PlanState,
 } from './plan';
-import { MetadataStore, type StagedChanges, type VmRecord } from './store';
+import { listCheckpoints } from './query';
+import { MetadataStore, type PendingCheckpoint, type StagedChanges, type VmRecord } from './store';
 import { formatCheckpointXml, parseCheckpointXml, type ParsedCheckpointXml } from './xml';
 
 export interface CheckpointEngineOptions {
@@ -41,6 +48,10 @@ export class CheckpointEngine implements CheckpointEngineApi {
   private lastIssues: HealthIssue[] = [];
   private readonly inLock = new AsyncLocalStorage<boolean>();
   private mutex: Promise<void> = Promise.resolve();
+  /** The command of the lock hold in progress (what a pending checkpoint's owner is called). */
+  private holdCommand = 'checkpoint operation';
+  /** Pending checkpoints this engine prepared during the current lock hold and has not resolved. */
+  private readonly heldPending = new Set<string>();
   private closed = false;
 
   private constructor(
@@ -126,7 +137,68 @@ export class CheckpointEngine implements CheckpointEngineApi {
   }
 
   private computeHealth(vm: VmInfo): HealthIssue[] {
-    return checkHealth({ layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.vmRec?.current, disks: vm.disks });
+    return checkHealth({ layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.vmRec?.current, disks: vm.disks, pending: this.pending() });
+  }
+
+  /** Pending checkpoints with the state of their owner: still at work, died, or gave up on them. */
+  private pending(): PendingInput[] {
+    return this.store.loadPending().map((record: PendingCheckpoint) => ({
+      checkpoint: record.checkpoint,
+      command: record.owner.command,
+      pid: record.owner.pid,
+      status: !isProcessAlive(record.owner) ? 'interrupted' : record.abandoned ? 'abandoned' : 'in-progress',
+    }));
+  }
+
+  /**
+   * Rolls back the bitmaps of pending checkpoints whose operation is over (its process died, or it
+   * ended without commit or rollback) and forgets them; forgets markers of recorded checkpoints.
+   * Runs under the lock, before a create or delete. Returns the names rolled back.
+   */
+  private async reapLeftovers(vm: VmInfo): Promise<string[]> {
+    const reaped: string[] = [];
+    for (const p of this.pending()) {
+      const cp = p.checkpoint;
+      if (this.checkpoints.has(cp.name)) {
+        this.store.removePending(cp.name); // committed; the process died before it removed the marker
+        continue;
+      }
+      if (p.status === 'in-progress') continue;
+      const live = this.live(vm);
+      if (cp.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.some((x) => x.name === d.name) && live.bitmap(d.name, d.bitmap ?? cp.name) !== 'missing')) {
+        const state = this.planState();
+        const withIt: PlanState = { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
+        const actions = planRollbackCreate(withIt, cp.name, live);
+        this.assertNotBusy(actions, vm);
+        await this.transaction(actions, `removing the bitmaps of checkpoint ${cp.name}, left by ${p.status === 'interrupted' ? 'an interrupted' : 'an unfinished'} ${p.command} (pid ${p.pid})`);
+      }
+      this.store.removePending(cp.name);
+      reaped.push(cp.name);
+    }
+    if (reaped.length > 0) await this.refresh();
+    return reaped;
+  }
+
+  /**
+   * End of a lock hold: a pending checkpoint this engine prepared and did not resolve is either
+   * forgotten (its bitmaps were never created: the caller's transaction failed or never ran) or
+   * marked abandoned (its bitmaps exist: the next create or delete rolls them back).
+   */
+  private async settleHeldPending(): Promise<void> {
+    if (this.heldPending.size === 0) return;
+    const names = new Set(this.heldPending);
+    this.heldPending.clear();
+    try {
+      const vm = await discoverVm(this.client, this.opts.endpoint);
+      for (const p of this.store.loadPending()) {
+        if (!names.has(p.checkpoint.name) || p.owner.pid !== process.pid) continue;
+        const exists = p.checkpoint.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.find((x) => x.name === d.name)?.bitmaps.some((b) => b.name === (d.bitmap ?? p.checkpoint.name)));
+        if (exists) this.store.writePending({ ...p, abandoned: true });
+        else this.store.removePending(p.checkpoint.name);
+      }
+    } catch {
+      // QEMU or the state directory is gone: the marker stays; its owner's death makes it a left-over
+    }
   }
 
   private baseRecord(vm: VmInfo): VmRecord {
@@ -168,9 +240,11 @@ export class CheckpointEngine implements CheckpointEngineApi {
     await prev;
     try {
       const release = await this.store.lock(command, this.opts.lockWaitMs);
+      this.holdCommand = command;
       try {
         return await this.inLock.run(true, fn);
       } finally {
+        await this.settleHeldPending();
         release();
       }
     } finally {
@@ -210,48 +284,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   }
 
   list(filter: ListFilter = {}): Checkpoint[] {
-    const all = [...this.checkpoints.values()].sort((a, b) => a.createdAtMs - b.createdAtMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const children = new Map<string, Checkpoint[]>();
-    for (const cp of all) {
-      if (cp.parent !== undefined && this.checkpoints.has(cp.parent)) children.set(cp.parent, [...(children.get(cp.parent) ?? []), cp]);
-    }
-    const isRoot = (cp: Checkpoint) => cp.parent === undefined || !this.checkpoints.has(cp.parent);
-    if (filter.roots && filter.from !== undefined) throw new Error('list: "roots" and "from" cannot be combined');
-    if (filter.descendants && filter.from === undefined) throw new Error('list: "descendants" needs "from"');
-    let out = all;
-    if (filter.from !== undefined) {
-      this.get(filter.from);
-      if (filter.descendants) {
-        const below = new Set<string>();
-        const walk = (n: string) => {
-          for (const c of children.get(n) ?? []) {
-            if (below.has(c.name)) continue;
-            below.add(c.name);
-            walk(c.name);
-          }
-        };
-        walk(filter.from);
-        out = out.filter((cp) => below.has(cp.name));
-      } else {
-        out = out.filter((cp) => cp.parent === filter.from);
-      }
-    }
-    if (filter.roots) out = out.filter(isRoot);
-    const leaf = (cp: Checkpoint) => !children.has(cp.name);
-    if (filter.leaves && !filter.noLeaves) out = out.filter(leaf);
-    if (filter.noLeaves && !filter.leaves) out = out.filter((cp) => !leaf(cp));
-    if (filter.topological) {
-      // Parents before children: depth-first from the roots, siblings by creation time.
-      const keep = new Set(out.map((cp) => cp.name));
-      const ordered: Checkpoint[] = [];
-      const visit = (cp: Checkpoint) => {
-        if (keep.has(cp.name)) ordered.push(cp);
-        for (const c of children.get(cp.name) ?? []) visit(c);
-      };
-      for (const r of all.filter(isRoot)) visit(r);
-      out = ordered;
-    }
-    return out;
+    return listCheckpoints(this.checkpoints, filter);
   }
 
   // ---------------------------------------------------------------- create
@@ -292,11 +325,21 @@ export class CheckpointEngine implements CheckpointEngineApi {
     });
   }
 
-  /** Checks and plans a new checkpoint without executing it. */
+  /**
+   * Checks and plans a new checkpoint without executing it, and records it as pending (until
+   * commitCreate or rollbackCreate) so that others see its bitmaps as being created, not foreign.
+   * Prepare, run and commit inside one withLock: when the lock is released, an unresolved pending
+   * checkpoint is forgotten (no bitmaps) or marked abandoned (bitmaps exist).
+   */
   async prepareCreate(options: CreateCheckpointOptions = {}): Promise<PreparedCheckpoint> {
+    return this.prepare(options, true);
+  }
+
+  private async prepare(options: CreateCheckpointOptions, markPending: boolean): Promise<PreparedCheckpoint> {
     if (options.name !== undefined) validateCheckpointName(options.name);
     return this.withLock(async () => {
-      const vm = await this.refresh();
+      let vm = await this.refresh();
+      if ((await this.reapLeftovers(vm)).length > 0) vm = this.lastVm;
       const layout = this.chooseLayout(options.layout);
       const name = options.name === undefined ? this.defaultName(vm) : validateCheckpointName(options.name);
       if (this.checkpoints.has(name)) throw new Error(`checkpoint ${name} already exists`);
@@ -323,8 +366,28 @@ export class CheckpointEngine implements CheckpointEngineApi {
       };
       const actions = planCreate({ ...this.planState(), layout }, checkpoint, this.live(vm));
       this.assertNotBusy(actions, vm);
+      if (markPending) {
+        const start = processStart(process.pid);
+        const owner = { pid: process.pid, command: this.holdCommand, since: new Date().toISOString(), ...(start !== undefined ? { start } : {}) };
+        try {
+          this.store.writePending({ checkpoint, owner });
+        } catch (e) {
+          throw new Error(`${(e as Error).message}; nothing was changed`, { cause: e });
+        }
+        this.heldPending.add(name);
+      }
       return { checkpoint, actions };
     }, 'prepare checkpoint');
+  }
+
+  /** Forgets the pending record of a checkpoint that was committed or rolled back. */
+  private resolvePending(name: string): void {
+    this.heldPending.delete(name);
+    try {
+      this.store.removePending(name);
+    } catch {
+      // a marker that cannot be removed now is cleaned up later (its checkpoint is recorded or gone)
+    }
   }
 
   /** The new checkpoint's metadata, written aside until commit (it becomes current). */
@@ -366,6 +429,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
         }
       }
       this.record(prepared);
+      this.resolvePending(cp.name);
       this.lastIssues = this.computeHealth(vm);
     }, `commit checkpoint ${prepared.checkpoint.name}`);
   }
@@ -380,14 +444,20 @@ export class CheckpointEngine implements CheckpointEngineApi {
       const withIt: PlanState = recorded
         ? state
         : { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
-      const actions = planRollbackCreate(withIt, cp.name, this.live(vm));
-      this.assertNotBusy(actions, vm);
-      await this.transaction(actions, `rolling back checkpoint ${cp.name}`);
+      const live = this.live(vm);
+      // Nothing to undo when none of its bitmaps exist (never created, or already cleaned up).
+      const created = cp.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.some((x) => x.name === d.name) && live.bitmap(d.name, d.bitmap ?? cp.name) !== 'missing');
+      if (recorded || created) {
+        const actions = planRollbackCreate(withIt, cp.name, live);
+        this.assertNotBusy(actions, vm);
+        await this.transaction(actions, `rolling back checkpoint ${cp.name}`);
+      }
       if (recorded) {
         this.store.writeVm({ ...this.baseRecord(vm), current: cp.parent });
         this.store.removeCheckpoint(cp.name);
         this.reload();
       }
+      this.resolvePending(cp.name);
       await this.refresh();
     }, `roll back checkpoint ${prepared.checkpoint.name}`);
   }
@@ -395,7 +465,8 @@ export class CheckpointEngine implements CheckpointEngineApi {
   async create(options: CreateCheckpointOptions = {}): Promise<Checkpoint> {
     if (options.name !== undefined) validateCheckpointName(options.name); // before anything is touched
     return this.withLock(async () => {
-      const prepared = await this.prepareCreate(options);
+      // No pending record: the metadata is committed in this same hold, right after the transaction.
+      const prepared = await this.prepare(options, false);
       // Metadata first, aside: a state directory that cannot take it fails before QEMU changes.
       const staged = this.stageBefore(() => this.stageRecord(prepared));
       try {
@@ -416,7 +487,15 @@ export class CheckpointEngine implements CheckpointEngineApi {
   async delete(name: string, mode: DeleteMode = 'plain'): Promise<DeleteResult> {
     if (!VALID_MODES.includes(mode)) throw new Error(`unknown delete mode ${JSON.stringify(mode)} (use ${VALID_MODES.join(', ')})`);
     return this.withLock(async () => {
-      const vm = await this.refresh();
+      let vm = await this.refresh();
+      const reaped = await this.reapLeftovers(vm);
+      if (reaped.length > 0) vm = this.lastVm;
+      if (!this.checkpoints.has(name)) {
+        // A left-over pending checkpoint is deleted by rolling it back (done just above).
+        if (reaped.includes(name)) return { deleted: [name], reparented: [] };
+        const busy = this.pending().find((p) => p.checkpoint.name === name);
+        if (busy) throw new Error(`checkpoint ${name} is being created by ${busy.command} (pid ${busy.pid}); it cannot be deleted until that operation ends`);
+      }
       this.get(name);
       const order = deleteOrder(this.planState(), name, mode);
       if (order.length === 0) return { deleted: [], reparented: [] };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo } from '../../../shared/domain';
-import { bitmapIsValidForCheckpoint, checkHealth } from './health';
+import { bitmapIsValidForCheckpoint, checkHealth, type PendingInput } from './health';
 
 const cp = (name: string, parent?: string, disks: Record<string, 'bitmap' | 'no'> = { vda: 'bitmap' }): Checkpoint => ({
   name, ...(parent ? { parent } : {}), creationTime: 1, createdAtMs: 1, layout: 'chained',
@@ -92,6 +92,59 @@ describe('checkHealth', () => {
     const [i] = checkHealth(input('chained', [c1], 'c1', [disk('vda', [bm('c1')])]));
     expect(i).toMatchObject({ state: 'bitmap-missing', severity: 'warning', checkpoint: 'c1' });
     expect(i!.message).toMatch(/^checkpoint c1 misses changes on vda: changes recorded/);
+  });
+});
+
+describe('checkHealth: pending checkpoints (prepared for a backup, not yet recorded)', () => {
+  const pending = (c: Checkpoint, status: PendingInput['status']): PendingInput => ({ checkpoint: c, command: 'backup 20260101-000000-ab12', pid: 4242, status });
+  const withPending = (layout: BitmapLayout, cps: Checkpoint[], current: string | undefined, disks: DiskInfo[], p: PendingInput[]) => ({ ...input(layout, cps, current, disks), pending: p });
+  const two = { vda: 'bitmap', vdb: 'bitmap' } as const;
+
+  it('in progress: its bitmaps are "being created" (info), not foreign', () => {
+    const bk = cp('bk', undefined, two);
+    const i = checkHealth(withPending('independent', [], undefined, [disk('vda', [bm('bk')]), disk('vdb', [bm('bk')])], [pending(bk, 'in-progress')]));
+    expect(states(i)).toEqual([['checkpoint-pending', 'vda', 'bk'], ['checkpoint-pending', 'vdb', 'bk']]);
+    expect(i[0]).toMatchObject({
+      severity: 'info', bitmap: 'bk',
+      message: 'bitmap bk on vda belongs to checkpoint bk, being created by backup 20260101-000000-ab12 (pid 4242)',
+      consequence: 'it becomes checkpoint bk when that operation succeeds and is removed if it fails',
+    });
+  });
+
+  it('chained, in progress: the predecessor being disabled is expected, not an error', () => {
+    const c1 = cp('c1');
+    const bk = cp('bk', 'c1');
+    const i = checkHealth(withPending('chained', [c1], 'c1', [disk('vda', [bm('c1', { recording: false }), bm('bk')])], [pending(bk, 'in-progress')]));
+    expect(states(i)).toEqual([['checkpoint-pending', 'vda', 'bk']]);
+    // without the pending record the same bitmaps are an error and a foreign bitmap
+    expect(states(checkHealth(input('chained', [c1], 'c1', [disk('vda', [bm('c1', { recording: false }), bm('bk')])])))).toEqual([
+      ['bitmap-not-recording', 'vda', 'c1'], ['foreign-bitmap', 'vda', 'bk'],
+    ]);
+  });
+
+  it('before its transaction ran (no bitmaps yet) nothing is reported', () => {
+    expect(checkHealth(withPending('independent', [cp('c1')], 'c1', [disk('vda', [bm('c1')])], [pending(cp('bk', 'c1'), 'in-progress')]))).toEqual([]);
+  });
+
+  it('left over by a dead process: a warning saying so, with what happens next (independent)', () => {
+    const [i, ...rest] = checkHealth(withPending('independent', [cp('c1')], 'c1', [disk('vda', [bm('c1'), bm('bk')])], [pending(cp('bk', 'c1'), 'interrupted')]));
+    expect(rest).toEqual([]);
+    expect(i).toEqual({
+      state: 'checkpoint-left-over', severity: 'warning', disk: 'vda', checkpoint: 'bk', bitmap: 'bk',
+      message: 'bitmap bk on vda was left by an interrupted backup 20260101-000000-ab12 (pid 4242); checkpoint bk was never recorded',
+      consequence: 'it is no checkpoint and no backup can use it; the next checkpoint change or backup of this VM removes it (checkpoint-delete bk does it now)',
+    });
+  });
+
+  it('left over in the chained layout: the writes since the predecessor are in it, and will be merged back', () => {
+    const [i, ...rest] = checkHealth(withPending('chained', [cp('c1')], 'c1', [disk('vda', [bm('c1', { recording: false }), bm('bk')])], [pending(cp('bk', 'c1'), 'abandoned')]));
+    expect(rest).toEqual([]);
+    expect(i!.message).toBe('bitmap bk on vda was left by an unfinished backup 20260101-000000-ab12 (pid 4242); checkpoint bk was never recorded');
+    expect(i!.consequence).toBe("writes to vda since checkpoint c1 are tracked in it rather than in c1's bitmap; the next checkpoint change or backup of this VM merges it back into c1 and removes it (checkpoint-delete bk does it now)");
+  });
+
+  it('a pending record of a checkpoint that is recorded already is ignored', () => {
+    expect(checkHealth(withPending('independent', [cp('c1')], 'c1', [disk('vda', [bm('c1')])], [pending(cp('c1'), 'interrupted')]))).toEqual([]);
   });
 });
 

@@ -1,16 +1,30 @@
 // PURE: metadata × live bitmaps → health issues, each with what it means for the admin.
 // Foreign bitmaps (no metadata, not ours) are reported and never touched. Temporary bitmaps
 // (tidemark-tmp-*) and anonymous ones (held by running jobs) are neither ours to judge nor foreign.
+// Bitmaps of a pending checkpoint (prepared for a backup's transaction, not yet recorded) are ours
+// too: "being created" while its operation runs, "left over" once that operation died or gave up.
 
 import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo, HealthIssue } from '../../../shared/domain';
 import { TEMP_BITMAP_PREFIX } from '../names';
-import { ancestors, bitmapOf, shouldRecord, type PlanState } from './plan';
+import { ancestors, bitmapOf, predecessor, shouldRecord, type PlanState } from './plan';
+
+/** A checkpoint prepared by some operation but not recorded (yet). */
+export interface PendingInput {
+  checkpoint: Checkpoint;
+  /** The operation that prepared it ("backup 2026…") and its process. */
+  command: string;
+  pid: number;
+  /** in-progress: its operation still runs; interrupted: its process died; abandoned: its operation
+   *  ended without committing or rolling it back. */
+  status: 'in-progress' | 'interrupted' | 'abandoned';
+}
 
 export interface HealthInput {
   layout: BitmapLayout;
   checkpoints: ReadonlyMap<string, Checkpoint>;
   current?: string;
   disks: DiskInfo[];
+  pending?: PendingInput[];
 }
 
 function liveBitmap(disk: DiskInfo | undefined, name: string): BitmapInfo | undefined {
@@ -24,11 +38,56 @@ function alsoAffected(state: PlanState, cp: string, disk: string): string {
   return older.length ? ` (nor can the older ${older.length === 1 ? 'checkpoint' : 'checkpoints'} ${older.join(', ')}, whose changes pass through it)` : '';
 }
 
+/** The pending checkpoints (not recorded) with the disks where their bitmaps exist now. */
+function livePending(input: HealthInput): { p: PendingInput; disks: { disk: string; bitmap: string }[] }[] {
+  const disks = new Map(input.disks.map((d) => [d.name, d]));
+  return (input.pending ?? [])
+    .filter((p) => !input.checkpoints.has(p.checkpoint.name))
+    .map((p) => ({
+      p,
+      disks: p.checkpoint.disks.flatMap((d) => {
+        const bitmap = bitmapOf(p.checkpoint, d.name);
+        return bitmap !== undefined && liveBitmap(disks.get(d.name), bitmap) ? [{ disk: d.name, bitmap }] : [];
+      }),
+    }))
+    .filter((x) => x.disks.length > 0);
+}
+
+function pendingIssue(p: PendingInput, disk: string, bitmap: string, layout: BitmapLayout, predecessor: string | undefined): HealthIssue {
+  const cp = p.checkpoint.name;
+  const base = { disk, checkpoint: cp, bitmap };
+  if (p.status === 'in-progress') {
+    return {
+      ...base, state: 'checkpoint-pending', severity: 'info',
+      message: `bitmap ${bitmap} on ${disk} belongs to checkpoint ${cp}, being created by ${p.command} (pid ${p.pid})`,
+      consequence: `it becomes checkpoint ${cp} when that operation succeeds and is removed if it fails`,
+    };
+  }
+  const how = p.status === 'interrupted' ? 'an interrupted' : 'an unfinished';
+  const now = `(checkpoint-delete ${cp} does it now)`;
+  return {
+    ...base, state: 'checkpoint-left-over', severity: 'warning',
+    message: `bitmap ${bitmap} on ${disk} was left by ${how} ${p.command} (pid ${p.pid}); checkpoint ${cp} was never recorded`,
+    consequence: layout === 'chained' && predecessor !== undefined
+      ? `writes to ${disk} since checkpoint ${predecessor} are tracked in it rather than in ${predecessor}'s bitmap; ` +
+        `the next checkpoint change or backup of this VM merges it back into ${predecessor} and removes it ${now}`
+      : `it is no checkpoint and no backup can use it; the next checkpoint change or backup of this VM removes it ${now}`,
+  };
+}
+
 export function checkHealth(input: HealthInput): HealthIssue[] {
   const issues: HealthIssue[] = [];
   const state: PlanState = { layout: input.layout, checkpoints: input.checkpoints, current: input.current };
   const disks = new Map(input.disks.map((d) => [d.name, d]));
   const ours = new Map<string, Set<string>>(); // disk → bitmap names owned by a checkpoint
+  const pending = livePending(input);
+  // Where a pending checkpoint's bitmap exists, it is the newest on that disk: in the chained layout
+  // it records and its predecessor is disabled, as after a create.
+  const stateOn = (disk: string): PlanState => {
+    const p = pending.find((x) => x.disks.some((d) => d.disk === disk))?.p;
+    if (!p) return state;
+    return { layout: state.layout, checkpoints: new Map([...input.checkpoints, [p.checkpoint.name, p.checkpoint]]), current: p.checkpoint.name };
+  };
 
   if (input.current !== undefined && !input.checkpoints.has(input.current)) {
     issues.push({
@@ -79,7 +138,7 @@ export function checkHealth(input: HealthInput): HealthIssue[] {
       if (live.busy) {
         issues.push({ ...base, state: 'bitmap-busy', severity: 'info', message: `bitmap ${bitmap} on ${d.name} is in use by a running job`, consequence: `checkpoint ${cp.name} cannot be changed or deleted until that job ends` });
       }
-      const expect = shouldRecord(state, cp.name, d.name);
+      const expect = shouldRecord(stateOn(d.name), cp.name, d.name);
       if (expect && !live.recording) {
         issues.push({
           ...base, state: 'bitmap-not-recording', severity: 'error',
@@ -93,6 +152,15 @@ export function checkHealth(input: HealthInput): HealthIssue[] {
           consequence: `backups of ${d.name} based on ${cp.name} or older checkpoints copy more than needed (still correct)`,
         });
       }
+    }
+  }
+
+  for (const { p, disks: on } of pending) {
+    for (const { disk, bitmap } of on) {
+      if (!ours.has(disk)) ours.set(disk, new Set());
+      ours.get(disk)!.add(bitmap);
+      const pred = predecessor(stateOn(disk), p.checkpoint.name, disk)?.name;
+      issues.push(pendingIssue(p, disk, bitmap, input.layout, pred));
     }
   }
 

@@ -41,8 +41,8 @@ export function processStart(pid: number): string | undefined {
   }
 }
 
-/** True while the lock's holder runs: its pid exists and, when recorded, started when it did. */
-function isAlive(holder: LockInfo): boolean {
+/** True while a process runs: its pid exists and, when `start` is given, it started then (not a reused pid). */
+export function isProcessAlive(holder: { pid: number; start?: string }): boolean {
   try {
     process.kill(holder.pid, 0);
   } catch (e) {
@@ -154,7 +154,7 @@ export async function acquireLock(file: string, opts: LockOptions): Promise<() =
     } catch (e) {
       throw new Error(`cannot lock the ${opts.what}: cannot read ${file}: ${describeFsError(e)}; nothing was changed`, { cause: e });
     }
-    if (holder?.info && !isAlive(holder.info)) {
+    if (holder?.info && !isProcessAlive(holder.info)) {
       breakStale(file, holder.raw);
       continue;
     }

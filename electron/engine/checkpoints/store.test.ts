@@ -85,6 +85,32 @@ describe('MetadataStore', () => {
   });
 });
 
+describe('pending checkpoints (prepared for a backup, not yet recorded)', () => {
+  const owner = { pid: 4242, start: '123', command: 'backup 20260101-000000-ab12', since: '2026-01-01T00:00:00.000Z' };
+  it('are written one file each under pending/, read back, and removed; checkpoints stay unaffected', () => {
+    const s = new MetadataStore(path.join(root, 'state'), 'vm1');
+    expect(s.loadPending()).toEqual([]);
+    s.writePending({ checkpoint: cp('bk', 'c1'), owner });
+    s.writePending({ checkpoint: cp('a b%'), owner, abandoned: true });
+    expect(s.loadPending()).toEqual([{ checkpoint: cp('a b%'), owner, abandoned: true }, { checkpoint: cp('bk', 'c1'), owner }]);
+    expect(s.load().checkpoints.size).toBe(0);
+    expect(tree()).toEqual(['state/vms/vm1/pending/a%20b%25.json', 'state/vms/vm1/pending/bk.json']);
+    s.removePending('bk');
+    s.removePending('bk'); // nothing left: no error
+    expect(s.loadPending().map((p) => p.checkpoint.name)).toEqual(['a b%']);
+  });
+
+  it('a damaged pending file gives an error naming it', () => {
+    const s = new MetadataStore(path.join(root, 'state'), 'vm1');
+    s.writePending({ checkpoint: cp('bk'), owner });
+    const file = path.join(s.pendingDir, 'bk.json');
+    fs.writeFileSync(file, '{"checkpoint": {"name": "bk"}}');
+    expect(() => s.loadPending()).toThrow(`pending checkpoint ${file} is damaged (bk.json.checkpoint.creationTime: expected a finite number`);
+    fs.writeFileSync(file, JSON.stringify({ checkpoint: cp('other'), owner }));
+    expect(() => s.loadPending()).toThrow(`pending checkpoint ${file} holds checkpoint "other", whose file should be other.json; fix or remove that file`);
+  });
+});
+
 describe('staged changes (metadata written before QEMU is touched)', () => {
   it('stage writes aside; commit puts everything in place and removes; abort leaves the old state', () => {
     const s = new MetadataStore(root, 'vm', 'demo');

@@ -2,6 +2,8 @@
 //   STATE/vms/<vm-key>/vm.json                    { id, name, uuid, endpoint, layout, current }
 //   STATE/vms/<vm-key>/checkpoints/<file>.json    one Checkpoint per file (file name from names.ts)
 //   STATE/vms/<vm-key>/lock                       held while an operation changes metadata
+//   STATE/vms/<vm-key>/pending/<file>.json        a checkpoint prepared for a caller's transaction
+//                                                 (backups), until it is committed or rolled back
 // Every write is atomic (temp file, fsync, rename, fsync of the directory), so a crash leaves
 // either the old or the new file. A damaged file gives an error naming it, never a crash.
 
@@ -20,6 +22,23 @@ export interface VmRecord {
   endpoint: string;
   layout?: BitmapLayout;
   current?: string;
+}
+
+/** Who prepared a pending checkpoint: its process (and start time, so a reused pid is not taken for it). */
+export interface PendingOwner {
+  pid: number;
+  start?: string;
+  /** The operation, e.g. "backup 20260101-120000-ab12": shown to whoever finds its bitmaps. */
+  command: string;
+  since: string;
+}
+
+/** A checkpoint whose bitmaps are created in a caller's transaction and whose metadata is not written yet. */
+export interface PendingCheckpoint {
+  checkpoint: Checkpoint;
+  owner: PendingOwner;
+  /** Set when the owner's operation ended without committing or rolling it back (its bitmaps stayed). */
+  abandoned?: boolean;
 }
 
 export interface StoredMetadata {
@@ -54,6 +73,17 @@ const checkpointV: Validator<Checkpoint> = v.object({
   ),
   layout: layoutV,
   domainXml: v.optional(v.string({ max: 16 * 1024 * 1024 })),
+});
+
+const pendingV: Validator<PendingCheckpoint> = v.object({
+  checkpoint: checkpointV,
+  owner: v.object({
+    pid: v.number({ integer: true, min: 1 }),
+    start: v.optional(v.string({ max: 64 })),
+    command: v.string({ max: 8192 }),
+    since: v.string({ max: 64 }),
+  }),
+  abandoned: v.optional(v.boolean()),
 });
 
 /**
@@ -135,6 +165,8 @@ export class MetadataStore {
   /** STATE/vms/<vm-key> */
   readonly dir: string;
   readonly checkpointsDir: string;
+  /** STATE/vms/<vm-key>/pending: checkpoints prepared for a caller's transaction, not yet recorded. */
+  readonly pendingDir: string;
   readonly lockFile: string;
 
   /** How messages name the VM: its name and id when it has both, else its id. */
@@ -147,6 +179,7 @@ export class MetadataStore {
     // vmKey never yields "/" or a leading "."; this guards the invariant anyway.
     if (path.dirname(this.dir) !== vms) throw new Error(`VM id ${JSON.stringify(vmId)} does not map to a directory under ${vms}`);
     this.checkpointsDir = path.join(this.dir, 'checkpoints');
+    this.pendingDir = path.join(this.dir, 'pending');
     this.lockFile = path.join(this.dir, 'lock');
   }
 
@@ -229,6 +262,47 @@ export class MetadataStore {
         fsyncDir(this.dir);
       },
     };
+  }
+
+  /** The pending checkpoints (prepared, not yet committed or rolled back). Throws, naming the file, on damage. */
+  loadPending(): PendingCheckpoint[] {
+    let files: string[];
+    try {
+      files = fs.readdirSync(this.pendingDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new Error(`cannot read ${this.pendingDir}: ${(e as Error).message}`);
+    }
+    const out: PendingCheckpoint[] = [];
+    for (const f of files.sort()) {
+      if (f.startsWith('.') || !f.endsWith('.json')) continue;
+      const file = path.join(this.pendingDir, f);
+      const p = readJson(file, pendingV, 'pending checkpoint');
+      if (checkpointFileName(p.checkpoint.name) !== f) {
+        throw new Error(`pending checkpoint ${file} holds checkpoint ${JSON.stringify(p.checkpoint.name)}, whose file should be ${checkpointFileName(p.checkpoint.name)}; fix or remove that file`);
+      }
+      out.push(p);
+    }
+    return out;
+  }
+
+  /** Records (atomically) that `p.checkpoint` is being created. */
+  writePending(p: PendingCheckpoint): void {
+    validateCheckpointName(p.checkpoint.name);
+    try {
+      fs.mkdirSync(this.pendingDir, { recursive: true });
+      writeFileAtomic(path.join(this.pendingDir, checkpointFileName(p.checkpoint.name)), JSON.stringify(p, null, 2) + '\n');
+    } catch (e) {
+      throw new Error(`cannot write the metadata of VM ${this.label} under ${this.dir}: ${describeFsError(e)}`, { cause: e });
+    }
+  }
+
+  /** Forgets a pending checkpoint (committed, rolled back, or cleaned up); no error if there is none. */
+  removePending(name: string): void {
+    const file = path.join(this.pendingDir, checkpointFileName(name));
+    if (!fs.existsSync(file)) return;
+    fs.rmSync(file, { force: true });
+    fsyncDir(this.pendingDir);
   }
 
   /** Takes the VM's metadata lock; resolves with its release function. */
