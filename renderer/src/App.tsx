@@ -12,8 +12,9 @@ import { DeleteDialog } from './dialogs/DeleteDialog';
 import { RestoreDialog } from './dialogs/RestoreDialog';
 import { WriteSimDialog } from './dialogs/WriteSimDialog';
 import { backupMarks } from './store/backups';
-import { useApp } from './store/context';
+import { useApp, useAppStore } from './store/context';
 import { emptyVmView, isSameVm } from './store/store';
+import { HEATMAP_CELLS } from './timeline/heatmap';
 import { Timeline } from './timeline/Timeline';
 
 type DialogState =
@@ -35,6 +36,16 @@ export function useClock(ms: number): number {
 
 const NO_CHECKPOINTS: Checkpoint[] = [];
 
+/** Tells the store when the page is hidden: dirty maps are not read for a page nobody sees. */
+function usePageVisibility(setVisible: (visible: boolean) => void): void {
+  useEffect(() => {
+    const update = () => setVisible(document.visibilityState !== 'hidden');
+    update();
+    document.addEventListener('visibilitychange', update);
+    return () => document.removeEventListener('visibilitychange', update);
+  }, [setVisible]);
+}
+
 export function App() {
   const clock = useClock(2000);
   const vms = useApp((s) => s.vms);
@@ -50,6 +61,9 @@ export function App() {
   const startWrites = useApp((s) => s.startWrites);
   const records = useApp((s) => (s.selectedVmId !== undefined ? s.backups[s.selectedVmId] : undefined));
   const jobs = useApp((s) => s.jobs);
+  const dirtyMaps = useApp((s) => s.dirtyMaps);
+  const watchDirtyMaps = useApp((s) => s.watchDirtyMaps);
+  const store = useAppStore();
   const [dialog, setDialog] = useState<DialogState>();
   const [openToken, setOpenToken] = useState(0);
 
@@ -71,6 +85,27 @@ export function App() {
   }, [selected, v.current, v.changes]);
 
   const connected = vm?.connection === 'connected';
+
+  // The disk maps follow the timeline's baseline (the selected checkpoint, else the current one),
+  // for the disks where it has a bitmap; the store reads them while they change.
+  usePageVisibility(useMemo(() => (visible: boolean) => store.getState().setPageVisible(visible), [store]));
+  const baseline = checkpoints.find((c) => c.name === (selected ?? v.current));
+  const mapDisks = baseline ? disks.filter((d) => d.bitmapCapable && baseline.disks.some((x) => x.name === d.name && x.checkpoint === 'bitmap')).map((d) => d.name) : [];
+  const mapKey = vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
+  useEffect(() => {
+    if (mapKey === '') {
+      watchDirtyMaps(undefined);
+      return;
+    }
+    const [id, since, list] = mapKey.split('\0') as [string, string, string];
+    watchDirtyMaps({ vmId: id, since, disks: list.split(','), cells: HEATMAP_CELLS });
+  }, [mapKey, watchDirtyMaps]);
+  const shownMaps = useMemo(() => {
+    if (!dirtyMaps.target || dirtyMaps.target.vmId !== vmId || dirtyMaps.target.since !== baseline?.name) return undefined;
+    if (connected) return dirtyMaps.disks;
+    return Object.fromEntries(Object.entries(dirtyMaps.disks).map(([d, st]) => [d, { ...st, offline: true }]));
+  }, [dirtyMaps, vmId, baseline?.name, connected]);
+
   const ready = connected && !!v.info;
   const noSelection = selected === undefined;
 
@@ -132,6 +167,7 @@ export function App() {
                   setOpenToken((t) => t + 1);
                 }}
                 exact={exact}
+                dirtyMaps={shownMaps}
               />
               <Legend />
             </>

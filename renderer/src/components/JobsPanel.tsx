@@ -5,7 +5,9 @@ import { useState } from 'react';
 import type { JobInfo } from '../../../shared/contract';
 import { formatAbsolute, formatBytes, percent } from '../format';
 import { useApp } from '../store/context';
+import { sessionFromJob } from '../store/backups';
 import { isSameVm } from '../store/store';
+import { PullExportCard } from './PullExportCard';
 
 const STATE_GLYPH: Record<JobInfo['state'], string> = { running: '⟳', succeeded: '✓', failed: '✕', cancelled: '⊘' };
 
@@ -61,6 +63,8 @@ export function JobsPanel() {
   const vmId = useApp((s) => s.selectedVmId);
   const info = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId]?.info : undefined));
   const cancelJob = useApp((s) => s.cancelJob);
+  const sessions = useApp((s) => s.pullSessions);
+  const repository = useApp((s) => s.repository);
   const list = Object.values(jobs)
     .filter((j) => vmId === undefined || isSameVm(j.vmId, vmId, info))
     .sort((a, b) => (a.state === 'running' ? 0 : 1) - (b.state === 'running' ? 0 : 1) || b.startedAt - a.startedAt);
@@ -68,7 +72,16 @@ export function JobsPanel() {
     <section className="pane" aria-label="Jobs">
       <h2>Jobs</h2>
       {list.length === 0 && <p className="muted">No jobs yet. Backups, restores and simulated writes show their progress here.</p>}
-      {list.map((j) => <JobCard key={j.id} job={j} onCancel={cancelJob} />)}
+      {list.map((j) => {
+        // An open export-only pull: its URIs and the buttons that end it stay reachable here.
+        const session = j.state === 'running' ? sessions[j.id] ?? sessionFromJob(j, repository) : undefined;
+        return (
+          <div key={j.id}>
+            <JobCard job={j} onCancel={cancelJob} />
+            {session && !session.ended && <PullExportCard session={session} />}
+          </div>
+        );
+      })}
     </section>
   );
 }

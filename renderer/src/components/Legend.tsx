@@ -21,6 +21,11 @@ export function Legend() {
       <span className="lg">∅ bitmap missing</span>
       <span className="lg">■ full · ◧ incremental · ◇ differential · ✕ failed backup</span>
       <span className="lg">○ NOW (changes since the current checkpoint)</span>
+      <span className="lg" title="Under each disk: where it changed since the selected checkpoint, along the disk's offsets; one cell is one region of the disk">
+        disk map:
+        <span className="hm-key" aria-hidden="true"><span className="clean" /><span className="partial" /><span className="full" /></span>
+        ▁ clean · ▄ partly dirty (taller = more of the cell dirty) · █ fully dirty
+      </span>
     </div>
   );
 }

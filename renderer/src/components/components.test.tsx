@@ -5,8 +5,10 @@ import type { DirtyMap, JobInfo } from '../../../shared/contract';
 import { StoreProvider } from '../store/context';
 import { createStore } from '../store/store';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
-import { DirtyMapSection, DirtyStrip } from './DirtyMap';
-import { JobCard } from './JobsPanel';
+import type { PullSession } from '../store/backups';
+import { DirtyMapSection } from './DirtyMap';
+import { JobCard, JobsPanel } from './JobsPanel';
+import { exportCommands, PullExportCard, shellQuote } from './PullExportCard';
 import { VmPanel } from './VmPanel';
 
 afterEach(cleanup);
@@ -33,33 +35,112 @@ function setupApi() {
     .handle('backup:list', () => ({ repo: '/r', backups: [], problems: [] }));
 }
 
-describe('<DirtyStrip>', () => {
-  it('shades only the regions that changed and says the figures in words', () => {
-    const { container } = render(<DirtyStrip map={map()} />);
-    const cells = container.querySelectorAll('rect.dm-cell');
-    expect([...cells].map((c) => c.getAttribute('opacity'))).toEqual(['0.625', '1']);
-    expect(screen.getByRole('img').getAttribute('aria-label')).toBe('vda: 8.0 MiB changed since base (128 granules of 64.0 KiB); 4 regions of 256 MiB');
-  });
-});
-
 describe('<DirtyMapSection>', () => {
-  it('reads one map per disk with a bitmap on request, and shows a clear error when it fails', async () => {
+  it('lists, per disk with a bitmap, the dirty bytes, the cells by kind and the dirty ranges of the live map', async () => {
     const api = setupApi();
-    let fail = false;
-    api.handle('dirtymap:get', (_vm, d, since, buckets) => {
-      if (fail) throw new Error('NBD export failed: bitmap base is busy');
-      return map({ disk: d, since, buckets: new Array(buckets).fill(0) });
+    api.handle('dirtymap:get', (_vm, d, since) => map({
+      disk: d, since, buckets: [1, 0.5, 0, 0],
+      extents: [{ offset: 0, length: 8 * MiB, dirty: true }, { offset: 8 * MiB, length: 1016 * MiB, dirty: false }],
+    }));
+    const store = createStore(api);
+    await store.getState().start();
+    await waitFor(() => expect(store.getState().byVm.demo?.info).toBeDefined());
+    const cp = checkpoint('base', undefined, 1000, ['vda']);
+    render(<StoreProvider store={store}><DirtyMapSection checkpoint={cp} disks={store.getState().byVm.demo!.info!.disks} /></StoreProvider>);
+    // Not watched yet: it says so instead of fetching on its own.
+    expect(screen.getByRole('table', { name: 'Dirty regions since base' }).textContent).toContain('reading the dirty map…');
+    expect(api.callsTo('dirtymap:get')).toEqual([]);
+    await act(async () => store.getState().watchDirtyMaps({ vmId: 'demo', since: 'base', disks: ['vda'], cells: 4 }));
+    const row = await screen.findByText('0–8 MiB');
+    expect(row.closest('tr')!.textContent).toBe('vda8.0 MiB of 1.0 GiB (0.8%)█ 1 · ▄ 1 · ▁ 20–8 MiB');
+    expect(screen.queryByText(/vdc/)).toBeNull(); // no bitmaps there: nothing to map
+    store.getState().stop();
+  });
+
+  it('shows why a map cannot be read', async () => {
+    const api = setupApi();
+    api.handle('dirtymap:get', () => {
+      throw new Error('NBD export failed: bitmap base is busy');
     });
     const store = createStore(api);
     await store.getState().start();
     await waitFor(() => expect(store.getState().byVm.demo?.info).toBeDefined());
     render(<StoreProvider store={store}><DirtyMapSection checkpoint={checkpoint('base', undefined, 1000, ['vda'])} disks={store.getState().byVm.demo!.info!.disks} /></StoreProvider>);
-    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Map the changed blocks' })));
-    expect(api.callsTo('dirtymap:get')).toEqual([['demo', 'vda', 'base', 128]]);
-    expect(screen.getAllByRole('img')).toHaveLength(1);
-    fail = true;
-    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Refresh the dirty map' })));
-    expect(screen.getByRole('alert').textContent).toBe('Could not read the dirty map: NBD export failed: bitmap base is busy');
+    await act(async () => store.getState().watchDirtyMaps({ vmId: 'demo', since: 'base', disks: ['vda'], cells: 4 }));
+    expect((await screen.findByText(/cannot read the dirty map/)).textContent).toBe('cannot read the dirty map: NBD export failed: bitmap base is busy');
+    store.getState().stop();
+  });
+});
+
+describe('<PullExportCard>', () => {
+  const session = (repo?: string): PullSession => ({
+    vmId: 'demo', jobId: 'job-1', ...(repo ? { repo } : {}),
+    exports: [
+      { disk: 'vda', kind: 'incremental', since: 'c1', uri: 'nbd+unix:///tidemark-pull-ab?socket=/state/run/nbd-1.sock', exportName: 'tidemark-pull-ab', dirtyContext: 'qemu:dirty-bitmap:tidemark-tmp-bk-1', size: 1024 * MiB },
+      { disk: 'vdc', kind: 'full', uri: "nbd+unix:///tidemark-pull-cd?socket=/it's here/nbd.sock", exportName: 'tidemark-pull-cd', size: 64 * MiB },
+    ],
+  });
+
+  it('quotes for the shell and offers the map, info and copy commands', () => {
+    expect(shellQuote('plain/path.raw')).toBe('plain/path.raw');
+    expect(shellQuote("a b'c")).toBe("'a b'\\''c'");
+    const [vda, vdc] = session().exports;
+    expect(exportCommands(vda!).map((c) => c.command)).toEqual([
+      "nbdinfo --map=qemu:dirty-bitmap:tidemark-tmp-bk-1 'nbd+unix:///tidemark-pull-ab?socket=/state/run/nbd-1.sock'",
+      "nbdinfo 'nbd+unix:///tidemark-pull-ab?socket=/state/run/nbd-1.sock'",
+      "nbdcopy --progress 'nbd+unix:///tidemark-pull-ab?socket=/state/run/nbd-1.sock' vda.raw",
+    ]);
+    expect(exportCommands(vdc!).map((c) => c.label)).toEqual(['export info', 'full copy']); // a full export has no dirty map
+    expect(exportCommands(vdc!)[0]!.command).toBe("nbdinfo 'nbd+unix:///tidemark-pull-cd?socket=/it'\\''s here/nbd.sock'");
+  });
+
+  it('copies a URI to the clipboard, or selects it when the clipboard is refused', async () => {
+    const store = createStore(setupApi());
+    const writeText = vi.fn().mockResolvedValue(undefined);
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
+    render(<StoreProvider store={store}><PullExportCard session={session()} /></StoreProvider>);
+    const vda = screen.getByRole('region', { name: 'Export of vda' });
+    expect(vda.textContent).toContain('incremental since c1: the dirty regions are in qemu:dirty-bitmap:tidemark-tmp-bk-1');
+    await act(async () => fireEvent.click(within(vda).getByRole('button', { name: 'Copy NBD URI of vda' })));
+    expect(writeText).toHaveBeenCalledWith('nbd+unix:///tidemark-pull-ab?socket=/state/run/nbd-1.sock');
+    expect(vda.textContent).toContain('✓ NBD URI copied');
+    writeText.mockRejectedValue(new Error('Write permission denied.'));
+    const vdc = screen.getByRole('region', { name: 'Export of vdc' });
+    await act(async () => fireEvent.click(within(vdc).getByRole('button', { name: 'Copy NBD URI of vdc' })));
+    const field = within(vdc).getByRole('textbox', { name: 'NBD URI of vdc' }) as HTMLTextAreaElement;
+    expect(document.activeElement).toBe(field);
+    expect([field.selectionStart, field.selectionEnd]).toEqual([0, field.value.length]);
+    expect(vdc.textContent).toContain('Selected: press Ctrl+C to copy');
+    Reflect.deleteProperty(navigator, 'clipboard');
+  });
+
+  it('ends the pull with the outcome, in the repository the pull holds', async () => {
+    const api = setupApi().handle('pull:end', () => ({ backupId: 'p1' }));
+    const store = createStore(api);
+    render(<StoreProvider store={store}><PullExportCard session={session('/mnt/repo')} /></StoreProvider>);
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: '✓ External copy succeeded' })));
+    expect(api.callsTo('pull:end')).toEqual([['demo', 'success', '/mnt/repo']]);
+    cleanup();
+    const other = createStore(api);
+    render(<StoreProvider store={other}><PullExportCard session={session()} /></StoreProvider>);
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: '✕ External copy failed' })));
+    expect(api.callsTo('pull:end')[1]).toEqual(['demo', 'failure']); // no trailing undefined (JSON null)
+  });
+
+  it('appears in Jobs for an open export-only pull, read back from its log after a reload', async () => {
+    const job: JobInfo = {
+      id: 'job-9', kind: 'pull', vmId: 'demo', state: 'running', title: 'Pull backup (export only)', startedAt: Date.now(), progress: [],
+      log: ['started: Pull backup (export only)', 'vda: nbd+unix:///tidemark-pull-ab?socket=/s/nbd.sock (changes since c1: qemu:dirty-bitmap:tidemark-tmp-bk-1)', 'waiting for backup-end'],
+    };
+    const api = setupApi().handle('job:list', () => [job]);
+    const store = createStore(api);
+    await store.getState().start();
+    render(<StoreProvider store={store}><JobsPanel /></StoreProvider>);
+    const vda = await screen.findByRole('region', { name: 'Export of vda' });
+    expect(within(vda).getByRole('textbox', { name: 'NBD URI of vda' }).textContent).toBe('nbd+unix:///tidemark-pull-ab?socket=/s/nbd.sock');
+    expect(within(vda).getByRole('textbox', { name: /^nbdinfo command for vda: which regions changed since c1/ })).toBeTruthy();
+    await act(async () => api.emit('job:update', { ...job, state: 'failed', error: 'cancelled' }));
+    expect(screen.queryByRole('region', { name: 'Export of vda' })).toBeNull();
   });
 });
 

@@ -3,11 +3,16 @@
 // base is unusable shown as falling back to full with the reason (P11), the repository, and a
 // checkpoint marking the backup. While it runs: per-disk progress in bytes to copy, Cancel, the
 // log; "Run in background" leaves it in the Jobs pane (P10).
+// Mode (issue 5): push (QEMU's backup job writes the layer) or pull (QEMU exports a frozen point in
+// time over NBD and Tidemark copies only the dirty extents), and pull "export only": the exports
+// stay open for an outside tool, with their URIs and commands, until the admin reports the outcome.
 
 import { useEffect, useMemo, useState } from 'react';
 import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract';
 import type { BitmapInfo, ChangesSince, Checkpoint, VmInfo } from '../../../shared/domain';
 import { JobCard } from '../components/JobsPanel';
+import { PullEndButtons, PullExportCard } from '../components/PullExportCard';
+import type { PullSession } from '../store/backups';
 import { formatAbsolute, formatBytes } from '../format';
 import { useApp } from '../store/context';
 import { emptyVmView, isSameVm } from '../store/store';
@@ -24,6 +29,7 @@ export interface BackupDialogProps {
 }
 
 type Kind = 'incremental' | 'differential' | 'full';
+type Mode = 'push' | 'pull';
 
 /** The checkpoint an incremental continues from: the newest backup's checkpoint that still exists. */
 export function incrementalBase(backups: readonly BackupRecord[], checkpoints: readonly Checkpoint[]): { checkpoint: string; backup: BackupRecord } | undefined {
@@ -40,12 +46,19 @@ export interface DiskEstimate {
   fallback?: string;
 }
 
-/** Bytes each disk would copy: the dirty bytes since the base, or the whole disk when full or unusable. */
-export function estimateBytes(info: VmInfo, kind: Kind, changes: ChangesSince | undefined, chosen: readonly string[]): DiskEstimate[] | undefined {
+/**
+ * Bytes each disk would copy: the dirty bytes since the base, or the whole disk when full or when
+ * the changes cannot be used — the bitmap is unusable, or (given the repository's backups) no
+ * backup there holds the disk at the base checkpoint, so there is no layer to build on.
+ */
+export function estimateBytes(info: VmInfo, kind: Kind, changes: ChangesSince | undefined, chosen: readonly string[], backups?: readonly BackupRecord[]): DiskEstimate[] | undefined {
   return chosen.map((name) => {
     const d = info.disks.find((x) => x.name === name)!;
     if (kind === 'full') return { disk: name, bytes: d.virtualSize };
     if (!d.bitmapCapable) return { disk: name, bytes: d.virtualSize, fallback: `${name} cannot hold bitmaps${d.bitmapIncapableReason ? ` (${d.bitmapIncapableReason})` : ''}` };
+    if (changes && backups && !backups.some((b) => b.checkpoint === changes.checkpoint && b.disks.some((x) => x.name === name && x.checkpointBitmap))) {
+      return { disk: name, bytes: d.virtualSize, fallback: `no backup in this repository holds ${name} at ${changes.checkpoint}` };
+    }
     const c = changes?.disks.find((x) => x.disk === name);
     if (!changes) return { disk: name, bytes: Number.NaN };
     if (!c) return { disk: name, bytes: d.virtualSize, fallback: `${changes.checkpoint} has no bitmap on ${name}` };
@@ -61,6 +74,8 @@ export function BackupDialog(props: BackupDialogProps) {
   const repositoryResolved = useApp((s) => s.repositoryResolved);
   const setRepository = useApp((s) => s.setRepository);
   const startBackup = useApp((s) => s.startBackup);
+  const startPull = useApp((s) => s.startPull);
+  const startPullExport = useApp((s) => s.startPullExport);
   const fetchChanges = useApp((s) => s.fetchChanges);
   const cancelJob = useApp((s) => s.cancelJob);
   const changesByName = (useApp((s) => s.byVm[props.vm.id]) ?? emptyVmView()).changes;
@@ -74,8 +89,14 @@ export function BackupDialog(props: BackupDialogProps) {
   const [makeCheckpoint, setMakeCheckpoint] = useState(true);
   const [cpName, setCpName] = useState('');
   const [speed, setSpeed] = useState('');
+  const [mode, setMode] = useState<Mode>('push');
+  const [exportOnly, setExportOnly] = useState(false);
+  const [fleeceMax, setFleeceMax] = useState('');
+  const [session, setSession] = useState<PullSession>();
+  const [fleecePeak, setFleecePeak] = useState<number>();
+  const [pullId, setPullId] = useState<string>();
   const [disks, setDisks] = useState<Record<string, boolean>>(() => Object.fromEntries(info.disks.map((d) => [d.name, true])));
-  const [phase, setPhase] = useState<'form' | 'running' | 'done' | 'failed'>('form');
+  const [phase, setPhase] = useState<'form' | 'running' | 'exported' | 'done' | 'failed'>('form');
   const [startedAt, setStartedAt] = useState(0);
   const [error, setError] = useState<string>();
   const [result, setResult] = useState<BackupRecord>();
@@ -91,19 +112,23 @@ export function BackupDialog(props: BackupDialogProps) {
     fetchChanges(base).catch((e: unknown) => setEstimateError(e instanceof Error ? e.message : String(e)));
   }, [base, fetchChanges]);
 
-  const estimates = estimateBytes(info, kind, base !== undefined ? changesByName[base] : undefined, chosen) ?? [];
+  const estimates = estimateBytes(info, kind, base !== undefined ? changesByName[base] : undefined, chosen, backups) ?? [];
   const total = estimates.reduce((s, e) => s + (Number.isFinite(e.bytes) ? e.bytes : 0), 0);
   const measuring = estimates.some((e) => Number.isNaN(e.bytes));
   const speedN = Number(speed);
+  const fleeceN = Number(fleeceMax);
   const problem = chosen.length === 0 ? 'Choose at least one disk.'
     : kind === 'incremental' && !inc ? 'No earlier backup with a checkpoint to continue from: take a full backup first.'
     : kind === 'differential' && !diffBase ? 'Choose the checkpoint to measure from.'
-    : speed !== '' && !(speedN > 0) ? 'Speed limit must be a positive number of MiB/s.'
+    : mode === 'push' && speed !== '' && !(speedN > 0) ? 'Speed limit must be a positive number of MiB/s.'
+    : mode === 'pull' && fleeceMax !== '' && !(fleeceN >= 1) ? 'Fleecing limit must be a number of MiB, at least 1.'
     : makeCheckpoint && cpName !== '' && checkpoints.some((c) => c.name === cpName) ? `A checkpoint named "${cpName}" already exists.` : undefined;
 
-  // The job this dialog started: the newest backup job of this VM that began after we clicked.
-  const job: JobInfo | undefined = phase === 'form' ? undefined : Object.values(jobs)
-    .filter((j) => j.kind === 'backup' && isSameVm(j.vmId, props.vm.id, info) && j.startedAt >= startedAt - 5000)
+  // The job this dialog started: its id when known, else the newest backup (or pull) job of this VM
+  // that began after we clicked (a push backup's call returns only when it has ended).
+  const jobKind = mode === 'push' ? 'backup' : 'pull';
+  const job: JobInfo | undefined = phase === 'form' ? undefined : session ? jobs[session.jobId] : Object.values(jobs)
+    .filter((j) => j.kind === jobKind && isSameVm(j.vmId, props.vm.id, info) && j.startedAt >= startedAt - 5000)
     .sort((a, b) => b.startedAt - a.startedAt)[0];
 
   const start = async () => {
@@ -112,16 +137,27 @@ export function BackupDialog(props: BackupDialogProps) {
     setError(undefined);
     setStartedAt(Date.now());
     if (repo.trim() !== (repository ?? '')) setRepository(repo.trim() === '' ? undefined : repo.trim());
+    const common = {
+      ...(repo.trim() !== '' ? { repo: repo.trim() } : {}),
+      ...(kind === 'full' ? { full: true } : { since: base }),
+      ...(makeCheckpoint ? (cpName.trim() !== '' ? { checkpoint: cpName.trim() } : {}) : { noCheckpoint: true }),
+      ...(chosen.length < info.disks.length ? { disks: chosen } : {}),
+    };
+    const pullOnly = fleeceMax !== '' ? { fleeceMaxMiB: fleeceN } : {};
     try {
-      const r = await startBackup({
-        ...(repo.trim() !== '' ? { repo: repo.trim() } : {}),
-        ...(kind === 'full' ? { full: true } : { since: base }),
-        ...(makeCheckpoint ? (cpName.trim() !== '' ? { checkpoint: cpName.trim() } : {}) : { noCheckpoint: true }),
-        ...(chosen.length < info.disks.length ? { disks: chosen } : {}),
-        ...(speed !== '' ? { speedMiBps: speedN } : {}),
-      });
-      setResult(r.backup);
-      setPhase('done');
+      if (mode === 'push') {
+        const r = await startBackup({ ...common, ...(speed !== '' ? { speedMiBps: speedN } : {}) });
+        setResult(r.backup);
+        setPhase('done');
+      } else if (!exportOnly) {
+        const r = await startPull({ ...common, ...pullOnly });
+        setResult(r.backup);
+        setFleecePeak(r.fleecePeakBytes);
+        setPhase('done');
+      } else {
+        setSession(await startPullExport({ ...common, ...pullOnly }));
+        setPhase('exported');
+      }
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
       setPhase('failed');
@@ -129,6 +165,8 @@ export function BackupDialog(props: BackupDialogProps) {
   };
 
   const running = phase === 'running';
+  const exportOpen = phase === 'exported' && (job === undefined || job.state === 'running');
+  const what = mode === 'push' ? 'backup' : 'pull';
   return (
     <Modal
       title={`Back up ${props.vm.label}`}
@@ -139,15 +177,28 @@ export function BackupDialog(props: BackupDialogProps) {
       footer={
         phase === 'form' ? (
           <>
-            <span className="foot-note">{measuring ? 'Measuring…' : `${estimates.some((e) => e.fallback) || kind === 'full' ? 'At most' : 'About'} ${formatBytes(total)} to copy`}</span>
+            <span className="foot-note">
+              {measuring ? 'Measuring…' : (() => {
+                const bound = `${estimates.some((e) => e.fallback) || kind === 'full' ? 'at most' : 'about'} ${formatBytes(total)}`;
+                return mode === 'pull' && exportOnly ? `Your tool copies ${bound}` : `${bound[0]!.toUpperCase()}${bound.slice(1)} to copy`;
+              })()}
+            </span>
             <button type="button" onClick={props.onClose}>Cancel</button>
-            <button type="button" className="primary" onClick={start} disabled={!!problem}>Start backup</button>
+            <button type="button" className="primary" onClick={start} disabled={!!problem}>
+              {mode === 'push' ? 'Start backup' : exportOnly ? 'Open NBD exports' : 'Start pull backup'}
+            </button>
           </>
         ) : running ? (
           <>
-            <span className="foot-note">The backup keeps running if you close this; its progress stays in Jobs.</span>
-            {job && job.state === 'running' && <button type="button" onClick={() => void cancelJob(job.id)}>Cancel backup</button>}
+            <span className="foot-note">{exportOnly && mode === 'pull' ? 'Fixing the point in time and opening the exports…' : `The ${what} keeps running if you close this; its progress stays in Jobs.`}</span>
+            {job && job.state === 'running' && <button type="button" onClick={() => void cancelJob(job.id)}>Cancel {what}</button>}
             <button type="button" onClick={props.onClose}>Run in background</button>
+          </>
+        ) : exportOpen && session ? (
+          <>
+            <span className="foot-note">Closing keeps the exports open; end them later from Jobs.</span>
+            <button type="button" onClick={props.onClose}>Close, keep exports open</button>
+            <PullEndButtons session={session} onEnded={(_outcome, id) => setPullId(id)} />
           </>
         ) : (
           <button type="button" className="primary" onClick={props.onClose} data-autofocus>Close</button>
@@ -156,6 +207,29 @@ export function BackupDialog(props: BackupDialogProps) {
     >
       {phase === 'form' ? (
         <>
+          <fieldset>
+            <legend>Mode</legend>
+            <label className="check">
+              <input type="radio" name="mode" checked={mode === 'push'} onChange={() => setMode('push')} />
+              <span><strong>Push</strong> — QEMU's backup job writes the new layer into the repository</span>
+            </label>
+            <label className="check">
+              <input type="radio" name="mode" checked={mode === 'pull'} onChange={() => setMode('pull')} />
+              <span>
+                <strong>Pull</strong> — QEMU freezes the point in time and exports it read-only over NBD; Tidemark reads only the dirty
+                extents into the repository (guest writes meanwhile go to fleecing images)
+              </span>
+            </label>
+            {mode === 'pull' && (
+              <label className="check indent">
+                <input type="checkbox" checked={exportOnly} onChange={(e) => setExportOnly(e.target.checked)} />
+                <span>
+                  Export only (for external tools) — keep the NBD exports open and show their URIs for nbdcopy, nbdinfo or qemu-img;
+                  you report when your copy succeeded or failed
+                </span>
+              </label>
+            )}
+          </fieldset>
           <fieldset>
             <legend>Kind</legend>
             <label className="check">
@@ -205,7 +279,10 @@ export function BackupDialog(props: BackupDialogProps) {
           </div>
           <label className="check">
             <input type="checkbox" checked={makeCheckpoint} onChange={(e) => setMakeCheckpoint(e.target.checked)} />
-            <span>Create a checkpoint marking this backup (the next incremental starts from it)</span>
+            <span>
+              Create a checkpoint marking this backup (the next incremental starts from it)
+              {mode === 'pull' && exportOnly ? ' — kept only if you report that your copy succeeded' : ''}
+            </span>
           </label>
           {makeCheckpoint && (
             <div className="field">
@@ -213,23 +290,49 @@ export function BackupDialog(props: BackupDialogProps) {
               <input id="bk-cp" type="text" value={cpName} onChange={(e) => setCpName(e.target.value)} placeholder="default: the backup id" spellCheck={false} />
             </div>
           )}
-          <div className="field">
-            <label className="field-label" htmlFor="bk-speed">Speed limit per disk (MiB/s)</label>
-            <input id="bk-speed" type="number" min={1} value={speed} onChange={(e) => setSpeed(e.target.value)} placeholder="no limit" />
-          </div>
+          {mode === 'push' ? (
+            <div className="field">
+              <label className="field-label" htmlFor="bk-speed">Speed limit per disk (MiB/s)</label>
+              <input id="bk-speed" type="number" min={1} value={speed} onChange={(e) => setSpeed(e.target.value)} placeholder="no limit" />
+            </div>
+          ) : (
+            <div className="field">
+              <label className="field-label" htmlFor="bk-fleece">Fleecing space limit (MiB)</label>
+              <input id="bk-fleece" type="number" min={1} value={fleeceMax} onChange={(e) => setFleeceMax(e.target.value)} placeholder="no limit" />
+              <div className="field-hint">The pull gives up (and rolls back) if the guest writes more than this while it runs.</div>
+            </div>
+          )}
           {problem && <div className="field-hint error-text">{problem}</div>}
         </>
       ) : (
         <>
-          <p>{kind === 'full' ? '■ Full backup' : `${kind === 'incremental' ? '◧ Incremental' : '◇ Differential'} backup since ${base}`} of {chosen.join(', ')}.</p>
+          <p>
+            {kind === 'full' ? '■ Full backup' : `${kind === 'incremental' ? '◧ Incremental' : '◇ Differential'} backup since ${base}`} of {chosen.join(', ')}
+            {mode === 'pull' ? (exportOnly ? ', pull mode, export only' : ', pull mode') : ''}.
+          </p>
+          {/* Once ended the URIs lead nowhere: they are shown only while the exports are open. */}
+          {session && exportOpen && <PullExportCard session={session} endButtons={false} />}
+          {phase === 'exported' && job && job.state !== 'running' && (
+            job.state === 'succeeded' ? (
+              <div className="info-box" role="status">
+                ✓ The outside copy was reported as succeeded; the exports are closed
+                {makeCheckpoint ? <> and checkpoint <span className="mono">{cpName.trim() || pullId || 'named after the pull'}</span> is recorded</> : ''}.
+              </div>
+            ) : (
+              <div className="alert" role="alert">
+                ✕ The pull ended {job.state === 'cancelled' ? 'cancelled' : 'as failed'}: the exports are closed and its checkpoint was rolled back.
+              </div>
+            )
+          )}
           {job ? <JobCard job={job} /> : running && <p className="muted">Starting…</p>}
           {phase === 'done' && result && (
             <div className="info-box" role="status">
-              ✓ Backup <span className="mono">{result.id}</span> finished: {result.disks.map((d) => `${d.name} ${d.kind} ${formatBytes(d.bytesCopied)}${d.fallbackReason ? ` (full: ${d.fallbackReason})` : ''}`).join(' · ')}
+              ✓ {mode === 'pull' ? 'Pull backup' : 'Backup'} <span className="mono">{result.id}</span> finished: {result.disks.map((d) => `${d.name} ${d.kind} ${formatBytes(d.bytesCopied)}${d.fallbackReason ? ` (full: ${d.fallbackReason})` : ''}`).join(' · ')}
               {result.checkpoint && <> — checkpoint <span className="mono">{result.checkpoint}</span> marks it.</>}
+              {fleecePeak !== undefined && <> Fleecing peaked at {formatBytes(fleecePeak)}.</>}
             </div>
           )}
-          {phase === 'failed' && <div className="alert" role="alert">✕ The backup failed: {error}. Nothing was kept: its images and its checkpoint were rolled back; earlier backups are untouched.</div>}
+          {phase === 'failed' && <div className="alert" role="alert">✕ The {what} failed: {error}. Nothing was kept: its images and its checkpoint were rolled back; earlier backups are untouched.</div>}
         </>
       )}
     </Modal>

@@ -2,7 +2,7 @@
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { BackupRecord, VmSummary } from '../../../shared/contract';
+import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract';
 import { StoreProvider } from '../store/context';
 import { createStore } from '../store/store';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
@@ -179,6 +179,11 @@ describe('<BackupDialog>', () => {
       { disk: 'vdc', bytes: 64 * MiB, fallback: 'vdc cannot hold bitmaps (qcow2 v2 (compat 0.10))' },
     ]);
     expect(estimateBytes(info, 'full', undefined, ['vda'])).toEqual([{ disk: 'vda', bytes: 1 << 30 }]);
+    // With the repository's backups: none holds the disks at "a" → no layer to build on → full.
+    expect(estimateBytes(info, 'incremental', changes, ['vda'], [backupRecord('r1', 1000, 'b')])).toEqual([
+      { disk: 'vda', bytes: 1 << 30, fallback: 'no backup in this repository holds vda at a' },
+    ]);
+    expect(estimateBytes(info, 'incremental', changes, ['vda'], [backupRecord('r1', 1000, 'a')])).toEqual([{ disk: 'vda', bytes: 5 }]);
   });
 
   it('defaults to incremental since the last backup, shows bytes per disk before it runs, and sends the request', async () => {
@@ -198,6 +203,76 @@ describe('<BackupDialog>', () => {
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Start backup' })));
     expect(api.callsTo('backup:begin')).toEqual([['demo', { since: 'b', checkpoint: 'nightly', disks: ['vda', 'vdc'] }]]);
     await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Backup r2 finished'));
+  });
+});
+
+describe('<BackupDialog> in pull mode', () => {
+  const job = (over: Partial<JobInfo> = {}): JobInfo => ({ id: 'jp', kind: 'pull', vmId: 'demo', state: 'running', title: 'Pull backup (export only)', startedAt: Date.now(), progress: [], log: [], ...over });
+
+  it('runs a pull backup with the same choices, without a speed limit but with a fleecing limit', async () => {
+    const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('pull:begin', (_vm, opts) => ({
+      job: job({ state: 'succeeded', title: 'Pull backup to /state/backups' }),
+      backup: { ...backupRecord('p2', 5000, opts.checkpoint ?? 'p2', 'incremental'), since: 'b' },
+      fleecePeakBytes: 3 * MiB,
+    }));
+    wrap(<BackupDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} current="d" onClose={() => undefined} />);
+    fireEvent.click(screen.getByRole('radio', { name: /^Pull/ }));
+    expect(screen.queryByLabelText('Speed limit per disk (MiB/s)')).toBeNull();
+    fireEvent.change(screen.getByLabelText('Fleecing space limit (MiB)'), { target: { value: '0' } });
+    expect(screen.getByText('Fleecing limit must be a number of MiB, at least 1.')).toBeTruthy();
+    fireEvent.change(screen.getByLabelText('Fleecing space limit (MiB)'), { target: { value: '256' } });
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Start pull backup' })));
+    expect(api.callsTo('pull:begin')).toEqual([['demo', { since: 'b', fleeceMaxMiB: 256 }]]);
+    expect(api.callsTo('backup:begin')).toEqual([]);
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Pull backup p2 finished'));
+    expect(screen.getByRole('status').textContent).toContain('Fleecing peaked at 3.0 MiB');
+  });
+
+  it('export only: opens the exports, shows their URIs and commands, and ends with the outcome', async () => {
+    const { api, store, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    store.getState().setRepository('/mnt/repo');
+    api.handle('pull:export', () => {
+      api.emit('job:update', job());
+      return {
+        jobId: 'jp',
+        exports: [{ disk: 'vda', kind: 'incremental', since: 'b', uri: 'nbd+unix:///tidemark-pull-1?socket=/s/nbd.sock', exportName: 'tidemark-pull-1', dirtyContext: 'qemu:dirty-bitmap:tmp-1', size: 1 << 30 }],
+      };
+    });
+    api.handle('pull:end', () => {
+      api.emit('job:update', job({ state: 'succeeded', endedAt: Date.now() }));
+      return { backupId: 'p3' };
+    });
+    wrap(<BackupDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} current="d" onClose={() => undefined} />);
+    fireEvent.click(screen.getByRole('radio', { name: /^Pull/ }));
+    fireEvent.click(screen.getByRole('checkbox', { name: /Export only/ }));
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Back up vdb' }));
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Back up vdc' }));
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Open NBD exports' })));
+    expect(api.callsTo('pull:export')).toEqual([['demo', { repo: '/mnt/repo', since: 'b', disks: ['vda'] }]]);
+    const vda = screen.getByRole('region', { name: 'Export of vda' });
+    expect((within(vda).getByRole('textbox', { name: 'NBD URI of vda' }) as HTMLTextAreaElement).value).toBe('nbd+unix:///tidemark-pull-1?socket=/s/nbd.sock');
+    expect((within(vda).getByRole('textbox', { name: /^nbdinfo command for vda: which regions/ }) as HTMLTextAreaElement).value)
+      .toBe("nbdinfo --map=qemu:dirty-bitmap:tmp-1 'nbd+unix:///tidemark-pull-1?socket=/s/nbd.sock'");
+    expect(screen.getByRole('button', { name: 'Close, keep exports open' })).toBeTruthy();
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: '✓ External copy succeeded' })));
+    expect(api.callsTo('pull:end')).toEqual([['demo', 'success', '/mnt/repo']]);
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('reported as succeeded'));
+    expect(screen.getByRole('status').textContent).toContain('checkpoint p3 is recorded');
+    expect(screen.queryByRole('region', { name: 'Export of vda' })).toBeNull(); // closed: no dead URIs
+    expect(store.getState().pullSessions).toEqual({});
+  });
+
+  it('says why the exports could not be opened, and that nothing was kept', async () => {
+    const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('pull:export', () => {
+      throw new Error("QEMU's NBD server already listens on tcp");
+    });
+    wrap(<BackupDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} current="d" onClose={() => undefined} />);
+    fireEvent.click(screen.getByRole('radio', { name: /^Pull/ }));
+    fireEvent.click(screen.getByRole('checkbox', { name: /Export only/ }));
+    await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Open NBD exports' })));
+    expect(screen.getByRole('alert').textContent).toBe("✕ The pull failed: QEMU's NBD server already listens on tcp. Nothing was kept: its images and its checkpoint were rolled back; earlier backups are untouched.");
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupRecord, JobInfo } from '../../../shared/contract';
 import { checkpoint } from '../test/fake-api';
-import { backupMarks, parseBackupTitle } from './backups';
+import { backupMarks, EXPORT_ONLY_TITLE, parseBackupTitle, parsePullLog, sessionFromJob } from './backups';
 
 function record(id: string, startedAt: number, kind: BackupRecord['kind'], since: string | undefined, cp: string | undefined, disks: { name: string; kind: BackupRecord['kind']; bytes: number; fallbackReason?: string }[]): BackupRecord {
   return {
@@ -56,5 +56,47 @@ describe('backupMarks', () => {
     expect(parseBackupTitle('Backup (incremental) to /r')).toEqual({ kind: 'incremental' });
     expect(parseBackupTitle('Backup (since cp (1)) to /r')).toEqual({ kind: 'incremental', since: 'cp (1)' });
     expect(parseBackupTitle('something else')).toEqual({ kind: 'full' });
+  });
+
+  it('marks pull jobs too, with kind and base read from their log', () => {
+    const pull = (id: string, state: JobInfo['state'], log: string[]): JobInfo => ({ id, kind: 'pull', vmId: 'demo', state, title: 'Pull backup to /repo', startedAt: 6000, progress: [], log });
+    expect(parsePullLog(['started: Pull backup to /repo', 'pull incremental backup of vda (incremental since b2), vdc (full), new checkpoint p1'])).toEqual({ kind: 'incremental', since: 'b2' });
+    expect(parsePullLog(['pull full backup of vda (full), vdb (full)'])).toEqual({ kind: 'full' });
+    expect(parsePullLog([])).toEqual({ kind: 'full' });
+    const out = backupMarks([], cps, [pull('p1', 'failed', ['pull incremental backup of vda (incremental since b2)']), pull('p2', 'succeeded', [])], () => true, ['vda']);
+    expect(out.map((m) => [m.id, m.state, m.kind, m.base, m.pull])).toEqual([['p1', 'failed', 'incremental', 'b2', true]]);
+    const pulled = { ...record('r9', 9000, 'full', undefined, 'b3', [{ name: 'vda', kind: 'full', bytes: 1 }]), tool: 'tidemark 0.1.0 (pull)' };
+    expect(backupMarks([records[0]!, pulled], cps, [], () => true, ['vda']).map((m) => m.pull)).toEqual([undefined, true]);
+  });
+});
+
+describe('sessionFromJob', () => {
+  const job = (over: Partial<JobInfo> = {}): JobInfo => ({
+    id: 'j', kind: 'pull', vmId: 'demo', state: 'running', title: EXPORT_ONLY_TITLE, startedAt: 1, progress: [],
+    log: [
+      'started: Pull backup (export only)',
+      'pull incremental backup of vda (incremental since c1), vdc (full)',
+      '2026-11-23T04:11:07.324Z vda: nbd+unix:///tidemark-pull-1?socket=/s/nbd.sock (changes since c1: qemu:dirty-bitmap:tidemark-tmp-bk-1)',
+      'vdc: nbd+unix:///tidemark-pull-2?socket=/s/nbd.sock',
+      'waiting for backup-end',
+    ],
+    ...over,
+  });
+
+  it('reads the open exports of an export-only pull back from its log', () => {
+    expect(sessionFromJob(job(), '/repo')).toEqual({
+      vmId: 'demo', jobId: 'j', repo: '/repo',
+      exports: [
+        { disk: 'vda', uri: 'nbd+unix:///tidemark-pull-1?socket=/s/nbd.sock', since: 'c1', dirtyContext: 'qemu:dirty-bitmap:tidemark-tmp-bk-1' },
+        { disk: 'vdc', uri: 'nbd+unix:///tidemark-pull-2?socket=/s/nbd.sock' },
+      ],
+    });
+  });
+
+  it('finds nothing for other jobs, ended pulls, or a log without exports', () => {
+    expect(sessionFromJob(job({ state: 'succeeded' }), undefined)).toBeUndefined();
+    expect(sessionFromJob(job({ title: 'Pull backup to /repo' }), undefined)).toBeUndefined();
+    expect(sessionFromJob(job({ kind: 'backup' }), undefined)).toBeUndefined();
+    expect(sessionFromJob(job({ log: ['started'] }), undefined)).toBeUndefined();
   });
 });

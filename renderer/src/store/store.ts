@@ -1,15 +1,17 @@
 // The renderer's state: a zustand store made by a factory over an AppApi, so tests inject a fake.
 // It is fed by pushed events (vm:list, vm:bitmaps, checkpoints:changed, job:update); the page never
 // polls. Invokes happen on start, on user actions, and in reaction to events (e.g. reload a VM's
-// checkpoints after checkpoints:changed).
+// checkpoints after checkpoints:changed; read a dirty map when vm:bitmaps says its bitmaps changed,
+// see dirtymaps.ts).
 
 import { createStore as createZustandStore, type StoreApi } from 'zustand/vanilla';
-import type { AppApi, DirtyMap, EventMap, JobInfo, LabInfo, VmSummary, WriteSimOptions } from '../../../shared/contract';
+import type { AppApi, EventMap, JobInfo, LabInfo, VmSummary, WriteSimOptions } from '../../../shared/contract';
 import type {
   BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, VmInfo,
 } from '../../../shared/domain';
 import type { DiskSample } from '../timeline/spans';
 import { createBackupSlice, type BackupSlice } from './backups';
+import { createDirtyMapSlice, type DirtyMapSlice, type Timers } from './dirtymaps';
 
 /** Live samples kept per disk (the dirty-bytes area); older ones are dropped. */
 export const MAX_SAMPLES_PER_DISK = 2000;
@@ -31,7 +33,7 @@ export interface VmView {
   error?: string;
 }
 
-export interface AppState extends BackupSlice {
+export interface AppState extends BackupSlice, DirtyMapSlice {
   transport: AppApi['transport'];
   vms: VmSummary[];
   vmsLoaded: boolean;
@@ -58,8 +60,6 @@ export interface AppState extends BackupSlice {
   createCheckpoint(options: CreateCheckpointOptions): Promise<Checkpoint>;
   deleteCheckpoint(name: string, mode: DeleteMode): Promise<DeleteResult>;
   fetchChanges(name: string): Promise<ChangesSince>;
-  /** Which regions of `disk` changed since `since` (issue 5's dirty map); not kept in the state. */
-  readDirtyMap(disk: string, since: string, buckets: number): Promise<DirtyMap>;
   startWrites(options: WriteSimOptions): Promise<JobInfo>;
   cancelJob(jobId: string): Promise<void>;
   announce(text: string): void;
@@ -97,7 +97,12 @@ function jobFraction(job: JobInfo): number {
   return total > 0 ? done / total : 0;
 }
 
-export function createStore(api: AppApi): AppStore {
+export interface StoreOptions {
+  /** Timers for the dirty-map refresher (tests use fake ones). */
+  timers?: Timers;
+}
+
+export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
   const unsubscribe: (() => void)[] = [];
   const loadSeq = new Map<string, number>();
 
@@ -124,6 +129,7 @@ export function createStore(api: AppApi): AppStore {
     const onVmList = (vms: EventMap['vm:list']) => {
       const before = new Map(get().vms.map((v) => [v.id, v.connection]));
       set({ vms, vmsLoaded: true });
+      get().syncDirtyMaps();
       let selected = get().selectedVmId;
       if (selected !== undefined && !vms.some((v) => v.id === selected)) selected = undefined;
       if (selected === undefined) {
@@ -170,6 +176,7 @@ export function createStore(api: AppApi): AppStore {
         }
         return { live, liveAt: ev.at, samples };
       });
+      get().syncDirtyMaps(ev.vmId);
       // A running backup or restore adds and drops bitmaps on purpose (its checkpoint is recorded
       // only at the end): health is re-checked when it ends (checkpoints:changed), not meanwhile.
       const info = get().byVm[ev.vmId]?.info;
@@ -193,6 +200,7 @@ export function createStore(api: AppApi): AppStore {
 
     return {
       ...createBackupSlice(api, set, get),
+      ...createDirtyMapSlice(api, set, get, options.timers),
       transport: api.transport,
       vms: [],
       vmsLoaded: false,
@@ -226,6 +234,7 @@ export function createStore(api: AppApi): AppStore {
 
       stop() {
         for (const u of unsubscribe.splice(0)) u();
+        get().disposeDirtyMaps();
       },
 
       async selectVm(vmId) {
@@ -257,6 +266,7 @@ export function createStore(api: AppApi): AppStore {
             const changes = Object.fromEntries(Object.entries(v.changes).filter(([k]) => names.has(k)));
             return { info, checkpoints, current: current?.name, health, live, changes, loading: false, error: undefined };
           });
+          get().syncDirtyMaps(vmId);
           const sel = get().selected;
           if (get().selectedVmId === vmId && sel !== undefined && !checkpoints.some((c) => c.name === sel)) set({ selected: undefined });
           void get().loadBackups(vmId);
@@ -327,12 +337,6 @@ export function createStore(api: AppApi): AppStore {
         const changes = await api.invoke('checkpoint:changes', vmId, name);
         patchVm(vmId, (v) => ({ changes: { ...v.changes, [name]: changes } }));
         return changes;
-      },
-
-      async readDirtyMap(disk, since, buckets) {
-        const vmId = get().selectedVmId;
-        if (vmId === undefined) throw new Error('no VM is selected');
-        return api.invoke('dirtymap:get', vmId, disk, since, buckets);
       },
 
       async startWrites(options) {

@@ -3,13 +3,16 @@
 //    failed backups stay as ✕;
 //  - bitmap spans on stacked sub-tracks (newest on top), each state drawn with a pattern, a glyph
 //    and words: recording / not recording / busy / inconsistent; missing bitmaps as ∅ markers;
-//  - the dirty bytes of the baseline as an area over time (live samples), with "X of Y" at NOW.
+//  - the dirty bytes of the baseline as an area over time (live samples), with "X of Y" at NOW;
+//  - under them, the disk map: where the disk changed since the baseline (HeatmapRow, own x axis).
 
 import type { ReactElement } from 'react';
 import { formatAbsolute, formatBytes, formatPart } from '../format';
 import {
   AREA_H, BACKUP_ROW_H, BAND_PAD, GLYPH, STATE_WORDS, TRACK_H, type BackupMark, type BandModel, type TimelineModel,
 } from './model';
+import type { DiskMapState } from '../store/dirtymaps';
+import { HeatmapRow } from './HeatmapRow';
 import type { BitmapSpan } from './spans';
 import { timeToX, type TimeView } from './timescale';
 
@@ -24,6 +27,8 @@ interface Props {
   now: number;
   selected?: string;
   exact?: Record<string, number>;
+  /** Live dirty maps of the baseline per disk. */
+  dirtyMaps?: Record<string, DiskMapState>;
 }
 
 const MiB = 1024 * 1024;
@@ -62,7 +67,7 @@ function backupGlyph(b: BackupMark, disk: string): string {
   return GLYPH[kind];
 }
 
-function Band({ band, view, plotW, now, selected, exact, baseline }: { band: BandModel; baseline?: string } & Omit<Props, 'model'>) {
+function Band({ band, view, plotW, now, selected, exact, baseline, dirtyMaps }: { band: BandModel; baseline?: string } & Omit<Props, 'model'>) {
   // Open-ended spans and series end at +Infinity in the model: they run to now.
   const x = (t: number) => timeToX(view, plotW, Math.min(t, now));
   const clampX = (px: number) => Math.max(-20, Math.min(plotW + 20, px));
@@ -190,7 +195,7 @@ function Band({ band, view, plotW, now, selected, exact, baseline }: { band: Ban
     const words = b.state === 'failed' ? `failed${b.error ? `: ${b.error}` : ''}` : b.state === 'running' ? 'running' : kind;
     out.push(
       <g key={`b-${b.id}`} className={`backup-mark backup-${b.state} backup-${kind}`} data-backup={b.id}>
-        <title>{`${glyph} ${kind} backup ${b.id} of ${disk} · ${words}\n${formatAbsolute(b.time)}${b.base ? `\nbase: ${b.base}` : ''}${bytes ? `\n${bytes} copied` : ''}${perDisk?.reason ? `\n${perDisk.reason}` : ''}`}</title>
+        <title>{`${glyph} ${kind} backup ${b.id} of ${disk} · ${words}${b.pull ? ' · pull mode (read over NBD)' : ''}\n${formatAbsolute(b.time)}${b.base ? `\nbase: ${b.base}` : ''}${bytes ? `\n${bytes} copied` : ''}${perDisk?.reason ? `\n${perDisk.reason}` : ''}`}</title>
         {baseX !== undefined && (
           <path className="backup-bracket" d={`M${baseX},${my - 4}V${my + 3}H${bx}V${my - 4}`} />
         )}
@@ -228,12 +233,21 @@ function Band({ band, view, plotW, now, selected, exact, baseline }: { band: Ban
       </g>,
     );
     out.push(
-      <text key="area-end" className="area-end" x={x(now) + 10} y={yOf(live) + 4}>
+      // Kept inside the area's row: the disk map below has an opaque background.
+      <text key="area-end" className="area-end" x={x(now) + 10} y={Math.min(yOf(live) + 4, areaY + AREA_H - 3)}>
         {`${upper ? '≤ ' : ''}${formatPart(shown, band.disk.virtualSize)}`}
       </text>,
     );
   } else if (band.disk.bitmapCapable && baseline === undefined && band.lane.spans.length > 0) {
     out.push(<text key="area-none" className="band-note" x={8} y={areaY + 14}>select a checkpoint to see what changed since it</text>);
+  }
+
+  if (band.heatmap && baseline !== undefined) {
+    out.push(
+      <g key="heatmap" transform={`translate(0,${band.heatmapTop})`}>
+        <HeatmapRow disk={band.disk} since={baseline} kind={band.heatmap} state={dirtyMaps?.[disk]} plotW={plotW} />
+      </g>,
+    );
   }
   return <>{out}</>;
 }
@@ -248,7 +262,7 @@ export function DiskBands(props: Props) {
           transform={`translate(0,${band.top})`}
           data-disk={band.disk.name}
         >
-          <Band band={band} view={props.view} plotW={props.plotW} now={props.now} selected={props.selected} exact={props.exact} baseline={props.model.baseline} />
+          <Band band={band} view={props.view} plotW={props.plotW} now={props.now} selected={props.selected} exact={props.exact} baseline={props.model.baseline} dirtyMaps={props.dirtyMaps} />
         </g>
       ))}
     </g>

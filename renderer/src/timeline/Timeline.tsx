@@ -3,8 +3,10 @@
 // Zoom with the wheel or the buttons, pan by dragging; the tree is keyboard-navigable (TreeLayer).
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
-import { formatAbsolute, formatBytes } from '../format';
+import { formatAbsolute, formatBytes, formatRelative } from '../format';
+import type { DiskMapState } from '../store/dirtymaps';
 import { DiskBands } from './DiskBands';
+import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';
 import { centerOn, fitView, panBy, ticks, timeToX, zoomAt, type TimeView } from './timescale';
 import { TreeLayer } from './TreeLayer';
@@ -20,6 +22,8 @@ export interface TimelineProps extends Omit<ModelInput, 'baseline'> {
   onOpen(name: string): void;
   /** Exact dirty bytes since the baseline per disk (checkpoint:changes), when fetched. */
   exact?: Record<string, number>;
+  /** Live dirty maps of the baseline per disk (the disk map row under each band). */
+  dirtyMaps?: Record<string, DiskMapState>;
 }
 
 function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): number {
@@ -35,6 +39,25 @@ function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): n
     return () => ro.disconnect();
   }, [ref, fallback]);
   return width;
+}
+
+/** Beside a disk map: what one cell is, and how fresh the map is. */
+function HeatmapGutter({ top, virtualSize, state, now }: { top: number; virtualSize: number; state?: DiskMapState; now: number }) {
+  const map = state?.map;
+  const bytes = map?.bucketBytes ?? cellBytes(virtualSize, HEATMAP_CELLS);
+  return (
+    <g className="hm-gutter" transform={`translate(0,${top})`}>
+      <line className="band-sep hm-gutter-sep" x1={12} x2={GUTTER - 20} y1={0.5} y2={0.5} />
+      <text className="gutter-sub hm-gutter-title" x={12} y={13}>disk map (offset →)</text>
+      <text className="gutter-sub" x={12} y={27}>{cellLegend(bytes)}</text>
+      <text className="gutter-sub hm-fresh" x={12} y={41}>
+        {map && <title>{`read ${formatRelative(map.at, Math.max(now, map.at))} (${formatAbsolute(map.at)}) in ${map.elapsedMs.toFixed(0)} ms`}</title>}
+        {map
+          ? state?.offline ? `○ as of ${formatAbsolute(map.at).slice(11)}` : state?.error ? '⚠ not current' : state?.behind ? '⟳ updating…' : '✓ up to date'
+          : state?.loading ? 'reading…' : ''}
+      </text>
+    </g>
+  );
 }
 
 export function Timeline(props: TimelineProps) {
@@ -219,7 +242,7 @@ export function Timeline(props: TimelineProps) {
                 />
               )}
               <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} view={view} plotW={plotW} now={now} selected={selected} exact={props.exact} />
+                <DiskBands model={model} view={view} plotW={plotW} now={now} selected={selected} exact={props.exact} dirtyMaps={props.dirtyMaps} />
               </g>
             </g>
           </g>
@@ -235,6 +258,7 @@ export function Timeline(props: TimelineProps) {
                 <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>
                   {!b.disk.bitmapCapable ? '⊘ no persistent bitmaps' : b.issues.length === 0 ? '✓ healthy' : `⚠ ${b.issues.length} issue${b.issues.length === 1 ? '' : 's'}`}
                 </text>
+                {b.heatmap && <HeatmapGutter top={b.heatmapTop} virtualSize={b.disk.virtualSize} state={props.dirtyMaps?.[b.disk.name]} now={now} />}
               </g>
             ))}
           </g>

@@ -21,6 +21,8 @@ export interface BackupMark {
   disks: { disk: string; bytes?: number; kind?: BackupKind; reason?: string }[];
   /** Why it failed, when it did. */
   error?: string;
+  /** Pull mode: Tidemark copied the point in time over NBD (issue 5); push otherwise. */
+  pull?: boolean;
 }
 
 export const GLYPH = {
@@ -57,6 +59,8 @@ export const BACKUP_ROW_H = 18;
 export const TRACK_H = 15;
 export const AREA_H = 40;
 export const BAND_PAD = 7;
+/** The disk map under a band's lanes: title line, strip of cells, offset labels. */
+export const HEATMAP_H = 54;
 
 export interface BandModel {
   disk: DiskInfo;
@@ -71,6 +75,11 @@ export interface BandModel {
   /** The bitmaps summed for the series; more than one means the sum is an upper bound. */
   seriesBitmaps: string[];
   backups: BackupMark[];
+  /** The disk map row under the lanes: 'map' when the baseline has a bitmap on this disk, 'no-bitmap'
+   *  when it has none (nothing to map), absent without a baseline or on a disk that cannot hold bitmaps. */
+  heatmap?: 'map' | 'no-bitmap';
+  /** y of the disk map row inside the band. */
+  heatmapTop: number;
 }
 
 export interface TimelineModel {
@@ -115,11 +124,14 @@ export function buildModel(input: ModelInput): TimelineModel {
   const bands: BandModel[] = input.disks.map((disk, i) => {
     const lane = lanes[i]!;
     const trackRows = Math.max(1, lane.tracks + (lane.overflow ? 1 : 0));
-    const height = BAND_PAD * 2 + BACKUP_ROW_H + trackRows * TRACK_H + AREA_H;
     const seriesBitmaps = baseCp ? baselineBitmaps(input.checkpoints, layout, baseCp.name, input.current, disk.name) : [];
+    const hasBitmap = baseCp?.disks.some((d) => d.name === disk.name && d.checkpoint === 'bitmap') ?? false;
+    const heatmap = baseCp && disk.bitmapCapable ? (hasBitmap ? 'map' as const : 'no-bitmap' as const) : undefined;
+    const heatmapTop = BAND_PAD + BACKUP_ROW_H + trackRows * TRACK_H + AREA_H;
+    const height = heatmapTop + (heatmap ? HEATMAP_H : 0) + BAND_PAD;
     const series = baseCp ? dirtySeries(input.samples[disk.name] ?? [], seriesBitmaps, baseCp.createdAtMs, input.now) : [];
     const band: BandModel = {
-      disk, lane, top, height, trackRows, series, seriesBitmaps,
+      disk, lane, top, height, trackRows, series, seriesBitmaps, heatmap, heatmapTop,
       issues: input.issues.filter((x) => x.disk === disk.name),
       backups: input.backups.filter((b) => b.disks.some((d) => d.disk === disk.name)),
     };

@@ -1,0 +1,112 @@
+// The disk map under a disk's lanes (issue 5): where the disk changed since the baseline, as a strip
+// of equal cells along the disk's address space (offset 0 at the left, the disk's end at the
+// right — NOT the time axis above it, so the row has its own opaque background and offset labels).
+// A cell's bar height and intensity grow with its dirty fraction: nothing for clean, a partial bar
+// for partly dirty, a full bar for fully dirty; the counts are written out beside it (never colour
+// alone), and the whole map is described in the row's accessible name.
+
+import { memo, type ReactElement } from 'react';
+import type { DiskInfo } from '../../../shared/domain';
+import { formatBytes, formatPart } from '../format';
+import type { DiskMapState } from '../store/dirtymaps';
+import { CELL_GLYPH, CELL_WORDS, cellKind, countCells, describeMap, offsetTicks } from './heatmap';
+import { HEATMAP_H } from './model';
+
+const TITLE_Y = 12;
+const STRIP_Y = 17;
+const STRIP_H = 20;
+const TICK_Y = STRIP_Y + STRIP_H + 12;
+
+interface Props {
+  disk: DiskInfo;
+  since: string;
+  kind: 'map' | 'no-bitmap';
+  state?: DiskMapState;
+  plotW: number;
+}
+
+/**
+ * A cell's bar: full height when fully dirty; otherwise growing with the square root of the dirty
+ * share from a visible minimum, so one dirty granule in a 4 MiB cell (1/64) still shows, and a
+ * half-dirty cell stays clearly shorter than a full one.
+ */
+export function barHeight(fraction: number, max: number): number {
+  if (!(fraction > 0)) return 0;
+  if (fraction >= 1) return max;
+  const min = 4;
+  return Math.min(max - 3, Math.round(min + Math.sqrt(fraction) * (max - min)));
+}
+
+function Cells({ buckets, plotW, bucketBytes }: { buckets: readonly number[]; plotW: number; bucketBytes: number }) {
+  const w = plotW / Math.max(1, buckets.length);
+  const gap = w >= 3 ? 0.6 : 0;
+  const out: ReactElement[] = [];
+  buckets.forEach((f, i) => {
+    const kind = cellKind(f);
+    if (kind === 'clean') return;
+    const h = barHeight(f, STRIP_H);
+    out.push(
+      <rect key={i} className={`hm-cell hm-${kind}`} x={i * w} y={STRIP_H - h} width={Math.max(1, w - gap)} height={h} opacity={kind === 'full' ? 1 : 0.5 + 0.5 * f}>
+        <title>{`${formatBytes(i * bucketBytes)} – ${formatBytes((i + 1) * bucketBytes)}: ${CELL_WORDS[kind]} (${(f * 100).toFixed(f < 0.01 ? 2 : 0)}%)`}</title>
+      </rect>,
+    );
+  });
+  return <>{out}</>;
+}
+
+/** Below this plot width the cell counts are left out of the row (they stay in its accessible name). */
+const COUNTS_MIN_W = 720;
+
+export const HeatmapRow = memo(function HeatmapRow({ disk, since, kind, state, plotW }: Props) {
+  const map = state?.map;
+  const name = disk.name;
+  const counts = map ? countCells(map.buckets) : undefined;
+  let status: string;
+  if (kind === 'no-bitmap') status = `${since} has no bitmap on ${name}: its changes are not tracked`;
+  else if (state?.error) status = `⚠ ${map ? 'last refresh failed' : 'cannot read the dirty map'}: ${state.error}`;
+  else if (!map) status = 'reading the dirty map…';
+  else status = `${formatPart(map.dirtyBytes, map.virtualSize)} dirty`;
+  const label = map ? describeMap({ ...map, disk: name, since }) : `where ${name} changed since ${since}: ${status}`;
+  return (
+    <g
+      className={`heatmap heatmap-${kind}`}
+      data-disk={name}
+      data-since={since}
+      data-cells={map?.buckets.length}
+      data-dirty-cells={counts ? counts.partial + counts.full : undefined}
+      data-full-cells={counts?.full}
+      data-dirty-bytes={map?.dirtyBytes}
+      data-at={map?.at}
+      role="img"
+      aria-label={label}
+    >
+      {/* Opaque: the time axis's grid and NOW line above do not belong to this offset axis. */}
+      <rect className="hm-bg" x={-20} y={0} width={plotW + 40} height={HEATMAP_H} />
+      <line className="hm-sep" x1={-20} x2={plotW + 20} y1={0.5} y2={0.5} />
+      <text className="hm-title" x={2} y={TITLE_Y}>
+        {`where ${name} changed since ${since}`}
+        <tspan className={state?.error ? 'hm-error' : 'hm-sub'}>{` · ${status}`}</tspan>
+      </text>
+      {counts && plotW >= COUNTS_MIN_W && (
+        <text className="hm-counts" x={plotW - 2} y={TITLE_Y} textAnchor="end">
+          {`${CELL_GLYPH.full} ${counts.full} fully dirty · ${CELL_GLYPH.partial} ${counts.partial} partly dirty · ${CELL_GLYPH.clean} ${counts.clean} clean`}
+        </text>
+      )}
+      <g transform={`translate(0,${STRIP_Y})`}>
+        <rect className="hm-strip" x={0} y={0} width={plotW} height={STRIP_H} />
+        {map && <Cells buckets={map.buckets} plotW={plotW} bucketBytes={map.bucketBytes} />}
+        <line className="hm-base" x1={0} x2={plotW} y1={STRIP_H + 0.5} y2={STRIP_H + 0.5} />
+      </g>
+      {offsetTicks(disk.virtualSize).map((t, i, all) => {
+        const x = (t.offset / Math.max(1, disk.virtualSize)) * plotW;
+        const anchor = i === 0 ? 'start' : i === all.length - 1 ? 'end' : 'middle';
+        return (
+          <g key={t.offset} className="hm-tick" aria-hidden="true">
+            <line x1={x} x2={x} y1={STRIP_Y + STRIP_H} y2={STRIP_Y + STRIP_H + 3} />
+            <text x={x} y={TICK_Y} textAnchor={anchor}>{i === 0 ? 'offset 0' : t.label}</text>
+          </g>
+        );
+      })}
+    </g>
+  );
+});
