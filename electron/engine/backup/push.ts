@@ -43,6 +43,25 @@ export interface BackupOptions {
   injectTargetError?: { disk: string; errno: number };
 }
 
+/**
+ * Takes the repository's backup lock for a new backup (push or pull). A lock left by a backup whose
+ * process died is cleaned up first (its checkpoint rolled back, its partial files removed); a live
+ * one is refused with BackupBusyError.
+ */
+export async function acquireBackupLock(
+  engine: CheckpointEngineApi, client: QmpClient, repo: BackupRepository,
+  init: Omit<BackupJournal, 'pid' | 'startTicks' | 'host' | 'updatedAt'>, log: JobLog,
+): Promise<BackupLock> {
+  try {
+    return BackupLock.acquire(repo, init);
+  } catch (e) {
+    if (!(e instanceof StaleBackupError)) throw e;
+    log.add(`cleaning up after an earlier backup that did not finish (${e.journal?.backupId ?? 'unknown'})`);
+    await engine.withLock(() => recoverStale(engine, client, repo, e.journal, log), 'clean up an unfinished backup');
+    return BackupLock.acquire(repo, init);
+  }
+}
+
 export class BackupFailedError extends Error {
   constructor(message: string, readonly backupId: string, readonly cancelled: boolean, readonly log: string[]) {
     super(message);
@@ -76,15 +95,7 @@ export async function runBackup(engine: CheckpointEngineApi, client: QmpClient, 
   const journalInit: Omit<BackupJournal, 'pid' | 'startTicks' | 'host' | 'updatedAt'> = {
     backupId: id, vmId, endpoint: '', startedAt: Date.now(), phase: 'preparing', kind: 'full', executed: false, disks: [], progress: [], log: [],
   };
-  let lock: BackupLock;
-  try {
-    lock = BackupLock.acquire(repo, journalInit);
-  } catch (e) {
-    if (!(e instanceof StaleBackupError)) throw e;
-    log.add(`cleaning up after an earlier backup that did not finish (${e.journal?.backupId ?? 'unknown'})`);
-    await engine.withLock(() => recoverStale(engine, client, repo, e.journal, log), 'clean up an unfinished backup');
-    lock = BackupLock.acquire(repo, journalInit);
-  }
+  const lock = await acquireBackupLock(engine, client, repo, journalInit, log);
   fs.rmSync(cancelMarker(repo, vmId), { force: true });
   try {
     // Refuse at once (rather than wait for the metadata lock) while QEMU runs another Tidemark backup.

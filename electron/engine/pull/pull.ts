@@ -22,10 +22,10 @@ import { sha256File } from '../backup/checksum';
 import { writeFileAtomic } from '../backup/fsutil';
 import type { QmpJob } from '../backup/jobs';
 import { JobLog } from '../backup/joblog';
-import { BackupLock, readLock, StaleBackupError, type BackupJournal, type JournalDisk } from '../backup/lock';
+import { BackupLock, readLock, type BackupJournal, type JournalDisk } from '../backup/lock';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId, type BackupManifest, type BackupManifestDisk } from '../backup/manifest';
 import { backupNames, planBackup, type BackupRequest, type DiskPlan } from '../backup/plan';
-import { BackupFailedError, recoverStale, TOOL } from '../backup/push';
+import { acquireBackupLock, BackupFailedError, TOOL } from '../backup/push';
 import { createQcow2, imageInfo } from '../backup/qemuimg';
 import { BackupRepository } from '../backup/repository';
 import { keepSourceGranularity } from '../dirtymap/dirtymap';
@@ -95,15 +95,7 @@ export async function runPull(engine: CheckpointEngineApi, client: QmpClient, op
     backupId: id, vmId, endpoint: '', startedAt: Date.now(), phase: 'preparing', kind: 'full', executed: false, disks: [], progress: [], log: [],
     pull: { exports: [], qemuNbdPids: [], fleeceFiles: [] },
   };
-  let lock: BackupLock;
-  try {
-    lock = BackupLock.acquire(repo, init);
-  } catch (e) {
-    if (!(e instanceof StaleBackupError)) throw e;
-    log.add(`cleaning up after an earlier backup that did not finish (${e.journal?.backupId ?? 'unknown'})`);
-    await engine.withLock(() => recoverStale(engine, client, repo, e.journal, log), 'clean up an unfinished backup');
-    lock = BackupLock.acquire(repo, init);
-  }
+  const lock = await acquireBackupLock(engine, client, repo, init, log);
   fs.rmSync(endMarker(repo, vmId), { force: true });
   try {
     await refuseIfQemuBusy(client);
