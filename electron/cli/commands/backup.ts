@@ -3,18 +3,13 @@
 
 import * as path from 'node:path';
 import type { BackupRecord, JobInfo, RestoreRequest } from '../../../shared/contract';
-import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args';
+import { exclusive, positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatInfo, formatTable, formatTime } from '../format';
 import { PULL_ONLY_OPTIONS, runPull } from '../../engine/pull/cli';
+import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../backup-options';
 
-const REPO_OPTION = { name: 'repo', kind: 'value' as const, metavar: 'DIR', help: 'backup repository (default: STATE/backups)' };
-
-function repoOf(args: ParsedArgs): string | undefined {
-  const r = args.values.get('repo');
-  return r === undefined ? undefined : path.resolve(r);
-}
 
 function when(ms: number): string {
   return formatTime(Math.floor(ms / 1000));
@@ -77,11 +72,7 @@ const begin: Command = {
   positionals: [],
   options: [
     REPO_OPTION,
-    { name: 'full', kind: 'flag', help: 'full backup of every disk' },
-    { name: 'since', kind: 'value', metavar: 'CHECKPOINT', help: 'changes since this checkpoint (incremental or differential)' },
-    { name: 'checkpoint', kind: 'value', metavar: 'NAME', help: 'name of the checkpoint created with the backup (default: the backup id)' },
-    { name: 'no-checkpoint', kind: 'flag', help: 'create no checkpoint (the backup cannot be a base for later ones)' },
-    { name: 'disk', kind: 'list', metavar: 'DISK', help: 'back up only this disk (repeatable; default: all)' },
+    ...BACKUP_POINT_OPTIONS,
     { name: 'speed', kind: 'value', metavar: 'MIB_PER_S', help: 'push mode: speed limit per disk' },
     { name: 'mode', kind: 'value', metavar: 'push|pull', help: 'push (QEMU copies; default) or pull (NBD export, Tidemark or an outside tool copies)' },
     ...PULL_ONLY_OPTIONS,

@@ -8,13 +8,8 @@ import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../../cl
 import { JSON_OPTION, type Command } from '../../cli/command';
 import type { CliContext } from '../../cli/context';
 import { formatBytes, formatTable } from '../../cli/format';
+import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../../cli/backup-options';
 
-const REPO_OPTION = { name: 'repo', kind: 'value' as const, metavar: 'DIR', help: 'backup repository (default: STATE/backups)' };
-
-function repoOf(args: ParsedArgs): string | undefined {
-  const r = args.values.get('repo');
-  return r === undefined ? undefined : path.resolve(r);
-}
 
 /** Shows the pull job's per-disk progress on a terminal; Ctrl-C cancels the job. */
 async function withPullProgress<T>(ctx: CliContext, show: boolean, call: () => Promise<T>): Promise<T> {
@@ -63,11 +58,7 @@ const pull: Command = {
   positionals: [],
   options: [
     REPO_OPTION,
-    { name: 'full', kind: 'flag', help: 'full backup of every disk' },
-    { name: 'since', kind: 'value', metavar: 'CHECKPOINT', help: 'changes since this checkpoint' },
-    { name: 'checkpoint', kind: 'value', metavar: 'NAME', help: 'name of the checkpoint created with the backup (default: the backup id)' },
-    { name: 'no-checkpoint', kind: 'flag', help: 'create no checkpoint' },
-    { name: 'disk', kind: 'list', metavar: 'DISK', help: 'only this disk (repeatable; default: all)' },
+    ...BACKUP_POINT_OPTIONS,
     ...PULL_ONLY_OPTIONS,
     JSON_OPTION,
   ],
