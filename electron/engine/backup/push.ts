@@ -17,7 +17,7 @@ import { JobGroup, type JobState, type QmpJob } from './jobs';
 import { JobLog } from './joblog';
 import { BackupLock, readLock, removeLock, StaleBackupError, type BackupJournal, type JournalDisk } from './lock';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
-import { backupActions, backupNames, planBackup, type BackupPlan, type BackupRequest } from './plan';
+import { backupActions, backupNames, planBackup, type BackupPlan, type BackupRequest, type DiskPlan } from './plan';
 import { createQcow2, imageInfo } from './qemuimg';
 import { BackupRepository } from './repository';
 import { cleanupPullLeftovers } from '../pull/leftovers';
@@ -227,31 +227,7 @@ async function execute(
     const disks: BackupManifestDisk[] = [];
     for (const [i, d] of plan.disks.entries()) {
       const t = targets[i]!;
-      fs.renameSync(t.partial, t.final);
-      const sum = await sha256File(t.final);
-      const info = await imageInfo(t.final, { format: 'qcow2' });
-      if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${t.final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
-      const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
-      const entry: BackupManifestDisk = {
-        name: d.disk.name,
-        kind: d.kind,
-        image: BackupRepository.imageRel(d.disk.name, id),
-        virtualSize: d.disk.virtualSize,
-        bytesCopied: totals.get(d.jobId) ?? 0,
-        fileSize: sum.size,
-        sha256: sum.sha256,
-        sourceImage: d.disk.imageFile,
-        sourceFormat: d.disk.format,
-        checkpointBitmap: wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap'),
-      };
-      if (d.since !== undefined) entry.since = d.since;
-      if (d.base !== undefined) {
-        entry.base = d.base;
-        entry.backingFile = `${d.base}.qcow2`;
-      }
-      if (d.fallbackReason !== undefined) entry.fallbackReason = d.fallbackReason;
-      if (src?.compat) entry.sourceCompat = src.compat;
-      if (src?.clusterSize ?? d.disk.clusterSize) entry.sourceClusterSize = src?.clusterSize ?? d.disk.clusterSize;
+      const entry = await recordLayer(d, t.partial, t.final, id, totals.get(d.jobId) ?? 0, wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap'));
       disks.push(entry);
       log.add(`${d.disk.name}: ${entry.kind}, ${entry.bytesCopied} bytes copied, layer ${entry.fileSize} bytes, sha256 ${entry.sha256.slice(0, 16)}…`);
     }
@@ -317,6 +293,39 @@ class Cancelled extends Error {
   constructor() {
     super('cancelled');
   }
+}
+
+/**
+ * Puts a finished layer into place (rename of the partial file), checksums it, checks its size, and
+ * describes it for the manifest. Shared by push and pull: their layers are recorded alike.
+ */
+export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
+  fs.renameSync(partial, final);
+  const sum = await sha256File(final);
+  const info = await imageInfo(final, { format: 'qcow2' });
+  if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
+  const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
+  const entry: BackupManifestDisk = {
+    name: d.disk.name,
+    kind: d.kind,
+    image: BackupRepository.imageRel(d.disk.name, id),
+    virtualSize: d.disk.virtualSize,
+    bytesCopied,
+    fileSize: sum.size,
+    sha256: sum.sha256,
+    sourceImage: d.disk.imageFile,
+    sourceFormat: d.disk.format,
+    checkpointBitmap,
+  };
+  if (d.since !== undefined) entry.since = d.since;
+  if (d.base !== undefined) {
+    entry.base = d.base;
+    entry.backingFile = `${d.base}.qcow2`;
+  }
+  if (d.fallbackReason !== undefined) entry.fallbackReason = d.fallbackReason;
+  if (src?.compat) entry.sourceCompat = src.compat;
+  if (src?.clusterSize ?? d.disk.clusterSize) entry.sourceClusterSize = src?.clusterSize ?? d.disk.clusterSize;
+  return entry;
 }
 
 /** Journal updates are for status and crash recovery; failing to write one (a full disk) must not mask the real outcome. */

@@ -18,15 +18,14 @@ import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
 import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { validateCheckpointName } from '../names';
-import { sha256File } from '../backup/checksum';
 import { writeFileAtomic } from '../backup/fsutil';
 import type { QmpJob } from '../backup/jobs';
 import { JobLog } from '../backup/joblog';
 import { BackupLock, readLock, type BackupJournal, type JournalDisk } from '../backup/lock';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId, type BackupManifest, type BackupManifestDisk } from '../backup/manifest';
 import { backupNames, planBackup, type BackupRequest, type DiskPlan } from '../backup/plan';
-import { acquireBackupLock, BackupFailedError, TOOL } from '../backup/push';
-import { createQcow2, imageInfo } from '../backup/qemuimg';
+import { acquireBackupLock, BackupFailedError, recordLayer, TOOL } from '../backup/push';
+import { createQcow2 } from '../backup/qemuimg';
 import { BackupRepository } from '../backup/repository';
 import { keepSourceGranularity } from '../dirtymap/dirtymap';
 import { copyExtents } from './copy';
@@ -353,26 +352,7 @@ async function execute(engine: CheckpointEngineApi, client: QmpClient, o: PullOp
     const entries: BackupManifestDisk[] = [];
     for (const s of disks) {
       const d = s.plan;
-      fs.renameSync(s.partial, s.final);
-      const sum = await sha256File(s.final);
-      const info = await imageInfo(s.final, { format: 'qcow2' });
-      if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${s.final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
-      const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
-      const entry: BackupManifestDisk = {
-        name: d.disk.name, kind: d.kind, image: BackupRepository.imageRel(d.disk.name, id), virtualSize: d.disk.virtualSize,
-        bytesCopied: s.dataBytes, fileSize: sum.size, sha256: sum.sha256,
-        sourceImage: d.disk.imageFile, sourceFormat: d.disk.format,
-        checkpointBitmap: wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap'),
-      };
-      if (d.since !== undefined) entry.since = d.since;
-      if (d.base !== undefined) {
-        entry.base = d.base;
-        entry.backingFile = `${d.base}.qcow2`;
-      }
-      if (d.fallbackReason !== undefined) entry.fallbackReason = d.fallbackReason;
-      if (src?.compat) entry.sourceCompat = src.compat;
-      if (src?.clusterSize ?? d.disk.clusterSize) entry.sourceClusterSize = src?.clusterSize ?? d.disk.clusterSize;
-      entries.push(entry);
+      entries.push(await recordLayer(d, s.partial, s.final, id, s.dataBytes, wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap')));
     }
     const manifest: BackupManifest = {
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, id,
