@@ -16,24 +16,12 @@ import { BackupRepository } from '../electron/engine/backup/repository';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
 import { QmpClient } from '../electron/qmp/client';
+import { median, stats, time } from './measure';
 
 const rounds = Number(process.argv[2] ?? 5);
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-function stats(xs: number[]): string {
-  const s = [...xs].sort((a, b) => a - b);
-  return `${median(xs).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]`;
-}
-async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 /**
  * Flushes earlier writes and deletions before a timed step. Without it each step pays for the one

@@ -9,20 +9,15 @@ import * as path from 'node:path';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
 import { QmpClient } from '../electron/qmp/client';
+import { median, time } from './measure';
 
 const rounds = Number(process.argv[2] ?? 30);
 const MiB = 1024 * 1024;
 
+/** Finer than the shared stats(): these operations take milliseconds. */
 function stats(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
-  const med = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  return `${med.toFixed(2)} ms [${s[0]!.toFixed(2)}..${s[s.length - 1]!.toFixed(2)}] (n=${s.length})`;
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  return `${median(xs).toFixed(2)} ms [${s[0]!.toFixed(2)}..${s[s.length - 1]!.toFixed(2)}] (n=${s.length})`;
 }
 
 async function main(): Promise<void> {
