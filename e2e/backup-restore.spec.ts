@@ -1,37 +1,11 @@
 // Backups and restore through the UI against a REAL demo VM: a full and an incremental backup with
 // per-disk progress and the bytes to copy shown before they run, a cancelled backup that stays on
 // the timeline as ✕, and a restore to a new image checked byte for byte with qemu-img.
-import type { Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { artifact, expect, test } from './fixtures';
-
-async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained') {
-  await page.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'Create checkpoint' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill(name);
-  if (layout) await dialog.getByRole('radio', { name: new RegExp(layout) }).check();
-  await dialog.getByRole('button', { name: 'Create checkpoint' }).click();
-  await expect(dialog).toBeHidden();
-}
-
-async function simulateWrites(page: Page, disk: string, mib: number) {
-  const jobs = page.getByRole('region', { name: 'Jobs' }).getByRole('article').filter({ hasText: `Write ${mib} MiB` });
-  const before = await jobs.count();
-  await page.getByRole('button', { name: 'Simulate writes' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Disk', { exact: true }).selectOption(disk);
-  await dialog.getByRole('radio', { name: /^sequential/i }).check();
-  await dialog.getByLabel('Amount (MiB)').fill(String(mib));
-  await dialog.getByLabel('Rate (MiB/s)').fill('32');
-  await dialog.getByRole('button', { name: 'Start writing' }).click();
-  await expect(dialog).toBeHidden();
-  await expect(jobs).toHaveCount(before + 1);
-  await expect(jobs.first()).toContainText('succeeded', { timeout: 30_000 });
-}
-
-const band = (page: Page, disk: string) => page.locator(`g.band[data-disk="${disk}"]`);
+import { band, createCheckpoint, simulateWrites } from './ui';
 
 test('full and incremental backups: bytes to copy before, per-disk progress, markers; a cancelled one stays as ✕', async ({ app, consoleErrors }) => {
   await createCheckpoint(app, 'base', 'Independent');

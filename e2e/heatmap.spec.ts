@@ -3,16 +3,7 @@
 // the write simulator runs — one read per disk at a time, none while nothing changes.
 import type { Page } from '@playwright/test';
 import { artifact, expect, test } from './fixtures';
-
-async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained') {
-  await page.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'Create checkpoint' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill(name);
-  if (layout) await dialog.getByRole('radio', { name: new RegExp(layout) }).check();
-  await dialog.getByRole('button', { name: 'Create checkpoint' }).click();
-  await expect(dialog).toBeHidden();
-  await expect(page.getByRole('treeitem', { name: new RegExp(`^${name},`) })).toBeVisible();
-}
+import { createCheckpoint } from './ui';
 
 /** Starts the write simulator and returns its job card (without waiting for it to end). */
 async function startWrites(page: Page, disk: string, mib: number, rate: number, pattern: 'sequential' | 'random') {

@@ -2,41 +2,15 @@
 // incremental pull into the repository with progress and timeline markers, and an export-only pull
 // whose NBD URIs (with Copy buttons and the admin's commands) are read by the real nbdinfo before
 // the admin reports the outside copy as succeeded — or failed, which rolls its checkpoint back.
-import type { Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { artifact, expect, test } from './fixtures';
+import { band, createCheckpoint, simulateWrites } from './ui';
 
 const MiB = 1024 * 1024;
 
-async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained') {
-  await page.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'Create checkpoint' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill(name);
-  if (layout) await dialog.getByRole('radio', { name: new RegExp(layout) }).check();
-  await dialog.getByRole('button', { name: 'Create checkpoint' }).click();
-  await expect(dialog).toBeHidden();
-}
-
-async function simulateWrites(page: Page, disk: string, mib: number) {
-  const jobs = page.getByRole('region', { name: 'Jobs' }).getByRole('article').filter({ hasText: `Write ${mib} MiB` });
-  const before = await jobs.count();
-  await page.getByRole('button', { name: 'Simulate writes' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Disk', { exact: true }).selectOption(disk);
-  await dialog.getByRole('radio', { name: /^sequential/i }).check();
-  await dialog.getByLabel('Amount (MiB)').fill(String(mib));
-  await dialog.getByLabel('Rate (MiB/s)').fill('64');
-  await dialog.getByRole('button', { name: 'Start writing' }).click();
-  await expect(dialog).toBeHidden();
-  await expect(jobs).toHaveCount(before + 1);
-  await expect(jobs.first()).toContainText('succeeded', { timeout: 30_000 });
-}
-
-const band = (page: Page, disk: string) => page.locator(`g.band[data-disk="${disk}"]`);
-
 test('pull backups from the dialog: full, then incremental with the bytes to copy; progress, log and markers', async ({ app, host, consoleErrors }) => {
   await createCheckpoint(app, 'base', 'Independent');
-  await simulateWrites(app, 'vda', 8);
+  await simulateWrites(app, 'vda', 8, { rate: 64 });
 
   await app.getByRole('button', { name: 'Back up' }).click();
   let dialog = app.getByRole('dialog', { name: /^Back up / });
@@ -59,7 +33,7 @@ test('pull backups from the dialog: full, then incremental with the bytes to cop
   await expect(band(app, 'vda').locator('.backup-mark.backup-full title')).toContainText('pull mode (read over NBD)');
 
   // Incremental: only the 4 MiB written since the full pull's checkpoint, as the dialog said before.
-  await simulateWrites(app, 'vda', 4);
+  await simulateWrites(app, 'vda', 4, { rate: 64 });
   await app.getByRole('button', { name: 'Back up' }).click();
   dialog = app.getByRole('dialog', { name: /^Back up / });
   await dialog.getByRole('radio', { name: /^Pull/ }).check();
@@ -88,7 +62,7 @@ test('export-only pull: NBD URIs with Copy, the commands work as shown, success 
   await host.handlers['checkpoint:create'](vm!.id, { name: 'base', layout: 'independent' });
   const { backup: full } = await host.handlers['backup:begin'](vm!.id, { full: true });
   const since = full.checkpoint!;
-  await simulateWrites(app, 'vda', 4);
+  await simulateWrites(app, 'vda', 4, { rate: 64 });
   const tree = app.getByRole('tree', { name: /^Checkpoints of / });
   await expect(tree.getByRole('treeitem')).toHaveCount(2);
 

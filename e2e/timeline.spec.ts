@@ -3,29 +3,7 @@
 // the keyboard, delete a checkpoint. Screenshots of each state go to e2e/artifacts/.
 import type { Page } from '@playwright/test';
 import { artifact, expect, test } from './fixtures';
-
-async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained') {
-  await page.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'Create checkpoint' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill(name);
-  if (layout) await dialog.getByRole('radio', { name: new RegExp(layout) }).check();
-  await dialog.getByRole('button', { name: 'Create checkpoint' }).click();
-  await expect(dialog).toBeHidden();
-  await expect(page.getByRole('treeitem', { name: new RegExp(`^${name},`) })).toBeVisible();
-}
-
-async function simulateWrites(page: Page, disk: string, mib: number, pattern: 'sequential' | 'random' = 'sequential') {
-  await page.getByRole('button', { name: 'Simulate writes' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Disk', { exact: true }).selectOption(disk);
-  await dialog.getByRole('radio', { name: new RegExp(`^${pattern}`, 'i') }).check();
-  await dialog.getByLabel('Amount (MiB)').fill(String(mib));
-  await dialog.getByLabel('Rate (MiB/s)').fill('32');
-  await dialog.getByRole('button', { name: 'Start writing' }).click();
-  await expect(dialog).toBeHidden();
-  const job = page.getByRole('region', { name: 'Jobs' }).getByRole('article').filter({ hasText: `to ${disk}` }).first();
-  await expect(job).toContainText('succeeded', { timeout: 30_000 });
-}
+import { createCheckpoint, simulateWrites } from './ui';
 
 const span = (page: Page, disk: string, checkpoint: string) => page.locator(`g.band[data-disk="${disk}"] .span[data-checkpoint="${checkpoint}"]`);
 

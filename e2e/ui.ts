@@ -1,0 +1,37 @@
+// Page actions the UI specs share: they drive the app the way an admin does, through its dialogs.
+import type { Page } from '@playwright/test';
+import { expect } from './fixtures';
+
+/** Creates a checkpoint from the dialog (choosing the layout at the first one) and waits for it in the tree. */
+export async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained'): Promise<void> {
+  await page.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'Create checkpoint' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name').fill(name);
+  if (layout) await dialog.getByRole('radio', { name: new RegExp(layout) }).check();
+  await dialog.getByRole('button', { name: 'Create checkpoint' }).click();
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole('treeitem', { name: new RegExp(`^${name},`) })).toBeVisible();
+}
+
+/** Runs the write simulator on `disk` from its dialog and waits until the job has succeeded. */
+export async function simulateWrites(
+  page: Page, disk: string, mib: number,
+  options: { rate?: number; pattern?: 'sequential' | 'random' } = {},
+): Promise<void> {
+  const pattern = options.pattern ?? 'sequential';
+  const jobs = page.getByRole('region', { name: 'Jobs' }).getByRole('article').filter({ hasText: `Write ${mib} MiB` });
+  const before = await jobs.count();
+  await page.getByRole('button', { name: 'Simulate writes' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Disk', { exact: true }).selectOption(disk);
+  await dialog.getByRole('radio', { name: new RegExp(`^${pattern}`, 'i') }).check();
+  await dialog.getByLabel('Amount (MiB)').fill(String(mib));
+  await dialog.getByLabel('Rate (MiB/s)').fill(String(options.rate ?? 32));
+  await dialog.getByRole('button', { name: 'Start writing' }).click();
+  await expect(dialog).toBeHidden();
+  await expect(jobs).toHaveCount(before + 1);
+  await expect(jobs.first()).toContainText('succeeded', { timeout: 30_000 });
+}
+
+/** A disk's band (its lanes) on the timeline. */
+export const band = (page: Page, disk: string) => page.locator(`g.band[data-disk="${disk}"]`);
