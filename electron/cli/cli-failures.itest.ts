@@ -4,7 +4,7 @@
 // every entry point, a foreign bitmap with the checkpoint's name, a disk that cannot hold bitmaps,
 // QEMU gone. Each failure is one "error: …" line, a non-zero exit, and nothing changed.
 
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,30 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint, HealthIssue, VmInfo } from '../../shared/domain';
 import { labStatus, stopLab } from '../engine/lab/labvm';
 import { QmpClient } from '../qmp/client';
+import { runTidemark, type CliRun as Run } from './run-cli';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 let dir: string;
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
 /** Runs the CLI; `fileLimitKiB` runs it under `ulimit -f` (files it writes cannot grow past that). */
-function tidemark(args: string[], opts: { fileLimitKiB?: number } = {}): Promise<Run> {
-  const env = { ...process.env };
-  delete env.TIDEMARK_DEBUG;
-  const argv = ['--state-dir', dir, ...args];
-  const [cmd, cmdArgs] = opts.fileLimitKiB === undefined
-    ? ['node', [BIN, ...argv]]
-    : ['bash', ['-c', `trap "" XFSZ; ulimit -f ${opts.fileLimitKiB}; exec node "$@"`, 'bash', BIN, ...argv]];
-  return new Promise((resolve) => {
-    execFile(cmd as string, cmdArgs as string[], { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout, err: stderr });
-    });
-  });
-}
+const tidemark = (args: string[], opts: { fileLimitKiB?: number } = {}): Promise<Run> => runTidemark(dir, args, opts);
 
 async function ok(args: string[]): Promise<Run> {
   const r = await tidemark(args);

@@ -3,31 +3,16 @@
 // checkpoints, and stopped; by its demo identity (lab.json) and as an endpoint whose VM id was
 // remembered at its last connection (endpoints.json). Mutating commands keep failing clearly.
 
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labStatus, stopLab } from '../engine/lab/labvm';
+import { runTidemark, type CliRun as Run } from './run-cli';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 let dir: string;
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function tidemark(args: string[]): Promise<Run> {
-  const env = { ...process.env };
-  delete env.TIDEMARK_DEBUG;
-  return new Promise((resolve) => {
-    execFile('node', [BIN, '--state-dir', dir, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout, err: stderr });
-    });
-  });
-}
+const tidemark = (args: string[]): Promise<Run> => runTidemark(dir, args);
 
 async function ok(args: string[]): Promise<Run> {
   const r = await tidemark(args);

@@ -3,26 +3,18 @@
 // that backup (a note), never as foreign bitmaps; once the backup is cancelled they are gone and
 // nothing is left over. Real CLI processes, real demo VM. (The engine tests cover the commit.)
 
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthIssue } from '../../shared/domain';
 import { stopLab } from '../engine/lab/labvm';
+import { runTidemark, TIDEMARK_BIN as BIN } from './run-cli';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 let dir: string;
 
-function tidemark(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const env = { ...process.env };
-  delete env.TIDEMARK_DEBUG;
-  return new Promise((resolve) => {
-    execFile('node', [BIN, '--state-dir', dir, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout, err: stderr });
-    });
-  });
-}
+const tidemark = (args: string[]) => runTidemark(dir, args);
 
 async function ok(args: string[]): Promise<string> {
   const r = await tidemark(args);

@@ -2,7 +2,6 @@
 // lab start → checkpoints in both layouts → list/tree/json → dumpxml → writes → delete → lab stop,
 // plus the error paths a user meets.
 
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,26 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint, VmInfo } from '../../shared/domain';
 import { formatCheckpointXml, parseCheckpointXml } from '../engine/checkpoints/xml';
 import { stopLab } from '../engine/lab/labvm';
+import { runTidemark, type CliRun as Run } from './run-cli';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 let dir: string;
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function tidemark(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const childEnv = { ...process.env, ...env };
-    delete childEnv.TIDEMARK_DEBUG;
-    execFile('node', [BIN, '--state-dir', dir, ...args], { env: childEnv, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, out: stdout, err: stderr });
-    });
-  });
-}
+const tidemark = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> => runTidemark(dir, args, { env });
 
 async function ok(args: string[]): Promise<string> {
   const r = await tidemark(args);

@@ -13,19 +13,13 @@ import type { Checkpoint } from '../../../shared/domain';
 import { compareWith, MiB, Shadow } from '../../engine/backup/itest-helpers';
 import { startLab, stopLab } from '../../engine/lab/labvm';
 import { QmpClient } from '../../qmp/client';
+import { runTidemark, TIDEMARK_BIN as BIN, type CliRun as Run } from '../run-cli';
 
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'tidemark.js');
 const DISKS = [
   { name: 'vda', sizeBytes: 64 * MiB },
   { name: 'vdb', sizeBytes: 32 * MiB },
   { name: 'vdc', sizeBytes: 16 * MiB, legacy: true },
 ];
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
 for (const layout of ['independent', 'chained'] as const) {
   describe(`backups through the CLI (${layout} layout)`, () => {
@@ -36,14 +30,7 @@ for (const layout of ['independent', 'chained'] as const) {
     const labDir = () => path.join(dir, 'lab');
     const image = (disk: string) => path.join(labDir(), 'disks', `${disk}.qcow2`);
 
-    const tidemark = (args: string[]): Promise<Run> =>
-      new Promise((resolve) => {
-        const env = { ...process.env };
-        delete env.TIDEMARK_DEBUG;
-        execFile('node', [BIN, '--state-dir', dir, ...args], { env, timeout: 120_000 }, (error, stdout, stderr) => {
-          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout, err: stderr });
-        });
-      });
+    const tidemark = (args: string[]): Promise<Run> => runTidemark(dir, args, { timeoutMs: 120_000 });
     const ok = async (args: string[]): Promise<string> => {
       const r = await tidemark(args);
       if (r.code !== 0) throw new Error(`tidemark ${args.join(' ')} exited ${r.code}: ${r.err}`);

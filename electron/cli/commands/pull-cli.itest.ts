@@ -3,7 +3,7 @@
 // shadow copy), and `--mode pull --export-only` (nbdinfo reads the printed URI and its dirty map,
 // then `backup-end` decides whether the checkpoint counts).
 
-import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,8 +12,8 @@ import type { BackupRecord } from '../../../shared/contract';
 import { compareWith, MiB, Shadow } from '../../engine/backup/itest-helpers';
 import { startLab, stopLab } from '../../engine/lab/labvm';
 import { QmpClient } from '../../qmp/client';
+import { runTidemark, TIDEMARK_BIN as BIN } from '../run-cli';
 
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'tidemark.js');
 const DISKS = [{ name: 'vda', sizeBytes: 32 * MiB }];
 
 describe('backup-begin --mode pull through the CLI', () => {
@@ -23,11 +23,7 @@ describe('backup-begin --mode pull through the CLI', () => {
   let shadow: Shadow;
   let exporter: ChildProcess | undefined;
 
-  const tidemark = (args: string[]): Promise<{ code: number; out: string; err: string }> =>
-    new Promise((resolve) => {
-      execFile('node', [BIN, '--state-dir', dir, ...args], { timeout: 120_000 }, (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout, err: stderr }));
-    });
+  const tidemark = (args: string[]) => runTidemark(dir, args, { timeoutMs: 120_000 });
   const ok = async (args: string[]): Promise<string> => {
     const r = await tidemark(args);
     if (r.code !== 0) throw new Error(`tidemark ${args.join(' ')} exited ${r.code}: ${r.err}`);
