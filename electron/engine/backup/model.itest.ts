@@ -22,6 +22,7 @@ import { runPull } from '../pull/pull';
 import { runBackup } from './push';
 import { restoreTo } from './restore';
 import { describeFailures, verifyBackups } from './verify';
+import { prng } from '../lab/writer';
 
 const SEED = process.env.TIDEMARK_MODEL_SEED ? Number(process.env.TIDEMARK_MODEL_SEED) : Math.floor(Math.random() * 2 ** 31);
 const OPS = process.env.TIDEMARK_MODEL_OPS ? Number(process.env.TIDEMARK_MODEL_OPS) : 300;
@@ -35,17 +36,6 @@ const DISKS = [
 const PENDING = 'pending-pull';
 const MAX_LIVE_BACKUPS = 10;
 
-/** mulberry32: small, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Counts {
   [op: string]: number;

@@ -108,7 +108,7 @@ export async function writeAt(
 }
 
 /** mulberry32: a small, well-mixed PRNG; deterministic across platforms. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
