@@ -13,7 +13,7 @@ import { formatBytes, formatInfo, formatTable, formatTime, formatTree } from './
 import { checkpointWarnings, formatHealth, healthSummary, healthWarnings } from './health';
 import { runCli } from './main';
 
-const PRINT_XML_FIXTURE = path.join(__dirname, '..', 'engine', 'checkpoints', 'xml-fixtures', 'libvirt-9.0', 'checkpoint-create-as-print-xml.xml');
+const PRINT_XML_FIXTURE = path.resolve(__dirname, '../../test/fixtures/libvirt-9.0/checkpoint-create-as-print-xml.xml');
 
 describe('parseArgs', () => {
   it('a required option missing is a usage error naming it', () => {

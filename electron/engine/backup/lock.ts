@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { PreparedCheckpoint } from '../checkpoints/api';
-import { createFileExclusive, processAlive, processStartTicks, writeFileAtomic } from './fsutil';
+import { createFileExclusive, writeFileAtomic } from '../../os/atomic-file';
+import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
 import type { BackupKind } from './manifest';
 import type { BackupRepository } from './repository';
 import type { PullJournal } from '../pull/leftovers';
@@ -29,7 +30,7 @@ export interface JournalDisk {
 
 export interface BackupJournal {
   pid: number;
-  startTicks?: number;
+  startTicks?: number | string;
   host: string;
   backupId: string;
   vmId: string;
@@ -78,7 +79,7 @@ export function readLock(repo: BackupRepository, vmId: string): { journal: Backu
     return { journal: { pid: 0, host: os.hostname(), backupId: '?', vmId, endpoint: '', startedAt: 0, updatedAt: 0, phase: 'preparing', kind: 'full', executed: false, disks: [], progress: [], log: [] }, alive: false };
   }
   const sameHost = journal.host === os.hostname();
-  const alive = !sameHost || processAlive(journal.pid, journal.startTicks);
+  const alive = !sameHost || isProcessAlive(journal.pid, journal.startTicks);
   return { journal, alive };
 }
 
@@ -92,7 +93,7 @@ export class BackupLock {
   static acquire(repo: BackupRepository, init: Omit<BackupJournal, 'pid' | 'startTicks' | 'host' | 'updatedAt'>): BackupLock {
     const file = lockPath(repo, init.vmId);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const journal: BackupJournal = { ...init, pid: process.pid, startTicks: processStartTicks(process.pid), host: os.hostname(), updatedAt: Date.now() };
+    const journal: BackupJournal = { ...init, pid: process.pid, startTicks: ownStartTime(), host: os.hostname(), updatedAt: Date.now() };
     try {
       createFileExclusive(file, JSON.stringify(journal, null, 2));
     } catch (e) {

@@ -12,7 +12,7 @@ import type { QmpClient } from '../../qmp/client';
 import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { validateCheckpointName } from '../names';
 import { sha256File } from './checksum';
-import { writeFileAtomic } from './fsutil';
+import { writeFileAtomic } from '../../os/atomic-file';
 import { JobGroup, type JobState, type QmpJob } from './jobs';
 import { JobLog } from './joblog';
 import { BackupLock, readLock, removeLock, StaleBackupError, type BackupJournal, type JournalDisk } from './lock';

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { safeFileStem, vmKey } from '../names';
-import { writeFileAtomic } from './fsutil';
+import { writeFileAtomic } from '../../os/atomic-file';
 import {
   parseBranchPoint, parseManifest, serializeManifest, validateBackupId, type BackupManifest, type BackupManifestDisk, type BranchPoint,
 } from './manifest';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { JobInfo } from '../../../shared/contract';
 import { MetadataStore } from '../checkpoints/store';
-import { fsyncDir } from './fsutil';
+import { fsyncDir } from '../../os/atomic-file';
 import { JobLog } from './joblog';
 import { newBackupId, type BackupManifest } from './manifest';
 import { addBitmap, compareImages, convertImage, imageInfo, QemuImgError } from './qemuimg';

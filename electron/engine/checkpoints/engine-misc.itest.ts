@@ -9,7 +9,7 @@ import { CheckpointEngine } from './engine';
 import { killLab } from '../lab/labvm';
 import { bitmap, bitmaps, startRig, stopRig, type Rig } from './itest-helpers';
 
-const FIXTURES = path.resolve(__dirname, '../../../../shared/fixtures/libvirt-9.0');
+const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/libvirt-9.0');
 
 /** Every path under dir, relative, sorted. */
 function tree(dir: string): string[] {

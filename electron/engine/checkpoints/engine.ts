@@ -17,7 +17,7 @@ import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
 import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
 import { bitmapIsValidForCheckpoint, checkHealth, type PendingInput } from './health';
-import { isProcessAlive, processStart } from './lock';
+import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
 import {
   changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, type LiveBitmap, type PlanLive, type PlanState,
 } from './plan';
@@ -146,7 +146,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       checkpoint: record.checkpoint,
       command: record.owner.command,
       pid: record.owner.pid,
-      status: !isProcessAlive(record.owner) ? 'interrupted' : record.abandoned ? 'abandoned' : 'in-progress',
+      status: !isProcessAlive(record.owner.pid, record.owner.start) ? 'interrupted' : record.abandoned ? 'abandoned' : 'in-progress',
     }));
   }
 
@@ -367,7 +367,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       const actions = planCreate({ ...this.planState(), layout }, checkpoint, this.live(vm));
       this.assertNotBusy(actions, vm);
       if (markPending) {
-        const start = processStart(process.pid);
+        const start = ownStartTime();
         const owner = { pid: process.pid, command: this.holdCommand, since: new Date().toISOString(), ...(start !== undefined ? { start } : {}) };
         try {
           this.store.writePending({ checkpoint, owner });

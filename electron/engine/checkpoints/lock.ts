@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeFsError } from './fserror';
+import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
 
 export interface LockInfo {
   pid: number;
@@ -28,29 +29,6 @@ export class LockHeldError extends Error {
     super(message);
     this.name = 'LockHeldError';
   }
-}
-
-/** A process's start time in clock ticks since boot, or undefined where /proc cannot tell. */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 2 (comm) may contain spaces and parentheses: count fields after its last ")".
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** True while a process runs: its pid exists and, when `start` is given, it started then (not a reused pid). */
-export function isProcessAlive(holder: { pid: number; start?: string }): boolean {
-  try {
-    process.kill(holder.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: exists, owned by someone else
-  }
-  if (holder.start === undefined) return true;
-  const now = processStart(holder.pid);
-  return now === undefined || now === holder.start;
 }
 
 function readHolder(file: string): { info?: LockInfo; raw: string } | undefined {
@@ -133,7 +111,7 @@ export async function acquireLock(file: string, opts: LockOptions): Promise<() =
     throw cannotLock(opts.what, file, e);
   }
   const me: LockInfo = { pid: process.pid, command: opts.command, since: new Date().toISOString() };
-  const start = processStart(process.pid);
+  const start = ownStartTime();
   if (start !== undefined) me.start = start;
   const deadline = Date.now() + (opts.waitMs ?? 5_000);
   let unreadableSince: number | undefined;
@@ -154,7 +132,7 @@ export async function acquireLock(file: string, opts: LockOptions): Promise<() =
     } catch (e) {
       throw new Error(`cannot lock the ${opts.what}: cannot read ${file}: ${describeFsError(e)}; nothing was changed`, { cause: e });
     }
-    if (holder?.info && !isProcessAlive(holder.info)) {
+    if (holder?.info && !isProcessAlive(holder.info.pid, holder.info.start)) {
       breakStale(file, holder.raw);
       continue;
     }

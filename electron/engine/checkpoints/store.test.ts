@@ -4,8 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Checkpoint } from '../../../shared/domain';
-import { acquireLock, LockHeldError, processStart } from './lock';
-import { MetadataStore, writeFileAtomic } from './store';
+import { writeFileAtomic } from '../../os/atomic-file';
+import { ownStartTime } from '../../os/process-liveness';
+import { acquireLock, LockHeldError } from './lock';
+import { MetadataStore } from './store';
 
 let root: string;
 beforeEach(() => {
@@ -205,11 +207,11 @@ describe('lock', () => {
   });
 
   it('a lock whose pid now belongs to another process (pid reused) is stale', async () => {
-    expect(processStart(process.pid)).toMatch(/^\d+$/);
+    expect(ownStartTime()).toMatch(/^\d+$/);
     // our own pid, but a start time that is not ours: the holder died and its pid was reused
     fs.writeFileSync(file(), JSON.stringify({ pid: process.pid, command: 'long gone', since: 'then', start: '1' }));
     const release = await acquireLock(file(), { command: 'new', what: 'x', waitMs: 200 });
-    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toMatchObject({ pid: process.pid, command: 'new', start: processStart(process.pid) });
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toMatchObject({ pid: process.pid, command: 'new', start: ownStartTime() });
     release();
   });
 

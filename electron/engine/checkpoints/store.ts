@@ -14,6 +14,7 @@ import { v, type Validator } from '../../../shared/validate';
 import { checkpointFileName, validateCheckpointName, vmKey } from '../names';
 import { describeFsError } from './fserror';
 import { acquireLock } from './lock';
+import { fsyncDir, stageFile, writeFileAtomic } from '../../os/atomic-file';
 
 export interface VmRecord {
   id: string;
@@ -85,53 +86,6 @@ const pendingV: Validator<PendingCheckpoint> = v.object({
   }),
   abandoned: v.optional(v.boolean()),
 });
-
-/**
- * Writes `data` next to `file` in a temp file and fsyncs it, without replacing `file` yet. Fails
- * (leaving nothing behind) when the directory cannot take the data: full, read-only, no permission.
- */
-function stageFile(file: string, data: string): string {
-  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const fd = fs.openSync(tmp, 'wx', 0o644);
-  try {
-    // writeSync may write less than asked (a full disk, a file size limit) without throwing: loop,
-    // so the next call reports the error instead of a truncated file being renamed into place.
-    const buf = Buffer.from(data, 'utf8');
-    for (let off = 0; off < buf.length; ) {
-      const n = fs.writeSync(fd, buf, off, buf.length - off);
-      if (n <= 0) throw new Error(`short write to ${tmp}`);
-      off += n;
-    }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  return tmp;
-}
-
-/** Writes `data` to `file` atomically and durably. */
-export function writeFileAtomic(file: string, data: string): void {
-  const tmp = stageFile(file, data);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(path.dirname(file));
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /** Metadata changes written aside (staged) before QEMU is touched, then put in place by commit(). */
 export interface StagedChanges {

@@ -1,6 +1,6 @@
 // libvirt <domaincheckpoint> XML: a strict parser (as strict as libvirt's RNG schema, with DTDs
 // refused so no entity is ever expanded) and a formatter that writes what libvirt 9.0 writes,
-// byte for byte (see ../shared/fixtures/libvirt-9.0 and libvirt-tests).
+// byte for byte (see test/fixtures/libvirt-9.0 and libvirt-tests).
 
 import { SaxesParser } from 'saxes';
 import type { Checkpoint, CheckpointDisk } from '../../../shared/domain';

@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { writeFileAtomic } from '../../os/atomic-file';
+import { isProcessAlive, processCommandLine } from '../../os/process-liveness';
 import { QmpClient } from '../../qmp/client';
 
 export interface LabDiskSpec {
@@ -71,26 +73,14 @@ function readRecord(dir: string): LabRecord | undefined {
 }
 
 function writeRecord(dir: string, rec: LabRecord): void {
-  const tmp = `${recordPath(dir)}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(rec, null, 2));
-  fs.renameSync(tmp, recordPath(dir));
+  writeFileAtomic(recordPath(dir), JSON.stringify(rec, null, 2));
 }
 
-/** True when `pid` is a live QEMU process (not a recycled pid of something else). */
+/** True when `pid` is a live QEMU process (not a zombie, not a recycled pid of something else). */
 export function isQemuAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) Z /.test(stat)) return false; // a zombie is dead for our purposes
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu-system');
-  } catch {
-    return true;
-  }
+  if (!pid || !isProcessAlive(pid)) return false;
+  const cmd = processCommandLine(pid);
+  return cmd === '' || cmd.includes('qemu-system');
 }
 
 export function labStatus(dir: string): LabStatus {

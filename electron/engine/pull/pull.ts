@@ -18,7 +18,7 @@ import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
 import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { validateCheckpointName } from '../names';
-import { writeFileAtomic } from '../backup/fsutil';
+import { writeFileAtomic } from '../../os/atomic-file';
 import type { QmpJob } from '../backup/jobs';
 import { JobLog } from '../backup/joblog';
 import { BackupLock, readLock, type BackupJournal, type JournalDisk } from '../backup/lock';
