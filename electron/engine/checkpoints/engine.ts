@@ -1,29 +1,31 @@
-// The checkpoint engine: plan (plan.ts, pure) → execute (one QMP transaction for all disks) →
-// record (store.ts). Every operation first re-reads the metadata and the live VM, checks health,
-// and holds the VM's metadata lock while it changes anything.
+// The checkpoint engine: plan (plan*.ts, pure) → execute (execute.ts: one QMP transaction for all
+// disks) → record (store.ts). Every operation first re-reads the metadata and the live VM, checks
+// health, and holds the VM's metadata lock while it changes anything.
 //
 // A checkpoint prepared for a caller's transaction (backups, pulls) is recorded as "pending" until
-// commitCreate/rollbackCreate, so health elsewhere says "being created by backup X" rather than
-// calling its bitmaps foreign. Pending checkpoints whose process died (or whose operation ended
-// without resolving them) are rolled back by the next create, prepare or delete.
+// commitCreate/rollbackCreate (pending.ts), so health elsewhere says "being created by backup X"
+// rather than calling its bitmaps foreign. Pending checkpoints whose process died (or whose
+// operation ended without resolving them) are rolled back by the next create, prepare or delete.
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type {
-  BitmapLayout, ChangesSince, Checkpoint, CheckpointDisk, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, ListFilter, VmInfo,
+  BitmapLayout, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, ListFilter, VmInfo,
 } from '../../../shared/domain';
-import { QmpConnectionError, QmpError } from '../../qmp/errors';
 import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
 import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
-import { bitmapIsValidForCheckpoint, checkHealth, type PendingInput } from './health';
-import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
+import { assertNotBusy, liveView, measureChanges, rediscoverVm, runTransaction } from './execute';
+import { checkHealth } from './health';
+import { LockHolds } from './hold';
+import { assertCommittable, PendingCheckpoints, rollbackState } from './pending';
 import {
-  changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, type LiveBitmap, type PlanLive, type PlanState,
+  assertDeleteMode, deleteOrder, planCreate, planDelete, planNewCheckpoint, planRollbackCreate, updatedSurvivors, withUnrecorded, type PlanLive, type PlanState,
 } from './plan';
+import { planTempBitmap, withSizes } from './plan-changes';
+import { checkXmlRequest, disksFromXml, planRedefine } from './plan-redefine';
 import { listCheckpoints } from './query';
-import { MetadataStore, type PendingCheckpoint, type StagedChanges, type VmRecord } from './store';
-import { formatCheckpointXml, parseCheckpointXml, type ParsedCheckpointXml } from './xml';
+import { MetadataStore, type StagedChanges, type VmRecord } from './store';
+import { formatCheckpointXml, parseCheckpointXml } from './xml';
 
 export interface CheckpointEngineOptions {
   /** The QMP endpoint string the client is connected to (part of the identity when QEMU has no uuid/name). */
@@ -33,25 +35,16 @@ export interface CheckpointEngineOptions {
   lockWaitMs?: number;
 }
 
-const VALID_MODES: readonly DeleteMode[] = ['plain', 'children', 'children-only', 'metadata'];
-
-/** A name given by the user, quoted in messages when it holds anything unusual ("vda\n", "../x"). */
-function shown(name: string): string {
-  return /^[\w.:@+-]+$/.test(name) ? name : JSON.stringify(name);
-}
-
 export class CheckpointEngine implements CheckpointEngineApi {
   readonly vmId: string;
   private vmRec: VmRecord | undefined;
   private checkpoints = new Map<string, Checkpoint>();
   private lastVm: VmInfo;
   private lastIssues: HealthIssue[] = [];
-  private readonly inLock = new AsyncLocalStorage<boolean>();
-  private mutex: Promise<void> = Promise.resolve();
+  private readonly holds: LockHolds;
   /** The command of the lock hold in progress (what a pending checkpoint's owner is called). */
   private holdCommand = 'checkpoint operation';
-  /** Pending checkpoints this engine prepared during the current lock hold and has not resolved. */
-  private readonly heldPending = new Set<string>();
+  private readonly pending: PendingCheckpoints;
   private closed = false;
 
   private constructor(
@@ -62,6 +55,15 @@ export class CheckpointEngine implements CheckpointEngineApi {
   ) {
     this.vmId = vm.id;
     this.lastVm = vm;
+    this.pending = new PendingCheckpoints(store);
+    this.holds = new LockHolds({
+      acquire: async (command) => {
+        const release = await store.lock(command, opts.lockWaitMs);
+        this.holdCommand = command;
+        return release;
+      },
+      beforeRelease: () => this.pending.settle(() => discoverVm(client, opts.endpoint)),
+    });
   }
 
   /** Discovers the VM, loads its metadata and checks health. Throws on damaged metadata. */
@@ -85,14 +87,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   private async refresh(): Promise<VmInfo> {
     this.assertOpen();
     this.reload();
-    let vm: VmInfo;
-    try {
-      vm = await discoverVm(this.client, this.opts.endpoint);
-    } catch (e) {
-      if (e instanceof QmpConnectionError) throw new Error(`QEMU at ${this.opts.endpoint} is gone (${e.message}); nothing was changed`, { cause: e });
-      throw e;
-    }
-    if (vm.id !== this.vmId) throw new Error(`the VM at ${this.opts.endpoint} is now ${vm.id}, not ${this.vmId}; reopen the engine`);
+    const vm = await rediscoverVm(this.client, this.opts.endpoint, this.vmId);
     this.lastVm = vm;
     this.lastIssues = this.computeHealth(vm);
     return vm;
@@ -122,134 +117,36 @@ export class CheckpointEngine implements CheckpointEngineApi {
   }
 
   private live(vm: VmInfo): PlanLive {
-    const disks = new Map(vm.disks.map((d) => [d.name, d]));
-    return {
-      node: (disk) => {
-        const d = disks.get(disk);
-        if (!d) throw new Error(`disk ${disk} is not attached to VM ${this.label}`);
-        return d.nodeName;
-      },
-      bitmap: (disk, name): LiveBitmap => {
-        const b = disks.get(disk)?.bitmaps.find((x) => x.name === name);
-        return !b ? 'missing' : b.inconsistent ? 'inconsistent' : 'ok';
-      },
-    };
+    return liveView(vm, this.label);
   }
 
   private computeHealth(vm: VmInfo): HealthIssue[] {
-    return checkHealth({ layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.vmRec?.current, disks: vm.disks, pending: this.pending() });
+    return checkHealth({ layout: this.layout() ?? 'independent', checkpoints: this.checkpoints, current: this.vmRec?.current, disks: vm.disks, pending: this.pending.list() });
   }
 
-  /** Pending checkpoints with the state of their owner: still at work, died, or gave up on them. */
-  private pending(): PendingInput[] {
-    return this.store.loadPending().map((record: PendingCheckpoint) => ({
-      checkpoint: record.checkpoint,
-      command: record.owner.command,
-      pid: record.owner.pid,
-      status: !isProcessAlive(record.owner.pid, record.owner.start) ? 'interrupted' : record.abandoned ? 'abandoned' : 'in-progress',
-    }));
-  }
-
-  /**
-   * Rolls back the bitmaps of pending checkpoints whose operation is over (its process died, or it
-   * ended without commit or rollback) and forgets them; forgets markers of recorded checkpoints.
-   * Runs under the lock, before a create or delete. Returns the names rolled back.
-   */
+  /** Rolls back left-over pending checkpoints (see pending.ts); returns the names rolled back. */
   private async reapLeftovers(vm: VmInfo): Promise<string[]> {
-    const reaped: string[] = [];
-    for (const p of this.pending()) {
-      const cp = p.checkpoint;
-      if (this.checkpoints.has(cp.name)) {
-        this.store.removePending(cp.name); // committed; the process died before it removed the marker
-        continue;
-      }
-      if (p.status === 'in-progress') continue;
-      const live = this.live(vm);
-      if (cp.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.some((x) => x.name === d.name) && live.bitmap(d.name, d.bitmap ?? cp.name) !== 'missing')) {
-        const state = this.planState();
-        const withIt: PlanState = { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
-        const actions = planRollbackCreate(withIt, cp.name, live);
-        this.assertNotBusy(actions, vm);
-        await this.transaction(actions, `removing the bitmaps of checkpoint ${cp.name}, left by ${p.status === 'interrupted' ? 'an interrupted' : 'an unfinished'} ${p.command} (pid ${p.pid})`);
-      }
-      this.store.removePending(cp.name);
-      reaped.push(cp.name);
-    }
+    const reaped = await this.pending.reapLeftovers(vm, (name) => this.checkpoints.has(name), (cp, what) => this.undoBitmaps(withUnrecorded(this.planState(), cp), cp, vm, what));
     if (reaped.length > 0) await this.refresh();
     return reaped;
   }
 
-  /**
-   * End of a lock hold: a pending checkpoint this engine prepared and did not resolve is either
-   * forgotten (its bitmaps were never created: the caller's transaction failed or never ran) or
-   * marked abandoned (its bitmaps exist: the next create or delete rolls them back).
-   */
-  private async settleHeldPending(): Promise<void> {
-    if (this.heldPending.size === 0) return;
-    const names = new Set(this.heldPending);
-    this.heldPending.clear();
-    try {
-      const vm = await discoverVm(this.client, this.opts.endpoint);
-      for (const p of this.store.loadPending()) {
-        if (!names.has(p.checkpoint.name) || p.owner.pid !== process.pid) continue;
-        const exists = p.checkpoint.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.find((x) => x.name === d.name)?.bitmaps.some((b) => b.name === (d.bitmap ?? p.checkpoint.name)));
-        if (exists) this.store.writePending({ ...p, abandoned: true });
-        else this.store.removePending(p.checkpoint.name);
-      }
-    } catch {
-      // QEMU or the state directory is gone: the marker stays; its owner's death makes it a left-over
-    }
+  /** Undoes the bitmaps of `cp`, current in `stateWithIt` (chained: merge back, re-enable predecessor). */
+  private async undoBitmaps(stateWithIt: PlanState, cp: Checkpoint, vm: VmInfo, what: string): Promise<void> {
+    const actions = planRollbackCreate(stateWithIt, cp.name, this.live(vm));
+    assertNotBusy(actions, vm);
+    await runTransaction(this.client, actions, what);
   }
 
   private baseRecord(vm: VmInfo): VmRecord {
     return { id: vm.id, name: vm.name, uuid: vm.uuid, endpoint: vm.endpoint, layout: this.vmRec?.layout, current: this.vmRec?.current };
   }
 
-  /** Runs one QMP transaction; a refusal by QEMU means no disk changed. */
-  private async transaction(actions: QmpAction[], what: string): Promise<void> {
-    if (actions.length === 0) return;
-    try {
-      await this.client.execute('transaction', { actions });
-    } catch (e) {
-      if (e instanceof QmpError) throw new Error(`${what} failed; QEMU changed nothing: ${e.desc}`, { cause: e });
-      throw new Error(`${what}: the outcome is unknown (${(e as Error).message}); check the VM's health`, { cause: e });
-    }
-  }
-
-  /** A clear error instead of QEMU's when an action would touch a bitmap held by a job. */
-  private assertNotBusy(actions: QmpAction[], vm: VmInfo): void {
-    const byNode = new Map(vm.disks.map((d) => [d.nodeName, d]));
-    for (const a of actions) {
-      const disk = byNode.get(String(a.data.node));
-      if (!disk) continue;
-      const names = [a.data.name, a.data.target, ...((a.data.bitmaps as unknown[] | undefined) ?? [])].filter((n): n is string => typeof n === 'string');
-      for (const n of names) {
-        if (disk.bitmaps.find((b) => b.name === n)?.busy) throw new Error(`bitmap ${n} on ${disk.name} is in use by a running job; try again when it has finished`);
-      }
-    }
-  }
-
   // ---------------------------------------------------------------- locking
 
   async withLock<T>(fn: () => Promise<T>, command = 'checkpoint operation'): Promise<T> {
     this.assertOpen();
-    if (this.inLock.getStore()) return fn(); // re-entrant within one engine's async call chain
-    const prev = this.mutex;
-    let done!: () => void;
-    this.mutex = new Promise<void>((r) => (done = r));
-    await prev;
-    try {
-      const release = await this.store.lock(command, this.opts.lockWaitMs);
-      this.holdCommand = command;
-      try {
-        return await this.inLock.run(true, fn);
-      } finally {
-        await this.settleHeldPending();
-        release();
-      }
-    } finally {
-      done();
-    }
+    return this.holds.run(command, fn); // re-entrant within one engine's async call chain
   }
 
   // ---------------------------------------------------------------- queries
@@ -289,42 +186,6 @@ export class CheckpointEngine implements CheckpointEngineApi {
 
   // ---------------------------------------------------------------- create
 
-  private chooseLayout(requested: BitmapLayout | undefined): BitmapLayout {
-    const stored = this.vmRec?.layout;
-    if (this.checkpoints.size === 0) return requested ?? stored ?? 'independent';
-    const inUse = stored ?? 'independent';
-    if (requested && requested !== inUse) {
-      throw new Error(`VM ${this.label} uses the ${inUse} bitmap layout; it can only change when the VM has no checkpoints (it has ${this.checkpoints.size})`);
-    }
-    return inUse;
-  }
-
-  private nameTaken(name: string, vm: VmInfo): boolean {
-    return this.checkpoints.has(name) || vm.disks.some((d) => d.bitmaps.some((b) => b.name === name));
-  }
-
-  private defaultName(vm: VmInfo): string {
-    const base = String(Math.floor(Date.now() / 1000));
-    if (!this.nameTaken(base, vm)) return base;
-    for (let i = 2; ; i++) if (!this.nameTaken(`${base}-${i}`, vm)) return `${base}-${i}`;
-  }
-
-  private chooseDisks(vm: VmInfo, requested: CreateCheckpointOptions['disks']): CheckpointDisk[] {
-    const byName = new Map(vm.disks.map((d) => [d.name, d]));
-    const asked = new Map<string, 'bitmap' | 'no'>();
-    for (const r of requested ?? []) {
-      if (!byName.has(r.name)) throw new Error(`unknown disk ${shown(r.name)} (VM ${this.label} has ${vm.disks.map((d) => d.name).join(', ') || 'no disks'})`);
-      if (asked.has(r.name)) throw new Error(`disk ${shown(r.name)} is listed twice`);
-      if (r.checkpoint !== 'bitmap' && r.checkpoint !== 'no') throw new Error(`disk ${r.name}: checkpoint must be "bitmap" or "no"`);
-      asked.set(r.name, r.checkpoint);
-    }
-    return vm.disks.map((d) => {
-      const want = asked.get(d.name) ?? (d.bitmapCapable ? 'bitmap' : 'no');
-      if (want === 'bitmap' && !d.bitmapCapable) throw new Error(`disk ${d.name} cannot hold a checkpoint bitmap: ${d.bitmapIncapableReason ?? 'unsupported image'}`);
-      return want === 'bitmap' ? { name: d.name, checkpoint: 'bitmap' } : { name: d.name, checkpoint: 'no' };
-    });
-  }
-
   /**
    * Checks and plans a new checkpoint without executing it, and records it as pending (until
    * commitCreate or rollbackCreate) so that others see its bitmaps as being created, not foreign.
@@ -340,54 +201,14 @@ export class CheckpointEngine implements CheckpointEngineApi {
     return this.withLock(async () => {
       let vm = await this.refresh();
       if ((await this.reapLeftovers(vm)).length > 0) vm = this.lastVm;
-      const layout = this.chooseLayout(options.layout);
-      const name = options.name === undefined ? this.defaultName(vm) : validateCheckpointName(options.name);
-      if (this.checkpoints.has(name)) throw new Error(`checkpoint ${name} already exists`);
-      const disks = this.chooseDisks(vm, options.disks);
-      for (const d of disks) {
-        if (d.checkpoint !== 'bitmap') continue;
-        if (vm.disks.find((x) => x.name === d.name)!.bitmaps.some((b) => b.name === name)) {
-          throw new Error(
-            `bitmap ${name} already exists on ${d.name} (foreign? remove it or pick another name; ` +
-              `if it is a checkpoint's bitmap whose metadata was deleted, checkpoint-create --redefine takes it back)`,
-          );
-        }
-        d.bitmap = name;
-      }
-      const now = Date.now();
-      const checkpoint: Checkpoint = {
-        name,
-        ...(options.description !== undefined ? { description: options.description } : {}),
-        ...(this.current() ? { parent: this.current()!.name } : {}),
-        creationTime: Math.floor(now / 1000),
-        createdAtMs: now,
-        disks,
-        layout,
-      };
-      const actions = planCreate({ ...this.planState(), layout }, checkpoint, this.live(vm));
-      this.assertNotBusy(actions, vm);
-      if (markPending) {
-        const start = ownStartTime();
-        const owner = { pid: process.pid, command: this.holdCommand, since: new Date().toISOString(), ...(start !== undefined ? { start } : {}) };
-        try {
-          this.store.writePending({ checkpoint, owner });
-        } catch (e) {
-          throw new Error(`${(e as Error).message}; nothing was changed`, { cause: e });
-        }
-        this.heldPending.add(name);
-      }
+      const checkpoint = planNewCheckpoint({
+        options, storedLayout: this.vmRec?.layout, checkpoints: this.checkpoints, current: this.current()?.name, disks: vm.disks, nowMs: Date.now(), vmLabel: this.label,
+      });
+      const actions = planCreate({ ...this.planState(), layout: checkpoint.layout }, checkpoint, this.live(vm));
+      assertNotBusy(actions, vm);
+      if (markPending) this.pending.add(checkpoint, this.holdCommand);
       return { checkpoint, actions };
     }, 'prepare checkpoint');
-  }
-
-  /** Forgets the pending record of a checkpoint that was committed or rolled back. */
-  private resolvePending(name: string): void {
-    this.heldPending.delete(name);
-    try {
-      this.store.removePending(name);
-    } catch {
-      // a marker that cannot be removed now is cleaned up later (its checkpoint is recorded or gone)
-    }
   }
 
   /** The new checkpoint's metadata, written aside until commit (it becomes current). */
@@ -419,17 +240,9 @@ export class CheckpointEngine implements CheckpointEngineApi {
     await this.withLock(async () => {
       const vm = await this.refresh();
       const cp = prepared.checkpoint;
-      if (this.checkpoints.has(cp.name)) throw new Error(`checkpoint ${cp.name} already exists`);
-      if (cp.parent !== this.current()?.name) {
-        throw new Error(`the current checkpoint changed since checkpoint ${cp.name} was prepared (now ${this.current()?.name ?? 'none'}); prepare and commit inside withLock`);
-      }
-      for (const d of cp.disks) {
-        if (d.checkpoint === 'bitmap' && this.live(vm).bitmap(d.name, d.bitmap ?? cp.name) !== 'ok') {
-          throw new Error(`cannot record checkpoint ${cp.name}: its bitmap is not on ${d.name} (did its actions run?)`);
-        }
-      }
+      assertCommittable(cp, this.checkpoints.has(cp.name), this.current()?.name, this.live(vm));
       this.record(prepared);
-      this.resolvePending(cp.name);
+      this.pending.resolve(cp.name);
       this.lastIssues = this.computeHealth(vm);
     }, `commit checkpoint ${prepared.checkpoint.name}`);
   }
@@ -440,24 +253,15 @@ export class CheckpointEngine implements CheckpointEngineApi {
       const vm = await this.refresh();
       const cp = prepared.checkpoint;
       const recorded = this.checkpoints.has(cp.name);
-      const state = this.planState();
-      const withIt: PlanState = recorded
-        ? state
-        : { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
-      const live = this.live(vm);
       // Nothing to undo when none of its bitmaps exist (never created, or already cleaned up).
-      const created = cp.disks.some((d) => d.checkpoint === 'bitmap' && vm.disks.some((x) => x.name === d.name) && live.bitmap(d.name, d.bitmap ?? cp.name) !== 'missing');
-      if (recorded || created) {
-        const actions = planRollbackCreate(withIt, cp.name, live);
-        this.assertNotBusy(actions, vm);
-        await this.transaction(actions, `rolling back checkpoint ${cp.name}`);
-      }
+      const undoFrom = rollbackState(this.planState(), cp, recorded, vm.disks);
+      if (undoFrom) await this.undoBitmaps(undoFrom, cp, vm, `rolling back checkpoint ${cp.name}`);
       if (recorded) {
         this.store.writeVm({ ...this.baseRecord(vm), current: cp.parent });
         this.store.removeCheckpoint(cp.name);
         this.reload();
       }
-      this.resolvePending(cp.name);
+      this.pending.resolve(cp.name);
       await this.refresh();
     }, `roll back checkpoint ${prepared.checkpoint.name}`);
   }
@@ -470,7 +274,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       // Metadata first, aside: a state directory that cannot take it fails before QEMU changes.
       const staged = this.stageBefore(() => this.stageRecord(prepared));
       try {
-        await this.transaction(prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
+        await runTransaction(this.client, prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
       } catch (e) {
         staged.abort();
         throw e;
@@ -485,7 +289,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   // ---------------------------------------------------------------- delete
 
   async delete(name: string, mode: DeleteMode = 'plain'): Promise<DeleteResult> {
-    if (!VALID_MODES.includes(mode)) throw new Error(`unknown delete mode ${JSON.stringify(mode)} (use ${VALID_MODES.join(', ')})`);
+    assertDeleteMode(mode);
     return this.withLock(async () => {
       let vm = await this.refresh();
       const reaped = await this.reapLeftovers(vm);
@@ -493,34 +297,21 @@ export class CheckpointEngine implements CheckpointEngineApi {
       if (!this.checkpoints.has(name)) {
         // A left-over pending checkpoint is deleted by rolling it back (done just above).
         if (reaped.includes(name)) return { deleted: [name], reparented: [] };
-        const busy = this.pending().find((p) => p.checkpoint.name === name);
+        const busy = this.pending.list().find((p) => p.checkpoint.name === name);
         if (busy) throw new Error(`checkpoint ${name} is being created by ${busy.command} (pid ${busy.pid}); it cannot be deleted until that operation ends`);
       }
       this.get(name);
       const order = deleteOrder(this.planState(), name, mode);
       if (order.length === 0) return { deleted: [], reparented: [] };
       const plan = planDelete(this.planState(), order, this.live(vm), mode === 'metadata');
-      this.assertNotBusy(plan.actions, vm);
+      assertNotBusy(plan.actions, vm);
 
       // The new metadata is staged before QEMU changes; committed after: survivors first (a crash
       // in between leaves a valid tree), then vm.json, then the removals.
-      const changed = new Map<string, Checkpoint>();
-      const cpOf = (n: string) => changed.get(n) ?? structuredClone(this.checkpoints.get(n)!);
-      for (const r of plan.reparented) {
-        const cp = cpOf(r.name);
-        if (r.parent === undefined) delete cp.parent;
-        else cp.parent = r.parent;
-        changed.set(r.name, cp);
-      }
-      for (const inc of plan.incomplete) {
-        const cp = cpOf(inc.checkpoint);
-        const d = cp.disks.find((x) => x.name === inc.disk);
-        if (d && !d.incomplete) d.incomplete = inc.reason;
-        changed.set(inc.checkpoint, cp);
-      }
-      const staged = this.stageBefore(() => this.store.stage({ write: [...changed.values()], vm: { ...this.baseRecord(vm), current: plan.state.current }, remove: plan.deleted }));
+      const survivors = updatedSurvivors(this.checkpoints, plan);
+      const staged = this.stageBefore(() => this.store.stage({ write: survivors, vm: { ...this.baseRecord(vm), current: plan.state.current }, remove: plan.deleted }));
       try {
-        await this.transaction(plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
+        await runTransaction(this.client, plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
       } catch (e) {
         staged.abort();
         throw e;
@@ -548,53 +339,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
 
   private async measureChanges(vm: VmInfo, name: string): Promise<ChangesSince> {
     const cp = this.get(name);
-    const tag = randomBytes(6).toString('hex');
-    const rows: ChangesSince['disks'] = [];
-    const temps: { disk: string; node: string; tmp: string }[] = [];
-    const actions: QmpAction[] = [];
-    for (const d of vm.disks) {
-      const row = { disk: d.name, bytes: 0, granularity: d.granularity, virtualSize: d.virtualSize, usable: false } as ChangesSince['disks'][number];
-      rows.push(row);
-      try {
-        const bitmaps = changesSinceBitmaps(this.planState(), cp.name, d.name, this.live(vm));
-        row.granularity = d.bitmaps.find((b) => b.name === bitmaps[0])?.granularity ?? d.granularity;
-        const tmp = `${TEMP_BITMAP_PREFIX}changes-${tag}-${temps.length}`;
-        actions.push(...this.tempBitmapActions(cp.name, d.name, tmp));
-        temps.push({ disk: d.name, node: d.nodeName, tmp });
-        row.usable = true;
-      } catch (e) {
-        row.reason = (e as Error).message;
-      }
-    }
-    this.assertNotBusy(actions, vm);
-    try {
-      await this.transaction(actions, `measuring changes since ${name}`);
-      if (temps.length) {
-        const nodes = await this.client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string; count: number }[] }[]>('query-named-block-nodes', { flat: true });
-        for (const t of temps) {
-          const count = nodes.find((n) => n['node-name'] === t.node)?.['dirty-bitmaps']?.find((b) => b.name === t.tmp)?.count;
-          const row = rows.find((r) => r.disk === t.disk)!;
-          if (count === undefined) {
-            row.usable = false;
-            row.reason = `temporary bitmap ${t.tmp} vanished before it could be read`;
-          } else row.bytes = count;
-        }
-      }
-    } finally {
-      await this.removeTemps(temps);
-    }
-    return { checkpoint: name, disks: rows };
-  }
-
-  private async removeTemps(temps: { node: string; tmp: string }[]): Promise<void> {
-    if (temps.length === 0) return;
-    const actions = temps.map((t) => ({ type: 'block-dirty-bitmap-remove', data: { node: t.node, name: t.tmp } }));
-    try {
-      await this.client.execute('transaction', { actions });
-    } catch {
-      // Some were never added (the add failed): remove the others one by one.
-      for (const a of actions) await this.client.execute('block-dirty-bitmap-remove', a.data).catch(() => undefined);
-    }
+    return measureChanges(this.client, vm, this.planState(), this.live(vm), cp, randomBytes(6).toString('hex'));
   }
 
   // ---------------------------------------------------------------- XML
@@ -608,91 +353,39 @@ export class CheckpointEngine implements CheckpointEngineApi {
     // --size adds (and removes) temporary bitmaps: under the lock, like any change.
     return this.withLock(async () => {
       const vm = await this.refresh();
-      const cp = structuredClone(this.get(name));
       const changes = await this.measureChanges(vm, name);
-      for (const d of cp.disks) {
-        const row = changes.disks.find((r) => r.disk === d.name);
-        if (d.checkpoint === 'bitmap' && row?.usable) d.size = row.bytes;
-      }
-      return formatCheckpointXml(cp, { noDomain: options.noDomain });
+      return formatCheckpointXml(withSizes(this.get(name), changes), { noDomain: options.noDomain });
     }, `dumpxml ${name} --size`);
   }
 
   async createFromXml(xml: string, options: { redefine?: boolean; validate?: boolean } = {}): Promise<Checkpoint> {
     const parsed = parseCheckpointXml(xml);
+    checkXmlRequest(parsed, options);
     if (!options.redefine) {
-      if (options.validate) throw new Error('"validate" only applies to a redefinition');
-      if (parsed.parent !== undefined) throw new Error('a new checkpoint cannot name its parent (it is always the current checkpoint); use redefine to record an existing one');
       return this.withLock(async () => {
         const vm = await this.refresh();
-        // As libvirt: listed disks default to checkpoint='bitmap', unlisted ones to 'no'.
-        const disks = parsed.disks
-          ? vm.disks.map((d) => {
-              const listed = parsed.disks!.find((x) => x.name === d.name);
-              return { name: d.name, checkpoint: listed?.checkpoint ?? 'no' } as const;
-            })
-          : undefined;
-        this.assertDisksKnown(parsed, vm);
+        const disks = disksFromXml(parsed, vm.disks, this.label);
         return this.create({ name: parsed.name, description: parsed.description, disks });
       }, 'create checkpoint from XML');
     }
-    if (parsed.name === undefined) throw new Error('a redefined checkpoint needs a <name>');
-    const name = parsed.name;
+    const name = parsed.name!;
     return this.withLock(async () => {
       const vm = await this.refresh();
-      if (parsed.parent !== undefined && !this.checkpoints.has(parsed.parent)) throw new Error(`parent ${parsed.parent} for checkpoint ${name} not found`);
-      // As libvirt: metadata for a disk the VM does not have is refused, even without validate.
-      this.assertDisksKnown(parsed, vm);
       const layout = this.layout() ?? 'independent';
-      const disks: CheckpointDisk[] = (parsed.disks ?? []).map((d) => {
-        const out: CheckpointDisk = { name: d.name, checkpoint: d.checkpoint };
-        if (d.checkpoint === 'bitmap') out.bitmap = d.bitmap ?? name;
-        return out;
+      const { checkpoint, current } = planRedefine({
+        parsed: { ...parsed, name }, checkpoints: this.checkpoints, current: this.vmRec?.current, layout, disks: vm.disks,
+        validate: Boolean(options.validate), nowMs: Date.now(), vmLabel: this.label,
       });
-      if (options.validate) {
-        for (const d of disks) {
-          if (d.checkpoint !== 'bitmap') continue;
-          const disk = vm.disks.find((x) => x.name === d.name);
-          const ok = disk ? bitmapIsValidForCheckpoint(disk, d.bitmap!, layout).ok : false;
-          if (!ok) throw new Error(`checkpoint inconsistent: missing or broken bitmap '${d.bitmap}' for disk '${d.name}'`);
-        }
-      }
-      const existing = this.checkpoints.get(name);
-      if (existing) {
-        const same = existing.parent === parsed.parent && JSON.stringify(existing.disks.map((d) => [d.name, d.checkpoint])) === JSON.stringify(disks.map((d) => [d.name, d.checkpoint]));
-        if (!same) throw new Error(`checkpoint ${name} already exists with a different definition`);
-      }
-      const creationTime = parsed.creationTime ?? existing?.creationTime ?? Math.floor(Date.now() / 1000);
-      const cp: Checkpoint = {
-        name,
-        ...(parsed.description !== undefined ? { description: parsed.description } : {}),
-        ...(parsed.parent !== undefined ? { parent: parsed.parent } : {}),
-        creationTime,
-        createdAtMs: existing?.createdAtMs ?? creationTime * 1000,
-        disks: existing ? existing.disks : disks,
-        layout,
-        ...(parsed.domainXml !== undefined ? { domainXml: parsed.domainXml } : {}),
-      };
-      // A redefinition continues the current line: it becomes current when there is none or
-      // when its parent is the current checkpoint (so redefining a saved series in order works).
-      const cur = this.vmRec?.current;
-      const becomesCurrent = !existing && (cur === undefined || !this.checkpoints.has(cur) || cur === parsed.parent);
-      this.stageBefore(() => this.store.stage({ write: [cp], vm: { ...this.baseRecord(vm), layout, current: becomesCurrent ? name : cur } })).commit();
+      this.stageBefore(() => this.store.stage({ write: [checkpoint], vm: { ...this.baseRecord(vm), layout, current } })).commit();
       this.reload();
       await this.refreshAfterChange();
       return this.get(name);
     }, `redefine checkpoint ${name}`);
   }
 
-  private assertDisksKnown(parsed: ParsedCheckpointXml, vm: VmInfo): void {
-    for (const d of parsed.disks ?? []) {
-      if (!vm.disks.some((x) => x.name === d.name)) throw new Error(`unknown disk ${shown(d.name)} in checkpoint XML (VM ${this.label} has ${vm.disks.map((x) => x.name).join(', ') || 'no disks'})`);
-    }
-  }
-
   async close(): Promise<void> {
     // The QMP client belongs to the caller; wait for a running operation, then refuse new ones.
-    await this.mutex;
+    await this.holds.idle();
     this.closed = true;
   }
 }

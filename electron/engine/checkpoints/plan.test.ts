@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { BitmapLayout } from '../../../shared/domain';
 import type { QmpAction } from './api';
 import {
-  changesSinceBitmaps, deleteOrder, planCreate, planDelete, planRollbackCreate, planTempBitmap, recordingCheckpoint, shouldRecord,
+  deleteOrder, planCreate, planDelete, planRollbackCreate, recordingCheckpoint, shouldRecord,
   type LiveBitmap, type PlanCheckpoint, type PlanLive, type PlanState,
 } from './plan';
+import { changesSinceBitmaps, planTempBitmap } from './plan-changes';
 
 const cp = (name: string, parent?: string, disks: Record<string, 'bitmap' | 'no'> = { vda: 'bitmap', vdb: 'bitmap' }): PlanCheckpoint => ({
   name,

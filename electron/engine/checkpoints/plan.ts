@@ -1,6 +1,8 @@
-// PURE planning: the QMP transaction actions for creating and deleting checkpoints and for
-// filling a temporary bitmap, in both bitmap layouts. No I/O here; the engine executes the
-// actions as one transaction and records the metadata the plan returns.
+// PURE planning of checkpoint creation and deletion: the decisions (layout at a VM's first
+// checkpoint, which disks get a bitmap, the default name, what a delete changes in the surviving
+// records) and the QMP transaction actions, in both bitmap layouts. No I/O here; the engine executes
+// the actions as one transaction and records the metadata the plan returns. Changes-since planning
+// is in plan-changes.ts.
 //
 // Terms: a checkpoint "has a bitmap on disk d" when its disk entry says checkpoint='bitmap'.
 // The "predecessor" of X on d is the nearest ancestor of X that has a bitmap on d. In the
@@ -8,7 +10,8 @@
 // with a bitmap on d; every other checkpoint bitmap of d is disabled and covers only its own
 // interval (from its creation until its successor's).
 
-import type { BitmapLayout, CheckpointDisk } from '../../../shared/domain';
+import type { BitmapLayout, Checkpoint, CheckpointDisk, CreateCheckpointOptions, DeleteMode, DiskInfo } from '../../../shared/domain';
+import { validateCheckpointName } from '../names';
 import type { QmpAction } from './api';
 
 export interface PlanCheckpoint {
@@ -75,6 +78,99 @@ export function shouldRecord(state: PlanState, name: string, disk: string): bool
   return recordingCheckpoint(state, disk)?.name === name;
 }
 
+/** A name given by the user, quoted in messages when it holds anything unusual ("vda\n", "../x"). */
+export function shown(name: string): string {
+  return /^[\w.:@+-]+$/.test(name) ? name : JSON.stringify(name);
+}
+
+/**
+ * The layout of a new checkpoint. At a VM's first checkpoint (none recorded) it is the one asked
+ * for, else the stored one, else independent; afterwards it is the VM's, and asking for another fails.
+ */
+export function chooseLayout(requested: BitmapLayout | undefined, stored: BitmapLayout | undefined, recorded: number, vmLabel: string): BitmapLayout {
+  if (recorded === 0) return requested ?? stored ?? 'independent';
+  const inUse = stored ?? 'independent';
+  if (requested && requested !== inUse) {
+    throw new Error(`VM ${vmLabel} uses the ${inUse} bitmap layout; it can only change when the VM has no checkpoints (it has ${recorded})`);
+  }
+  return inUse;
+}
+
+/** libvirt's default name, the time in seconds; then "-2", "-3"... while a checkpoint or any bitmap has it. */
+export function defaultCheckpointName(nowMs: number, taken: ReadonlySet<string>): string {
+  const base = String(Math.floor(nowMs / 1000));
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+/**
+ * Which disks of the VM take part in new checkpoint `name` (create, checkpoint-create-as --diskspec):
+ * a listed disk as asked ("bitmap" or "no"), an unlisted one when it can hold bitmaps. Every bitmap
+ * is named after the checkpoint. Refused: an unknown or twice-listed disk, a disk that cannot hold
+ * bitmaps listed as "bitmap", and a bitmap of that name already on a taking-part disk (never taken over).
+ */
+export function chooseDisks(disks: readonly DiskInfo[], requested: CreateCheckpointOptions['disks'], name: string, vmLabel: string): CheckpointDisk[] {
+  const byName = new Map(disks.map((d) => [d.name, d]));
+  const asked = new Map<string, 'bitmap' | 'no'>();
+  for (const r of requested ?? []) {
+    if (!byName.has(r.name)) throw new Error(`unknown disk ${shown(r.name)} (VM ${vmLabel} has ${disks.map((d) => d.name).join(', ') || 'no disks'})`);
+    if (asked.has(r.name)) throw new Error(`disk ${shown(r.name)} is listed twice`);
+    if (r.checkpoint !== 'bitmap' && r.checkpoint !== 'no') throw new Error(`disk ${r.name}: checkpoint must be "bitmap" or "no"`);
+    asked.set(r.name, r.checkpoint);
+  }
+  const chosen: CheckpointDisk[] = disks.map((d) => {
+    const want = asked.get(d.name) ?? (d.bitmapCapable ? 'bitmap' : 'no');
+    if (want === 'bitmap' && !d.bitmapCapable) throw new Error(`disk ${d.name} cannot hold a checkpoint bitmap: ${d.bitmapIncapableReason ?? 'unsupported image'}`);
+    return want === 'bitmap' ? { name: d.name, checkpoint: 'bitmap' } : { name: d.name, checkpoint: 'no' };
+  });
+  for (const d of chosen) {
+    if (d.checkpoint !== 'bitmap') continue;
+    if (disks.find((x) => x.name === d.name)!.bitmaps.some((b) => b.name === name)) {
+      throw new Error(
+        `bitmap ${name} already exists on ${d.name} (foreign? remove it or pick another name; ` +
+          `if it is a checkpoint's bitmap whose metadata was deleted, checkpoint-create --redefine takes it back)`,
+      );
+    }
+    d.bitmap = name;
+  }
+  return chosen;
+}
+
+export interface NewCheckpointInput {
+  options: CreateCheckpointOptions;
+  /** The layout in the VM's metadata, if any. */
+  storedLayout: BitmapLayout | undefined;
+  checkpoints: ReadonlyMap<string, PlanCheckpoint>;
+  /** The current checkpoint (with metadata): the new one's parent. */
+  current: string | undefined;
+  disks: readonly DiskInfo[];
+  nowMs: number;
+  vmLabel: string;
+}
+
+/** The record of a new checkpoint (create, prepareCreate): layout, name, disks, child of the current one. */
+export function planNewCheckpoint(input: NewCheckpointInput): Checkpoint {
+  const { options, checkpoints, disks } = input;
+  const layout = chooseLayout(options.layout, input.storedLayout, checkpoints.size, input.vmLabel);
+  const taken = new Set([...checkpoints.keys(), ...disks.flatMap((d) => d.bitmaps.flatMap((b) => (b.name === undefined ? [] : [b.name])))]);
+  const name = options.name === undefined ? defaultCheckpointName(input.nowMs, taken) : validateCheckpointName(options.name);
+  if (checkpoints.has(name)) throw new Error(`checkpoint ${name} already exists`);
+  return {
+    name,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...(input.current !== undefined ? { parent: input.current } : {}),
+    creationTime: Math.floor(input.nowMs / 1000),
+    createdAtMs: input.nowMs,
+    disks: chooseDisks(disks, options.disks, name, input.vmLabel),
+    layout,
+  };
+}
+
+/** The state with `cp`, prepared but not recorded, added as current: to plan undoing it. */
+export function withUnrecorded(state: PlanState, cp: PlanCheckpoint & { layout: BitmapLayout }): PlanState {
+  return { layout: cp.layout, checkpoints: new Map([...state.checkpoints, [cp.name, cp]]), current: cp.name };
+}
+
 function act(type: string, data: Record<string, unknown>): QmpAction {
   return { type, data };
 }
@@ -112,6 +208,13 @@ export interface DeletePlan {
   reparented: { name: string; parent?: string }[];
   /** Surviving checkpoints whose bitmap on a disk lost part of its interval (chained), with why. */
   incomplete: { checkpoint: string; disk: string; reason: string }[];
+}
+
+const DELETE_MODES: readonly DeleteMode[] = ['plain', 'children', 'children-only', 'metadata'];
+
+/** Refuses a delete mode that does not exist (it comes from IPC and the CLI). */
+export function assertDeleteMode(mode: string): asserts mode is DeleteMode {
+  if (!DELETE_MODES.includes(mode as DeleteMode)) throw new Error(`unknown delete mode ${JSON.stringify(mode)} (use ${DELETE_MODES.join(', ')})`);
 }
 
 /** Which checkpoints a delete mode removes, deepest first (each before its ancestors). */
@@ -206,6 +309,29 @@ export function planDelete(state: PlanState, names: string[], live: PlanLive, me
   };
 }
 
+/**
+ * The records of surviving checkpoints that a delete changes (copies; the inputs stay as they are):
+ * each re-parented child gets its new parent (none for a new root), and each disk whose bitmap lost
+ * part of its interval is marked incomplete (a reason already there is kept).
+ */
+export function updatedSurvivors<T extends PlanCheckpoint>(checkpoints: ReadonlyMap<string, T>, plan: Pick<DeletePlan, 'reparented' | 'incomplete'>): T[] {
+  const changed = new Map<string, T>();
+  const copyOf = (n: string) => changed.get(n) ?? structuredClone(checkpoints.get(n)!);
+  for (const r of plan.reparented) {
+    const cp = copyOf(r.name);
+    if (r.parent === undefined) delete cp.parent;
+    else cp.parent = r.parent;
+    changed.set(r.name, cp);
+  }
+  for (const inc of plan.incomplete) {
+    const cp = copyOf(inc.checkpoint);
+    const d = cp.disks.find((x) => x.name === inc.disk);
+    if (d && !d.incomplete) d.incomplete = inc.reason;
+    changed.set(inc.checkpoint, cp);
+  }
+  return [...changed.values()];
+}
+
 function dedupe<T extends { checkpoint: string; disk: string }>(xs: T[]): T[] {
   const seen = new Set<string>();
   return xs.filter((x) => {
@@ -214,47 +340,6 @@ function dedupe<T extends { checkpoint: string; disk: string }>(xs: T[]): T[] {
     seen.add(k);
     return true;
   });
-}
-
-/**
- * The bitmaps whose union is "changes on `disk` since checkpoint `since`": independent → its own
- * bitmap; chained → its bitmap and every later one on the path to the current checkpoint.
- * Throws, naming the reason, when that cannot be computed.
- */
-export function changesSinceBitmaps(state: PlanState, since: string, disk: string, live: Pick<PlanLive, 'bitmap'>): string[] {
-  const cp = state.checkpoints.get(since);
-  if (!cp) throw new Error(`checkpoint ${since} not found`);
-  const own = bitmapOf(cp, disk);
-  if (own === undefined) throw new Error(`checkpoint ${since} has no bitmap on ${disk} (the disk was not part of it)`);
-  let chain: PlanCheckpoint[] = [cp];
-  if (state.layout === 'chained') {
-    if (state.current === undefined) throw new Error(`there is no current checkpoint, so changes since ${since} cannot be computed`);
-    const path = [state.checkpoints.get(state.current)!, ...ancestors(state, state.current)];
-    const at = path.findIndex((p) => p.name === since);
-    if (at < 0) throw new Error(`checkpoint ${since} is not an ancestor of the current checkpoint ${state.current}; in the chained layout changes are only known along that path`);
-    chain = path.slice(0, at + 1).reverse().filter((p) => bitmapOf(p, disk) !== undefined);
-  }
-  const out: string[] = [];
-  for (const p of chain) {
-    const b = bitmapOf(p, disk)!;
-    const st = live.bitmap(disk, b);
-    if (st === 'missing') throw new Error(`bitmap ${b} of checkpoint ${p.name} is missing on ${disk}`);
-    if (st === 'inconsistent') throw new Error(`bitmap ${b} of checkpoint ${p.name} on ${disk} is inconsistent (QEMU was not shut down cleanly)`);
-    out.push(b);
-  }
-  const inc = diskEntry(cp, disk)?.incomplete;
-  if (inc) throw new Error(`checkpoint ${since} cannot be used on ${disk}: ${inc}`);
-  return out;
-}
-
-/** Actions that fill the temporary bitmap `tmpName` on `disk` with the changes since `since`. */
-export function planTempBitmap(state: PlanState, since: string, disk: string, tmpName: string, live: PlanLive): QmpAction[] {
-  const bitmaps = changesSinceBitmaps(state, since, disk, live);
-  const node = live.node(disk);
-  return [
-    act('block-dirty-bitmap-add', { node, name: tmpName, persistent: false, disabled: true }),
-    act('block-dirty-bitmap-merge', { node, target: tmpName, bitmaps }),
-  ];
 }
 
 /** Undo a checkpoint that was just created (it is current): the same as deleting the newest. */
