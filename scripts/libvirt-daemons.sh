@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Makes sure libvirt's daemons run, for CI, for the libvirt tests and for humans:
+#   bash scripts/libvirt-daemons.sh start     start what is missing, then wait until qemu:///system answers
+#   bash scripts/libvirt-daemons.sh restart   restart libvirtd only (running domains keep running)
+#   bash scripts/libvirt-daemons.sh status
+# With systemd (a desktop), systemctl starts them. Without it (containers, CI), they are started by
+# hand as root: virtlogd, virtlockd, then libvirtd, each with --daemon. Needs root (sudo otherwise).
+set -euo pipefail
+
+URI=qemu:///system
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
+
+# alive NAME: the pid in /run/NAME.pid is a running NAME
+alive() {
+  local pid
+  pid=$($SUDO cat "/run/$1.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$($SUDO cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]
+}
+
+wait_ready() {
+  for _ in $(seq 1 150); do answers && return 0; sleep 0.2; done
+  echo "error: libvirtd did not answer on $URI within 30 s" >&2
+  return 1
+}
+
+has_systemd() { [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
+
+start() {
+  if answers; then return 0; fi
+  for d in libvirtd virtlogd virtlockd; do
+    command -v "$d" >/dev/null || [ -x "/usr/sbin/$d" ] || { echo "error: $d is not installed (apt-get install libvirt-daemon-system)" >&2; return 1; }
+  done
+  if has_systemd; then
+    $SUDO systemctl start virtlogd.socket virtlockd.socket libvirtd.service
+  else
+    for d in virtlogd virtlockd libvirtd; do
+      alive "$d" || $SUDO "/usr/sbin/$d" --daemon
+    done
+  fi
+  wait_ready
+}
+
+restart() {
+  if has_systemd; then
+    $SUDO systemctl restart libvirtd.service
+  else
+    if alive libvirtd; then
+      pid=$($SUDO cat /run/libvirtd.pid)
+      $SUDO kill -TERM "$pid"
+      for _ in $(seq 1 150); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+      if [ -d "/proc/$pid" ]; then echo "error: libvirtd ($pid) did not stop within 15 s" >&2; return 1; fi
+    fi
+    for d in virtlogd virtlockd libvirtd; do
+      alive "$d" || $SUDO "/usr/sbin/$d" --daemon
+    done
+  fi
+  wait_ready
+}
+
+case "${1:-start}" in
+  start) start ;;
+  restart) restart ;;
+  status) if answers; then echo "libvirtd answers on $URI"; else echo "libvirtd does not answer on $URI"; exit 1; fi ;;
+  *) echo "usage: bash scripts/libvirt-daemons.sh start|restart|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,86 @@
+// libvirtd for tests: make sure it runs (scripts/libvirt-daemons.sh), and restart it without pulling
+// the daemon from under another test file. Every test process that uses libvirt holds a shared
+// lock (flock(1) on a file in /run/lock, held by a `cat` child that exits when our pipe closes, so
+// a killed test releases it); a restart takes the lock exclusively, so it waits until no other
+// libvirt test file runs. Vitest runs files in parallel workers, other worktrees on this machine too.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+const SCRIPT = path.resolve(__dirname, '../../scripts/libvirt-daemons.sh');
+const LOCK_FILE = '/run/lock/tidemark-libvirtd-tests.lock';
+
+function runScript(arg: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('bash', [SCRIPT, arg], { timeout: timeoutMs }, (err, _out, stderr) => {
+      if (err) reject(new Error(`scripts/libvirt-daemons.sh ${arg} failed: ${stderr.trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+/** Starts virtlogd, virtlockd and libvirtd where they are not running; resolves once qemu:///system answers. */
+export function ensureLibvirtDaemons(): Promise<void> {
+  return runScript('start', 60_000);
+}
+
+type Holder = { child: ChildProcess; mode: 'shared' | 'exclusive' };
+let holder: Holder | undefined;
+let users = 0;
+
+function takeLock(mode: 'shared' | 'exclusive', waitS: number): Promise<Holder> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', [mode === 'shared' ? '-s' : '-x', '-w', String(waitS), LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('locked')) resolve({ child, mode });
+    });
+    child.stderr!.on('data', (d) => (err += d));
+    child.on('close', (code) => reject(new Error(`could not take the ${mode} libvirtd test lock ${LOCK_FILE} (flock exit ${code}) ${err.trim()}`)));
+    child.on('error', reject);
+  });
+}
+
+function release(h: Holder): Promise<void> {
+  return new Promise((resolve) => {
+    if (h.child.exitCode !== null) return resolve();
+    h.child.once('close', () => resolve());
+    h.child.stdin!.end();
+  });
+}
+
+/** Marks this process as using libvirtd (a restart elsewhere waits for release). Counted: call the returned function once. */
+export async function useLibvirtd(): Promise<() => Promise<void>> {
+  users++;
+  if (!holder) holder = await takeLock('shared', 600);
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    users--;
+    if (users === 0 && holder) {
+      const h = holder;
+      holder = undefined;
+      await release(h);
+    }
+  };
+}
+
+/**
+ * Restarts libvirtd (running domains keep running; every client connection drops). Waits for every
+ * other process using libvirtd to finish first (up to `waitS` seconds).
+ */
+export async function restartLibvirtd(waitS = 900): Promise<void> {
+  const hadShared = holder;
+  holder = undefined;
+  if (hadShared) await release(hadShared);
+  const exclusive = await takeLock('exclusive', waitS);
+  try {
+    await runScript('restart', 60_000);
+  } finally {
+    await release(exclusive);
+    if (hadShared) holder = await takeLock('shared', 600);
+  }
+}
