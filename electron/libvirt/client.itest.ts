@@ -13,6 +13,7 @@ import { parseLibvirtCheckpointXml } from './checkpoint-xml';
 import { LibvirtConnection } from './connection';
 import { describeDomain, destroyDomain, domainState, domainXml, findDomain, fsFreeze, fsThaw, listDomains, startDomain, undefineDomain } from './domains';
 import { LibvirtError, LibvirtXmlError } from './errors';
+import { renameDurable } from '../os/atomic-file';
 
 const MiB = 1024 * 1024;
 let lab: LibvirtTestLab;
@@ -180,6 +181,28 @@ describe('backups', () => {
     expect((await listCheckpoints(conn, dom.uuid)).map((c) => [c.name, c.parent])).toEqual([['b0', undefined], ['b1', 'b0']]);
     expect((await jobInfo(conn, dom.uuid)).type).toBe('none');
     expect((await completedJobInfo(conn, dom.uuid)).type).toBe('none'); // waitForJobEnd consumed the record
+  });
+
+  it("push into a private 0700 folder fails (libvirt relabels files, not folders); a staging folder in QEMU's group works", async () => {
+    const priv = fs.mkdtempSync(path.join(lab.dir, 'private-')); // 0700, like a Tidemark repository
+    const vda = dom.disks[0]!;
+    const e = await beginBackup(conn, dom.uuid, { mode: 'push', disks: [{ name: 'vda', target: path.join(priv, 'vda.qcow2') }, { name: 'vdb', backup: false }] }).catch((x: LibvirtError) => x);
+    expect(e).toBeInstanceOf(LibvirtError);
+    expect((e as Error).message).toBe(`error: internal error: unable to execute QEMU command 'blockdev-add': Could not open '${path.join(priv, 'vda.qcow2')}': Permission denied`);
+    expect(fs.readdirSync(priv)).toEqual([]); // libvirt removed the target it had created
+
+    // The staging plan: the target in a folder QEMU can reach (its backing file may stay private:
+    // QEMU never opens a push target's backing chain), then renamed into the private folder.
+    const staging = await lab.qemuDir(dom, 'staging');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(priv, 'base.qcow2'), String(vda.sizeBytes)]);
+    const staged = path.join(staging, 'vda.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(priv, 'base.qcow2'), staged]);
+    await guestFlush(lab.conn, dom, 'vda');
+    await beginBackup(conn, dom.uuid, { mode: 'push', disks: [{ name: 'vda', target: staged }, { name: 'vdb', backup: false }] }, { reuseExternal: true });
+    expect(await waitForJobEnd(conn, dom.uuid, { timeoutMs: 60_000 })).toMatchObject({ type: 'completed', success: true });
+    expect(fs.statSync(staged).uid).toBe(process.getuid!()); // a caller-made target gets its owner back
+    renameDurable(staged, path.join(priv, 'vda.qcow2'));
+    expect(await imagesIdentical(path.join(priv, 'vda.qcow2'), vda.file)).toBe(true);
   });
 
   it('pull: export over a unix socket, the backup XML libvirt completed, job info, abort', async () => {

@@ -77,7 +77,13 @@ function installHandlers(): void {
   process.on('exit', () => syncCleanup());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      // A second signal (a wrapper relaying the first, an impatient Ctrl-C) must not cut the cleanup short.
+      const ignore = () => undefined;
+      process.on('SIGINT', ignore);
+      process.on('SIGTERM', ignore);
       syncCleanup();
+      process.removeAllListeners('SIGINT');
+      process.removeAllListeners('SIGTERM');
       process.kill(process.pid, sig);
     });
   }
