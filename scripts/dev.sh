@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils libnbd-bin nbdkit chromium xvfb p7zip-full coreutils)
+APT_PACKAGES=(qemu-system-x86 qemu-utils libnbd-bin nbdkit chromium xvfb p7zip-full coreutils
+  libvirt-daemon-system libvirt-clients openssh-server openssl)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -13,9 +14,7 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing apt packages: ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  bash scripts/apt-install.sh "${need_apt[@]}" # without starting system services
 fi
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
@@ -30,6 +29,9 @@ fi
 
 case "${1:-}" in
   start) shift; echo "==> building"; npm run --silent build; exec node bin/start.js "$@" ;;
-  test) shift; exec bash scripts/test-all.sh "$@" ;; # builds as its first counted step
+  test) shift
+    echo "==> starting libvirt's daemons (the libvirt tests use qemu:///system)"
+    bash scripts/libvirt-daemons.sh start
+    exec bash scripts/test-all.sh "$@" ;; # builds as its first counted step
   *) echo "usage: bash scripts/dev.sh start|test" >&2; exit 2 ;;
 esac
