@@ -8,8 +8,8 @@ import { buildCheckpointXml, parseLibvirtCheckpointXml } from './checkpoint-xml'
 import { parseDomainXml } from './domain-xml';
 import { MAX_XML_BYTES, parseXmlTree } from './xml-tree';
 
-const FIX = path.resolve(__dirname, '../../test/fixtures/libvirt-9.0');
-const fixture = (name: string) => fs.readFileSync(path.join(FIX, name), 'utf8');
+const FIX = path.resolve(__dirname, '../../test/fixtures');
+const fixture = (name: string) => fs.readFileSync(path.join(FIX, name.startsWith('domain-') ? 'libvirt-9.0-domain' : 'libvirt-9.0', name), 'utf8');
 
 describe('domain XML', () => {
   it('reads identity, disks, aliases, source indexes and the DAC label of a running domain', () => {
