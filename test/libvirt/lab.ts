@@ -118,8 +118,12 @@ export async function sweepLeftovers(conn: LibvirtConnection): Promise<string[]>
   for (const d of await listDomains(conn)) {
     const m = NAME_RE.exec(d.name);
     if (!m || isProcessAlive(Number(m[1]), m[2])) continue;
-    if (d.state !== 'shutoff') await destroyDomain(conn, d.uuid).catch(() => undefined);
-    if (d.persistent) await undefineDomain(conn, d.uuid, { checkpointsMetadata: true });
+    // another test process may sweep the same leftover at the same moment
+    const gone = (e: unknown) => {
+      if (!(e instanceof LibvirtError && (e.kind === 'no-domain' || /not running/.test(e.message)))) throw e;
+    };
+    if (d.state !== 'shutoff') await destroyDomain(conn, d.uuid).catch(gone);
+    if (d.persistent) await undefineDomain(conn, d.uuid, { checkpointsMetadata: true }).catch(gone);
     removed.push(d.name);
   }
   for (const entry of fs.readdirSync(os.tmpdir())) {
