@@ -41,7 +41,7 @@ process.stdin.on('data', (d) => {
       else if (cmd === 'drop-later') { out('ok\n'); setTimeout(() => err('error: Disconnected from ' + uri + ' due to end of file\n'), 30); }
       else if (cmd === 'reconnected-ok') { err('error: Reconnected to the hypervisor\n'); out('done\n'); }
       else if (cmd === 'dropped-fail') { err('error: Disconnected from ' + uri + ' due to end of file\nerror: End of file while reading data: Input/output error\n'); }
-      else if (cmd === 'show-file') { const f = args.find((a) => a.startsWith('--xmlfile=')).slice(10); out(require('fs').readFileSync(f, 'utf8') + '|' + (require('fs').statSync(f).mode & 0o777).toString(8) + '|' + f + '\n'); }
+      else if (cmd === 'show-file') { const f = args.find((a) => a.startsWith('--xmlfile=')).slice(10); const fs = require('fs'); out(fs.readFileSync(f, 'utf8') + '|' + (fs.statSync(f).mode & 0o777).toString(8) + '|' + (fs.statSync(require('path').dirname(f)).mode & 0o777).toString(8) + '|' + f + '\n'); }
       else err("error: unknown command: '" + cmd + "'\n");
     }
   }
@@ -69,10 +69,9 @@ describe('LibvirtConnection (scripted virsh)', () => {
 
   it('hands XML over in a private file that is gone afterwards', async () => {
     const c = await open();
-    const [xml, mode, file] = (await c.command(['show-file'], { xmlFiles: { xmlfile: '<domaincheckpoint/>' } })).trim().split('|');
-    expect([xml, mode]).toEqual(['<domaincheckpoint/>', '600']);
-    expect(fs.existsSync(file!)).toBe(false);
-    expect((fs.statSync(path.dirname(file!)).mode & 0o777).toString(8)).toBe('700');
+    const [xml, mode, dirMode, file] = (await c.command(['show-file'], { xmlFiles: { xmlfile: '<domaincheckpoint/>' } })).trim().split('|');
+    expect([xml, mode, dirMode]).toEqual(['<domaincheckpoint/>', '600', '700']);
+    expect(fs.existsSync(path.dirname(file!))).toBe(false); // file and folder are gone after the command
     await c.close();
   });
 

@@ -39,8 +39,6 @@ export class LibvirtConnection {
   private session: VirshSession | undefined;
   private lostReason: LibvirtConnectionError | undefined;
   private inFlight = 0;
-  private xmlDir: string | undefined;
-  private fileSeq = 0;
   private readonly lostListeners = new Set<(reason: LibvirtConnectionError) => void>();
   private closed = false;
 
@@ -118,7 +116,7 @@ export class LibvirtConnection {
     if (this.closed) throw new LibvirtConnectionError(this.uri.text, `libvirt connection to ${this.uri.text} is closed`);
     if (this.lostReason) throw this.lostReason;
     const session = this.session!;
-    const files = this.writeXmlFiles(options.xmlFiles ?? {});
+    const { dir, files } = writeXmlFiles(options.xmlFiles ?? {});
     this.inFlight++;
     try {
       const reply = await session.run([...argv, ...files.map((f) => opt(f.option, f.path))], options.timeoutMs ?? this.options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs);
@@ -134,20 +132,8 @@ export class LibvirtConnection {
       return reply.stdout;
     } finally {
       this.inFlight--;
-      for (const f of files) fs.rmSync(f.path, { force: true });
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
     }
-  }
-
-  private writeXmlFiles(xmlFiles: Record<string, string>): { option: string; path: string }[] {
-    const out: { option: string; path: string }[] = [];
-    for (const [option, xml] of Object.entries(xmlFiles)) {
-      // virsh reads these files itself (on this machine, also for a remote URI): private, removed after the call.
-      this.xmlDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-virsh-'));
-      const file = path.join(this.xmlDir, `${++this.fileSeq}-${option}.xml`);
-      createFileExclusive(file, xml);
-      out.push({ option, path: file });
-    }
-    return out;
   }
 
   /** Drops the current virsh (whatever its state) and connects again. */
@@ -167,7 +153,25 @@ export class LibvirtConnection {
     const s = this.session;
     this.session = undefined;
     if (s) await s.close();
-    if (this.xmlDir) fs.rmSync(this.xmlDir, { recursive: true, force: true });
-    this.xmlDir = undefined;
+  }
+}
+
+/**
+ * XML for one command as files virsh reads itself (on this machine, also for a remote URI): 0600 in a
+ * fresh 0700 folder that the caller removes right after the command, so nothing outlives it.
+ */
+function writeXmlFiles(xmlFiles: Record<string, string>): { dir?: string; files: { option: string; path: string }[] } {
+  const entries = Object.entries(xmlFiles);
+  if (entries.length === 0) return { files: [] };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-virsh-'));
+  try {
+    return { dir, files: entries.map(([option, xml]) => {
+      const file = path.join(dir, `${option}.xml`);
+      createFileExclusive(file, xml);
+      return { option, path: file };
+    }) };
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
 }
