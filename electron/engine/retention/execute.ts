@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackupRepository } from '../backup/repository';
-import { fsyncDir, renameDurable } from '../../os/atomic-file';
+import { fsyncDir, PRIVATE_FILE_MODE, renameDurable } from '../../os/atomic-file';
 import { isProcessAlive, processCommandLine, processStartTime } from '../../os/process-liveness';
 import { newJournal, readJournal, removeJournal, writeJournal, type RetentionJournal } from './journal';
 import { fsyncFile, qemuImgLayerOps, type HelperHooks, type LayerOps } from './layer-ops';
@@ -102,19 +102,21 @@ async function continueJournal(repo: BackupRepository, j: RetentionJournal, opti
   j.helper = undefined;
   const view = new ManifestView(repo, j.vmId);
   const ctx: StepContext = {
-    repo, vmId: j.vmId, ops, view, atBoundary: true,
+    repo, vmId: j.vmId, ops, view, atBoundary: true, op: 'drop',
     phase: async (p) => options.onPhase?.(p),
     hooks: {
       onSpawn: (pid) => {
         const start = processStartTime(pid);
         j.helper = { pid, ...(typeof start === 'string' && start !== 'zombie' ? { startTicks: start } : {}) };
         writeJournal(repo, j);
+        void options.onPhase?.(`${ctx.op}:helper-running`);
       },
     },
   };
   const result: ExecuteResult = { what: j.what, stepsTotal: j.steps.length, stepsRun: 0, kept: j.kept, removed: j.removed, rewritten: [] };
   while (j.done < j.steps.length) {
     const s = j.steps[j.done]!;
+    ctx.op = s.op;
     ctx.atBoundary = true;
     try {
       await ctx.phase(`${s.op}:start`);
@@ -152,6 +154,8 @@ interface StepContext {
   vmId: string;
   ops: LayerOps;
   view: ManifestView;
+  /** The current step's kind (for phase names). */
+  op: RetentionStep['op'];
   /** True while nothing of the current step has happened (a failure then leaves everything consistent). */
   atBoundary: boolean;
   phase(p: string): Promise<void>;
@@ -243,6 +247,7 @@ async function runFold(ctx: StepContext, s: FoldStep): Promise<{ sha256: string;
     await ctx.phase('fold:detached');
     await ctx.ops.commit(top, into, ctx.hooks);
     fsyncFile(into);
+    fs.chmodSync(into, PRIVATE_FILE_MODE); // it becomes a kept layer: private, whatever mode it was made with
     await ctx.phase('fold:committed');
     renameDurable(into, top);
     await ctx.phase('fold:renamed');
