@@ -15,7 +15,9 @@ import type { BackupRepository } from '../backup/repository';
 import { finishJournal, runPlan, type ExecuteOptions, type ExecuteResult } from './execute';
 import { journalPath, readJournal } from './journal';
 import { readAllManifests, RetentionRefusedError } from './manifests';
+import { hostTimeZone } from './periods';
 import { planRetention, type RetentionPlan } from './plan';
+import { retentionPreview, type RetentionPreview } from './preview';
 import { validatePolicy, type KeepPolicy } from './policy';
 import { selectPoints, validateMaxChain } from './selection';
 
@@ -46,6 +48,8 @@ export interface RetentionOutcome {
   /** Layers rebased onto an older base (branch points whose parent goes). */
   rebased: { disk: string; child: string; from: string; onto?: string }[];
   plan: RetentionPlan;
+  /** The simulator's table (rows newest first; dry runs print it). */
+  preview: RetentionPreview;
   /** Checkpoints that only removed backups used; delete them with checkpoint-delete to drop their bitmaps. */
   checkpointsFreed: string[];
   /** An interrupted prune or merge that was finished first. */
@@ -95,6 +99,7 @@ function decide(o: RetentionOptions, manifests: BackupManifest[], what: string):
     merged: plan.steps.flatMap((s) => (s.op === 'fold' ? [{ disk: s.disk, child: s.child, layers: [s.into, ...s.through], becomesFull: s.newBase === undefined }] : [])),
     rebased: plan.steps.flatMap((s) => (s.op === 'rebase' ? [{ disk: s.disk, child: s.child, from: s.oldBase, ...(s.newBase !== undefined ? { onto: s.newBase } : {}) }] : [])),
     plan,
+    preview: retentionPreview(manifests, plan, sel, o.timeZone ?? hostTimeZone()),
     checkpointsFreed: plan.checkpointsFreed,
   };
 }
