@@ -86,19 +86,23 @@ export function copyRepo(src: BackupRepository, to: string): BackupRepository {
   return BackupRepository.open(to);
 }
 
-/** Each kept point's chain, read by stock qemu-img through its backing files, equals the oracle. */
+/** Each kept point's chain, read by stock qemu-img through its backing files, equals the oracle (the disks its manifest lists). */
 export function chainsMatchOracle(c: Chains, repo: BackupRepository, kept: string[]): string[] {
   const problems: string[] = [];
+  const vmId = c.rig.engine.vmId;
   for (const id of kept) {
-    for (const d of CHAIN_DISKS) {
-      const top = repo.imagePath(c.rig.engine.vmId, d.name, id);
-      const snap = c.rig.shadow.snapFile(id, d.name);
+    const m = repo.list(vmId).find((x) => x.id === id);
+    if (!m) {
+      problems.push(`${c.byId.get(id)}: the manifest of ${id} is gone`);
+      continue;
+    }
+    for (const d of m.disks) {
+      const top = repo.imagePath(vmId, d.name, id);
       if (!fs.existsSync(top)) {
-        if (c.byId.get(id) === 'g' && d.name === 'vda') continue; // g has no vda
         problems.push(`${c.byId.get(id)} ${d.name}: ${top} is missing`);
         continue;
       }
-      const diff = compareWith(top, 'qcow2', snap);
+      const diff = compareWith(top, 'qcow2', c.rig.shadow.snapFile(id, d.name));
       if (diff) problems.push(`${c.byId.get(id)} ${d.name}: ${diff}`);
     }
   }
