@@ -198,8 +198,8 @@ async function runRebase(ctx: StepContext, s: RebaseStep): Promise<{ sha256: str
   const newBacking = s.newBase !== undefined ? `${s.newBase}.qcow2` : undefined;
   const backing = await ctx.ops.backingOf(file);
   if (backing === oldBacking) {
+    fs.rmSync(tmp, { force: true }); // a copy left by an interrupted attempt
     if (!ctx.view.entry(s.child, s.disk)) throw new Abandon(`backup ${s.child} no longer has a layer of ${s.disk}`);
-    fs.rmSync(tmp, { force: true });
     try {
       ctx.ops.copy(file, tmp);
       await ctx.phase('rebase:copied');
