@@ -16,7 +16,7 @@ import { finishJournal, RetentionAbandonedError, runPlan } from './execute';
 import { fakeLayerOps, materialize, readFake, restoreFake, writeFake } from './fake-layers';
 import { journalPath, readJournal } from './journal';
 import { planRetention } from './plan';
-import { applyRetention } from './retention';
+import { applyRetention, RetentionBusyError } from './retention';
 import { selectPoints } from './selection';
 
 const SEED = process.env.TIDEMARK_RETENTION_SEED ? Number(process.env.TIDEMARK_RETENTION_SEED) : Math.floor(Math.random() * 2 ** 31);
@@ -179,6 +179,7 @@ describe('executing a retention plan', () => {
     const init = { backupId: '20990101-000000-000-beef', vmId: VM, endpoint: '', startedAt: Date.now(), phase: 'running' as const, kind: 'full' as const, executed: true, disks: [], progress: [], log: [] };
     const held = BackupLock.acquire(repo, init);
     await expect(applyRetention({ repo, vmId: VM, policy: { last: 2 }, ops: fakeLayerOps() })).rejects.toThrow(/a backup of VM "vm-model" is running \(backup 20990101-000000-000-beef/);
+    await expect(applyRetention({ repo, vmId: VM, policy: { last: 2 }, ops: fakeLayerOps() })).rejects.toBeInstanceOf(RetentionBusyError);
     held.release();
     const dead = { ...init, pid: 2 ** 22 + 12345, host: os.hostname(), updatedAt: Date.now() };
     fs.writeFileSync(lockPath(repo, VM), JSON.stringify(dead));

@@ -23,6 +23,14 @@ import { selectPoints, validateMaxChain } from './selection';
 
 export const RETENTION_LOCK_PREFIX = 'retention-';
 
+/** A backup, prune or merge of the VM is running: try again later (the CLI exits 75, EX_TEMPFAIL). */
+export class RetentionBusyError extends RetentionRefusedError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetentionBusyError';
+  }
+}
+
 export interface RetentionOptions extends ExecuteOptions {
   repo: BackupRepository;
   vmId: string;
@@ -116,7 +124,7 @@ export function acquireRetentionLock(repo: BackupRepository, vmId: string, what:
   } catch (e) {
     if (e instanceof BackupBusyError) {
       const j = e.journal;
-      throw new RetentionRefusedError(j.backupId.startsWith(RETENTION_LOCK_PREFIX)
+      throw new RetentionBusyError(j.backupId.startsWith(RETENTION_LOCK_PREFIX)
         ? `a prune or merge of VM ${JSON.stringify(vmId)} is already running (process ${j.pid} on ${j.host}, since ${new Date(j.startedAt).toISOString()})`
         : `a backup of VM ${JSON.stringify(vmId)} is running (backup ${j.backupId}, process ${j.pid}); prune or merge when it has finished`);
     }

@@ -8,7 +8,7 @@ import { BackupRepository } from '../../backup/repository';
 import { CheckpointEngine } from '../../checkpoints/engine';
 import { parseRetentionFlags } from '../../retention/policy-args';
 import { formatRetentionTable } from '../../retention/preview';
-import { applyRetention } from '../../retention/retention';
+import { applyRetention, RetentionBusyError } from '../../retention/retention';
 
 function take(argv: string[], flag: string): string | undefined {
   const i = argv.indexOf(flag);
@@ -38,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const msg = (e as Error).message;
     process.stderr.write(`backup-prune: ${msg}\n`);
-    return /is running|already running/.test(msg) ? 75 : 1;
+    return e instanceof RetentionBusyError ? 75 : 1;
   } finally {
     await client.close();
   }
