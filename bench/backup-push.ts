@@ -11,10 +11,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { sha256File } from '../electron/engine/backup/checksum';
-import { runBackup } from '../electron/engine/backup/push';
+import { runBackup } from '../electron/engine/qmp-driver/push';
 import { BackupRepository } from '../electron/engine/backup/repository';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
+import { silentReporter } from '../electron/engine/operation';
 import { QmpClient } from '../electron/qmp/client';
 import { median, stats, time } from './measure';
 
@@ -34,13 +35,9 @@ function settle(): void {
 }
 
 /** Milliseconds between the first log lines containing `a` and `b` ("HH:MM:SS.mmm text"). */
-function between(log: string[], a: string, b: string): number {
-  const at = (what: string) => {
-    const line = log.find((l) => l.includes(what));
-    if (!line) return NaN;
-    const [h, m, rest] = line.slice(0, 12).split(':');
-    return ((Number(h) * 60 + Number(m)) * 60 + Number(rest)) * 1000;
-  };
+/** Milliseconds between the first log lines that contain `a` and `b` (times taken as the lines arrive). */
+function between(log: { line: string; at: number }[], a: string, b: string): number {
+  const at = (what: string) => log.find((l) => l.line.includes(what))?.at ?? NaN;
   return at(b) - at(a);
 }
 
@@ -96,8 +93,9 @@ async function main(): Promise<void> {
       let layer = '';
       settle();
       full.push(await time(async () => {
-        let log: string[] = [];
-        const m = await runBackup(engine, client, { repo, full: true, disks: ['vda'], checkpoint: false, onUpdate: (j) => (log = j.log) });
+        const log: { line: string; at: number }[] = [];
+        const reporter = { ...silentReporter(), log: (line: string) => void log.push({ line, at: performance.now() }) };
+        const m = await runBackup(engine, client, { repo, full: true, disks: ['vda'], checkpoint: false, reporter });
         layer = path.join(repo.vmDir(engine.vmId), m.disks[0]!.image);
         jobShare.push(between(log, 'transaction done', 'jobs finalized'));
       }));

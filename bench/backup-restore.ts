@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runBackup } from '../electron/engine/backup/push';
+import { runBackup } from '../electron/engine/qmp-driver/push';
 import { compareImages, convertImage } from '../electron/engine/backup/qemuimg';
 import { BackupRepository } from '../electron/engine/backup/repository';
 import { restoreTo, verifyChain } from '../electron/engine/backup/restore';

@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BackupRepository } from '../electron/engine/backup/repository';
-import { runBackup } from '../electron/engine/backup/push';
+import { runBackup } from '../electron/engine/qmp-driver/push';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
-import { runPull } from '../electron/engine/pull/pull';
+import { runPull } from '../electron/engine/qmp-driver/pull';
 import { QmpClient } from '../electron/qmp/client';
 
 const KiB = 1024;

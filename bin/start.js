@@ -10,7 +10,7 @@ const path = require('node:path');
 const { findElectronBinary } = require('../scripts/electron-binary');
 
 const root = path.join(__dirname, '..');
-const OUTPUTS = ['out/node/electron/host/serve-cli.js', 'out/renderer/index.html', 'out/main/main.js', 'out/preload/preload.js'];
+const OUTPUTS = ['out/node/electron/cli/commands/serve.js', 'out/renderer/index.html', 'out/main/main.js', 'out/preload/preload.js'];
 const SOURCES = ['electron', 'shared', 'renderer', 'package.json', 'electron.vite.config.mts'];
 
 function newest(p) {
@@ -50,7 +50,7 @@ function startDesktop(electron, args) {
 }
 
 function startWebHost(args) {
-  const { runServe } = require(path.join(root, 'out/node/electron/host/serve-cli.js'));
+  const { runServe } = require(path.join(root, 'out/node/electron/cli/commands/serve.js'));
   runServe(args).then((code) => process.exit(code));
 }
 

@@ -1,4 +1,4 @@
-// Options shared by the backup commands (push in commands/backup.ts, pull in engine/pull/cli.ts).
+// Options shared by the backup commands (push in commands/backup.ts, pull in commands/pull.ts).
 
 import * as path from 'node:path';
 import type { OptionSpec, ParsedArgs } from './args';

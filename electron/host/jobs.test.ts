@@ -14,7 +14,7 @@ describe('JobRunner', () => {
     const { jobs, updates } = runner();
     let finish!: () => void;
     const gate = new Promise<void>((r) => (finish = r));
-    const job = jobs.start(spec, async (ctx) => {
+    const { job } = jobs.start(spec, async (ctx) => {
       ctx.progress('vda', 40);
       ctx.log('halfway');
       await gate;
@@ -37,7 +37,7 @@ describe('JobRunner', () => {
 
   it('a failing job records the error message', async () => {
     const { jobs } = runner();
-    const job = jobs.start(spec, async () => {
+    const { job } = jobs.start(spec, async () => {
       throw new Error('write to vda at offset 0 failed: Permission conflict');
     });
     await new Promise((r) => setTimeout(r, 10));
@@ -47,7 +47,7 @@ describe('JobRunner', () => {
   it('cancel aborts the signal and waits until the job stopped', async () => {
     const { jobs } = runner();
     let sawAbort = false;
-    const job = jobs.start(spec, (ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => {
+    const { job } = jobs.start(spec, (ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => {
       sawAbort = true;
       setTimeout(() => reject(new Error('stopped')), 20);
     })));
@@ -61,7 +61,7 @@ describe('JobRunner', () => {
 
   it('throttles progress updates but never drops the state changes', async () => {
     const { jobs, updates } = runner();
-    const job = jobs.start(spec, async (ctx) => {
+    const { job } = jobs.start(spec, async (ctx) => {
       for (let i = 1; i <= 1000; i++) ctx.progress('vda', i);
     });
     await jobs.cancel(job.id).catch(() => undefined);
@@ -79,5 +79,43 @@ describe('JobRunner', () => {
     expect(jobs.list('ep-1')).toHaveLength(1);
     expect(() => jobs.get('nope')).toThrow('no job with id "nope"');
     await expect(jobs.cancel('nope')).rejects.toThrow('no job with id "nope"');
+  });
+
+  it('run() resolves with the work\'s result and the final job, without polling', async () => {
+    const { jobs, updates } = runner();
+    const { job, result } = await jobs.run(spec, async (ctx) => {
+      ctx.log('copying');
+      ctx.progress('vda', 100);
+      return { backupId: 'B1', bytes: 100 };
+    }, (r) => `backup ${r.backupId}`);
+    expect(result).toEqual({ backupId: 'B1', bytes: 100 });
+    expect(job.state).toBe('succeeded');
+    expect(job.log.map((l) => l.replace(/^\S+ /, ''))).toEqual(['started: Write 1 MiB', 'copying', 'succeeded: backup B1']);
+    // the final job is the one the last update carried
+    expect(updates.at(-1)).toEqual(job);
+  });
+
+  it('run() rejects with the work\'s own error; `ended` still gives the final job', async () => {
+    const { jobs } = runner();
+    class Special extends Error {}
+    const started = jobs.start(spec, async () => {
+      throw new Special('disk full');
+    });
+    await expect(started.result).rejects.toBeInstanceOf(Special);
+    const final = await started.ended;
+    expect(final).toMatchObject({ id: started.job.id, state: 'failed', error: 'disk full' });
+    // a job whose result nobody awaits does not leave an unhandled rejection behind
+    jobs.start(spec, async () => {
+      throw new Error('ignored');
+    });
+    await new Promise((r) => setTimeout(r, 10));
+  });
+
+  it('a cancelled job\'s result rejects and its final state is cancelled', async () => {
+    const { jobs } = runner();
+    const started = jobs.start(spec, (ctx) => new Promise<number>((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))));
+    await jobs.cancel(started.job.id);
+    await expect(started.result).rejects.toThrow('stopped');
+    expect((await started.ended).state).toBe('cancelled');
   });
 });

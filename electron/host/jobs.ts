@@ -1,15 +1,24 @@
-// Long-running work the host runs in the background (write simulation now; backups, restores and
-// pulls later): one JobInfo per job, progress and log lines, cancel through an AbortSignal, and
-// every change pushed to a listener (the service turns it into 'job:update').
+// Long-running work the host runs in the background (write simulation, backups, pulls, restores):
+// one JobInfo per job, progress and log lines, cancel through an AbortSignal, and every change
+// pushed to a listener (the service turns it into 'job:update'). The work gets the job as its
+// OperationReporter (engine/operation.ts) and reports into it directly; start() hands back the
+// work's result together with the final job, so nobody has to poll for how a job ended.
 
 import { randomBytes } from 'node:crypto';
 import type { JobInfo } from '../../shared/contract';
+import type { OperationReporter } from '../engine/operation';
 
-export interface JobContext {
-  signal: AbortSignal;
-  /** Bytes done (and, when it changed, bytes to do) for one disk. */
-  progress(disk: string, done: number, total?: number): void;
-  log(line: string): void;
+/** What a job's work reports into: the job itself. */
+export type JobContext = OperationReporter;
+
+/** A started job. */
+export interface JobRun<T> {
+  /** The job as it started. */
+  readonly job: JobInfo;
+  /** The work's result and the final job; rejects with the work's error (the final job is then in `ended`). */
+  readonly result: Promise<{ job: JobInfo; result: T }>;
+  /** The final job, however it ended (never rejects). */
+  readonly ended: Promise<JobInfo>;
 }
 
 export interface JobSpec {
@@ -37,8 +46,11 @@ export class JobRunner {
 
   constructor(private readonly onUpdate: (job: JobInfo) => void) {}
 
-  /** Starts `run` in the background; returns the job as it is now. */
-  start(spec: JobSpec, run: (ctx: JobContext) => Promise<string | void>): JobInfo {
+  /**
+   * Starts `work` in the background. `summary` turns its result into the job's last log line
+   * ("succeeded: …"); by default a string result is used as it is.
+   */
+  start<T>(spec: JobSpec, work: (ctx: JobContext) => Promise<T>, summary: (result: T) => string | undefined = (r) => (typeof r === 'string' ? r : undefined)): JobRun<T> {
     const job: JobInfo = {
       id: `job-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
       kind: spec.kind,
@@ -70,12 +82,15 @@ export class JobRunner {
     this.jobs.set(job.id, entry);
     this.prune();
     this.addLog(job, `started: ${job.title}`);
-    entry.done = (async () => {
+    const result = (async () => {
+      let outcome: { ok: true; value: T } | { ok: false; error: unknown };
       try {
-        const summary = await run(ctx);
+        const value = await work(ctx);
         if (abort.signal.aborted) throw new Error('cancelled');
         job.state = 'succeeded';
-        this.addLog(job, summary ? `succeeded: ${summary}` : 'succeeded');
+        const said = summary(value);
+        this.addLog(job, said ? `succeeded: ${said}` : 'succeeded');
+        outcome = { ok: true, value };
       } catch (e) {
         if (abort.signal.aborted) {
           job.state = 'cancelled';
@@ -85,12 +100,24 @@ export class JobRunner {
           job.error = e instanceof Error ? e.message : String(e);
           this.addLog(job, `failed: ${job.error}`);
         }
+        outcome = { ok: false, error: e };
       }
       job.endedAt = Date.now();
       this.push(entry);
+      const final = snapshot(job);
+      if (!outcome.ok) throw outcome.error;
+      return { job: final, result: outcome.value };
     })();
+    const ended = result.then(() => snapshot(job), () => snapshot(job));
+    entry.done = ended.then(() => undefined);
+    result.catch(() => undefined); // whoever wants the error awaits `result`; nobody has to
     this.push(entry);
-    return snapshot(job);
+    return { job: snapshot(job), result, ended };
+  }
+
+  /** Runs `work` as a job and resolves when it has ended: with its result and the final job, or rejects with its error. */
+  run<T>(spec: JobSpec, work: (ctx: JobContext) => Promise<T>, summary?: (result: T) => string | undefined): Promise<{ job: JobInfo; result: T }> {
+    return this.start(spec, work, summary).result;
   }
 
   list(vmId?: string): JobInfo[] {

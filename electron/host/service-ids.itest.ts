@@ -1,6 +1,7 @@
-// One id per VM through the service: the demo VM is "demo" in backup and restore jobs, their
-// 'job:update' events and the backup:list/backup:info/restore:run results, although the manifests
-// on disk name it by its UUID (they must identify the VM itself). Real demo VM, real backups.
+// One VM id through the service: the demo VM is "demo" in every job (backups, restores), their
+// 'job:update' events, health and filters; the backup records are the manifests as written, which
+// name the VM by its durable identity (its UUID), and nothing translates one into the other.
+// Real demo VM, real backups.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,31 +32,31 @@ afterAll(async () => {
   }
 });
 
-describe('the service presents one id per VM', () => {
+describe('one VM id; manifests keep the durable identity', () => {
   let backupId = '';
 
-  it('backup:begin: the job, its updates and the returned record say "demo"; the manifest on disk keeps the UUID', async () => {
+  it('backup:begin: the job and its updates say "demo"; the returned record is the manifest on disk (the UUID)', async () => {
     expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
     await svc.handlers['lab:write'](DEMO_VM_ID, { disk: 'vdb', pattern: 'sequential', mib: 1 });
     const r = await svc.handlers['backup:begin'](DEMO_VM_ID, { full: true, disks: ['vdb'] });
     backupId = r.backup.id;
     expect(r.job).toMatchObject({ kind: 'backup', vmId: DEMO_VM_ID, state: 'succeeded' });
-    expect(r.backup.vm).toEqual({ id: DEMO_VM_ID, name: 'tidemark-demo', uuid });
+    expect(r.backup.vm).toEqual({ id: uuid, name: 'tidemark-demo', uuid });
     const backupUpdates = updates.filter((j) => j.id === r.job.id);
     expect(backupUpdates.length).toBeGreaterThan(1);
     expect(new Set(backupUpdates.map((j) => j.vmId))).toEqual(new Set([DEMO_VM_ID]));
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'backups', 'vms', uuid, 'manifests', `${backupId}.json`), 'utf8'));
-    expect(manifest.vm).toEqual({ id: uuid, name: 'tidemark-demo', uuid });
+    expect(manifest.vm).toEqual(r.backup.vm);
   });
 
-  it('backup:list and backup:info carry "demo"; the list filter takes the service id (or the UUID)', async () => {
+  it('backup:list and backup:info carry the manifests as written; the list filter takes the VM id (or the UUID)', async () => {
     const all = await svc.handlers['backup:list']();
-    expect(all.backups.map((b) => [b.id, b.vm.id])).toEqual([[backupId, DEMO_VM_ID]]);
+    expect(all.backups.map((b) => [b.id, b.vm.id])).toEqual([[backupId, uuid]]);
     expect((await svc.handlers['backup:list'](undefined, DEMO_VM_ID)).backups.map((b) => b.id)).toEqual([backupId]);
     expect((await svc.handlers['backup:list'](undefined, uuid)).backups.map((b) => b.id)).toEqual([backupId]);
     expect((await svc.handlers['backup:list'](undefined, 'ep-000000000000')).backups).toEqual([]);
     const info = await svc.handlers['backup:info'](backupId);
-    expect(info.backup.vm.id).toBe(DEMO_VM_ID);
+    expect(info.backup.vm.id).toBe(uuid);
     expect(info.chains).toEqual([{ disk: 'vdb', layers: [backupId] }]);
   });
 
@@ -72,11 +73,11 @@ describe('the service presents one id per VM', () => {
     expect((await svc.handlers['vm:health'](DEMO_VM_ID)).vmId).toBe(DEMO_VM_ID);
   });
 
-  it('with the VM stopped, its backups are still listed as "demo" (the UUID from lab.json)', async () => {
+  it('with the VM stopped, the filter by "demo" still finds its backups (the UUID from lab.json)', async () => {
     await svc.handlers['lab:stop']();
     const again = createService({ stateDir: dir, connectMode: 'on-demand' });
     try {
-      expect((await again.handlers['backup:list']()).backups.map((b) => b.vm.id)).toEqual([DEMO_VM_ID]);
+      expect((await again.handlers['backup:list']()).backups.map((b) => b.vm.id)).toEqual([uuid]);
       expect((await again.handlers['backup:list'](undefined, DEMO_VM_ID)).backups.map((b) => b.id)).toEqual([backupId]);
     } finally {
       await again.close();

@@ -165,11 +165,11 @@ describe('backup and pull channels', () => {
   it('load their modules on first use only, and answer through dispatch afterwards', async () => {
     const loaded: string[] = [];
     vi.resetModules();
-    vi.doMock('../engine/backup/handlers', async (original) => {
+    vi.doMock('./handlers/backup', async (original) => {
       loaded.push('backup');
       return original();
     });
-    vi.doMock('../engine/pull/handlers', async (original) => {
+    vi.doMock('./handlers/pull', async (original) => {
       loaded.push('pull');
       return original();
     });
@@ -185,8 +185,8 @@ describe('backup and pull channels', () => {
       await s.handlers['backup:list']();
       expect(loaded).toEqual(['backup', 'pull']);
     } finally {
-      vi.doUnmock('../engine/backup/handlers');
-      vi.doUnmock('../engine/pull/handlers');
+      vi.doUnmock('./handlers/backup');
+      vi.doUnmock('./handlers/pull');
       vi.resetModules();
     }
   });

@@ -116,7 +116,7 @@ describe('tidemark serve (stand-alone process)', () => {
   });
 
   it('prints the URL with a token, answers on it, and on SIGINT stops with the demo VM', async () => {
-    const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'serve-cli.ts'), '--state-dir', dir, '--no-open', '--port', '0'], {
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '../cli/commands/serve.ts'), '--state-dir', dir, '--no-open', '--port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DISPLAY: '' },
     });

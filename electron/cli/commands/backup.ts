@@ -7,7 +7,7 @@ import { exclusive, positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatInfo, formatTable, formatTime } from '../format';
-import { PULL_ONLY_OPTIONS, runPull } from '../../engine/pull/cli';
+import { PULL_ONLY_OPTIONS, runPull } from './pull';
 import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../backup-options';
 
 

@@ -23,10 +23,9 @@ export const GROUPS: LazyGroup[] = [
     names: ['backup-begin', 'backup-list', 'backup-info', 'backup-verify', 'backup-delete', 'backup-status', 'backup-cancel', 'restore'],
     load: async () => (await import('./backup')).backupCommands,
   },
-  // issue 5: pull mode and the dirty map (the module lives with the pull engine)
-  { name: 'Pull', names: ['backup-pull', 'backup-end', 'dirty-map'], load: async () => (await import('../../engine/pull/cli')).pullCommands },
+  { name: 'Pull', names: ['backup-pull', 'backup-end', 'dirty-map'], load: async () => (await import('./pull')).pullCommands },
   { name: 'Demo VM', names: ['lab start', 'lab stop', 'lab status', 'lab write'], load: async () => (await import('./lab')).labCommands },
-  { name: 'Web UI', names: ['serve'], load: async () => [(await import('../../host/serve-cli')).serveCommand] },
+  { name: 'Web UI', names: ['serve'], load: async () => [(await import('./serve')).serveCommand] },
 ];
 
 /** Every group with its commands (loads every module: for help and unknown names). */

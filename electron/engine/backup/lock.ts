@@ -1,31 +1,31 @@
 // The backup-in-progress lock of a VM in a repository. The lock file is also the backup's journal:
-// what it created in QEMU and on disk, so that `backup-status` and `backup-cancel` in another
-// process can see it, and so that a backup whose process died can be rolled back later.
+// what it created in the hypervisor and on disk, so that `backup-status` and `backup-cancel` in
+// another process can see it, and so that a backup whose process died can be rolled back later.
+// The session writes the generic part; what a strategy created in the hypervisor (QMP jobs, nodes,
+// exports…) is its own `strategy.state`, read back only by that driver's recovery.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { PreparedCheckpoint } from '../checkpoints/api';
 import { createFileExclusive, writeFileAtomic } from '../../os/atomic-file';
 import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
 import type { BackupKind } from './manifest';
 import type { BackupRepository } from './repository';
-import type { PullJournal } from '../pull/leftovers';
 
 export type BackupPhase = 'preparing' | 'running' | 'finalizing' | 'recording' | 'rolling-back';
 
 export interface JournalDisk {
   disk: string;
   kind: BackupKind;
-  jobId: string;
-  /** Node name of the target qcow2 in QEMU. */
-  targetNode: string;
-  /** Temporary merged bitmap (incremental/differential). */
-  tmpBitmap?: string;
-  /** Node name of the source disk (where the temporary bitmap lives). */
-  sourceNode: string;
   /** Absolute path of the partial layer file. */
   partialImage: string;
+}
+
+/** What one strategy put into the hypervisor, for its driver's recovery (opaque to the session). */
+export interface StrategyJournal {
+  /** e.g. "qmp-push", "qmp-pull". */
+  name: string;
+  state?: unknown;
 }
 
 export interface BackupJournal {
@@ -41,15 +41,18 @@ export interface BackupJournal {
   kind: BackupKind;
   since?: string;
   checkpoint?: string;
-  /** The checkpoint prepared for the backup's transaction (rolled back if the backup fails). */
-  prepared?: PreparedCheckpoint;
-  /** True once the transaction ran: QEMU then holds the jobs, bitmaps and the prepared checkpoint. */
+  /** push or pull; an export-only pull waits for backup-end. */
+  mode?: 'push' | 'pull';
+  exportOnly?: boolean;
+  /** The checkpoint prepared for the backup's one operation (rolled back if the backup fails); its
+   *  shape is the driver's (`checkpoint` is the checkpoint itself). */
+  prepared?: { checkpoint: { name: string } };
+  /** True once the one operation ran: the hypervisor then holds the jobs, bitmaps and the prepared checkpoint. */
   executed: boolean;
   disks: JournalDisk[];
   progress: { disk: string; done: number; total: number }[];
   log: string[];
-  /** A pull-mode backup's extra resources (issue 5: exports, qemu-nbd writers, fleece files). */
-  pull?: PullJournal;
+  strategy?: StrategyJournal;
 }
 
 export class BackupBusyError extends Error {

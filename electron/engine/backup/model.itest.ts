@@ -18,8 +18,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { BitmapLayout } from '../../../shared/domain';
 import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from './itest-helpers';
 import type { BackupManifest } from './manifest';
-import { runPull } from '../pull/pull';
-import { runBackup } from './push';
+import { RecordingReporter } from '../operation';
+import { runPull } from '../qmp-driver/pull';
+import { runBackup } from '../qmp-driver/push';
 import { restoreTo } from './restore';
 import { describeFailures, verifyBackups } from './verify';
 import { prng } from '../lab/writer';
@@ -162,13 +163,13 @@ async function runModel(layout: BitmapLayout, seed: number, ops: number): Promis
           try {
             res = await runPull(r.engine, r.client, {
               ...opts, stateDir: r.stateDir, pieceBytes, parallel,
-              onUpdate: (job) => {
+              reporter: new RecordingReporter({ onChange: (job) => {
                 jobLog = job.log;
                 if (racing.length === 0 || writes.length > 0 || !job.log.some(started)) return;
                 writes.push((async () => {
                   for (const w of racing) await r.shadow.write(w.disk, w.off, w.len, w.pattern);
                 })());
-              },
+              } }),
             });
           } finally {
             await Promise.allSettled(writes);

@@ -1,11 +1,9 @@
-// Backup planning without QEMU: kinds, bases, per-disk fallbacks with their reasons, and the
-// transaction's actions.
+// Backup planning without QEMU: kinds, bases, and per-disk fallbacks with their reasons.
 
 import { describe, expect, it } from 'vitest';
 import type { Checkpoint, DiskInfo, VmInfo } from '../../../shared/domain';
-import type { QmpAction } from '../checkpoints/api';
 import type { BackupManifest, BackupManifestDisk, BranchPoint } from './manifest';
-import { backupActions, backupAt, backupNames, currentPath, planBackup, type PlanInputs } from './plan';
+import { backupAt, currentPath, planBackup, type PlanInputs } from './plan';
 
 const GiB = 1024 ** 3;
 
@@ -42,7 +40,6 @@ const B3 = '20260101-000000-000-0003';
 
 /** c1 (B1, full) → c2 (B2, incremental on B1) → c3 (no backup), current c3. */
 function inputs(over: Partial<PlanInputs> = {}): PlanInputs {
-  const tmpCalls: string[] = [];
   return {
     vm,
     request: { mode: 'auto' },
@@ -52,11 +49,7 @@ function inputs(over: Partial<PlanInputs> = {}): PlanInputs {
     branchPoints: [],
     needsFull: {},
     layerExists: () => true,
-    tempBitmapActions: (since, d, tmp): QmpAction[] => {
-      tmpCalls.push(`${since}/${d}`);
-      return [{ type: 'block-dirty-bitmap-add', data: { node: `${d}-fmt`, name: tmp } }, { type: 'block-dirty-bitmap-merge', data: { node: `${d}-fmt`, target: tmp, bitmaps: [since] } }];
-    },
-    names: backupNames('abc123'),
+    changesUnusable: () => undefined,
     ...over,
   };
 }
@@ -77,14 +70,14 @@ describe('planBackup', () => {
     const p = planBackup(inputs({ backups: [] }));
     expect(p.kind).toBe('full');
     expect(kinds(p).every(([, k]) => k === 'full')).toBe(true);
-    expect(p.disks.every((d) => d.fallbackReason === undefined && d.bitmapActions.length === 0)).toBe(true);
+    expect(p.disks.every((d) => d.fallbackReason === undefined && d.since === undefined && d.base === undefined)).toBe(true);
   });
 
   it('--since an older checkpoint is differential, onto that checkpoint\'s backup', () => {
     const p = planBackup(inputs({ request: { mode: 'since', checkpoint: 'c1' } }));
     expect(p.kind).toBe('differential');
     expect(kinds(p).slice(0, 2)).toEqual([['vda', 'differential', B1], ['vdb', 'differential', B1]]);
-    expect(p.disks[0]!.bitmapActions[1]!.data).toEqual({ node: 'vda-fmt', target: 'tidemark-tmp-bk-abc123-0', bitmaps: ['c1'] });
+    expect(p.disks[0]!.since).toBe('c1');
   });
 
   it('a checkpoint not on the current path is not a default base', () => {
@@ -99,13 +92,13 @@ describe('planBackup', () => {
     ['a base layer gone from the repository', { layerExists: (id, d) => !(id === B1 && d === 'vda') }, new RegExp(`backup ${B1}'s image of vda is gone from the repository`)],
     ['a base manifest gone', { backups: [{ ...backup(B2, 'c2', B1), disks: [layer('vda', B2, B1), layer('vdb', B2), layer('vdc', B2)] }] }, new RegExp(`backup ${B1}, on which ${B2}'s layer of vda builds, is gone from the repository`)],
     ['a resized disk', { vm: { ...vm, disks: [disk('vda', { virtualSize: 2 * GiB }), disk('vdb'), vm.disks[2]!] } }, /the disk was resized since backup \S+ \(1\.00 GiB → 2\.00 GiB\)/],
-    ['an unusable bitmap', { tempBitmapActions: (s, d) => { if (d === 'vda') throw new Error(`bitmap ${s} of checkpoint ${s} on vda is inconsistent (QEMU was not shut down cleanly)`); return []; } }, /inconsistent \(QEMU was not shut down cleanly\)/],
+    ['an unusable bitmap', { changesUnusable: (s, d) => (d === 'vda' ? `bitmap ${s} of checkpoint ${s} on vda is inconsistent (QEMU was not shut down cleanly)` : undefined) }, /inconsistent \(QEMU was not shut down cleanly\)/],
   ])('falls back to full for %s, with the reason', (_what, over, reason) => {
     const p = planBackup(inputs(over));
     const vda = p.disks.find((d) => d.disk.name === 'vda')!;
     expect(vda.kind).toBe('full');
     expect(vda.fallbackReason).toMatch(reason);
-    expect(vda.bitmapActions).toEqual([]);
+    expect([vda.since, vda.base]).toEqual([undefined, undefined]);
     expect(p.notes.some((n) => n.startsWith('vda: full backup instead of changes since c2: '))).toBe(true);
     expect(p.disks.find((d) => d.disk.name === 'vdb')!.kind).toBe('incremental'); // per disk: the others are unaffected
   });
@@ -135,26 +128,5 @@ describe('planBackup', () => {
   it('currentPath walks parents and survives cycles', () => {
     expect(currentPath([cp('a', 'b'), cp('b', 'a')], 'a').map((c) => c.name)).toEqual(['a', 'b']);
     expect(currentPath([cp('a')], undefined)).toEqual([]);
-  });
-});
-
-describe('backupActions', () => {
-  it('temporary bitmaps, then the checkpoint, then one backup job per disk that waits to be finalized', () => {
-    const p = planBackup(inputs());
-    const checkpointActions = [{ type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 'new', persistent: true } }];
-    const actions = backupActions(p, { checkpointActions, speed: 1048576, fullSync: () => 'top' });
-    expect(actions.map((a) => a.type)).toEqual([
-      'block-dirty-bitmap-add', 'block-dirty-bitmap-merge', 'block-dirty-bitmap-add', 'block-dirty-bitmap-merge',
-      'block-dirty-bitmap-add', 'blockdev-backup', 'blockdev-backup', 'blockdev-backup',
-    ]);
-    expect(actions[5]!.data).toEqual({
-      'job-id': 'tidemark-bk-abc123-0', device: 'vda-fmt', target: 'tidemark-bkt-abc123-0', 'auto-finalize': false, 'auto-dismiss': false,
-      sync: 'bitmap', bitmap: 'tidemark-tmp-bk-abc123-0', 'bitmap-mode': 'never', speed: 1048576,
-    });
-    expect(actions[7]!.data).toEqual({
-      'job-id': 'tidemark-bk-abc123-2', device: 'vdc-fmt', target: 'tidemark-bkt-abc123-2', 'auto-finalize': false, 'auto-dismiss': false, sync: 'top', speed: 1048576,
-    });
-    // node names fit QEMU's 31 characters
-    expect(backupNames('ffffff').targetNode(255).length).toBeLessThanOrEqual(31);
   });
 });

@@ -1,9 +1,9 @@
-// PURE planning of a push backup: which disks, which kind per disk (with the reason when a disk
-// falls back to full), which base backup each layer chains onto, and the QMP transaction actions.
-// No I/O: the caller passes what the repository and the checkpoint engine know.
+// PURE planning of a backup (push or pull, any driver): which disks, which kind per disk (with the
+// reason when a disk falls back to full), and which base backup each layer chains onto. No I/O and
+// nothing hypervisor-specific: the caller passes what the repository and the VM's driver know; the
+// driver's strategy turns the plan into its own operations (QMP transaction actions, libvirt XML).
 
 import type { Checkpoint, DiskInfo, VmInfo } from '../../../shared/domain';
-import type { QmpAction } from '../checkpoints/api';
 import type { BackupKind, BackupManifest, BranchPoint } from './manifest';
 
 export type BackupRequest = { mode: 'full' } | { mode: 'since'; checkpoint: string } | { mode: 'auto' };
@@ -22,25 +22,9 @@ export interface PlanInputs {
   needsFull: Record<string, string>;
   /** True when the layer file of `disk` in backup `id` exists in the repository. */
   layerExists(id: string, disk: string): boolean;
-  /** The temporary-bitmap actions for changes on `disk` since `since`; throws naming why it is impossible. */
-  tempBitmapActions(since: string, disk: string, tmpName: string): QmpAction[];
-  /** Names for this backup's QEMU objects. */
-  names: BackupNames;
-}
-
-export interface BackupNames {
-  jobId(i: number): string;
-  targetNode(i: number): string;
-  tmpBitmap(i: number): string;
-}
-
-/** QEMU object names for backup `tag` (6 hex digits): jobs, target nodes (≤ 31 chars) and temporary bitmaps. */
-export function backupNames(tag: string): BackupNames {
-  return {
-    jobId: (i) => `tidemark-bk-${tag}-${i}`,
-    targetNode: (i) => `tidemark-bkt-${tag}-${i}`,
-    tmpBitmap: (i) => `tidemark-tmp-bk-${tag}-${i}`,
-  };
+  /** Why the changes on `disk` since checkpoint `since` cannot be had (bitmap missing, inconsistent,
+   *  incomplete…), or undefined when they can. From the VM's driver. */
+  changesUnusable(since: string, disk: string): string | undefined;
 }
 
 export interface DiskPlan {
@@ -52,11 +36,6 @@ export interface DiskPlan {
   base?: string;
   /** Why this disk is backed up in full although changes since a checkpoint were asked for. */
   fallbackReason?: string;
-  jobId: string;
-  targetNode: string;
-  tmpBitmap?: string;
-  /** add + merge of the temporary bitmap (incremental/differential). */
-  bitmapActions: QmpAction[];
 }
 
 export interface BackupPlan {
@@ -110,7 +89,7 @@ function gib(n: number): string {
   return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
 
-/** Decides every disk's kind and base, and the temporary-bitmap actions. Throws on bad requests. */
+/** Decides every disk's kind and base. Throws on bad requests. */
 export function planBackup(inp: PlanInputs): BackupPlan {
   const all = inp.vm.disks;
   if (all.length === 0) throw new Error(`VM ${inp.vm.id} has no disks to back up`);
@@ -141,8 +120,8 @@ export function planBackup(inp: PlanInputs): BackupPlan {
   const newest = newestBackedUpCheckpoint(path, names, inp.backups, inp.branchPoints);
   const kind: BackupKind = since === undefined ? 'full' : since === newest ? 'incremental' : 'differential';
 
-  const disks: DiskPlan[] = selected.map((disk, i) => {
-    const base: DiskPlan = { disk, kind: 'full', jobId: inp.names.jobId(i), targetNode: inp.names.targetNode(i), bitmapActions: [] };
+  const disks: DiskPlan[] = selected.map((disk) => {
+    const base: DiskPlan = { disk, kind: 'full' };
     if (since === undefined) return base;
     const full = (reason: string): DiskPlan => {
       notes.push(`${disk.name}: full backup instead of changes since ${since}: ${reason}`);
@@ -163,15 +142,10 @@ export function planBackup(inp: PlanInputs): BackupPlan {
     if (gone) return full(`backup ${gone.id}'s image of ${disk.name} is gone from the repository`);
     const atDisk = at.disks.find((d) => d.name === disk.name)!;
     if (atDisk.virtualSize !== disk.virtualSize) return full(`the disk was resized since backup ${at.id} (${gib(atDisk.virtualSize)} → ${gib(disk.virtualSize)})`);
-    const tmp = inp.names.tmpBitmap(i);
-    let actions: QmpAction[];
-    try {
-      actions = inp.tempBitmapActions(since, disk.name, tmp);
-    } catch (e) {
-      return full((e as Error).message);
-    }
+    const unusable = inp.changesUnusable(since, disk.name);
+    if (unusable !== undefined) return full(unusable);
     const newestHere = newestBackedUpCheckpoint(path, [disk.name], inp.backups, inp.branchPoints);
-    return { ...base, kind: since === newestHere ? 'incremental' : 'differential', since, base: at.id, tmpBitmap: tmp, bitmapActions: actions };
+    return { ...base, kind: since === newestHere ? 'incremental' : 'differential', since, base: at.id };
   });
 
   const checkpointDisks = all.map((d) => ({
@@ -197,35 +171,4 @@ export function layersOf(top: BackupManifest, disk: string, backups: BackupManif
     cur = next;
   }
   return out;
-}
-
-/**
- * The backup transaction, in order: temporary bitmaps (add + merge), then the new checkpoint's
- * actions, then one blockdev-backup per disk with auto-finalize and auto-dismiss off, so that
- * all jobs are finalized together or cancelled together.
- */
-export function backupActions(plan: BackupPlan, options: { checkpointActions?: QmpAction[]; speed?: number; fullSync?: (disk: DiskInfo) => 'full' | 'top' }): QmpAction[] {
-  const actions: QmpAction[] = [];
-  for (const d of plan.disks) actions.push(...d.bitmapActions);
-  actions.push(...(options.checkpointActions ?? []));
-  for (const d of plan.disks) {
-    const data: Record<string, unknown> = {
-      'job-id': d.jobId,
-      device: d.disk.nodeName,
-      target: d.targetNode,
-      'auto-finalize': false,
-      'auto-dismiss': false,
-    };
-    if (d.kind === 'full') {
-      data.sync = options.fullSync?.(d.disk) ?? 'full';
-    } else {
-      // sync=bitmap + bitmap-mode=never: the temporary bitmap is read, never cleared (G6).
-      data.sync = 'bitmap';
-      data.bitmap = d.tmpBitmap;
-      data['bitmap-mode'] = 'never';
-    }
-    if (options.speed !== undefined && options.speed > 0) data.speed = options.speed;
-    actions.push({ type: 'blockdev-backup', data });
-  }
-  return actions;
 }

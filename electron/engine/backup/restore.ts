@@ -3,13 +3,14 @@
 // write a sparse copy next to the destination, compare it with the chain, and only then move it
 // into place. In place keeps the old image aside (the safety copy) unless told not to.
 // Restoring every checkpointed disk in place to checkpoint C's backup opens a new branch under C.
+// What that does to the VM's checkpoints is its driver's part (RestoreHooks): Tidemark's own
+// metadata for a QMP VM, libvirt's checkpoints (redefined) for a libvirt domain.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { JobInfo } from '../../../shared/contract';
-import { MetadataStore } from '../checkpoints/store';
+import type { BitmapLayout } from '../../../shared/domain';
 import { fsyncDir } from '../../os/atomic-file';
-import { JobLog } from './joblog';
+import { OperationLog, silentReporter, type OperationReporter } from '../operation';
 import { newBackupId, type BackupManifest } from './manifest';
 import { addBitmap, compareImages, convertImage, imageInfo, QemuImgError } from './qemuimg';
 import type { BackupRepository, ChainLayer } from './repository';
@@ -38,7 +39,7 @@ export async function verifyChain(chain: ChainLayer[], what: string, signal?: Ab
 
 /** Copies the chain's content to `tmp`, compares it with the chain, and leaves it there. Removes `tmp` on failure. */
 async function writeVerifiedCopy(
-  top: string, tmp: string, format: ImageFormat, opts: { compat?: string; clusterSize?: number; signal?: AbortSignal; log: JobLog; disk: string; size: number },
+  top: string, tmp: string, format: ImageFormat, opts: { compat?: string; clusterSize?: number; signal?: AbortSignal; log: OperationLog; disk: string; size: number },
 ): Promise<void> {
   try {
     opts.log.add(`copying ${top} (through its chain) to ${tmp}`);
@@ -61,8 +62,8 @@ export interface RestoreToOptions {
   disk: string;
   to: string;
   format?: string;
-  signal?: AbortSignal;
-  onUpdate?: (job: JobInfo) => void;
+  /** Progress, log lines and cancel (default: none). */
+  reporter?: OperationReporter;
 }
 
 export interface RestoreResult {
@@ -85,26 +86,56 @@ export async function restoreTo(options: RestoreToOptions): Promise<RestoreResul
   const top = chain[0]!;
   if (fs.existsSync(to)) throw new Error(`${to} already exists; restore --to never overwrites a file (choose a new path, or use --in-place for a stopped VM's image)`);
   if (!fs.existsSync(path.dirname(to))) throw new Error(`directory ${path.dirname(to)} does not exist`);
-  const log = new JobLog({ id: `restore-${m.id}-${options.disk}`, kind: 'restore', vmId: m.vm.id, title: `Restore ${options.disk} from backup ${m.id}` }, options.onUpdate);
+  const log = new OperationLog(options.reporter ?? silentReporter());
+  const signal = log.reporter.signal;
+  await verifyChain(chain, `backup ${m.id} of ${options.disk}`, signal);
+  log.add(`${chain.length} layer(s) verified against the manifest`);
+  const tmp = `${to}.tidemark-partial`;
+  fs.rmSync(tmp, { force: true });
+  await writeVerifiedCopy(top.file, tmp, format, { signal, log, disk: options.disk, size: top.disk.virtualSize });
   try {
-    await verifyChain(chain, `backup ${m.id} of ${options.disk}`, options.signal);
-    log.add(`${chain.length} layer(s) verified against the manifest`);
-    const tmp = `${to}.tidemark-partial`;
+    fs.linkSync(tmp, to); // no-clobber: fails if `to` appeared meanwhile
+  } finally {
     fs.rmSync(tmp, { force: true });
-    await writeVerifiedCopy(top.file, tmp, format, { signal: options.signal, log, disk: options.disk, size: top.disk.virtualSize });
-    try {
-      fs.linkSync(tmp, to); // no-clobber: fails if `to` appeared meanwhile
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-    fsyncDir(path.dirname(to));
-    log.add(`restored to ${to}`);
-    log.end('succeeded');
-    return { backup: m.id, disk: options.disk, path: to, format, virtualSize: top.disk.virtualSize, log: log.lines };
-  } catch (e) {
-    log.end('failed', (e as Error).message);
-    throw e;
   }
+  fsyncDir(path.dirname(to));
+  log.add(`restored to ${to}`);
+  return { backup: m.id, disk: options.disk, path: to, format, virtualSize: top.disk.virtualSize, log: log.lines };
+}
+
+/** What an in-place restore did, for the VM's checkpoints. */
+export interface InPlaceRestoreRecord {
+  backup: BackupManifest;
+  /** The disks restored (their images hold none of the older checkpoints' bitmaps any more). */
+  disks: string[];
+  /** When (ISO time, for the notes written into the checkpoints). */
+  when: string;
+  /** Set when every checkpointed disk was restored to the backup of checkpoint `parent`: open a new branch under it. */
+  branch?: {
+    parent: string;
+    name: string;
+    /** Restored qcow2 disks that get the new checkpoint's bitmap. */
+    bitmapDisks: string[];
+    /** Puts the new checkpoint's bitmap into those images (call while holding the VM's checkpoint lock). */
+    addBitmaps(): Promise<void>;
+  };
+}
+
+export interface InPlaceRestoreOutcome {
+  /** Checkpoints that no longer track the restored disks. */
+  dropped: number;
+  /** The branch opened, with the layout its checkpoint got. */
+  branch?: { checkpoint: string; parent: string; layout: BitmapLayout };
+  /** Why no branch was opened although one was asked for. */
+  noBranch?: string;
+}
+
+/** What a VM's driver does around an in-place restore (the VM is stopped throughout). */
+export interface RestoreHooks {
+  /** Throws, naming why, unless the VM that uses these images is stopped. */
+  assertStopped(images: string[]): Promise<void>;
+  /** Records the restore in the VM's checkpoints (Tidemark's metadata, or libvirt's, redefined). */
+  recordInPlace(record: InPlaceRestoreRecord): Promise<InPlaceRestoreOutcome>;
 }
 
 export interface InPlaceOptions {
@@ -114,12 +145,12 @@ export interface InPlaceOptions {
   targets: { disk: string; image: string }[];
   /** Skip keeping the old image as IMAGE.pre-restore-<time> (must be asked for explicitly). */
   noSafetyCopy?: boolean;
-  /** State directory of the checkpoint metadata (for the new branch). */
-  stateDir?: string;
+  /** The VM's driver's part (without: the restored disks are only marked for a full backup). */
+  hooks?: RestoreHooks;
   /** Name of the new branch's checkpoint (default: restore-<time>). */
   branchCheckpoint?: string;
-  signal?: AbortSignal;
-  onUpdate?: (job: JobInfo) => void;
+  /** Progress, log lines and cancel (default: none). */
+  reporter?: OperationReporter;
 }
 
 export interface InPlaceResult {
@@ -149,7 +180,8 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
   const repo = options.repo;
   const m = repo.get(options.backup);
   if (options.targets.length === 0) throw new Error('no disk to restore in place');
-  const log = new JobLog({ id: `restore-${m.id}`, kind: 'restore', vmId: m.vm.id, title: `In-place restore from backup ${m.id}` }, options.onUpdate);
+  const log = new OperationLog(options.reporter ?? silentReporter());
+  const signal = log.reporter.signal;
   const seen = new Set<string>();
   const prepared: { disk: string; image: string; tmp: string; format: ImageFormat; chain: ChainLayer[] }[] = [];
   try {
@@ -164,21 +196,21 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
       if (info.backingFile) throw new Error(`${image} has a backing file (${info.backingFile}); restoring over an overlay would hide it — restore --to a new file instead`);
       const top = chain[0]!;
       if (info.virtualSize !== top.disk.virtualSize) log.add(`${t.disk}: ${image} is ${info.virtualSize} bytes, the backup ${top.disk.virtualSize}: the restored disk takes the backup's size`);
-      await verifyChain(chain, `backup ${m.id} of ${t.disk}`, options.signal);
+      await verifyChain(chain, `backup ${m.id} of ${t.disk}`, signal);
       log.add(`${t.disk}: ${chain.length} layer(s) verified against the manifest`);
       const tmp = `${image}.tidemark-restore-partial`;
       fs.rmSync(tmp, { force: true });
       prepared.push({ disk: t.disk, image, tmp, format: info.format as ImageFormat, chain });
       await writeVerifiedCopy(top.file, tmp, info.format as ImageFormat, {
-        compat: info.compat, clusterSize: info.clusterSize, signal: options.signal, log, disk: t.disk, size: top.disk.virtualSize,
+        compat: info.compat, clusterSize: info.clusterSize, signal, log, disk: t.disk, size: top.disk.virtualSize,
       });
       fs.chmodSync(tmp, fs.statSync(image).mode & 0o7777);
     }
     // Check again that nothing opened the images meanwhile, then swap them all.
     for (const p of prepared) await assertNotInUse(p.image);
+    await options.hooks?.assertStopped(prepared.map((p) => p.image));
   } catch (e) {
     for (const p of prepared) fs.rmSync(p.tmp, { force: true });
-    log.end('failed', (e as Error).message);
     throw e;
   }
 
@@ -204,13 +236,11 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
     });
     for (const p of prepared) fs.rmSync(p.tmp, { force: true });
     const msg = `in-place restore failed while swapping images: ${(e as Error).message}${undone.length ? `; ${undone.join(', ')} put back as they were` : ''}`;
-    log.end('failed', msg);
     throw new Error(msg, { cause: e });
   }
 
   const result: InPlaceResult = { backup: m.id, restored, needsFull: {}, log: log.lines };
   await afterInPlace(options, m, prepared.map((p) => ({ disk: p.disk, image: p.image, format: p.format })), result, log);
-  log.end('succeeded');
   return result;
 }
 
@@ -220,7 +250,7 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
  * as the backup, so the next incremental continues C's chain. Otherwise the restored disks are
  * marked as needing a full backup.
  */
-async function afterInPlace(options: InPlaceOptions, m: BackupManifest, done: { disk: string; image: string; format: ImageFormat }[], result: InPlaceResult, log: JobLog): Promise<void> {
+async function afterInPlace(options: InPlaceOptions, m: BackupManifest, done: { disk: string; image: string; format: ImageFormat }[], result: InPlaceResult, log: OperationLog): Promise<void> {
   const repo = options.repo;
   const checkpointed = m.disks.filter((d) => d.checkpointBitmap).map((d) => d.name);
   const restoredNames = done.map((d) => d.disk);
@@ -233,67 +263,32 @@ async function afterInPlace(options: InPlaceOptions, m: BackupManifest, done: { 
     result.needsFull = Object.fromEntries(restoredNames.map((d) => [d, why]));
     log.add(`next backup of ${restoredNames.join(', ')} will be full: ${why}`);
   };
-  const store = options.stateDir ? new MetadataStore(options.stateDir, m.vm.id) : undefined;
-  if (!store) {
+  if (!options.hooks) {
     markFull(`restored in place from backup ${m.id} (${when}) without checkpoint metadata at hand`);
     return;
   }
-  const release = await store.lock(`restore of backup ${m.id}`);
-  try {
-    const meta = store.load();
-    // The restored images hold none of the old bitmaps: those checkpoints no longer track these disks.
-    let dropped = 0;
-    for (const cp of meta.checkpoints.values()) {
-      let changed = false;
-      for (const d of cp.disks) {
-        if (d.checkpoint !== 'bitmap' || !restoredNames.includes(d.name)) continue;
-        d.checkpoint = 'no';
-        delete d.bitmap;
-        d.incomplete = `its bitmap was dropped when ${d.name} was restored in place from backup ${m.id} (${when})`;
-        changed = true;
-      }
-      if (changed) {
-        store.writeCheckpoint(cp);
-        dropped++;
-      }
-    }
-    if (dropped > 0) {
-      log.add(`${dropped} older checkpoint(s) no longer track ${restoredNames.join(', ')}: their bitmaps are not in the restored images`);
-    }
-    const parent = m.checkpoint;
-    if (!parent || !all || !meta.vm || !meta.checkpoints.has(parent)) {
-      markFull(!parent
-        ? `restored in place from backup ${m.id} (${when}), which has no checkpoint`
-        : !all
-          ? `restored in place from backup ${m.id} (${when}) without the VM's other checkpointed disks (${checkpointed.filter((d) => !restoredNames.includes(d)).join(', ')})`
-          : `restored in place from backup ${m.id} (${when}); checkpoint ${parent} is not in the metadata, so no branch could be opened`);
-      return;
-    }
-    const name = options.branchCheckpoint ?? `restore-${newBackupId().slice(0, 19)}`;
-    if (meta.checkpoints.has(name)) throw new Error(`checkpoint ${name} already exists`);
-    const now = Date.now();
-    const bitmapDisks = done.filter((d) => d.format === 'qcow2' && checkpointed.includes(d.disk));
-    for (const d of bitmapDisks) await addBitmap(d.image, name);
-    const layout = meta.vm.layout ?? m.layout ?? 'independent';
-    const known = new Set(meta.checkpoints.get(parent)!.disks.map((d) => d.name));
-    for (const d of m.disks) known.add(d.name);
-    store.writeCheckpoint({
-      name,
-      description: `restored from backup ${m.id} (the point of checkpoint ${parent}); new branch`,
-      parent,
-      creationTime: Math.floor(now / 1000),
-      createdAtMs: now,
-      disks: [...known].map((disk) => (bitmapDisks.some((b) => b.disk === disk) ? { name: disk, checkpoint: 'bitmap' as const, bitmap: name } : { name: disk, checkpoint: 'no' as const })),
-      layout,
-    });
-    store.writeVm({ ...meta.vm, current: name, layout });
-    repo.writeBranchPoint(m.vm.id, { format: 'tidemark-branch-point', version: 1, checkpoint: name, parent, backup: m.id, disks: bitmapDisks.map((d) => d.disk), createdAt: now });
-    const marks = repo.needsFull(m.vm.id);
-    for (const d of bitmapDisks) delete marks[d.disk];
-    repo.setNeedsFull(m.vm.id, marks);
-    result.branch = { checkpoint: name, parent };
-    log.add(`new branch: checkpoint ${name} under ${parent}; its bitmaps start now, and the next incremental builds on backup ${m.id}`);
-  } finally {
-    release();
+  const parent = m.checkpoint;
+  const bitmapDisks = done.filter((d) => d.format === 'qcow2' && checkpointed.includes(d.disk));
+  const name = options.branchCheckpoint ?? `restore-${newBackupId().slice(0, 19)}`;
+  const outcome = await options.hooks.recordInPlace({
+    backup: m, disks: restoredNames, when,
+    ...(parent && all ? { branch: { parent, name, bitmapDisks: bitmapDisks.map((d) => d.disk), addBitmaps: async () => { for (const d of bitmapDisks) await addBitmap(d.image, name); } } } : {}),
+  });
+  if (outcome.dropped > 0) {
+    log.add(`${outcome.dropped} older checkpoint(s) no longer track ${restoredNames.join(', ')}: their bitmaps are not in the restored images`);
   }
+  if (!outcome.branch) {
+    markFull(!parent
+      ? `restored in place from backup ${m.id} (${when}), which has no checkpoint`
+      : !all
+        ? `restored in place from backup ${m.id} (${when}) without the VM's other checkpointed disks (${checkpointed.filter((d) => !restoredNames.includes(d)).join(', ')})`
+        : `restored in place from backup ${m.id} (${when}); ${outcome.noBranch ?? `checkpoint ${parent} is not in the metadata`}, so no branch could be opened`);
+    return;
+  }
+  repo.writeBranchPoint(m.vm.id, { format: 'tidemark-branch-point', version: 1, checkpoint: name, parent: outcome.branch.parent, backup: m.id, disks: bitmapDisks.map((d) => d.disk), createdAt: Date.now() });
+  const marks = repo.needsFull(m.vm.id);
+  for (const d of bitmapDisks) delete marks[d.disk];
+  repo.setNeedsFull(m.vm.id, marks);
+  result.branch = { checkpoint: outcome.branch.checkpoint, parent: outcome.branch.parent };
+  log.add(`new branch: checkpoint ${name} under ${outcome.branch.parent}; its bitmaps start now, and the next incremental builds on backup ${m.id}`);
 }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitmapLayout, HealthIssue } from '../../../shared/domain';
 import { QmpClient } from '../../qmp/client';
-import { runBackup } from '../backup/push';
+import { RecordingReporter } from '../operation';
+import { runBackup } from '../qmp-driver/push';
 import { BackupRepository } from '../backup/repository';
 import { CheckpointEngine } from './engine';
 import { KiB, MiB, bitmap, startRig, stopRig, summary, write, type Rig } from './itest-helpers';
@@ -24,7 +25,8 @@ function child(rig: Rig, body: string): { proc: ChildProcess; ready: Promise<str
     require(${JSON.stringify(require.resolve('tsx/cjs'))});
     const { QmpClient } = require(${JSON.stringify(path.join(here, '../../qmp/client.ts'))});
     const { CheckpointEngine } = require(${JSON.stringify(path.join(here, 'engine.ts'))});
-    const { runBackup } = require(${JSON.stringify(path.join(here, '../backup/push.ts'))});
+    const { runBackup } = require(${JSON.stringify(path.join(here, '../qmp-driver/push.ts'))});
+    const { RecordingReporter } = require(${JSON.stringify(path.join(here, '../operation.ts'))});
     const { BackupRepository } = require(${JSON.stringify(path.join(here, '../backup/repository.ts'))});
     (async () => {
       const client = await QmpClient.connect(${JSON.stringify(rig.lab.qmpSecondary)});
@@ -173,7 +175,7 @@ describe.each(['independent', 'chained'] as BitmapLayout[])('pending checkpoints
     const { proc, ready } = child(rig!, `
       const repo = BackupRepository.open(${JSON.stringify(repoDir)}, { create: true });
       await runBackup(engine, client, { repo, full: true, checkpoint: 'bkp', disks: ['vda'], speedMiBps: 0.25,
-        onUpdate: (j) => { if (j.log.some((l) => l.includes('transaction done'))) console.log('READY'); } });
+        reporter: new RecordingReporter({ onChange: (j) => { if (j.log.some((l) => l.includes('transaction done'))) console.log('READY'); } }) });
       console.log('FAILED the backup finished before it could be killed');`);
     await ready;
     const pid = proc.pid!;
@@ -185,7 +187,7 @@ describe.each(['independent', 'chained'] as BitmapLayout[])('pending checkpoints
 
     const repo = BackupRepository.open(repoDir);
     const lines: string[] = [];
-    const m = await runBackup(B!, clientB!, { repo, full: true, checkpoint: 'bkq', disks: ['vda'], onUpdate: (j) => lines.splice(0, lines.length, ...j.log) });
+    const m = await runBackup(B!, clientB!, { repo, full: true, checkpoint: 'bkq', disks: ['vda'], reporter: new RecordingReporter({ onChange: (j) => lines.splice(0, lines.length, ...j.log) }) });
     expect(m.checkpoint).toBe('bkq');
     // push.ts's recovery rolled the dead backup's checkpoint back through rollbackCreate (which forgot the marker)
     expect(lines.some((l) => /checkpoint bkp of unfinished backup \S+ rolled back/.test(l))).toBe(true);

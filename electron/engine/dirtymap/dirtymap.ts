@@ -20,6 +20,8 @@ export interface DirtyMapDeps {
   qmp: QmpClient;
   engine: Pick<CheckpointEngineApi, 'vmId' | 'vm' | 'tempBitmapActions'>;
   stateDir: string;
+  /** The VM id the map is reported under (the driver's; default: the VM's durable identity). */
+  vmId?: string;
 }
 
 export interface DirtyMapOptions {
@@ -69,7 +71,7 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
   }
   const { buckets, bucketBytes } = bucketize(extents, disk.virtualSize, count);
   return {
-    vmId: vm.id, disk: disk.name, since: opts.since, granularity, virtualSize: disk.virtualSize,
+    vmId: deps.vmId ?? vm.id, disk: disk.name, since: opts.since, granularity, virtualSize: disk.virtualSize,
     extents, dirtyBytes: dirtyBytes(extents), buckets, bucketBytes, at, elapsedMs: performance.now() - started,
   };
 }

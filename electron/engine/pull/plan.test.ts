@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DiskInfo } from '../../../shared/domain';
-import type { BackupPlan } from '../backup/plan';
-import { copyOps, fleeceNodeArgs, pullActions, splitOps } from './plan';
+import { copyOps, splitOps } from './plan';
 
 const K = 1024;
 const DATA = 0;
@@ -50,23 +48,5 @@ describe('splitOps', () => {
       { offset: 0, length: 4, op: 'data' }, { offset: 4, length: 4, op: 'data' }, { offset: 8, length: 2, op: 'data' }, { offset: 10, length: 100, op: 'zero' },
     ]);
     expect(() => splitOps([], 0)).toThrow(/piece size must be a positive integer/);
-  });
-});
-
-describe('pullActions', () => {
-  it('puts temporary bitmaps, the checkpoint and one sync=none job per disk into one transaction, in that order', () => {
-    const disk = (name: string) => ({ name, nodeName: `${name}-fmt` }) as DiskInfo;
-    const plan = {
-      kind: 'incremental',
-      disks: [
-        { disk: disk('vda'), kind: 'incremental', jobId: 'tidemark-bk-abc-0', targetNode: 'tidemark-bkt-abc-0', tmpBitmap: 't0', bitmapActions: [{ type: 'block-dirty-bitmap-add', data: { name: 't0' } }, { type: 'block-dirty-bitmap-merge', data: { target: 't0' } }] },
-        { disk: disk('vdb'), kind: 'full', jobId: 'tidemark-bk-abc-1', targetNode: 'tidemark-bkt-abc-1', bitmapActions: [] },
-      ],
-      checkpointDisks: [], notes: [],
-    } as unknown as BackupPlan;
-    const actions = pullActions(plan, [{ type: 'block-dirty-bitmap-add', data: { name: 'c2' } }]);
-    expect(actions.map((a) => a.type)).toEqual(['block-dirty-bitmap-add', 'block-dirty-bitmap-merge', 'block-dirty-bitmap-add', 'blockdev-backup', 'blockdev-backup']);
-    expect(actions[3]).toEqual({ type: 'blockdev-backup', data: { 'job-id': 'tidemark-bk-abc-0', device: 'vda-fmt', target: 'tidemark-bkt-abc-0', sync: 'none' } });
-    expect(fleeceNodeArgs('tidemark-bkt-abc-0', '/s/f.qcow2', 'vda-fmt')).toEqual({ driver: 'qcow2', 'node-name': 'tidemark-bkt-abc-0', file: { driver: 'file', filename: '/s/f.qcow2' }, backing: 'vda-fmt' });
   });
 });

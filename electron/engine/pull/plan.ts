@@ -1,42 +1,9 @@
-// PURE planning of a pull-mode backup: the QMP transaction that fixes the point in time, and the
-// copy operations that turn NBD block status into "read these bytes" / "write zeroes here".
-//
-// Fleecing method: the legacy `blockdev-backup sync=none` into a qcow2 overlay whose backing is
-// the disk (notes §6 A), not copy-before-write + snapshot-access (§6 B). Why:
-//  * it is a transaction action, so the temporary bitmaps, the new checkpoint and the point in
-//    time are one atomic `transaction`, as every Tidemark operation is (plan → execute → record).
-//    cbw + snapshot-access needs blockdev-add and qom-set, which are not transaction actions: the
-//    guest must be stopped around ~9 commands (≈4.5 ms measured), each of which can fail half-way;
-//  * the export reads everywhere: with a cbw `bitmap`, reads outside it fail with EINVAL (G9), so
-//    `--export-only` consumers such as nbdcopy of the whole export would break;
-//  * QEMU 7.2 serialises the job's copy-before-write against reads of the fleece image
-//    (block-copy always sets BDRV_REQ_SERIALISING since 6.2), so a read cannot see a guest write
-//    that raced it; libvirt 9.0 uses this same scheme for its pull mode.
-// Its cost: the fleece image takes every cluster the guest overwrites during the pull, and QEMU
-// 7.2 cannot make a fleece write failure break the snapshot instead of the guest write. So the
-// fleece file's growth and its filesystem's free space are watched, and the pull is abandoned
-// (everything rolled back) long before it could fill up.
+// PURE planning of a pull copy: turning NBD block status (allocation, dirty bitmap) into "read
+// these bytes" / "write zeroes here". Any driver that exports a point in time over NBD (QEMU's own
+// server, libvirt's pull mode) copies through this.
 
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from '../../nbd/protocol';
 import type { Extent } from '../../nbd/client';
-import type { QmpAction } from '../checkpoints/api';
-import type { BackupPlan } from '../backup/plan';
-
-/** The transaction: temporary bitmaps, the new checkpoint, then one sync=none fleecing job per disk. */
-export function pullActions(plan: BackupPlan, checkpointActions: QmpAction[] = []): QmpAction[] {
-  const actions: QmpAction[] = [];
-  for (const d of plan.disks) actions.push(...d.bitmapActions);
-  actions.push(...checkpointActions);
-  for (const d of plan.disks) {
-    actions.push({ type: 'blockdev-backup', data: { 'job-id': d.jobId, device: d.disk.nodeName, target: d.targetNode, sync: 'none' } });
-  }
-  return actions;
-}
-
-/** blockdev-add of the fleece overlay: an empty qcow2 whose backing is the live disk's node. */
-export function fleeceNodeArgs(nodeName: string, file: string, sourceNode: string): Record<string, unknown> {
-  return { driver: 'qcow2', 'node-name': nodeName, file: { driver: 'file', filename: file }, backing: sourceNode };
-}
 
 export interface CopyOp {
   offset: number;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  bitmapIncapableReason, defaultGranularity, deviceIdFromQdev, discoverVm, identityFrom, vmInfoFrom, type DiscoveryReplies, type QmpBlockDeviceInfo,
+  bitmapIncapableReason, defaultGranularity, deviceIdFromQdev, discoverVm, identityFrom, readLiveBitmaps, vmInfoFrom, type DiscoveryReplies, type QmpBlockDeviceInfo,
 } from './discovery';
 
 // Replies recorded from QEMU 7.2.22 on this machine: the lab VM (vda, vdb, vdc qcow2 v2) and a
@@ -165,5 +165,24 @@ describe('discoverVm', () => {
     expect(asked).toContain('query-named-block-nodes{"flat":true}');
     expect(vm.disks).toHaveLength(6);
     expect(vm.status).toBe('prelaunch');
+  });
+});
+
+describe('readLiveBitmaps', () => {
+  it('reads every known disk\'s bitmaps with one query-named-block-nodes, as discovery maps them', async () => {
+    const asked: string[] = [];
+    const client = {
+      execute: async <T,>(cmd: string, args?: Record<string, unknown>): Promise<T> => {
+        asked.push(cmd + (args ? JSON.stringify(args) : ''));
+        return lab.namedNodes as T;
+      },
+    };
+    const vm = vmInfoFrom(lab, 'unix:/x');
+    const nodes = new Map(vm.disks.map((d) => [d.name, d.nodeName]));
+    nodes.set('gone', 'no-such-node');
+    const live = await readLiveBitmaps(client, nodes);
+    expect(asked).toEqual(['query-named-block-nodes{"flat":true}']);
+    expect(live.slice(0, vm.disks.length)).toEqual(vm.disks.map((d) => ({ disk: d.name, bitmaps: d.bitmaps })));
+    expect(live.at(-1)).toEqual({ disk: 'gone', bitmaps: [] });
   });
 });

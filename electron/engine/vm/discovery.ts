@@ -215,3 +215,13 @@ export async function discoverVm(client: QmpExecutor, endpoint: string): Promise
   ]);
   return vmInfoFrom({ name, uuid, status, version, block, namedNodes, graph }, endpoint);
 }
+
+/**
+ * Live bitmaps of known disks with one query-named-block-nodes (cheap enough to poll): `nodes`
+ * maps each disk's name to its format node, as the last discovery found them.
+ */
+export async function readLiveBitmaps(client: QmpExecutor, nodes: ReadonlyMap<string, string>): Promise<{ disk: string; bitmaps: BitmapInfo[] }[]> {
+  const named = await client.execute<Pick<QmpBlockDeviceInfo, 'node-name' | 'dirty-bitmaps'>[]>('query-named-block-nodes', { flat: true });
+  const byNode = new Map(named.map((n) => [n['node-name'], n]));
+  return [...nodes].map(([disk, node]) => ({ disk, bitmaps: (byNode.get(node)?.['dirty-bitmaps'] ?? []).map(toBitmap) }));
+}

@@ -11,13 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../qmp/client';
 import { CheckpointEngine } from '../checkpoints/engine';
 import { killLab, startLab, stopLab } from '../lab/labvm';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from './itest-helpers';
-import { BackupBusyError, lockPath } from './lock';
-import type { BackupManifest } from './manifest';
-import { backupStatus, BackupFailedError, cancelBackup, runBackup } from './push';
-import { BackupRepository } from './repository';
-import { restoreTo } from './restore';
-import { describeFailures, verifyBackups } from './verify';
+import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { BackupBusyError, lockPath } from '../backup/lock';
+import type { BackupManifest } from '../backup/manifest';
+import { BackupRepository } from '../backup/repository';
+import { restoreTo } from '../backup/restore';
+import { BackupFailedError } from '../backup/session';
+import { describeFailures, verifyBackups } from '../backup/verify';
+import { RecordingReporter } from '../operation';
+import { backupStatus, cancelBackup } from './backup-control';
+import { runBackup } from './push';
 
 const DISKS = [
   { name: 'vda', sizeBytes: 64 * MiB },
@@ -114,7 +117,7 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
     const ac = new AbortController();
     let copied = 0;
     const running = runBackup(r.engine, r.client, {
-      repo: r.repo, speedMiBps: 2, signal: ac.signal, onUpdate: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0),
+      repo: r.repo, speedMiBps: 2, reporter: new RecordingReporter({ signal: ac.signal, onChange: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0) }),
     }).catch((e: Error) => e);
     await waitFor(() => copied > 0, 'the backup to make progress');
     await r.shadow.write('vda', 30 * MiB, 64 * KiB, 0x42); // lands in the new checkpoint's bitmap
@@ -139,7 +142,7 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
     await r.shadow.write('vda', 16 * MiB, 6 * MiB, 0x51);
     const before = await qemuState(r);
     let copied = 0;
-    const running = runBackup(r.engine, r.client, { repo: r.repo, speedMiBps: 2, onUpdate: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0) }).catch((e: Error) => e);
+    const running = runBackup(r.engine, r.client, { repo: r.repo, speedMiBps: 2, reporter: new RecordingReporter({ onChange: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0) }) }).catch((e: Error) => e);
     await waitFor(() => copied > 0, 'the backup to make progress');
     const same = await runBackup(r.engine, r.client, { repo: r.repo }).catch((e: Error) => e);
     expect(same).toBeInstanceOf(BackupBusyError);
@@ -218,14 +221,14 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
     const journal = {
       pid: dead, host: require('node:os').hostname(), backupId: '20000101-000000-000-dead', vmId: r.engine.vmId, endpoint: r.lab.qmp,
       startedAt: Date.now() - 1000, updatedAt: Date.now(), phase: 'running', kind: 'full', executed: false,
-      disks: [{ disk: 'vda', kind: 'full', jobId: 'tidemark-bk-dead00-0', targetNode: 'tidemark-bkt-dead00-0', sourceNode: 'vda-fmt', partialImage: partial }],
-      progress: [], log: [],
+      disks: [{ disk: 'vda', kind: 'full', partialImage: partial }], progress: [], log: [], mode: 'push',
+      strategy: { name: 'qmp-push', state: { disks: [{ disk: 'vda', jobId: 'tidemark-bk-dead00-0', targetNode: 'tidemark-bkt-dead00-0', sourceNode: 'vda-fmt' }] } },
     };
     fs.writeFileSync(lockPath(r.repo, r.engine.vmId), JSON.stringify(journal));
     const status = await backupStatus(r.repo, r.engine.vmId);
     expect([status.running, status.stale]).toEqual([false, true]);
     const updates: string[] = [];
-    const m = await runBackup(r.engine, r.client, { repo: r.repo, onUpdate: (j) => updates.splice(0, updates.length, ...j.log) });
+    const m = await runBackup(r.engine, r.client, { repo: r.repo, reporter: new RecordingReporter({ onChange: (j) => updates.splice(0, updates.length, ...j.log) }) });
     expect(m.disks.length).toBe(2);
     expect(fs.existsSync(partial)).toBe(false);
     expect(fs.existsSync(lockPath(r.repo, r.engine.vmId))).toBe(false);
@@ -258,7 +261,7 @@ describe('QEMU killed mid-backup', () => {
     const files = repoFiles(r.repo);
     const checkpoints = r.engine.list().map((c) => c.name);
     let copied = 0;
-    const running = runBackup(r.engine, r.client, { repo: r.repo, speedMiBps: 2, onUpdate: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0) }).catch((e: Error) => e);
+    const running = runBackup(r.engine, r.client, { repo: r.repo, speedMiBps: 2, reporter: new RecordingReporter({ onChange: (j) => (copied = j.progress.find((p) => p.disk === 'vda')?.done ?? 0) }) }).catch((e: Error) => e);
     await waitFor(() => copied > 0, 'the backup to make progress');
     await killLab(r.labDir, 'SIGKILL');
     const err = await running;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseServeArgs, runServe } from './serve-cli';
+import { parseServeArgs, runServe } from './serve';
 
 describe('parseServeArgs', () => {
   it('reads every option, in both --flag value and --flag=value forms', () => {
@@ -35,7 +35,7 @@ describe('runServe', () => {
 
 describe('tidemark serve in the CLI', () => {
   async function cli(argv: string[]) {
-    const { runCli } = await import('../cli/main');
+    const { runCli } = await import('../main');
     let stdout = '';
     let stderr = '';
     const code = await runCli(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), isTTY: false, env: {} });

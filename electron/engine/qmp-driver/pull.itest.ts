@@ -9,11 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../nbd/client';
 import { makeTlsCreds, freePort, nbdinfoMap } from '../../nbd/testkit';
 import { BackupRepository } from '../backup/repository';
-import { BackupFailedError, runBackup } from '../backup/push';
+import { requestExportEnd as requestPullEnd } from '../backup/control';
 import { readLock } from '../backup/lock';
+import { BackupFailedError } from '../backup/session';
+import { RecordingReporter } from '../operation';
 import { bitmaps, KiB, MiB, startRig, stopRig, type Rig } from '../checkpoints/itest-helpers';
 import { TEMP_BITMAP_PREFIX } from '../names';
-import { requestPullEnd, runPull, type PullExport } from './pull';
+import { runPull, type PullExport } from './pull';
+import { runBackup } from './push';
 
 let rig: Rig;
 let repo: BackupRepository;
@@ -100,7 +103,7 @@ describe('pull backups into the repository', () => {
     let raced = false;
     const inc = await runPull(rig.engine, rig.client, {
       repo, stateDir: rig.stateDir, checkpoint: 'p2', pieceBytes: 64 * KiB, parallel: 2,
-      onUpdate: (job) => {
+      reporter: new RecordingReporter({ onChange: (job) => {
         // As soon as the point in time is fixed, overwrite what is being copied.
         if (!raced && job.log.some((l) => l.includes('transaction done'))) {
           raced = true;
@@ -110,7 +113,7 @@ describe('pull backups into the repository', () => {
             await write('vdb', 8 * KiB, 4 * KiB, 0x57);
           })());
         }
-      },
+      } }),
     });
     await Promise.all(racing);
     expect(raced).toBe(true);
@@ -147,10 +150,10 @@ describe('pull backups into the repository', () => {
     const ctl = new AbortController();
     const before = { list: rig.engine.list().map((c) => c.name), manifests: repo.list(rig.engine.vmId).length };
     const err = await runPull(rig.engine, rig.client, {
-      repo, stateDir: rig.stateDir, checkpoint: 'never', pieceBytes: 64 * KiB, parallel: 1, signal: ctl.signal,
-      onUpdate: (job) => {
+      repo, stateDir: rig.stateDir, checkpoint: 'never', pieceBytes: 64 * KiB, parallel: 1,
+      reporter: new RecordingReporter({ signal: ctl.signal, onChange: (job) => {
         if (job.progress.some((p) => p.done > 0)) ctl.abort();
-      },
+      } }),
     }).then(() => undefined, (e: Error) => e);
     expect(err).toBeInstanceOf(BackupFailedError);
     expect((err as BackupFailedError).cancelled).toBe(true);

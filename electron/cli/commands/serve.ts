@@ -1,13 +1,13 @@
 // `tidemark serve [--port N] [--state-dir DIR] [--no-open] [--demo | --no-demo]`: the web host
 // in the foreground until Ctrl+C. Prints the URL with its access token; opens it in the
-// browser when there is a display. Runs stand-alone (node out/node/electron/host/serve-cli.js,
-// used by npm start) or as the tidemark CLI's `serve` command (serveCommand).
+// browser when there is a display. Runs stand-alone (node out/node/electron/cli/commands/serve.js,
+// used by npm start and `npm run serve`) or as the tidemark CLI's `serve` command (serveCommand).
 
 import { spawn } from 'node:child_process';
-import { UsageError, type ParsedArgs } from '../cli/args';
-import type { Command } from '../cli/command';
-import { resolveStateDir } from '../engine/statedir';
-import { startWebHost, type RunningWebHost } from './web-host';
+import { resolveStateDir } from '../../engine/statedir';
+import { startWebHost, type RunningWebHost } from '../../host/web-host';
+import { UsageError, type ParsedArgs } from '../args';
+import type { Command } from '../command';
 
 export const SERVE_USAGE = `usage: tidemark serve [--port N] [--state-dir DIR] [--no-open] [--demo | --no-demo]
   Serves the Tidemark UI on http://127.0.0.1 only, with a random access token per start.

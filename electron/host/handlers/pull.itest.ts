@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatch, type Args, type InvokeChannel, type Result } from '../../../shared/contract';
-import { createService, DEMO_VM_ID, type Service } from '../../host/service';
-import { stopLab } from '../lab/labvm';
+import { createService, DEMO_VM_ID, type Service } from '../service';
+import { stopLab } from '../../engine/lab/labvm';
 
 let dir: string;
 let app: Service;

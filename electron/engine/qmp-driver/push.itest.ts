@@ -5,12 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitmapLayout } from '../../../shared/domain';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from './itest-helpers';
-import type { BackupManifest } from './manifest';
+import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import type { BackupManifest } from '../backup/manifest';
 import { runBackup } from './push';
-import { imageInfo } from './qemuimg';
-import { restoreTo } from './restore';
-import { verifyBackups } from './verify';
+import { imageInfo } from '../backup/qemuimg';
+import { restoreTo } from '../backup/restore';
+import { verifyBackups } from '../backup/verify';
+import { RecordingReporter } from '../operation';
 
 const DISKS = [
   { name: 'vda', sizeBytes: 64 * MiB },
@@ -48,7 +49,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
       await r.shadow.write('vdb', 5 * MiB, 700 * KiB, 0x22);
       await r.shadow.write('vdc', 1 * MiB, 512, 0x33);
       const updates: number[] = [];
-      const m = await runBackup(r.engine, r.client, { repo: r.repo, onUpdate: (j) => updates.push(j.progress.length) });
+      const m = await runBackup(r.engine, r.client, { repo: r.repo, reporter: new RecordingReporter({ onChange: (j) => updates.push(j.progress.length) }) });
       r.shadow.snapshot(m.id);
       points.push(m);
       expect(m.kind).toBe('full');
@@ -128,7 +129,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
       await r.shadow.write('vda', 24 * MiB, 8 * MiB, 0xa1);
       r.shadow.snapshot('pit');
       let copied = 0;
-      const running = runBackup(r.engine, r.client, { repo: r.repo, full: true, disks: ['vda'], speedMiBps: 4, onUpdate: (j) => (copied = j.progress[0]?.done ?? 0) });
+      const running = runBackup(r.engine, r.client, { repo: r.repo, full: true, disks: ['vda'], speedMiBps: 4, reporter: new RecordingReporter({ onChange: (j) => (copied = j.progress[0]?.done ?? 0) }) });
       while (copied === 0) await new Promise((res) => setTimeout(res, 20));
       await r.shadow.write('vda', 24 * MiB, 64 * KiB, 0xa2); // probably copied already
       await r.shadow.write('vda', 31 * MiB, 512 * KiB, 0xa3); // probably not yet

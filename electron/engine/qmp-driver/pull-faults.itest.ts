@@ -19,15 +19,19 @@ import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import { QmpClient } from '../../qmp/client';
 import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { requestExportEnd } from '../backup/control';
 import { readLock } from '../backup/lock';
 import type { BackupManifest } from '../backup/manifest';
-import { BackupFailedError, runBackup } from '../backup/push';
 import { restoreTo } from '../backup/restore';
+import { BackupFailedError } from '../backup/session';
 import { describeFailures, verifyBackups } from '../backup/verify';
 import { CheckpointEngine } from '../checkpoints/engine';
 import { isQemuAlive, startLab, stopLab } from '../lab/labvm';
 import { TEMP_BITMAP_PREFIX } from '../names';
-import { requestPullEnd, runPull, type PullOptions } from './pull';
+import { RecordingReporter } from '../operation';
+import { runPull, type RunPullOptions } from './pull';
+import { runBackup } from './push';
+import { qmpStateOf } from './recovery';
 
 const DISKS = [
   { name: 'vda', sizeBytes: 64 * MiB },
@@ -80,14 +84,14 @@ function blockUntil(cond: () => boolean, what: string, timeoutMs = 5_000): void 
 }
 
 /** A progress listener that runs `fault` once, synchronously, after the first piece was copied. */
-function afterFirstPiece(fault: (progress: JobInfo['progress']) => void): { onUpdate: (job: JobInfo) => void; fired: () => JobInfo['progress'] | undefined } {
+function afterFirstPiece(fault: (progress: JobInfo['progress']) => void): { reporter: RecordingReporter; fired: () => JobInfo['progress'] | undefined } {
   let at: JobInfo['progress'] | undefined;
   return {
-    onUpdate: (job) => {
+    reporter: new RecordingReporter({ onChange: (job) => {
       if (at || !job.progress.some((p) => p.done > 0)) return;
       at = job.progress.map((p) => ({ ...p }));
       fault(at);
-    },
+    } }),
     fired: () => at,
   };
 }
@@ -162,7 +166,7 @@ async function expectEarlierBackupsIntact(r: BackupRig, earlier: BackupManifest[
 }
 
 /** A pull into the repository that must succeed; its point is kept in the shadow. */
-async function pull(r: BackupRig, opts: Partial<PullOptions> = {}): Promise<BackupManifest> {
+async function pull(r: BackupRig, opts: Partial<RunPullOptions> = {}): Promise<BackupManifest> {
   const res = await runPull(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir, ...opts });
   if (res.mode !== 'repository') throw new Error('expected a repository pull');
   r.shadow.snapshot(res.backupId, res.manifest.disks.map((d) => d.name));
@@ -173,7 +177,7 @@ async function pull(r: BackupRig, opts: Partial<PullOptions> = {}): Promise<Back
 async function faultyPull(r: BackupRig, checkpoint: string, fault: (progress: JobInfo['progress']) => void): Promise<{ err: Error; at: JobInfo['progress'] }> {
   const hook = afterFirstPiece(fault);
   const err = await runPull(r.engine, r.client, {
-    repo: r.repo, stateDir: r.stateDir, checkpoint, pieceBytes: PIECE, parallel: 1, onUpdate: hook.onUpdate,
+    repo: r.repo, stateDir: r.stateDir, checkpoint, pieceBytes: PIECE, parallel: 1, reporter: hook.reporter,
   }).then(() => new Error('the pull succeeded although its copy was broken'), (e: Error) => e);
   const at = hook.fired();
   expect(at, 'the fault never ran: the copy made no progress').toBeDefined();
@@ -274,17 +278,18 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       import { CheckpointEngine } from '${path.resolve(__dirname, '../checkpoints/engine')}';
       import { BackupRepository } from '${path.resolve(__dirname, '../backup/repository')}';
       import { runPull } from '${path.resolve(__dirname, './pull')}';
+      import { RecordingReporter } from '${path.resolve(__dirname, '../operation')}';
       (async () => {
         const client = await QmpClient.connect(${JSON.stringify(r.lab.qmpSecondary)});
         const engine = await CheckpointEngine.open(client, { endpoint: ${JSON.stringify(r.lab.qmp)}, stateDir: ${JSON.stringify(r.stateDir)} });
         await runPull(engine, client, { repo: BackupRepository.open(${JSON.stringify(r.repo.root)}), stateDir: ${JSON.stringify(r.stateDir)}, checkpoint: 'killed',
           pieceBytes: ${PIECE}, parallel: 1,
-          onUpdate: (job) => {
+          reporter: new RecordingReporter({ onChange: (job) => {
             const p = job.progress.find((x) => x.disk === 'vda');
             if (!p || p.done === 0) return;
             fs.writeSync(1, 'COPYING ' + p.done + '/' + p.total + '\\n');
             Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
-          } });
+          } }) });
         console.log('FINISHED');
       })().catch((e) => { console.error(e); process.exit(1); });
     `);
@@ -304,8 +309,8 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       expect(done).toBeLessThan(total!);
       const held = readLock(r.repo, r.engine.vmId)!;
       const journal = held.journal;
-      expect(journal.pull?.qemuNbdPids).toHaveLength(1);
-      const writer = journal.pull!.qemuNbdPids[0]!;
+      expect(qmpStateOf(journal.strategy)?.pull?.qemuNbdPids).toHaveLength(1);
+      const writer = qmpStateOf(journal.strategy)!.pull!.qemuNbdPids[0]!;
       const partial = journal.disks.find((d) => d.disk === 'vda')!.partialImage;
       expect(fs.existsSync(partial)).toBe(true);
       // tsx runs the script in a child node process: that one holds the lock. Kill it, then tsx.
@@ -320,7 +325,7 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
 
       // The next backup (a pull) cleans all that up, then has every change since the last good checkpoint.
       const updates: string[] = [];
-      const m = await runPull(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir, onUpdate: (j) => updates.splice(0, updates.length, ...j.log) });
+      const m = await runPull(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir, reporter: new RecordingReporter({ onChange: (j) => updates.splice(0, updates.length, ...j.log) }) });
       if (m.mode !== 'repository') throw new Error('expected a repository pull');
       r.shadow.snapshot(m.backupId, m.manifest.disks.map((d) => d.name));
       expect(updates.some((l) => l.includes(`cleaning up after an earlier backup that did not finish (${journal.backupId})`))).toBe(true);
@@ -365,7 +370,7 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
             await again.close();
           } finally {
             // The tool gives up and says so (backup-end --failure).
-            await requestPullEnd(r.repo, r.engine.vmId, 'failure');
+            await requestExportEnd(r.repo, r.engine.vmId, 'failure');
           }
         })()),
       },
@@ -410,7 +415,7 @@ describe('pull faults: QEMU killed mid-pull (real QEMU)', () => {
     const pid = r.lab.pid!;
     let writer = 0;
     const { err } = await faultyPull(r, 'doomed', () => {
-      writer = readLock(r.repo, r.engine.vmId)!.journal.pull!.qemuNbdPids[0]!;
+      writer = qmpStateOf(readLock(r.repo, r.engine.vmId)!.journal.strategy)!.pull!.qemuNbdPids[0]!;
       process.kill(pid, 'SIGKILL');
       blockUntil(() => !isQemuAlive(pid), 'QEMU to die');
     });

@@ -1,14 +1,14 @@
-// CLI commands of issue 5 (listed in electron/cli/commands/index.ts): backup-pull (pull-mode
-// backup into the repository, or --export-only: print NBD URIs and hold the exports open until
-// backup-end), backup-end, and dirty-map. Like every command they go through the contract.
+// backup-pull (pull-mode backup into the repository, or --export-only: print NBD URIs and hold
+// the exports open until backup-end), backup-end, and dirty-map. Like every command they go
+// through the contract.
 
 import * as path from 'node:path';
 import type { PullExportOptions } from '../../../shared/contract';
-import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../../cli/args';
-import { JSON_OPTION, type Command } from '../../cli/command';
-import type { CliContext } from '../../cli/context';
-import { formatBytes, formatTable } from '../../cli/format';
-import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../../cli/backup-options';
+import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args';
+import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../backup-options';
+import { JSON_OPTION, type Command } from '../command';
+import type { CliContext } from '../context';
+import { formatBytes, formatTable } from '../format';
 
 
 /** Shows the pull job's per-disk progress on a terminal; Ctrl-C cancels the job. */
@@ -125,20 +125,13 @@ const end: Command = {
   summary: 'End an export-only pull: --success records its checkpoint, --failure rolls it back',
   positionals: [],
   description:
-    'Signals the waiting `backup-begin --mode pull --export-only` process through the repository, so it needs\n' +
-    'no QMP connection (the waiting process may hold the VM\'s only free QMP socket).',
+    'Signals the waiting `backup-begin --mode pull --export-only` process through the repository (pull:end),\n' +
+    'so it needs no QMP connection (the waiting process may hold the VM\'s only free QMP socket).',
   options: [REPO_OPTION, { name: 'success', kind: 'flag', help: 'the outside copy succeeded' }, { name: 'failure', kind: 'flag', help: 'the outside copy failed' }],
-  needsService: () => false,
   async run(ctx, args) {
     exclusive(args, 'success', 'failure');
     if (!args.flags.has('success') && !args.flags.has('failure')) throw new UsageError('say how the copy went: --success or --failure');
-    const { BackupRepository } = await import('../backup/repository');
-    const { requestPullEnd, runningPulls } = await import('./pull');
-    const repo = BackupRepository.open(repoOf(args) ?? path.join(ctx.stateDir, 'backups'));
-    const waiting = runningPulls(repo);
-    if (waiting.length === 0) throw new Error(`no pull backup is waiting in ${repo.root}`);
-    if (waiting.length > 1) throw new Error(`several pull backups are waiting in ${repo.root} (${waiting.map((w) => `${w.backupId} of VM ${w.vmId}`).join(', ')}); end them from the app or one repository at a time`);
-    const r = await requestPullEnd(repo, waiting[0]!.vmId, args.flags.has('success') ? 'success' : 'failure');
+    const r = await ctx.call('pull:end', ctx.vmId({ recorded: true }), args.flags.has('success') ? 'success' : 'failure', repoOf(args));
     ctx.virshOut(`Pull ${r.backupId} ended`);
   },
 };

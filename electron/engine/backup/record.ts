@@ -1,0 +1,87 @@
+// The record step of every backup (push and pull, any driver): a finished layer renamed into place,
+// checksummed, checked and described for the manifest; the manifest itself; the job log file.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { VmInfo } from '../../../shared/domain';
+import { writeFileAtomic } from '../../os/atomic-file';
+import type { OperationLog } from '../operation';
+import { sha256File } from './checksum';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
+import type { DiskPlan } from './plan';
+import { imageInfo } from './qemuimg';
+import { BackupRepository } from './repository';
+
+export const TOOL = 'tidemark 0.1.0';
+
+/** Puts a finished layer into place (rename of the partial file), checksums it, checks its size, and describes it for the manifest. */
+export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
+  fs.renameSync(partial, final);
+  const sum = await sha256File(final);
+  const info = await imageInfo(final, { format: 'qcow2' });
+  if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
+  const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
+  const entry: BackupManifestDisk = {
+    name: d.disk.name,
+    kind: d.kind,
+    image: BackupRepository.imageRel(d.disk.name, id),
+    virtualSize: d.disk.virtualSize,
+    bytesCopied,
+    fileSize: sum.size,
+    sha256: sum.sha256,
+    sourceImage: d.disk.imageFile,
+    sourceFormat: d.disk.format,
+    checkpointBitmap,
+  };
+  if (d.since !== undefined) entry.since = d.since;
+  if (d.base !== undefined) {
+    entry.base = d.base;
+    entry.backingFile = `${d.base}.qcow2`;
+  }
+  if (d.fallbackReason !== undefined) entry.fallbackReason = d.fallbackReason;
+  if (src?.compat) entry.sourceCompat = src.compat;
+  if (src?.clusterSize ?? d.disk.clusterSize) entry.sourceClusterSize = src?.clusterSize ?? d.disk.clusterSize;
+  return entry;
+}
+
+export interface ManifestFacts {
+  id: string;
+  vm: VmInfo;
+  kind: BackupKind;
+  since?: string;
+  checkpoint?: string;
+  layout?: BackupManifest['layout'];
+  startedAt: number;
+  tool: string;
+  disks: BackupManifestDisk[];
+}
+
+/** The manifest of a finished backup; `vm` is the VM's durable identity (UUID, else name). */
+export function buildManifest(f: ManifestFacts): BackupManifest {
+  return {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    id: f.id,
+    vm: { id: f.vm.id, ...(f.vm.name ? { name: f.vm.name } : {}), ...(f.vm.uuid ? { uuid: f.vm.uuid } : {}) },
+    kind: f.kind,
+    ...(f.since !== undefined ? { since: f.since } : {}),
+    ...(f.checkpoint !== undefined ? { checkpoint: f.checkpoint } : {}),
+    ...(f.layout ? { layout: f.layout } : {}),
+    startedAt: f.startedAt,
+    completedAt: Date.now(),
+    qemuVersion: f.vm.qemuVersion,
+    tool: f.tool,
+    disks: f.disks,
+  };
+}
+
+/** The job log next to the manifest; a convenience whose failure never changes the backup's outcome. */
+export function writeLogFile(repo: BackupRepository, vmKey: string, id: string, log: OperationLog): void {
+  try {
+    const file = repo.logPath(vmKey, id);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeFileAtomic(file, log.text());
+  } catch {
+    // the log is a convenience; its failure must not change the backup's outcome
+  }
+}

@@ -1,0 +1,200 @@
+// The QMP push strategy: plain qcow2 targets opened in QEMU (an incremental's backing file being
+// its base layer, opened without it), then ONE transaction: temporary bitmaps, the new checkpoint
+// and one blockdev-backup per disk with manual finalize, so that all jobs are finalized together
+// or cancelled together. The backup session (engine/backup/session.ts) does everything else.
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { QmpClient } from '../../qmp/client';
+import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
+import { silentReporter, type OperationReporter } from '../operation';
+import type { BackupManifest } from '../backup/manifest';
+import { createQcow2 } from '../backup/qemuimg';
+import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
+import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
+import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
+import { JobGroup, type JobState } from './jobs';
+import { refuseIfQemuBusy, type QmpBackupState } from './recovery';
+import { qmpBackupSource } from './source';
+
+const MiB = 1024 * 1024;
+
+export interface PushOptions {
+  /** Speed limit per disk, MiB/s. */
+  speedMiBps?: number;
+  /** Fault tests only: open this disk's target through blkdebug failing every data write with `errno`. */
+  injectTargetError?: { disk: string; errno: number };
+}
+
+type Run = StrategyRun<PreparedCheckpoint>;
+
+export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
+  readonly mode = 'push';
+  readonly name = 'qmp-push';
+  readonly tool = TOOL;
+  readonly exportOnly = false;
+  readonly rollbackNote = 'partial images deleted; earlier backups and checkpoints untouched';
+  private disks: QmpDiskRun[] = [];
+  private readonly attached = new Set<string>();
+  private fullSync = new Map<string, 'full' | 'top'>();
+  private group: JobGroup | undefined;
+  private executed = false;
+  private readonly copied: CopiedBytes = new Map();
+
+  constructor(
+    private readonly engine: CheckpointEngineApi,
+    private readonly client: QmpClient,
+    private readonly options: PushOptions = {},
+  ) {
+    if (options.speedMiBps !== undefined && !(options.speedMiBps > 0)) throw new Error(`speed limit must be a positive number of MiB/s, got ${options.speedMiBps}`);
+  }
+
+  check(): Promise<void> {
+    return refuseIfQemuBusy(this.client);
+  }
+
+  private state(): QmpBackupState {
+    return { disks: this.disks.map((d) => ({ disk: d.plan.disk.name, jobId: d.jobId, targetNode: d.targetNode, ...(d.tmpBitmap ? { tmpBitmap: d.tmpBitmap } : {}), sourceNode: d.plan.disk.nodeName })) };
+  }
+
+  async setup(run: Run): Promise<void> {
+    this.disks = qmpDiskRuns(run.plan, backupNames(randomBytes(3).toString('hex')), (since, disk, tmp) => this.engine.tempBitmapActions(since, disk, tmp));
+    run.journal(this.state());
+    // Targets: plain qcow2 files, an incremental's backing file being the base layer (relative), opened without it (G7).
+    for (const [i, d] of this.disks.entries()) {
+      const t = run.targets[i]!;
+      fs.mkdirSync(path.dirname(t.partial), { recursive: true });
+      await createQcow2(t.partial, d.plan.disk.virtualSize, { backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
+      const inject = this.options.injectTargetError?.disk === d.plan.disk.name ? this.options.injectTargetError : undefined;
+      const file = inject
+        ? { driver: 'blkdebug', image: { driver: 'file', filename: t.partial }, 'inject-error': [{ event: 'write_aio', errno: inject.errno }] }
+        : { driver: 'file', filename: t.partial };
+      await this.client.execute('blockdev-add', { driver: 'qcow2', 'node-name': d.targetNode, file, backing: null });
+      this.attached.add(d.targetNode);
+    }
+    this.fullSync = await fullSyncModes(this.client, this.disks);
+  }
+
+  async start(run: Run): Promise<void> {
+    const speed = this.options.speedMiBps ? Math.round(this.options.speedMiBps * MiB) : undefined;
+    const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full' });
+    this.group = new JobGroup(this.client, this.disks.map((d) => d.jobId));
+    await this.client.execute('transaction', { actions });
+    this.executed = true;
+    run.markExecuted();
+    run.log.add('transaction done: jobs started');
+  }
+
+  async transfer(run: Run): Promise<CopiedBytes> {
+    const group = this.group!;
+    let lastJournal = 0;
+    await group.waitSettled({
+      signal: run.signal,
+      onProgress: (states) => {
+        run.log.progress(this.progressOf(states));
+        run.cancelRequested();
+        if (Date.now() - lastJournal > 1000) {
+          lastJournal = Date.now();
+          run.journal(this.state(), { progress: run.log.progressState, log: run.log.lines.slice(-50) });
+        }
+      },
+    });
+    if (run.signal.aborted) return this.copied; // the session throws the reason
+    const failed = group.jobs.filter((s) => s.failed);
+    if (failed.length > 0 || !group.jobs.every((s) => s.ready)) {
+      // Name the job that failed first; the others were cancelled because of it.
+      const f = failed.find((s) => group.firstFailed.includes(s.id)) ?? failed[0];
+      const disk = this.disks.find((d) => d.jobId === f?.id)?.plan.disk.name;
+      throw new Error(f ? `the backup job of ${disk} failed: ${f.failed}` : 'a backup job did not finish');
+    }
+    this.countCopied(group);
+    return this.copied;
+  }
+
+  /** Finalizes every job together, then dismisses them, closes the targets (flushes them, G11) and removes the temporary bitmaps. */
+  async finish(run: Run): Promise<void> {
+    const group = this.group!;
+    const bad = await group.finalizeAll();
+    if (bad.length > 0) throw new Error(`finalizing the backup jobs failed: ${bad.map((b) => b.failed).join('; ')}`);
+    this.countCopied(group);
+    await group.dismissAll();
+    group.dispose();
+    this.group = undefined;
+    for (const d of this.disks) {
+      await this.client.execute('blockdev-del', { 'node-name': d.targetNode });
+      this.attached.delete(d.targetNode);
+    }
+    for (const d of this.disks) {
+      if (d.tmpBitmap) await this.client.execute('block-dirty-bitmap-remove', { node: d.plan.disk.nodeName, name: d.tmpBitmap });
+    }
+    run.log.add('jobs finalized, targets closed, temporary bitmaps removed');
+  }
+
+  /** Undoes whatever the backup did in QEMU (best effort, each step on its own). */
+  async rollback(run: Run): Promise<void> {
+    const alive = this.client.isOpen;
+    const group = this.group;
+    this.group = undefined;
+    try {
+      if (alive && group) {
+        await group.cancelAll().catch(() => undefined);
+        await group.waitConcluded().catch(() => undefined);
+        await group.dismissAll().catch(() => undefined);
+      }
+    } finally {
+      group?.dispose();
+    }
+    if (!alive) return;
+    for (const d of this.disks) {
+      if (!this.attached.has(d.targetNode)) continue;
+      await this.client.execute('blockdev-del', { 'node-name': d.targetNode }).then(
+        () => this.attached.delete(d.targetNode),
+        (e: Error) => run.log.add(`could not close target ${d.targetNode}: ${e.message}`),
+      );
+    }
+    if (this.executed) {
+      for (const d of this.disks) {
+        if (d.tmpBitmap) await this.client.execute('block-dirty-bitmap-remove', { node: d.plan.disk.nodeName, name: d.tmpBitmap }).catch(() => undefined);
+      }
+    }
+  }
+
+  private countCopied(group: JobGroup): void {
+    for (const s of group.jobs) {
+      const disk = this.disks.find((d) => d.jobId === s.id)?.plan.disk.name;
+      if (disk !== undefined) this.copied.set(disk, s.total);
+    }
+  }
+
+  private progressOf(states: JobState[]): { disk: string; done: number; total: number }[] {
+    return this.disks.map((d) => {
+      const s = states.find((x) => x.id === d.jobId);
+      return { disk: d.plan.disk.name, done: s?.done ?? 0, total: s?.total ?? 0 };
+    });
+  }
+}
+
+/** sync=top copies only what the source holds itself; right for a full backup when the disk has no backing file (sparse disks stay cheap). */
+async function fullSyncModes(client: QmpClient, disks: QmpDiskRun[]): Promise<Map<string, 'full' | 'top'>> {
+  const nodes = await client.execute<{ 'node-name': string; backing_file?: string; image?: { 'backing-image'?: unknown; 'backing-filename'?: string } }[]>('query-named-block-nodes', { flat: true });
+  const out = new Map<string, 'full' | 'top'>();
+  for (const d of disks) {
+    const n = nodes.find((x) => x['node-name'] === d.plan.disk.nodeName);
+    const hasBacking = !n || Boolean(n.backing_file || n.image?.['backing-filename'] || n.image?.['backing-image']);
+    out.set(d.plan.disk.name, hasBacking ? 'full' : 'top');
+  }
+  return out;
+}
+
+export interface BackupOptions extends Omit<BackupSpec, 'onExports'>, PushOptions {
+  /** Progress, log lines and cancel (default: none). */
+  reporter?: OperationReporter;
+}
+
+/** Runs one push backup of `engine`'s VM into `options.repo`. Resolves with the written manifest. */
+export async function runBackup(engine: CheckpointEngineApi, client: QmpClient, options: BackupOptions): Promise<BackupManifest> {
+  const strategy = new QmpPushStrategy(engine, client, options);
+  const r = await runBackupSession(qmpBackupSource(engine, client), strategy, options, options.reporter ?? silentReporter());
+  return r.manifest!;
+}

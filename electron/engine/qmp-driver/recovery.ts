@@ -1,0 +1,98 @@
+// What the QMP strategies put into QEMU, as they journal it, and its clean-up when the backup's
+// process died: NBD exports first (an export holds the fleece node and the temporary bitmap), then
+// qemu-nbd writers and fleece files, then jobs, target/fleece nodes and temporary bitmaps.
+
+import * as fs from 'node:fs';
+import { stopProcess } from '../../nbd/qemu-nbd';
+import type { QmpClient } from '../../qmp/client';
+import type { StrategyJournal } from '../backup/lock';
+import { JobGroup, type QmpJob } from './jobs';
+
+/** One disk's QEMU objects. */
+export interface QmpDiskJournal {
+  disk: string;
+  jobId: string;
+  /** Node name of the target qcow2 (push) or the fleece overlay (pull). */
+  targetNode: string;
+  /** Temporary merged bitmap (incremental/differential). */
+  tmpBitmap?: string;
+  /** Node name of the source disk (where the temporary bitmap lives). */
+  sourceNode: string;
+}
+
+/** What a pull creates beyond a push backup. */
+export interface PullJournal {
+  /** QEMU block export ids (block-export-del). */
+  exports: string[];
+  /** qemu-nbd processes serving the layers being written. */
+  qemuNbdPids: number[];
+  /** Fleece image files. */
+  fleeceFiles: string[];
+}
+
+/** The `strategy.state` of a QMP backup's journal. */
+export interface QmpBackupState {
+  disks: QmpDiskJournal[];
+  pull?: PullJournal;
+}
+
+type Log = { add(message: string): void };
+
+export function qmpStateOf(strategy: StrategyJournal | undefined): QmpBackupState | undefined {
+  const state = strategy?.state as QmpBackupState | undefined;
+  return state && Array.isArray(state.disks) ? state : undefined;
+}
+
+/** Undoes what a dead QMP backup left in QEMU and beside it (best effort, each step on its own). */
+export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJournal | undefined, log: Log): Promise<void> {
+  const state = qmpStateOf(strategy);
+  if (!state) return;
+  if (state.pull) await cleanupPullLeftovers(client, state.pull, log);
+  if (!client.isOpen) return;
+  const jobs = await client.execute<QmpJob[]>('query-jobs').catch(() => [] as QmpJob[]);
+  for (const d of state.disks) {
+    const job = jobs.find((x) => x.id === d.jobId);
+    if (job && job.status !== 'concluded') await client.execute('job-cancel', { id: d.jobId }).catch(() => undefined);
+  }
+  const ours = state.disks.filter((d) => jobs.some((x) => x.id === d.jobId)).map((d) => d.jobId);
+  if (ours.length > 0) {
+    const g = new JobGroup(client, ours);
+    await g.waitConcluded(15_000);
+    await g.dismissAll();
+    g.dispose();
+  }
+  const nodes = await client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true }).catch(() => []);
+  for (const d of state.disks) {
+    if (nodes.some((n) => n['node-name'] === d.targetNode)) await client.execute('blockdev-del', { 'node-name': d.targetNode }).catch(() => undefined);
+    const src = nodes.find((n) => n['node-name'] === d.sourceNode);
+    if (d.tmpBitmap && src?.['dirty-bitmaps']?.some((b) => b.name === d.tmpBitmap)) {
+      await client.execute('block-dirty-bitmap-remove', { node: d.sourceNode, name: d.tmpBitmap }).catch(() => undefined);
+    }
+  }
+}
+
+async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, log: Log): Promise<void> {
+  if (client.isOpen) {
+    for (const id of pull.exports) {
+      const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
+      gone.catch(() => undefined);
+      const ok = await client.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false);
+      if (ok) {
+        await gone.catch(() => undefined);
+        log.add(`export ${id} of the unfinished pull removed`);
+      }
+    }
+    const left = await client.execute<unknown[]>('query-block-exports').catch(() => undefined);
+    if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
+  }
+  for (const pid of pull.qemuNbdPids) await stopProcess(pid, 'qemu-nbd');
+  for (const f of pull.fleeceFiles) fs.rmSync(f, { force: true });
+  if (pull.qemuNbdPids.length || pull.fleeceFiles.length) log.add('writers of the unfinished pull stopped, fleecing images deleted');
+}
+
+/** Refuses while QEMU runs another Tidemark backup job (probably into another repository). */
+export async function refuseIfQemuBusy(client: QmpClient): Promise<void> {
+  const jobs = await client.execute<QmpJob[]>('query-jobs');
+  const other = jobs.find((j) => j.id.startsWith('tidemark-bk-') && j.status !== 'concluded' && j.status !== 'null');
+  if (other) throw new Error(`QEMU is already running a Tidemark backup job (${other.id}, ${other.status}), probably into another repository; wait for it to finish or cancel it`);
+}

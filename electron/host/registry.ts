@@ -1,0 +1,172 @@
+// The VM registry: every connection the host knows (the demo VM first, then the endpoints the user
+// added, persisted in STATE/endpoints.json, then transient ones such as the CLI's --connect), and
+// through them every VM. A VM is found by its id (the contract's), or by its durable identity
+// (to find the VM a backup manifest names). Connections are created here; what they do is theirs.
+
+import * as fs from 'node:fs';
+import type { VmSummary } from '../../shared/contract';
+import type { VmConnection, VmDriver } from '../engine/driver';
+import { namesIdentity } from '../engine/identity';
+import { QmpEndpointConnection, endpointId } from '../engine/qmp-driver/connection';
+import { writeFileAtomic } from '../os/atomic-file';
+import { formatEndpoint, parseEndpoint } from '../qmp/endpoint';
+
+export { endpointId };
+
+/** An endpoint as endpoints.json keeps it. */
+export interface StoredEndpoint {
+  endpoint: string;
+  label: string;
+  /** The durable identity key of the VM found there at the last connection (for its offline view). */
+  vmId?: string;
+}
+
+/** Reads endpoints.json; throws, naming the file and the entry, when it is damaged. */
+export function readEndpoints(file: string): StoredEndpoint[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message}); fix or remove it`);
+  }
+  if (!Array.isArray(data)) throw new Error(`${file} must hold a JSON array of endpoints; fix or remove it`);
+  return data.map((x: unknown, i) => {
+    const r = x as Partial<StoredEndpoint> | null;
+    if (!r || typeof r.endpoint !== 'string' || typeof r.label !== 'string') throw new Error(`${file}: entry ${i} needs "endpoint" and "label" strings; fix or remove it`);
+    if (r.vmId !== undefined && (typeof r.vmId !== 'string' || r.vmId === '')) throw new Error(`${file}: entry ${i} has a "vmId" that is not a non-empty string; fix or remove it`);
+    return { endpoint: formatEndpoint(parseEndpoint(r.endpoint)), label: r.label, ...(r.vmId !== undefined ? { vmId: r.vmId } : {}) };
+  });
+}
+
+export interface RegistryOptions {
+  /** STATE/endpoints.json */
+  file: string;
+  stateDir: string;
+  mode: 'eager' | 'on-demand';
+  offlineReads: boolean;
+  /** The list of VMs or one's state changed ('vm:list'). */
+  onListChanged(): void;
+}
+
+interface Entry {
+  connection: VmConnection;
+  /** Endpoints: written to endpoints.json unless transient. */
+  endpoint?: QmpEndpointConnection;
+  transient: boolean;
+}
+
+export class VmRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly o: RegistryOptions) {}
+
+  /** Adds a connection (the demo VM, a libvirt URI…) that is not an endpoint of endpoints.json. */
+  addConnection(connection: VmConnection): void {
+    this.entries.set(connection.id, { connection, transient: true });
+    this.watch(connection);
+  }
+
+  private watch(connection: VmConnection): void {
+    for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+    connection.onVmsChanged(() => {
+      for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+      this.o.onListChanged();
+    });
+  }
+
+  /**
+   * Adds (or finds) the endpoint `text`. A transient entry becomes persistent when `persist`.
+   * Returns the entry and whether it is new.
+   */
+  addEndpoint(text: string, opts: { label?: string; persist: boolean; rememberedKey?: string }): { connection: QmpEndpointConnection; added: boolean } {
+    const endpoint = formatEndpoint(parseEndpoint(text));
+    const id = endpointId(endpoint);
+    const existing = this.entries.get(id);
+    if (existing?.endpoint) {
+      if (existing.transient && opts.persist) {
+        existing.transient = false;
+        if (opts.label?.trim()) existing.endpoint.label = opts.label.trim();
+        this.save();
+        this.o.onListChanged();
+      }
+      return { connection: existing.endpoint, added: false };
+    }
+    const connection = new QmpEndpointConnection(endpoint, {
+      endpoint, label: opts.label?.trim() || endpoint, stateDir: this.o.stateDir, mode: this.o.mode, offlineReads: this.o.offlineReads,
+      ...(opts.rememberedKey !== undefined ? { rememberedKey: opts.rememberedKey } : {}),
+      onSeen: () => {
+        if (this.entries.get(id)?.transient !== false) return;
+        try {
+          this.save();
+        } catch {
+          // only the offline view of this VM needs it; the next connection tries again
+        }
+      },
+    });
+    this.entries.set(id, { connection, endpoint: connection, transient: !opts.persist });
+    this.watch(connection);
+    return { connection, added: true };
+  }
+
+  /** Forgets a connection (after it was closed). */
+  remove(id: string): void {
+    this.entries.delete(id);
+  }
+
+  /** Puts back an entry removed by mistake (a failed save). */
+  restore(id: string, connection: VmConnection, endpoint: QmpEndpointConnection | undefined, transient: boolean): void {
+    this.entries.set(id, { connection, ...(endpoint ? { endpoint } : {}), transient });
+  }
+
+  entry(id: string): Entry | undefined {
+    return this.entries.get(id);
+  }
+
+  connections(): VmConnection[] {
+    return [...this.entries.values()].map((e) => e.connection);
+  }
+
+  /** Every VM, in display order. */
+  vms(): VmDriver[] {
+    return this.connections().flatMap((c) => [...c.vms()]);
+  }
+
+  find(vmId: string): VmDriver | undefined {
+    return this.vms().find((v) => v.id === vmId);
+  }
+
+  /** The VM with this id, or an error naming the id. */
+  vm(vmId: string): VmDriver {
+    const vm = this.find(vmId);
+    if (!vm) throw new Error(`no VM with id ${JSON.stringify(vmId)} (see vm:list)`);
+    return vm;
+  }
+
+  /** The VM whose durable identity (key, name or UUID) is `text` (as a manifest names it). */
+  byIdentity(text: string): VmDriver | undefined {
+    return this.vms().find((v) => {
+      const identity = v.identity();
+      return identity !== undefined && namesIdentity(identity, text);
+    });
+  }
+
+  summaries(): VmSummary[] {
+    return this.vms().map((v) => v.summary());
+  }
+
+  /** Writes the persistent endpoints to endpoints.json. */
+  save(): void {
+    const list: StoredEndpoint[] = [...this.entries.values()]
+      .filter((e) => e.endpoint && !e.transient)
+      .map((e) => ({ endpoint: e.endpoint!.endpoint, label: e.endpoint!.label, ...(e.endpoint!.rememberedKey !== undefined ? { vmId: e.endpoint!.rememberedKey } : {}) }));
+    fs.mkdirSync(this.o.stateDir, { recursive: true });
+    writeFileAtomic(this.o.file, JSON.stringify(list, null, 2) + '\n');
+  }
+}
