@@ -33,6 +33,7 @@ export interface BackupJournal {
   startTicks?: number | string;
   host: string;
   backupId: string;
+  /** The VM's durable identity key (engine/identity.ts): the repository's directory name, not the contract's VM id. */
   vmId: string;
   endpoint: string;
   startedAt: number;
