@@ -119,8 +119,9 @@ export interface DriverEvents {
   state: { connection: ConnectionState; detail?: string };
   /** Bitmap counts the driver learnt without being polled (e.g. from a hypervisor event). */
   bitmaps: { disks: DiskBitmaps[] };
-  /** A hypervisor job of this VM changed state (a backup's block job): bitmaps' busy flags change with it. */
-  job: { jobId: string; status: string };
+  /** A hypervisor job of this VM changed state or made progress (a backup's block job, libvirt's domain
+   *  job): bitmaps' busy flags change with it. Progress where the hypervisor reports it with the event. */
+  job: { jobId: string; status: string; done?: number; total?: number };
   /** The checkpoints changed outside this driver (a hypervisor event); the host re-reads and tells listeners. */
   checkpoints: Record<string, never>;
 }

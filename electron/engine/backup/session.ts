@@ -277,9 +277,14 @@ class Session<P extends PendingCheckpoint> {
       repo.writeManifest(manifest);
       manifestWritten = true;
       await this.commitCheckpoint(run);
-      const marks = repo.needsFull(this.key);
-      for (const d of disks) if (d.kind === 'full') delete marks[d.name];
-      repo.setNeedsFull(this.key, marks);
+      // Complete from here on: what follows may fail without undoing the backup.
+      try {
+        const marks = repo.needsFull(this.key);
+        for (const d of disks) if (d.kind === 'full') delete marks[d.name];
+        repo.setNeedsFull(this.key, marks);
+      } catch (e) {
+        this.log.add(`cannot update the full-backup marks (${(e as Error).message}); the next backup of those disks may be full again`);
+      }
       this.complete();
       writeLogFile(repo, this.key, this.id, this.log);
       return { backupId: this.id, manifest, ...(manifest.checkpoint ? { checkpoint: manifest.checkpoint } : {}), scratchPeakBytes: this.strategy.scratchPeakBytes?.() ?? 0 };
