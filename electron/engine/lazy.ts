@@ -2,13 +2,13 @@
 // costs nothing at start-up (the CLI's start time).
 
 /**
- * Loads a module on first use: `required` (the caller's `() => require('./x')`) wherever the
- * caller runs as CommonJS (compiled, tsx, the Electron bundle, the in-process host of the
- * Playwright tests, whose TypeScript loader cannot import() a .ts file); else `imported` (the
- * caller's `() => import(X)`, X a variable holding './x'), where there is no such require
- * (vitest runs the sources as ESM). Both are written in the caller, so both resolve from there;
- * the import() specifier is a variable so that bundlers leave that fallback alone rather than
- * warn about a module imported both ways.
+ * Loads a module on first use: `required` (the caller's arrow calling require with the module's
+ * relative path) wherever the caller runs as CommonJS (compiled, tsx, the Electron bundle, the
+ * in-process host of the Playwright tests, whose TypeScript loader cannot import() a .ts file);
+ * else `imported` (the caller's arrow calling import() with a variable holding the same path),
+ * where there is no such require (vitest runs the sources as ESM). Both are written in the caller,
+ * so both resolve from there; the import() specifier is a variable so that bundlers leave that
+ * fallback alone rather than warn about a module imported both ways.
  */
 export async function loadLater<T>(required: () => T, imported: () => Promise<unknown>): Promise<T> {
   try {

@@ -120,8 +120,8 @@ export class VmRegistry {
     this.entries.delete(id);
   }
 
-  /** Puts back an entry removed by mistake (a failed save). */
-  restore(id: string, connection: VmConnection, endpoint: QmpEndpointConnection | undefined, transient: boolean): void {
+  /** Puts back an entry whose removal could not be saved. */
+  reinstate(id: string, connection: VmConnection, endpoint: QmpEndpointConnection | undefined, transient: boolean): void {
     this.entries.set(id, { connection, ...(endpoint ? { endpoint } : {}), transient });
   }
 

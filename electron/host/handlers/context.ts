@@ -1,7 +1,7 @@
 // What every handler group works with: the registry (VMs by id), the job runner, the events and
 // the host's own bookkeeping after a change. Handlers speak to VMs only through VmDriver.
 
-import type { EventMap, EventName } from '../../../shared/contract';
+import type { EventMap } from '../../../shared/contract';
 import type { DemoConnection } from '../../engine/lab/demo';
 import type { TypedEmitter } from '../../engine/emitter';
 import type { JobRunner } from '../jobs';
@@ -23,5 +23,3 @@ export interface HostContext {
   /** Poll one VM's bitmaps now (e.g. after writes). */
   pollNow(vmId: string): void;
 }
-
-export type { EventName };

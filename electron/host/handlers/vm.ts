@@ -26,7 +26,8 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
     async 'vm:remove'(vmId) {
       const entry = registry.entry(vmId);
       if (!entry) throw new Error(`no VM with id ${JSON.stringify(vmId)} (see vm:list)`);
-      if (!entry.endpoint) throw new Error('the demo VM cannot be removed from the list (stop it with lab:stop)');
+      if (entry.connection.kind === 'demo') throw new Error('the demo VM cannot be removed from the list (stop it with lab:stop)');
+      if (!entry.endpoint) throw new Error(`VM ${vmId} belongs to a connection that is not an endpoint; it cannot be removed on its own`);
       await ctx.jobs.cancelAll(vmId);
       await entry.connection.close();
       registry.remove(vmId);
@@ -34,7 +35,7 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
         try {
           registry.save();
         } catch (err) {
-          registry.restore(vmId, entry.connection, entry.endpoint, entry.transient);
+          registry.reinstate(vmId, entry.connection, entry.endpoint, entry.transient);
           throw err;
         }
       }
