@@ -1,5 +1,5 @@
 // lab:* — the demo VM: start, stop, status, and the write simulator (demo VM only: it writes over
-// disk data). job:* — the host's jobs.
+// disk data).
 
 import type { Handlers } from '../../../shared/contract';
 import { DEMO_VM_ID, labInfo } from '../../engine/lab/demo';
@@ -34,17 +34,6 @@ export function labHandlers(ctx: HostContext, labDir: string): Pick<Handlers, 'l
           return `${writes} writes, ${total} bytes`;
         },
       ).job;
-    },
-  };
-}
-
-export function jobHandlers(ctx: HostContext): Pick<Handlers, 'job:list' | 'job:cancel'> {
-  return {
-    async 'job:list'(vmId) {
-      return ctx.jobs.list(vmId);
-    },
-    async 'job:cancel'(jobId) {
-      return ctx.jobs.cancel(jobId);
     },
   };
 }
