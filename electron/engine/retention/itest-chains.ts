@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compareWith, KiB, MiB, startBackupRig, type BackupRig } from '../backup/itest-helpers';
 import type { BackupManifest } from '../backup/manifest';
-import { runBackup } from '../backup/push';
+import { runBackup } from '../qmp-driver/push';
 import { BackupRepository } from '../backup/repository';
 import { restoreTo } from '../backup/restore';
 

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
-import { runBackup } from '../backup/push';
+import { runBackup } from '../qmp-driver/push';
 import { describeFailures, verifyBackups } from '../backup/verify';
 import { prng } from '../lab/writer';
 import { runPlan } from './execute';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopBackupRig } from '../backup/itest-helpers';
 import { imageInfo } from '../backup/qemuimg';
-import { runBackup } from '../backup/push';
+import { runBackup } from '../qmp-driver/push';
 import { BackupRepository } from '../backup/repository';
 import { describeFailures, verifyBackups } from '../backup/verify';
 import { runPlan } from './execute';
