@@ -87,7 +87,7 @@ test('the host refuses unknown channels and payloads of the wrong shape, with cl
   const ws = (await rawConnect(`ws://127.0.0.1:${host.port}/ipc?token=${host.token}`, host.origin)) as NodeWs;
   try {
     expect(await call(ws, { id: 1, channel: 'fs:readFile', args: ['/etc/passwd'] })).toEqual({ id: 1, ok: false, error: 'unknown channel "fs:readFile"' });
-    expect(await call(ws, { id: 2, channel: 'checkpoint:create', args: ['demo'] })).toEqual({ id: 2, ok: false, error: 'checkpoint:create[1]: expected an object, got undefined undefined' });
+    expect(await call(ws, { id: 2, channel: 'checkpoint:create', args: ['demo'] })).toEqual({ id: 2, ok: false, error: 'checkpoint:create[1]: expected an object, got nothing' });
     expect(await call(ws, { id: 3, channel: 'checkpoint:create', args: ['demo', { name: 'x', disks: 'all' }] })).toEqual({
       id: 3, ok: false, error: 'checkpoint:create[1].disks: expected an array, got string "all"',
     });

@@ -235,7 +235,7 @@ describe('IPC (#17)', () => {
     svc.calls.length = 0;
     const ok = fakeEvent('app://tidemark/index.html');
     expect(await invokeHandler()(ok, 'fs:readFile', ['/etc/passwd'])).toEqual({ ok: false, error: 'unknown channel "fs:readFile"' });
-    expect(await invokeHandler()(ok, 'checkpoint:create', ['vm'])).toEqual({ ok: false, error: 'checkpoint:create[1]: expected an object, got undefined undefined' });
+    expect(await invokeHandler()(ok, 'checkpoint:create', ['vm'])).toEqual({ ok: false, error: 'checkpoint:create[1]: expected an object, got nothing' });
     expect(await invokeHandler()(ok, 'vm:info', 'not-an-array')).toEqual({ ok: false, error: 'vm:info: expected an argument list, got string "not-an-array"' });
     expect(svc.calls).toEqual([]);
   });

@@ -1,5 +1,10 @@
 // Domain types shared by the engine, the contract, the CLI and the renderer.
-// Plain data only: everything here must survive JSON.stringify unchanged.
+// Plain data only: everything here must survive JSON.stringify unchanged. Shapes that are also
+// checked at run time (checkpoints as stored on disk, the checkpoint arguments of the contract) are
+// schemas, and their types come from them.
+
+import * as v from 'valibot';
+import { list, num, oneOf, optionalArg, record, size, text } from './schema';
 
 /** One dirty bitmap as QEMU reports it (query-named-block-nodes / query-block). */
 export interface BitmapInfo {
@@ -56,33 +61,37 @@ export interface VmInfo extends VmIdentity {
 
 /** `independent`: every checkpoint's bitmap keeps recording (libvirt today).
  *  `chained`: one recording bitmap, older ones disabled, each covering its own interval (libvirt 2019). */
-export type BitmapLayout = 'independent' | 'chained';
+export const bitmapLayoutSchema = oneOf('independent', 'chained');
+export type BitmapLayout = v.InferOutput<typeof bitmapLayoutSchema>;
 
-export interface CheckpointDisk {
-  name: string;
-  checkpoint: 'bitmap' | 'no';
+export const checkpointDiskSchema = record({
+  name: text({ min: 1, max: 4096 }),
+  checkpoint: oneOf('bitmap', 'no'),
   /** Bitmap name; equals the checkpoint name when checkpoint = 'bitmap'. */
-  bitmap?: string;
+  bitmap: v.optional(text()),
   /** Dirty bytes since the checkpoint (only filled in when asked for, as virsh --size). */
-  size?: number;
+  size: v.optional(num({ min: 0 })),
   /** Set when this bitmap can no longer give complete "changes since" for this disk (chained layout:
    *  a later bitmap on its path was lost); says why. Such a checkpoint is not used as a base. */
-  incomplete?: string;
-}
+  incomplete: v.optional(text({ max: 8192 })),
+});
+export type CheckpointDisk = v.InferOutput<typeof checkpointDiskSchema>;
 
-export interface Checkpoint {
-  name: string;
-  description?: string;
-  parent?: string;
+/** A checkpoint, also as stored in STATE/vms/<vm-key>/checkpoints/<file>.json. */
+export const checkpointSchema = record({
+  name: text({ min: 1, max: 4096 }),
+  description: v.optional(text({ max: 1024 * 1024 })),
+  parent: v.optional(text()),
   /** Seconds since the epoch, as libvirt's <creationTime>. */
-  creationTime: number;
+  creationTime: size(),
   /** Milliseconds since the epoch; finer than creationTime, for ordering and the timeline. */
-  createdAtMs: number;
-  disks: CheckpointDisk[];
-  layout: BitmapLayout;
+  createdAtMs: size(),
+  disks: list(checkpointDiskSchema, { max: 4096 }),
+  layout: bitmapLayoutSchema,
   /** The <domain> element of a redefined libvirt checkpoint, kept verbatim for dumpxml. */
-  domainXml?: string;
-}
+  domainXml: v.optional(text({ max: 16 * 1024 * 1024 })),
+});
+export type Checkpoint = v.InferOutput<typeof checkpointSchema>;
 
 export type HealthState =
   | 'ok'
@@ -123,30 +132,37 @@ export interface ChangesSince {
   disks: { disk: string; bytes: number; granularity: number; virtualSize: number; usable: boolean; reason?: string }[];
 }
 
-export type DeleteMode = 'plain' | 'children' | 'children-only' | 'metadata';
+export const deleteModeSchema = oneOf('plain', 'children', 'children-only', 'metadata');
+export type DeleteMode = v.InferOutput<typeof deleteModeSchema>;
 
-export interface CreateCheckpointOptions {
+/** A checkpoint name as an argument: names are checked properly by the engine (electron/engine/names.ts); here only shape and a sane bound. */
+export const checkpointNameSchema = text({ max: 4096 });
+const checkpointName = checkpointNameSchema;
+
+export const createCheckpointOptionsSchema = record({
   /** Default: a timestamp (seconds since the epoch, as libvirt). */
-  name?: string;
-  description?: string;
+  name: optionalArg(checkpointName),
+  description: optionalArg(text({ max: 65536 })),
   /** Per-disk include/exclude. Disks not listed take `checkpoint='bitmap'` when they can hold
    *  persistent bitmaps, else 'no'. Unknown disk names are an error. */
-  disks?: { name: string; checkpoint: 'bitmap' | 'no' }[];
+  disks: optionalArg(list(record({ name: text({ min: 1, max: 256 }), checkpoint: oneOf('bitmap', 'no') }), { max: 256 })),
   /** Only honoured at a VM's first checkpoint (or when it has none left); otherwise must match. */
-  layout?: BitmapLayout;
-}
+  layout: optionalArg(bitmapLayoutSchema),
+});
+export type CreateCheckpointOptions = v.InferOutput<typeof createCheckpointOptionsSchema>;
 
-export interface ListFilter {
-  roots?: boolean;
-  leaves?: boolean;
-  noLeaves?: boolean;
+export const listFilterSchema = record({
+  roots: optionalArg(v.boolean()),
+  leaves: optionalArg(v.boolean()),
+  noLeaves: optionalArg(v.boolean()),
   /** Only the direct children of this checkpoint (virsh --from without --descendants). */
-  from?: string;
+  from: optionalArg(checkpointName),
   /** With `from`: all descendants instead of direct children. */
-  descendants?: boolean;
+  descendants: optionalArg(v.boolean()),
   /** Parents before children (otherwise sorted by creation time). */
-  topological?: boolean;
-}
+  topological: optionalArg(v.boolean()),
+});
+export type ListFilter = v.InferOutput<typeof listFilterSchema>;
 
 export interface DeleteResult {
   deleted: string[];

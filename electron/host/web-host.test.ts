@@ -224,7 +224,7 @@ describe('WebSocket /ipc', () => {
     expect(await request(ws, { id: 1, channel: 'fs:readFile', args: ['/etc/passwd'] })).toEqual({ id: 1, ok: false, error: 'unknown channel "fs:readFile"' });
     expect(await request(ws, { id: 2, channel: '__proto__', args: [] })).toMatchObject({ ok: false, error: 'unknown channel "__proto__"' });
     expect(await request(ws, { id: 3, channel: 'checkpoint:create', args: ['vm'] })).toEqual({
-      id: 3, ok: false, error: 'checkpoint:create[1]: expected an object, got undefined undefined',
+      id: 3, ok: false, error: 'checkpoint:create[1]: expected an object, got nothing',
     });
     expect(await request(ws, { id: 4, channel: 'vm:info', args: [42] })).toEqual({ id: 4, ok: false, error: 'vm:info[0]: expected a string, got number 42' });
     expect(await request(ws, { id: 5, channel: 'checkpoint:create', args: ['vm', { name: 'x', evil: 1 }] })).toMatchObject({ ok: false, error: 'checkpoint:create[1]: unexpected field "evil"' });

@@ -107,7 +107,7 @@ describe('pending checkpoints (prepared for a backup, not yet recorded)', () => 
     s.writePending({ checkpoint: cp('bk'), owner });
     const file = path.join(s.pendingDir, 'bk.json');
     fs.writeFileSync(file, '{"checkpoint": {"name": "bk"}}');
-    expect(() => s.loadPending()).toThrow(`pending checkpoint ${file} is damaged (bk.json.checkpoint.creationTime: expected a finite number`);
+    expect(() => s.loadPending()).toThrow(`pending checkpoint ${file} is damaged (bk.json.checkpoint: missing field "creationTime"); fix or remove that file`);
     fs.writeFileSync(file, JSON.stringify({ checkpoint: cp('other'), owner }));
     expect(() => s.loadPending()).toThrow(`pending checkpoint ${file} holds checkpoint "other", whose file should be other.json; fix or remove that file`);
   });

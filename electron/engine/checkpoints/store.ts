@@ -9,8 +9,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BitmapLayout, Checkpoint } from '../../../shared/domain';
-import { v, type Validator } from '../../../shared/validate';
+import * as v from 'valibot';
+import { bitmapLayoutSchema, checkpointSchema, type BitmapLayout, type Checkpoint } from '../../../shared/domain';
+import { num, record, text, validator, type Validator } from '../../../shared/schema';
 import { checkpointFileName, validateCheckpointName, vmKey } from '../names';
 import { describeFsError } from './fserror';
 import { acquireLock } from './lock';
@@ -47,45 +48,26 @@ export interface StoredMetadata {
   checkpoints: Map<string, Checkpoint>;
 }
 
-const layoutV = v.literal('independent', 'chained');
-const vmRecordV: Validator<VmRecord> = v.object({
-  id: v.string({ min: 1, max: 8192 }),
-  name: v.optional(v.string({ max: 8192 })),
-  uuid: v.optional(v.string({ max: 64 })),
-  endpoint: v.string({ max: 8192 }),
-  layout: v.optional(layoutV),
-  current: v.optional(v.string({ max: 4096 })),
-});
-const checkpointV: Validator<Checkpoint> = v.object({
-  name: v.string({ min: 1, max: 4096 }),
-  description: v.optional(v.string({ max: 1024 * 1024 })),
-  parent: v.optional(v.string({ max: 4096 })),
-  creationTime: v.number({ integer: true, min: 0 }),
-  createdAtMs: v.number({ integer: true, min: 0 }),
-  disks: v.array(
-    v.object({
-      name: v.string({ min: 1, max: 4096 }),
-      checkpoint: v.literal('bitmap', 'no'),
-      bitmap: v.optional(v.string({ max: 4096 })),
-      size: v.optional(v.number({ min: 0 })),
-      incomplete: v.optional(v.string({ max: 8192 })),
-    }),
-    { max: 4096 },
-  ),
-  layout: layoutV,
-  domainXml: v.optional(v.string({ max: 16 * 1024 * 1024 })),
-});
+const vmRecordV: Validator<VmRecord> = validator(record({
+  id: text({ min: 1, max: 8192 }),
+  name: v.optional(text({ max: 8192 })),
+  uuid: v.optional(text({ max: 64 })),
+  endpoint: text({ max: 8192 }),
+  layout: v.optional(bitmapLayoutSchema),
+  current: v.optional(text({ max: 4096 })),
+}));
+const checkpointV: Validator<Checkpoint> = validator(checkpointSchema);
 
-const pendingV: Validator<PendingCheckpoint> = v.object({
-  checkpoint: checkpointV,
-  owner: v.object({
-    pid: v.number({ integer: true, min: 1 }),
-    start: v.optional(v.string({ max: 64 })),
-    command: v.string({ max: 8192 }),
-    since: v.string({ max: 64 }),
+const pendingV: Validator<PendingCheckpoint> = validator(record({
+  checkpoint: checkpointSchema,
+  owner: record({
+    pid: num({ integer: true, min: 1 }),
+    start: v.optional(text({ max: 64 })),
+    command: text({ max: 8192 }),
+    since: text({ max: 64 }),
   }),
   abandoned: v.optional(v.boolean()),
-});
+}));
 
 /** Metadata changes written aside (staged) before QEMU is touched, then put in place by commit(). */
 export interface StagedChanges {
