@@ -6,15 +6,14 @@
 
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import { EVENT_NAMES, isInvokeChannel, type AppApi, type EventName } from '../shared/contract';
-import { INVOKE_CHANNEL, eventChannel, type InvokeReply } from './shell/ipc';
+import { unwrapReply, type Reply } from '../shared/transport';
+import { INVOKE_CHANNEL, eventChannel } from './shell/ipc';
 
 const api: AppApi = {
   transport: 'electron',
   async invoke(channel, ...args) {
     if (!isInvokeChannel(channel)) throw new Error(`unknown channel ${JSON.stringify(String(channel)).slice(0, 80)}`);
-    const reply = (await ipcRenderer.invoke(INVOKE_CHANNEL, channel, args)) as InvokeReply;
-    if (!reply.ok) throw new Error(reply.error);
-    return reply.result as never;
+    return unwrapReply((await ipcRenderer.invoke(INVOKE_CHANNEL, channel, args)) as Reply) as never;
   },
   on(event, listener) {
     if (!(EVENT_NAMES as readonly string[]).includes(event)) throw new Error(`unknown event ${JSON.stringify(String(event)).slice(0, 80)}`);

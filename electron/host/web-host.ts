@@ -1,7 +1,6 @@
 // The web host: the renderer in a browser. One HTTP server on 127.0.0.1 only, serving the built
-// renderer (out/renderer) as static files and a WebSocket at /ipc speaking the contract:
-//   page → host  {id, channel, args}
-//   host → page  {id, ok: true, result} | {id, ok: false, error} | {event, payload}
+// renderer (out/renderer) as static files and a WebSocket at /ipc speaking the contract in the
+// transport's frames (shared/transport.ts).
 // Static files hold no secrets. The WebSocket needs the per-start random token (from the URL the
 // host prints) and an Origin equal to the host's own, so other web pages and other local users'
 // browsers cannot drive the engine. Every request goes through dispatch() (channel allow-list and
@@ -14,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import * as path from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
 import { EVENT_NAMES, dispatch, type EventName, type Handlers } from '../../shared/contract';
+import { WS_PATH, encodeEvent, encodeReply, parseRequest, rendererCsp, settle, type WsReply } from '../../shared/transport';
 import { contentTypeFor, resolveStaticPath } from './static-files';
 import { shouldStartDemo } from './first-run';
 import { createService, type ServiceEvents } from './service';
@@ -46,55 +46,21 @@ export interface WebHost {
   close(): Promise<void>;
 }
 
-export const WS_PATH = '/ipc';
-export { resolveStaticPath };
+export { WS_PATH, parseRequest, resolveStaticPath };
 /** Largest accepted request (checkpoint XML may be 1 MiB of text, JSON-escaped). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 /** A client this far behind on events is skipped rather than buffered without bound. */
 const MAX_BUFFERED_EVENT_BYTES = 8 * 1024 * 1024;
 
-/** The CSP sent with every response; matches the renderer's meta CSP plus frame-ancestors. */
+/** The CSP sent with every response: the renderer's, allowing this host's WebSocket. */
 export function contentSecurityPolicy(port: number): string {
-  return [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    `connect-src 'self' ws://127.0.0.1:${port}`,
-    "base-uri 'none'",
-    "form-action 'none'",
-    "object-src 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
+  return rendererCsp({ connect: [`ws://127.0.0.1:${port}`] });
 }
 
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function errorMessage(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  return typeof e === 'string' ? e : 'unknown error';
-}
-
-/** Parses one request frame; returns the id (if any could be read) and either the request or why it is bad. */
-export function parseRequest(text: string): { id: number | string | null; channel?: unknown; args?: unknown; error?: string } {
-  let msg: unknown;
-  try {
-    msg = JSON.parse(text);
-  } catch {
-    return { id: null, error: 'request is not valid JSON' };
-  }
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return { id: null, error: 'request must be a JSON object {id, channel, args}' };
-  const m = msg as Record<string, unknown>;
-  const idOk = (typeof m.id === 'number' && Number.isFinite(m.id)) || (typeof m.id === 'string' && m.id.length <= 100);
-  const id = idOk ? (m.id as number | string) : null;
-  if (!idOk) return { id, error: 'request id must be a number or a short string' };
-  if (typeof m.channel !== 'string') return { id, error: 'request channel must be a string' };
-  if (!Array.isArray(m.args)) return { id, error: 'request args must be an array' };
-  return { id, channel: m.channel, args: m.args };
 }
 
 function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
@@ -164,16 +130,8 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
   });
 
-  function reply(ws: WebSocket, message: unknown): void {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    let text: string;
-    try {
-      text = JSON.stringify(message);
-    } catch (e) {
-      const id = (message as { id?: unknown }).id ?? null;
-      text = JSON.stringify({ id, ok: false, error: `result cannot be sent: ${errorMessage(e)}` });
-    }
-    ws.send(text);
+  function reply(ws: WebSocket, message: WsReply): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(encodeReply(message));
   }
 
   function onConnection(ws: WebSocket): void {
@@ -188,10 +146,7 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
       if (isBinary) return reply(ws, { id: null, ok: false, error: 'binary frames are not accepted; send JSON text' });
       const req = parseRequest(data.toString());
       if (req.error !== undefined) return reply(ws, { id: req.id, ok: false, error: req.error });
-      dispatch(handlers, req.channel, req.args).then(
-        (result) => reply(ws, { id: req.id, ok: true, result }),
-        (e: unknown) => reply(ws, { id: req.id, ok: false, error: errorMessage(e) }),
-      );
+      void settle(() => dispatch(handlers, req.channel, req.args)).then((outcome) => reply(ws, { id: req.id, ...outcome }));
     });
   }
 
@@ -205,12 +160,8 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
     subscriptions = [];
   }
   function broadcast(event: EventName, payload: unknown): void {
-    let text: string;
-    try {
-      text = JSON.stringify({ event, payload });
-    } catch {
-      return;
-    }
+    const text = encodeEvent(event, payload);
+    if (text === undefined) return;
     for (const ws of clients) {
       if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < MAX_BUFFERED_EVENT_BYTES) ws.send(text);
     }

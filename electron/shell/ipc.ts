@@ -1,8 +1,11 @@
 // The IPC channel names between electron/main.ts and electron/preload.ts. Requests travel on ONE
-// channel and replies come back as an envelope, so the renderer sees the engine's error text
-// (not Electron's "Error invoking remote method …" wrapping).
+// channel and replies come back as the transport's envelope (shared/transport.ts), so the renderer
+// sees the engine's error text (not Electron's "Error invoking remote method …" wrapping).
 
 import type { EventName } from '../../shared/contract';
+import type { Reply } from '../../shared/transport';
+
+export { errorText } from '../../shared/transport';
 
 export const INVOKE_CHANNEL = 'tidemark:invoke';
 
@@ -10,9 +13,5 @@ export function eventChannel(event: EventName): string {
   return `tidemark:event:${event}`;
 }
 
-export type InvokeReply = { ok: true; result: unknown } | { ok: false; error: string };
-
-export function errorText(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  return typeof e === 'string' ? e : 'unknown error';
-}
+/** What main returns for INVOKE_CHANNEL. */
+export type InvokeReply = Reply;

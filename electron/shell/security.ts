@@ -1,24 +1,16 @@
 // The Electron shell's security rules as plain data and pure checks (electron/main.ts applies
 // them; tests read them without Electron). Numbers refer to the Electron security checklist.
 
+import { rendererCsp } from '../../shared/transport';
+
 /** The renderer is served from this custom protocol, never file:// (#18). */
 export const APP_SCHEME = 'app';
 export const APP_HOST = 'tidemark';
 export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
 export const APP_ENTRY_URL = `${APP_ORIGIN}/index.html`;
 
-/** Sent as a header with every app:// response (#7); matches the renderer's meta CSP. */
-export const APP_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "object-src 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** Sent as a header with every app:// response (#7); the renderer's CSP (shared/transport.ts). */
+export const APP_CSP = rendererCsp();
 
 /** webPreferences of every window (#2, #3, #4, #6, #8, #9, #10, #11). Nothing here is toggled for development. */
 export const SECURE_WEB_PREFERENCES = {

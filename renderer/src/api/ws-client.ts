@@ -3,7 +3,7 @@
 // flight; the next invoke (or, while anyone listens to events, a timer) connects again.
 
 import type { AppApi, Args, EventMap, EventName, InvokeChannel, Result } from '../../../shared/contract';
-import { WS_PATH, type WsReply, type WsRequest } from './protocol';
+import { WS_PATH, encodeRequest, parseHostMessage, unwrapReply } from '../../../shared/transport';
 
 /** The subset of the browser WebSocket this client uses (lets tests pass a fake). */
 export interface WebSocketLike {
@@ -69,32 +69,26 @@ export function createWsApi(options: WsApiOptions): AppApi & { close(): void } {
   }
 
   function onMessage(data: unknown): void {
-    if (typeof data !== 'string') return;
-    let msg: unknown;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      return; // the host only sends JSON; ignore anything else rather than crash the page
-    }
-    if (typeof msg !== 'object' || msg === null) return;
+    const msg = parseHostMessage(data); // anything but a reply or an event is ignored rather than crash the page
+    if (!msg) return;
     if ('event' in msg) {
-      const { event, payload } = msg as { event: EventName; payload: unknown };
-      for (const fn of [...(listeners.get(event) ?? [])]) {
+      for (const fn of [...(listeners.get(msg.event) ?? [])]) {
         try {
-          (fn as (p: unknown) => void)(payload);
+          (fn as (p: unknown) => void)(msg.payload);
         } catch (e) {
-          console.error(`listener for ${event} failed:`, e);
+          console.error(`listener for ${msg.event} failed:`, e);
         }
       }
       return;
     }
-    const reply = msg as WsReply;
-    if (typeof reply.id !== 'number') return;
-    const p = pending.get(reply.id);
+    const p = typeof msg.id === 'number' ? pending.get(msg.id) : undefined;
     if (!p) return;
-    pending.delete(reply.id);
-    if (reply.ok) p.resolve(reply.result);
-    else p.reject(new Error(reply.error));
+    pending.delete(msg.id as number);
+    try {
+      p.resolve(unwrapReply(msg));
+    } catch (e) {
+      p.reject(e as Error);
+    }
   }
 
   function connect(): Promise<WebSocketLike> {
@@ -134,11 +128,10 @@ export function createWsApi(options: WsApiOptions): AppApi & { close(): void } {
       if (closedByUser) throw new Error('the Tidemark API client was closed');
       const ws = await connect();
       const id = nextId++;
-      const request: WsRequest = { id, channel, args: args as unknown[] };
       return new Promise<Result<C>>((resolve, reject) => {
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
         try {
-          ws.send(JSON.stringify(request));
+          ws.send(encodeRequest({ id, channel, args: args as unknown[] }));
         } catch (e) {
           pending.delete(id);
           reject(new Error(`cannot send ${channel} to the Tidemark host: ${(e as Error).message}`));
