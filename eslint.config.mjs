@@ -1,10 +1,44 @@
-// Lint: typescript-eslint's recommended rules plus the layering rule that keeps the
-// three environments honest (see DEVELOPERS.md, "Layering").
+// Lint: typescript-eslint's recommended rules, the environment rules (no Node or Electron where
+// the code runs in a page) and the layering rule (see DEVELOPERS.md, "Layering").
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { layersRule } from './eslint.layers.mjs';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+// The layers, lowest first. A module may import its own layer and the ones below it, never one
+// above: shared/ < os, qmp, nbd, libvirt, qga < engine < host < cli, shell, main, preload, menu.
+// "electron/" (the top) also takes any new folder there until it is given its place.
+const STACK = [
+  { name: 'shared', paths: ['shared/'], hint: 'shared/ is below every layer (the contract runs in the renderer too)' },
+  { name: 'os/qmp/nbd', paths: ['electron/os/', 'electron/qmp/', 'electron/nbd/', 'electron/libvirt/', 'electron/qga/'] },
+  { name: 'engine', paths: ['electron/engine/'] },
+  { name: 'host', paths: ['electron/host/'] },
+  { name: 'cli/shell/main', paths: ['electron/'] },
+];
+const LAYERS = [
+  ...STACK.map((layer, i) => ({ ...layer, may: STACK.slice(0, i).map((l) => l.name) })),
+  { name: 'renderer', paths: ['renderer/'], may: ['shared'], hint: 'the renderer reaches the engine only through the contract (shared/contract.ts)' },
+];
+// Integration tests (*.itest.ts) of every layer may also start the demo VM, a real QEMU (electron/engine/lab/).
+const LAYERS_FOR_ITESTS = [
+  ...LAYERS.map((layer) => ({ ...layer, may: [...layer.may, 'demo VM'] })),
+  { name: 'demo VM', paths: ['electron/engine/lab/'], may: ['shared', 'os/qmp/nbd', 'engine'] },
+];
+
+// Known violations of the layering rule on this branch: reported as warnings, not errors, until
+// the files move. Delete each entry when its move lands (the list should end empty).
+export const KNOWN_LAYER_VIOLATIONS = [
+  { file: 'electron/engine/pull/cli.ts', reason: 'the pull CLI commands import electron/cli/*; moving to electron/cli/commands/ ("core")' },
+  { file: 'electron/host/serve-cli.ts', reason: '`tidemark serve` argument parsing imports electron/cli/*; moving to electron/cli/ ("core")' },
+  { file: 'electron/host/serve-cli.test.ts', reason: 'the test of serve-cli.ts runs electron/cli/main; moves with it ("core")' },
+  { file: 'electron/engine/pull/handlers.itest.ts', reason: 'tests the host service\'s pull handlers (electron/host/service); belongs beside it in electron/host/' },
+];
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
 
 export default tseslint.config(
   { ignores: ['out/**', 'dist/**', 'release/**', 'node_modules/**', 'test-results/**', 'playwright-report/**', 'e2e/artifacts/**', 'bench/results/**', 'test/fixtures/lint/**'] },
@@ -26,7 +60,6 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: [...nodeBuiltins, 'electron'].map((name) => ({ name, message: 'shared/ must not import Node built-ins or electron: it runs in the renderer too.' })),
-        patterns: [{ group: ['**/electron/**', '**/renderer/**', '../electron', '../renderer'], message: 'shared/ must not import electron/ or renderer/ code.' }],
       }],
     },
   },
@@ -36,7 +69,6 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: [...nodeBuiltins, 'electron'].map((name) => ({ name, message: 'renderer/ must not import Node built-ins or electron: use the contract (shared/contract.ts).' })),
-        patterns: [{ group: ['**/electron/**', '../electron', '../../electron'], message: 'renderer/ must not import electron/ code: use the contract (shared/contract.ts).' }],
       }],
     },
   },
@@ -47,8 +79,21 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'electron', message: 'Only electron/main.ts and electron/preload.ts may import electron; the engine runs under the CLI and the web host too.' }],
-        patterns: [{ group: ['**/renderer/**'], message: 'electron/ must not import renderer/ code.' }],
       }],
     },
+  },
+  // The layers (see LAYERS above).
+  { plugins: { tidemark: { rules: { layers: layersRule } } } },
+  {
+    files: ['shared/**/*.ts', 'electron/**/*.ts', 'renderer/**/*.ts', 'renderer/**/*.tsx'],
+    rules: { 'tidemark/layers': ['error', { root: ROOT, layers: LAYERS }] },
+  },
+  {
+    files: ['electron/**/*.itest.ts'],
+    rules: { 'tidemark/layers': ['error', { root: ROOT, layers: LAYERS_FOR_ITESTS }] },
+  },
+  {
+    files: KNOWN_LAYER_VIOLATIONS.map((v) => v.file),
+    rules: { 'tidemark/layers': 'warn' },
   },
 );
