@@ -3,12 +3,11 @@
 // the contract's error texts). Prints, per candidate:
 //   - bundle: the candidate module bundled for the browser by esbuild (minified, tree-shaken), raw and gzip;
 //   - speed: µs per check of real payloads (arguments of six channels, a 3-disk manifest, a checkpoint
-//     file), median of rounds, and the error path (first issue → message).
+//     file), and the error path (first issue → message).
 // Figures only, never pass/fail. Run: npx tsx bench/validation.ts
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { median } from './measure';
 import { bad, calls, checkpointFile, manifest, type Candidate } from './validation-candidates/payloads';
 import { candidate as valibot } from './validation-candidates/valibot';
 import { candidate as zod, candidateJitless as zodJitless } from './validation-candidates/zod';
@@ -24,16 +23,21 @@ async function bundleSize(file: string): Promise<{ raw: number; gzip: number }> 
   return { raw: code.length, gzip: gzipSync(code).length };
 }
 
-/** Microseconds per call of fn, median over rounds of `n` calls. */
-function usPerCall(fn: () => void, n = 20_000, rounds = 7): number {
-  for (let i = 0; i < n; i++) fn(); // warm-up (and zod's JIT)
-  const times: number[] = [];
+/**
+ * Microseconds per call of each fn: rounds of `n` calls, the candidates interleaved round by round
+ * (so a busy machine slows them alike), the fastest round kept (the least disturbed one).
+ */
+function usPerCall(fns: (() => void)[], n = 20_000, rounds = 9): number[] {
+  for (const fn of fns) for (let i = 0; i < n; i++) fn(); // warm-up (and zod's JIT)
+  const best = fns.map(() => Infinity);
   for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e3 / n);
+    fns.forEach((fn, k) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) fn();
+      best[k] = Math.min(best[k]!, Number(process.hrtime.bigint() - t0) / 1e3 / n);
+    });
   }
-  return median(times);
+  return best;
 }
 
 function errorText(fn: () => unknown): string {
@@ -51,19 +55,19 @@ async function main(): Promise<void> {
     const s = await bundleSize(file);
     console.log(`  ${name.padEnd(20)} ${(s.raw / 1024).toFixed(1).padStart(6)} KiB  gzip ${(s.gzip / 1024).toFixed(1).padStart(5)} KiB`);
   }
-  console.log('\nspeed (µs per check, median of 7 rounds × 20 000; Node ' + process.version + ')');
+  console.log(`\nspeed (µs per check, fastest of 9 interleaved rounds × 20 000; Node ${process.version})`);
   console.log(`  ${'candidate'.padEnd(20)} ${'6 channels'.padStart(11)} ${'manifest'.padStart(9)} ${'checkpoint'.padStart(11)} ${'bad args'.padStart(9)} ${'bad manif.'.padStart(11)}`);
   const candidates: Candidate[] = [valibot, zod, zodJitless, zodMini, zodMiniJitless];
-  for (const c of candidates) {
-    const row = [
-      usPerCall(() => { for (const [ch, a] of calls) c.parseArgs(ch, a); }),
-      usPerCall(() => c.parseManifest(manifest)),
-      usPerCall(() => c.parseCheckpoint(checkpointFile)),
-      usPerCall(() => errorText(() => c.parseArgs(...bad.call))),
-      usPerCall(() => errorText(() => c.parseManifest(bad.manifest))),
-    ];
-    console.log(`  ${c.name.padEnd(20)} ${row.map((x, i) => x.toFixed(2).padStart([11, 9, 11, 9, 11][i]!)).join(' ')}`);
-  }
+  const columns = [
+    (c: Candidate) => () => { for (const [ch, a] of calls) c.parseArgs(ch, a); },
+    (c: Candidate) => () => c.parseManifest(manifest),
+    (c: Candidate) => () => c.parseCheckpoint(checkpointFile),
+    (c: Candidate) => () => errorText(() => c.parseArgs(...bad.call)),
+    (c: Candidate) => () => errorText(() => c.parseManifest(bad.manifest)),
+  ].map((column) => usPerCall(candidates.map(column)));
+  candidates.forEach((c, k) => {
+    console.log(`  ${c.name.padEnd(20)} ${columns.map((col, i) => col[k]!.toFixed(2).padStart([11, 9, 11, 9, 11][i]!)).join(' ')}`);
+  });
   console.log('\nerror texts');
   for (const c of [valibot, zod, zodMini]) {
     console.log(`  ${c.name.padEnd(10)} ${errorText(() => c.parseArgs(...bad.call))}`);
