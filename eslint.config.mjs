@@ -29,14 +29,6 @@ const LAYERS_FOR_ITESTS = [
   { name: 'demo VM', paths: ['electron/engine/lab/'], may: ['shared', 'os/qmp/nbd', 'engine'] },
 ];
 
-// Known violations of the layering rule on this branch: reported as warnings, not errors, until
-// the files move. Delete each entry when its move lands (the list should end empty).
-export const KNOWN_LAYER_VIOLATIONS = [
-  { file: 'electron/engine/pull/cli.ts', reason: 'the pull CLI commands import electron/cli/*; moving to electron/cli/commands/ ("core")' },
-  { file: 'electron/host/serve-cli.ts', reason: '`tidemark serve` argument parsing imports electron/cli/*; moving to electron/cli/ ("core")' },
-  { file: 'electron/host/serve-cli.test.ts', reason: 'the test of serve-cli.ts runs electron/cli/main; moves with it ("core")' },
-  { file: 'electron/engine/pull/handlers.itest.ts', reason: 'tests the host service\'s pull handlers (electron/host/service); belongs beside it in electron/host/' },
-];
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 
@@ -91,9 +83,5 @@ export default tseslint.config(
   {
     files: ['electron/**/*.itest.ts'],
     rules: { 'tidemark/layers': ['error', { root: ROOT, layers: LAYERS_FOR_ITESTS }] },
-  },
-  {
-    files: KNOWN_LAYER_VIOLATIONS.map((v) => v.file),
-    rules: { 'tidemark/layers': 'warn' },
   },
 );

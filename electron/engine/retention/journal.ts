@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { v, ValidationError, type Validator } from '../../../shared/validate';
-import { BACKUP_ID_RE, type BackupKind } from '../backup/manifest';
+import * as v from 'valibot';
+import { check, list, matching, num, oneOf, optionalArg, record, size as sizeSchema, text } from '../../../shared/schema';
+import { BACKUP_ID_RE } from '../backup/manifest';
 import type { BackupRepository } from '../backup/repository';
 import { fsyncDir, mkdirPrivate, writeFileAtomic } from '../../os/atomic-file';
 import { ownStartTime } from '../../os/process-liveness';
@@ -43,44 +44,32 @@ export function journalPath(repo: BackupRepository, vmId: string): string {
   return path.join(repo.vmDir(vmId), JOURNAL_FILE);
 }
 
-const id: Validator<string> = (x, p) => {
-  const s = v.string({ max: 64 })(x, p);
-  if (!BACKUP_ID_RE.test(s)) throw new ValidationError(`${p}: expected a backup id, got ${JSON.stringify(s).slice(0, 80)}`);
-  return s;
-};
-const disk = v.string({ min: 1, max: 256 });
-const kind = v.literal<BackupKind>('full', 'incremental', 'differential');
-const size = v.number({ integer: true });
-const link = { newBase: v.optional(id), since: v.optional(v.string({ min: 1, max: 4096 })), kind };
-const dropV = v.object({ op: v.literal('drop'), disk, point: id, bytes: size });
-const rebaseV = v.object({ op: v.literal('rebase'), disk, child: id, oldBase: id, growthMax: size, ...link });
-const foldV = v.object({ op: v.literal('fold'), disk, into: id, through: v.array(id), child: id, bytesMax: size, ...link });
-const step: Validator<RetentionStep> = (x, p) => {
-  const op = (x as { op?: unknown } | null)?.op;
-  if (op === 'drop') return dropV(x, p) as RetentionStep;
-  if (op === 'rebase') return rebaseV(x, p) as RetentionStep;
-  if (op === 'fold') return foldV(x, p) as RetentionStep;
-  throw new ValidationError(`${p}.op: expected "drop", "rebase" or "fold", got ${JSON.stringify(op)}`);
-};
-const journalV = v.object({
+const id = matching(BACKUP_ID_RE, 'a backup id', 64);
+const disk = text({ min: 1, max: 256 });
+const kind = oneOf('full', 'incremental', 'differential');
+const size = sizeSchema();
+const link = { newBase: optionalArg(id), since: optionalArg(text({ min: 1, max: 4096 })), kind };
+const dropV = v.strictObject({ op: v.literal('drop'), disk, point: id, bytes: size });
+const rebaseV = v.strictObject({ op: v.literal('rebase'), disk, child: id, oldBase: id, growthMax: size, ...link });
+const foldV = v.strictObject({ op: v.literal('fold'), disk, into: id, through: list(id), child: id, bytesMax: size, ...link });
+// variant() picks the step's schema by its op, so an error names the field of that kind of step.
+const step = v.variant('op', [dropV, rebaseV, foldV], (issue) => `expected "op" to be "drop", "rebase" or "fold", got ${JSON.stringify((issue.input as { op?: unknown } | null)?.op)}`);
+const journalV = record({
   format: v.literal('tidemark-retention-journal'),
-  version: (x, p) => {
-    if (x !== 1) throw new ValidationError(`${p}: journal version ${JSON.stringify(x)} is not supported`);
-    return 1 as const;
-  },
-  what: v.string({ max: 200 }),
-  vmId: v.string({ min: 1, max: 512 }),
-  pid: v.number({ integer: true }),
-  startTicks: v.optional(v.string({ max: 32 })),
-  host: v.string({ max: 256 }),
+  version: v.literal(1, (issue) => `journal version ${JSON.stringify(issue.input)} is not supported`),
+  what: text({ max: 200 }),
+  vmId: text({ min: 1, max: 512 }),
+  pid: num({ integer: true }),
+  startTicks: optionalArg(text({ max: 32 })),
+  host: text({ max: 256 }),
   startedAt: size,
   updatedAt: size,
-  basis: v.array(id, { max: 1_000_000 }),
-  kept: v.array(id, { max: 1_000_000 }),
-  removed: v.array(id, { max: 1_000_000 }),
-  steps: v.array(step, { max: 1_000_000 }),
-  done: v.number({ integer: true, min: 0 }),
-  helper: v.optional(v.object({ pid: v.number({ integer: true, min: 1 }), startTicks: v.optional(v.string({ max: 32 })) })),
+  basis: list(id, { max: 1_000_000 }),
+  kept: list(id, { max: 1_000_000 }),
+  removed: list(id, { max: 1_000_000 }),
+  steps: list(step, { max: 1_000_000 }),
+  done: num({ integer: true, min: 0 }),
+  helper: optionalArg(record({ pid: num({ integer: true, min: 1 }), startTicks: optionalArg(text({ max: 32 })) })),
 });
 
 /** The journal of an unfinished prune or merge of `vmId`; undefined when there is none. Throws naming the file when it cannot be read. */
@@ -95,7 +84,7 @@ export function readJournal(repo: BackupRepository, vmId: string): RetentionJour
   }
   let j: RetentionJournal;
   try {
-    j = journalV(JSON.parse(text), 'journal') as RetentionJournal;
+    j = check(journalV, JSON.parse(text), 'journal') as RetentionJournal;
   } catch (e) {
     throw new Error(`the retention journal ${file} is damaged (${(e as Error).message}); an interrupted prune cannot be finished from it — check the VM's backups with backup-verify, then move the file away`);
   }

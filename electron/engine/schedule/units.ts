@@ -5,7 +5,8 @@
 // line. Each file carries the schedule as JSON on a "# tidemark-schedule:" comment line, which is
 // how `schedule list` reads schedules back.
 
-import { v, ValidationError } from '../../../shared/validate';
+import * as v from 'valibot';
+import { check, list, num, oneOf, optionalArg, record, text } from '../../../shared/schema';
 import { cronSchedule } from './calendar';
 import { runCommands, SCHEDULE_FORMAT, shellArg, systemdArg, unitName, validateSchedule, type ScheduleSpec } from './spec';
 
@@ -78,28 +79,22 @@ export function cronFile(spec: ScheduleSpec, options: { system: boolean }): stri
   return [...header(s), line, ''].join('\n');
 }
 
-const specValidator = v.object({
+const count = optionalArg(num({ integer: true, min: 0 }));
+const specSchema = record({
   format: v.literal(SCHEDULE_FORMAT),
-  version: (x, p) => {
-    if (x !== 1) throw new ValidationError(`${p}: schedule version ${JSON.stringify(x)} is not supported`);
-    return 1 as const;
-  },
-  id: v.string({ max: 48 }),
-  vm: v.object({ id: v.string({ min: 1, max: 512 }), name: v.optional(v.string({ max: 512 })) }),
-  every: v.string({ min: 1, max: 200 }),
-  connect: v.string({ min: 1, max: 4096 }),
-  stateDir: v.string({ min: 1, max: 4096 }),
-  repo: v.optional(v.string({ min: 1, max: 4096 })),
-  mode: v.literal('push', 'pull'),
-  policy: v.optional(v.object({
-    last: v.optional(v.number({ integer: true, min: 0 })), hourly: v.optional(v.number({ integer: true, min: 0 })),
-    daily: v.optional(v.number({ integer: true, min: 0 })), weekly: v.optional(v.number({ integer: true, min: 0 })),
-    monthly: v.optional(v.number({ integer: true, min: 0 })), yearly: v.optional(v.number({ integer: true, min: 0 })),
-  })),
-  maxChain: v.optional(v.number({ integer: true, min: 1 })),
+  version: v.literal(1, (issue) => `schedule version ${JSON.stringify(issue.input)} is not supported`),
+  id: text({ max: 48 }),
+  vm: record({ id: text({ min: 1, max: 512 }), name: optionalArg(text({ max: 512 })) }),
+  every: text({ min: 1, max: 200 }),
+  connect: text({ min: 1, max: 4096 }),
+  stateDir: text({ min: 1, max: 4096 }),
+  repo: optionalArg(text({ min: 1, max: 4096 })),
+  mode: oneOf('push', 'pull'),
+  policy: optionalArg(record({ last: count, hourly: count, daily: count, weekly: count, monthly: count, yearly: count })),
+  maxChain: optionalArg(num({ integer: true, min: 1 })),
   user: v.boolean(),
-  command: v.array(v.string({ min: 1, max: 4096 }), { max: 16 }),
-  createdAt: v.number({ integer: true, min: 0 }),
+  command: list(text({ min: 1, max: 4096 }), { max: 16 }),
+  createdAt: num({ integer: true, min: 0 }),
 });
 
 /** The schedule a generated file carries; throws naming the file when it has none or a damaged one. */
@@ -107,7 +102,7 @@ export function readMarker(text: string, file: string): ScheduleSpec {
   const line = text.split('\n').find((l) => l.startsWith(MARKER));
   if (line === undefined) throw new Error(`${file} was not written by Tidemark (no "${MARKER.trim()}" line)`);
   try {
-    return validateSchedule(specValidator(JSON.parse(line.slice(MARKER.length)), 'schedule') as ScheduleSpec);
+    return validateSchedule(check(specSchema, JSON.parse(line.slice(MARKER.length)), 'schedule') as ScheduleSpec);
   } catch (e) {
     throw new Error(`${file}: the schedule it describes is damaged: ${(e as Error).message}`);
   }
