@@ -11,9 +11,10 @@ import { CreateCheckpointDialog } from './dialogs/CreateCheckpointDialog';
 import { DeleteDialog } from './dialogs/DeleteDialog';
 import { RestoreDialog } from './dialogs/RestoreDialog';
 import { WriteSimDialog } from './dialogs/WriteSimDialog';
-import { backupMarks } from './store/backups';
+import { backupMarks } from './model/backup-marks';
+import { isSameVm } from './model/vm-ids';
 import { useApp, useAppStore } from './store/context';
-import { emptyVmView, isSameVm } from './store/store';
+import { emptyVmView } from './store/types';
 import { HEATMAP_CELLS } from './timeline/heatmap';
 import { Timeline } from './timeline/Timeline';
 

@@ -5,12 +5,13 @@
 import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
 import type { Checkpoint } from '../../../shared/domain';
 import { formatAbsolute, formatBytes, formatPart, formatRelative } from '../format';
-import { GLYPH, type BackupMark } from '../timeline/model';
+import type { BackupMark } from '../model/backup-marks';
+import { GLYPH } from '../timeline/model';
 import { diskLanes } from '../timeline/spans';
 import { spanWords } from '../timeline/DiskBands';
 import { useApp } from '../store/context';
 import { DirtyMapSection } from './DirtyMap';
-import { emptyVmView } from '../store/store';
+import { emptyVmView } from '../store/types';
 
 export interface DetailsPanelProps {
   now: number;

@@ -6,7 +6,7 @@ import type { JobInfo } from '../../../shared/contract';
 import { formatAbsolute, formatBytes, percent } from '../format';
 import { useApp } from '../store/context';
 import { sessionFromJob } from '../store/backups';
-import { isSameVm } from '../store/store';
+import { isSameVm } from '../model/vm-ids';
 import { PullExportCard } from './PullExportCard';
 
 const STATE_GLYPH: Record<JobInfo['state'], string> = { running: '⟳', succeeded: '✓', failed: '✕', cancelled: '⊘' };

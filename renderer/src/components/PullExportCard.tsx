@@ -4,7 +4,7 @@
 
 import { useRef, useState } from 'react';
 import { formatBytes } from '../format';
-import type { PullExportView, PullSession } from '../store/backups';
+import type { PullExportView, PullSession } from '../store/types';
 import { useApp } from '../store/context';
 
 /** Quotes for a POSIX shell: URIs carry "?" and "&", paths may carry anything. */

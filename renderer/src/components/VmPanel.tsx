@@ -6,7 +6,7 @@ import type { VmSummary } from '../../../shared/contract';
 import type { HealthIssue } from '../../../shared/domain';
 import { formatBytes } from '../format';
 import { useApp } from '../store/context';
-import { emptyVmView } from '../store/store';
+import { emptyVmView } from '../store/types';
 
 const CONN_GLYPH: Record<VmSummary['connection'], string> = { connected: '●', connecting: '◌', disconnected: '○' };
 

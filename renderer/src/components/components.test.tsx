@@ -5,7 +5,7 @@ import type { DirtyMap, JobInfo } from '../../../shared/contract';
 import { StoreProvider } from '../store/context';
 import { createStore } from '../store/store';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
-import type { PullSession } from '../store/backups';
+import type { PullSession } from '../store/types';
 import { DirtyMapSection } from './DirtyMap';
 import { JobCard, JobsPanel } from './JobsPanel';
 import { exportCommands, PullExportCard, shellQuote } from './PullExportCard';

@@ -12,10 +12,11 @@ import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract'
 import type { BitmapInfo, ChangesSince, Checkpoint, VmInfo } from '../../../shared/domain';
 import { JobCard } from '../components/JobsPanel';
 import { PullEndButtons, PullExportCard } from '../components/PullExportCard';
-import type { PullSession } from '../store/backups';
+import type { PullSession } from '../store/types';
 import { formatAbsolute, formatBytes } from '../format';
 import { useApp } from '../store/context';
-import { emptyVmView, isSameVm } from '../store/store';
+import { isSameVm } from '../model/vm-ids';
+import { emptyVmView } from '../store/types';
 import { Modal } from './Modal';
 
 export interface BackupDialogProps {

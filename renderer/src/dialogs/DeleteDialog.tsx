@@ -4,7 +4,7 @@
 
 import { useMemo, useState } from 'react';
 import type { Checkpoint, DeleteMode, DeleteResult } from '../../../shared/domain';
-import { predecessorsOnDisk } from '../timeline/spans';
+import { predecessorsOnDisk } from '../model/bitmaps';
 import { Modal } from './Modal';
 
 export interface DeleteDialogProps {

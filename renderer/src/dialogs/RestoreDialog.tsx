@@ -9,7 +9,7 @@ import type { BitmapInfo, Checkpoint, VmInfo } from '../../../shared/domain';
 import { JobCard } from '../components/JobsPanel';
 import { defaultCheckpointName, formatAbsolute, formatBytes } from '../format';
 import { useApp } from '../store/context';
-import { emptyVmView } from '../store/store';
+import { emptyVmView } from '../store/types';
 import { Modal } from './Modal';
 
 export interface RestoreDialogProps {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupRecord, JobInfo } from '../../../shared/contract';
 import { checkpoint } from '../test/fake-api';
-import { backupMarks, EXPORT_ONLY_TITLE, parseBackupTitle, parsePullLog, sessionFromJob } from './backups';
+import { backupMarks, parseBackupTitle, parsePullLog } from '../model/backup-marks';
+import { EXPORT_ONLY_TITLE, sessionFromJob } from './backups';
 
 function record(id: string, startedAt: number, kind: BackupRecord['kind'], since: string | undefined, cp: string | undefined, disks: { name: string; kind: BackupRecord['kind']; bytes: number; fallbackReason?: string }[]): BackupRecord {
   return {

@@ -4,49 +4,9 @@
 // slice). An export-only pull resolves once its NBD exports are open; it lasts until pull:end.
 
 import type { StoreApi } from 'zustand/vanilla';
-import type {
-  AppApi, BackupBeginOptions, BackupBeginResult, BackupRecord, JobInfo, PullBeginOptions, PullBeginResult, PullExportInfo,
-  PullExportOptions, RestoreOutcome, RestoreRequest,
-} from '../../../shared/contract';
-import type { Checkpoint } from '../../../shared/domain';
-import type { BackupKind, BackupMark } from '../timeline/model';
-import { isSameVm, type AppState } from './store';
-
-export interface BackupSlice {
-  /** Repository chosen by the user (undefined: the host's default, STATE/backups). */
-  repository?: string;
-  /** The repository path the host resolved (from the last listing). */
-  repositoryResolved?: string;
-  /** Backups per VM, oldest first. */
-  backups: Record<string, BackupRecord[]>;
-  backupsError?: string;
-  setRepository(path: string | undefined): void;
-  loadBackups(vmId: string): Promise<void>;
-  startBackup(options: BackupBeginOptions): Promise<BackupBeginResult>;
-  runRestore(request: RestoreRequest): Promise<RestoreOutcome>;
-  /** Pull mode: Tidemark copies the dirty extents over NBD into the repository. */
-  startPull(options: PullBeginOptions): Promise<PullBeginResult>;
-  /** Export-only pull: opens the NBD exports for an outside tool; ends with endPullExport. */
-  startPullExport(options: Omit<PullExportOptions, 'tcp'>): Promise<PullSession>;
-  /** Reports how the outside copy went: success records the pull's checkpoint, failure rolls it back. */
-  endPullExport(session: PullSession, outcome: 'success' | 'failure'): Promise<{ backupId: string }>;
-  /** Open export-only pulls started from this page, by job id. */
-  pullSessions: Record<string, PullSession>;
-  onJobEnded(job: JobInfo): void;
-}
-
-/** One disk of an export-only pull as the page shows it (recovered from the job log after a reload). */
-export type PullExportView = Pick<PullExportInfo, 'disk' | 'uri'> & Partial<Omit<PullExportInfo, 'disk' | 'uri'>>;
-
-export interface PullSession {
-  vmId: string;
-  jobId: string;
-  exports: PullExportView[];
-  /** The repository whose lock the pull holds (undefined: the host's default). */
-  repo?: string;
-  /** Set once pull:end was answered (the job ends a moment later). */
-  ended?: 'success' | 'failure';
-}
+import type { AppApi, JobInfo } from '../../../shared/contract';
+import { isSameVm } from '../model/vm-ids';
+import type { AppState, BackupSlice, PullExportView, PullSession } from './types';
 
 export const EXPORT_ONLY_TITLE = 'Pull backup (export only)';
 
@@ -164,73 +124,4 @@ export function createBackupSlice(api: AppApi, set: StoreApi<AppState>['setState
       for (const vm of get().vms) if (isSameVm(job.vmId, vm.id, get().byVm[vm.id]?.info)) void get().loadBackups(vm.id);
     },
   };
-}
-
-// ---------------------------------------------------------------- what the timeline draws
-
-/** "Backup (since c3) to /repo", "Backup (full) to …", "Backup (incremental) to …" → kind and base. */
-export function parseBackupTitle(title: string): { kind: BackupKind; since?: string } {
-  const m = /^Backup \((full|incremental|since (.+))\) to /.exec(title);
-  if (!m) return { kind: 'full' };
-  if (m[1] === 'full') return { kind: 'full' };
-  if (m[1] === 'incremental') return { kind: 'incremental' };
-  return { kind: 'incremental', since: m[2] };
-}
-
-/** A pull job's kind and base, from its log ("pull incremental backup of vda (incremental since c1), …"). */
-export function parsePullLog(log: readonly string[]): { kind: BackupKind; since?: string } {
-  for (const line of log) {
-    const m = /pull (full|incremental|differential) backup of .*?since ([^,)\s]+)\)|pull (full|incremental|differential) backup of /.exec(line);
-    if (m) return m[1] ? { kind: m[1] as BackupKind, since: m[2] } : { kind: m[3] as BackupKind };
-  }
-  return { kind: 'full' };
-}
-
-/**
- * Timeline markers: every backup in the repository (■ full, ◧ incremental, ◇ differential, per
- * disk what was actually done; push and pull alike), plus running and failed/cancelled backup and
- * pull jobs (✕ stays visible).
- * A backup "since X" is incremental when X is the checkpoint of the previous backup of that
- * chain, otherwise differential.
- */
-export function backupMarks(records: readonly BackupRecord[], checkpoints: readonly Checkpoint[], jobs: readonly JobInfo[], isThisVm: (id: string) => boolean, allDisks: readonly string[]): BackupMark[] {
-  const cpTime = new Map(checkpoints.map((c) => [c.name, c.createdAtMs]));
-  const sorted = [...records].sort((a, b) => a.startedAt - b.startedAt);
-  const timeOf = (checkpoint: string | undefined): number | undefined => {
-    if (checkpoint === undefined) return undefined;
-    return cpTime.get(checkpoint) ?? sorted.find((r) => r.checkpoint === checkpoint)?.startedAt;
-  };
-  const marks: BackupMark[] = [];
-  sorted.forEach((r, i) => {
-    // The previous backup's checkpoint: measuring from it continues the chain (incremental).
-    const previous = sorted.slice(0, i).reverse().find((p) => p.checkpoint !== undefined)?.checkpoint;
-    const diskKind = (k: BackupKind, since: string | undefined): BackupKind => (k === 'full' ? 'full' : since !== undefined && since === previous ? 'incremental' : 'differential');
-    marks.push({
-      id: r.id,
-      time: r.startedAt,
-      kind: diskKind(r.kind, r.since),
-      state: 'ok',
-      base: r.since,
-      baseTime: timeOf(r.since),
-      disks: r.disks.map((d) => ({ disk: d.name, bytes: d.bytesCopied, kind: diskKind(d.kind, d.since ?? r.since), ...(d.fallbackReason ? { reason: `full: ${d.fallbackReason}` } : {}) })),
-      ...(r.tool.endsWith('(pull)') ? { pull: true } : {}),
-    });
-  });
-  for (const j of jobs) {
-    if ((j.kind !== 'backup' && j.kind !== 'pull') || !isThisVm(j.vmId) || j.state === 'succeeded') continue;
-    const { kind, since } = j.kind === 'pull' ? parsePullLog(j.log) : parseBackupTitle(j.title);
-    const disks = j.progress.length > 0 ? j.progress.map((p) => p.disk) : allDisks;
-    marks.push({
-      id: j.id,
-      time: j.startedAt,
-      kind,
-      state: j.state === 'running' ? 'running' : 'failed',
-      base: since,
-      baseTime: timeOf(since),
-      disks: disks.map((disk) => ({ disk })),
-      error: j.state === 'cancelled' ? 'cancelled' : j.error,
-      ...(j.kind === 'pull' ? { pull: true } : {}),
-    });
-  }
-  return marks;
 }

@@ -2,7 +2,7 @@
 
 import { createContext, useContext, type ReactNode } from 'react';
 import { useStore } from 'zustand';
-import type { AppState, AppStore } from './store';
+import type { AppState, AppStore } from './types';
 
 const StoreContext = createContext<AppStore | null>(null);
 

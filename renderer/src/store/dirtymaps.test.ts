@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { DirtyMap, VmSummary } from '../../../shared/contract';
 import type { BitmapInfo } from '../../../shared/domain';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
-import { DirtyMapRefresher, mapFingerprint, type DirtyMapTarget, type DiskMapState, type Timers } from './dirtymaps';
+import { DirtyMapRefresher, mapFingerprint } from './dirtymaps';
+import type { DirtyMapTarget, DiskMapState, Timers } from './types';
 import { createStore } from './store';
 
 /** A clock and timers driven by the test. */

@@ -9,36 +9,8 @@
 
 import type { StoreApi } from 'zustand/vanilla';
 import type { AppApi, DirtyMap } from '../../../shared/contract';
-import { baselineBitmaps } from '../timeline/spans';
-import type { AppState } from './store';
-
-export interface DiskMapState {
-  /** The latest map read (kept while a newer one is read). */
-  map?: DirtyMap;
-  /** Why the latest read failed, when it did. */
-  error?: string;
-  /** A read is under way. */
-  loading: boolean;
-  /** The disk changed since the map was read (a newer read is due): the map is behind. */
-  behind?: boolean;
-  /** Set by the page while the VM is not connected: the map is as of its read, nothing newer is known. */
-  offline?: boolean;
-}
-
-export interface DirtyMapTarget {
-  vmId: string;
-  /** The baseline checkpoint. */
-  since: string;
-  disks: readonly string[];
-  /** Cells per disk (dirtymap:get `buckets`). */
-  cells: number;
-}
-
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { baselineBitmaps } from '../model/bitmaps';
+import type { AppState, DirtyMapSlice, DirtyMapTarget, DiskMapState, Timers } from './types';
 
 export interface RefresherOptions {
   fetch(vmId: string, disk: string, since: string, cells: number): Promise<DirtyMap>;
@@ -216,19 +188,6 @@ export function mapFingerprint(bitmapNames: readonly string[], live: readonly { 
 }
 
 // ---------------------------------------------------------------- the store's slice
-
-export interface DirtyMapSlice {
-  /** The maps of the watched baseline (one target at a time: the selected VM's timeline). */
-  dirtyMaps: { target?: DirtyMapTarget; disks: Record<string, DiskMapState> };
-  pageVisible: boolean;
-  /** Watch these disks since this checkpoint (undefined: stop watching). */
-  watchDirtyMaps(target: DirtyMapTarget | undefined): void;
-  /** The page was hidden or shown (document.visibilitychange): no reads while hidden. */
-  setPageVisible(visible: boolean): void;
-  /** Re-evaluates what the watched maps depend on and whether reads may run (called on events). */
-  syncDirtyMaps(vmId?: string): void;
-  disposeDirtyMaps(): void;
-}
 
 export function createDirtyMapSlice(
   api: AppApi, set: StoreApi<AppState>['setState'], get: StoreApi<AppState>['getState'], timers?: Timers,

@@ -4,80 +4,16 @@
 // checkpoints after checkpoints:changed; read a dirty map when vm:bitmaps says its bitmaps changed,
 // see dirtymaps.ts).
 
-import { createStore as createZustandStore, type StoreApi } from 'zustand/vanilla';
-import type { AppApi, EventMap, JobInfo, LabInfo, VmSummary, WriteSimOptions } from '../../../shared/contract';
-import type {
-  BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, VmInfo,
-} from '../../../shared/domain';
-import type { DiskSample } from '../timeline/spans';
-import { createBackupSlice, type BackupSlice } from './backups';
-import { createDirtyMapSlice, type DirtyMapSlice, type Timers } from './dirtymaps';
+import { createStore as createZustandStore } from 'zustand/vanilla';
+import type { AppApi, EventMap, JobInfo } from '../../../shared/contract';
+import type { BitmapInfo } from '../../../shared/domain';
+import { isSameVm } from '../model/vm-ids';
+import { createBackupSlice } from './backups';
+import { createDirtyMapSlice } from './dirtymaps';
+import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } from './types';
 
 /** Live samples kept per disk (the dirty-bytes area); older ones are dropped. */
 export const MAX_SAMPLES_PER_DISK = 2000;
-
-export interface VmView {
-  info?: VmInfo;
-  checkpoints: Checkpoint[];
-  current?: string;
-  health?: HealthReport;
-  /** Latest live bitmaps per disk (from vm:bitmaps). */
-  live?: Record<string, BitmapInfo[]>;
-  liveAt?: number;
-  /** History of dirty counts per disk: one delta-encoded sample per vm:bitmaps event that changed a count. */
-  samples: Record<string, DiskSample[]>;
-  /** Exact "changes since" per checkpoint, fetched on demand (checkpoint:changes). */
-  changes: Record<string, ChangesSince>;
-  loading: boolean;
-  /** Why loading the VM failed, when it did. */
-  error?: string;
-}
-
-export interface AppState extends BackupSlice, DirtyMapSlice {
-  transport: AppApi['transport'];
-  vms: VmSummary[];
-  vmsLoaded: boolean;
-  selectedVmId?: string;
-  byVm: Record<string, VmView>;
-  jobs: Record<string, JobInfo>;
-  lab?: LabInfo;
-  /** Selected checkpoint of the selected VM; also the baseline of the dirty-bytes area. */
-  selected?: string;
-  /** The last thing worth announcing to screen readers (aria-live). */
-  announcement: string;
-  /** A page-level error (the host is unreachable, …). */
-  error?: string;
-
-  start(): Promise<void>;
-  stop(): void;
-  selectVm(vmId: string | undefined): Promise<void>;
-  loadVm(vmId: string): Promise<void>;
-  select(name: string | undefined): void;
-  addVm(endpoint: string, label?: string): Promise<VmSummary>;
-  removeVm(vmId: string): Promise<void>;
-  startLab(): Promise<LabInfo>;
-  stopLab(): Promise<LabInfo>;
-  createCheckpoint(options: CreateCheckpointOptions): Promise<Checkpoint>;
-  deleteCheckpoint(name: string, mode: DeleteMode): Promise<DeleteResult>;
-  fetchChanges(name: string): Promise<ChangesSince>;
-  startWrites(options: WriteSimOptions): Promise<JobInfo>;
-  cancelJob(jobId: string): Promise<void>;
-  announce(text: string): void;
-}
-
-export type AppStore = StoreApi<AppState>;
-
-/**
- * True when `id` names the VM `summaryId`: the host's VM list uses its own ids ("demo"), while
- * backups and some jobs carry the engine's identity (the UUID, else the name).
- */
-export function isSameVm(id: string, summaryId: string, info: VmInfo | undefined): boolean {
-  return id === summaryId || (info !== undefined && (id === info.id || (info.uuid !== undefined && id === info.uuid)));
-}
-
-export function emptyVmView(): VmView {
-  return { checkpoints: [], samples: {}, changes: {}, loading: false };
-}
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -9,9 +9,10 @@
 import type { ReactElement } from 'react';
 import { formatAbsolute, formatBytes, formatPart } from '../format';
 import {
-  AREA_H, BACKUP_ROW_H, BAND_PAD, GLYPH, STATE_WORDS, TRACK_H, type BackupMark, type BandModel, type TimelineModel,
+  AREA_H, BACKUP_ROW_H, BAND_PAD, GLYPH, STATE_WORDS, TRACK_H, type BandModel, type TimelineModel,
 } from './model';
-import type { DiskMapState } from '../store/dirtymaps';
+import type { BackupMark } from '../model/backup-marks';
+import type { DiskMapState } from '../store/types';
 import { HeatmapRow } from './HeatmapRow';
 import type { BitmapSpan } from './spans';
 import { timeToX, type TimeView } from './timescale';

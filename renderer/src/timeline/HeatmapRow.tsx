@@ -8,7 +8,7 @@
 import { memo, type ReactElement } from 'react';
 import type { DiskInfo } from '../../../shared/domain';
 import { formatBytes, formatPart } from '../format';
-import type { DiskMapState } from '../store/dirtymaps';
+import type { DiskMapState } from '../store/types';
 import { CELL_GLYPH, CELL_WORDS, cellKind, countCells, describeMap, offsetTicks } from './heatmap';
 import { HEATMAP_H } from './model';
 

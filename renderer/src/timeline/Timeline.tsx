@@ -4,7 +4,7 @@
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
 import { formatAbsolute, formatBytes, formatRelative } from '../format';
-import type { DiskMapState } from '../store/dirtymaps';
+import type { DiskMapState } from '../store/types';
 import { DiskBands } from './DiskBands';
 import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';

@@ -2,7 +2,7 @@
 import { cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DirtyMap } from '../../../shared/contract';
-import type { DiskMapState } from '../store/dirtymaps';
+import type { DiskMapState } from '../store/types';
 import { checkpoint, disk, MiB } from '../test/fake-api';
 import { barHeight, HeatmapRow } from './HeatmapRow';
 import { cellBytes, cellKind, cellLegend, countCells, describeMap, dirtyRanges, formatOffset, formatRange, HEATMAP_CELLS, offsetTicks } from './heatmap';

@@ -4,26 +4,10 @@
 
 import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo, HealthIssue } from '../../../shared/domain';
 import { layoutTree, type TreeLayout } from './lanes';
-import { baselineBitmaps, diskLanes, dirtySeries, type DirtyPoint, type DiskLane, type DiskSample } from './spans';
-
-export type BackupKind = 'full' | 'incremental' | 'differential';
-
-/** A backup as the timeline shows it: a marker bracketed back to its base checkpoint. */
-export interface BackupMark {
-  id: string;
-  time: number;
-  kind: BackupKind;
-  state: 'ok' | 'failed' | 'running';
-  /** The checkpoint the backup measured from (incremental/differential). */
-  base?: string;
-  baseTime?: number;
-  /** Disks this backup covers, with bytes copied when known. */
-  disks: { disk: string; bytes?: number; kind?: BackupKind; reason?: string }[];
-  /** Why it failed, when it did. */
-  error?: string;
-  /** Pull mode: Tidemark copied the point in time over NBD (issue 5); push otherwise. */
-  pull?: boolean;
-}
+import type { BackupMark } from '../model/backup-marks';
+import { baselineBitmaps } from '../model/bitmaps';
+import { dirtySeries, type DirtyPoint, type DiskSample } from '../model/samples';
+import { diskLanes, type DiskLane } from './spans';
 
 export const GLYPH = {
   recording: '●',

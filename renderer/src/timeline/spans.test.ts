@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { BitmapInfo } from '../../../shared/domain';
 import { checkpoint } from '../test/fake-api';
-import { baselineBitmaps, diskLanes, dirtySeries, predecessorsOnDisk, stopTimes, type DiskSample } from './spans';
+import { baselineBitmaps, predecessorsOnDisk, stopTimes } from '../model/bitmaps';
+import { dirtySeries, type DiskSample } from '../model/samples';
+import { diskLanes } from './spans';
 
 const bm = (name: string, over: Partial<BitmapInfo> = {}): BitmapInfo => ({
   name, recording: true, persistent: true, busy: false, inconsistent: false, count: 0, granularity: 65536, ...over,

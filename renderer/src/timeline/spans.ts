@@ -8,6 +8,7 @@
 // (its "successor": a descendant whose nearest bitmap-holding ancestor on that disk is it).
 
 import type { BitmapInfo, BitmapLayout, Checkpoint } from '../../../shared/domain';
+import { bitmapOn, stopTimes, TEMP_BITMAP_PREFIX } from '../model/bitmaps';
 
 export type SpanState = 'recording' | 'disabled' | 'busy' | 'inconsistent' | 'unknown';
 
@@ -53,48 +54,6 @@ export interface LaneInput {
   live?: ReadonlyMap<string, readonly BitmapInfo[]>;
   now: number;
   maxTracks?: number;
-}
-
-export const TEMP_BITMAP_PREFIX = 'tidemark-tmp-';
-
-function bitmapOn(cp: Checkpoint, disk: string): string | undefined {
-  const d = cp.disks.find((x) => x.name === disk);
-  if (!d || d.checkpoint !== 'bitmap') return undefined;
-  return d.bitmap ?? cp.name;
-}
-
-/** For each checkpoint, its nearest ancestor that holds a bitmap on `disk` (the chained "predecessor"). */
-export function predecessorsOnDisk(checkpoints: readonly Checkpoint[], disk: string): Map<string, string | undefined> {
-  const byName = new Map(checkpoints.map((c) => [c.name, c]));
-  const memo = new Map<string, string | undefined>();
-  const find = (name: string, seen: Set<string>): string | undefined => {
-    if (memo.has(name)) return memo.get(name);
-    const cp = byName.get(name);
-    let result: string | undefined;
-    if (cp?.parent !== undefined && byName.has(cp.parent) && !seen.has(cp.parent)) {
-      const parent = byName.get(cp.parent)!;
-      seen.add(name);
-      result = bitmapOn(parent, disk) !== undefined ? parent.name : find(parent.name, seen);
-    }
-    memo.set(name, result);
-    return result;
-  };
-  for (const c of checkpoints) find(c.name, new Set());
-  return memo;
-}
-
-/** Time each bitmap on `disk` stopped recording in the chained layout: its first successor's creation. */
-export function stopTimes(checkpoints: readonly Checkpoint[], disk: string): Map<string, number> {
-  const pred = predecessorsOnDisk(checkpoints, disk);
-  const out = new Map<string, number>();
-  for (const c of checkpoints) {
-    if (bitmapOn(c, disk) === undefined) continue;
-    const p = pred.get(c.name);
-    if (p === undefined) continue;
-    const prev = out.get(p);
-    if (prev === undefined || c.createdAtMs < prev) out.set(p, c.createdAtMs);
-  }
-  return out;
 }
 
 /** Greedy interval packing in start order: stable when spans are added later in time. */
@@ -153,78 +112,4 @@ export function diskLanes(input: LaneInput): DiskLane[] {
     const foreign = [...liveByName.keys()].filter((n) => !known.has(n) && !n.startsWith(TEMP_BITMAP_PREFIX));
     return { disk, spans, missing, tracks, overflow, foreign };
   });
-}
-
-// ---------------------------------------------------------------- dirty bytes of a baseline over time
-
-/**
- * One live sample of a disk at time `at`: the dirty counts of the bitmaps that changed since the
- * previous sample (the first sample holds all). Delta-encoded because with many checkpoints every
- * event carries every bitmap, and most of them (disabled ones) never change.
- */
-export interface DiskSample {
-  at: number;
-  counts: Record<string, number>;
-}
-
-/**
- * The bitmaps whose union is "changed since `baseline`" on `disk`: the baseline's own bitmap in the
- * independent layout; in the chained layout also every later bitmap on the path to the current
- * checkpoint (each covers only its own interval).
- */
-export function baselineBitmaps(
-  checkpoints: readonly Checkpoint[], layout: BitmapLayout | undefined, baseline: string, current: string | undefined, disk: string,
-): string[] {
-  const byName = new Map(checkpoints.map((c) => [c.name, c]));
-  const base = byName.get(baseline);
-  if (!base) return [];
-  const own = bitmapOn(base, disk);
-  if (layout !== 'chained' || current === undefined) return own === undefined ? [] : [own];
-  // Walk up from current to the baseline; if the baseline is not an ancestor, only its own bitmap counts.
-  const path: Checkpoint[] = [];
-  let found = false;
-  const seen = new Set<string>();
-  for (let c = byName.get(current); c && !seen.has(c.name); c = c.parent !== undefined ? byName.get(c.parent) : undefined) {
-    seen.add(c.name);
-    path.push(c);
-    if (c.name === baseline) {
-      found = true;
-      break;
-    }
-  }
-  if (!found) return own === undefined ? [] : [own];
-  return path.map((c) => bitmapOn(c, disk)).filter((b): b is string => b !== undefined).reverse();
-}
-
-export interface DirtyPoint {
-  t: number;
-  bytes: number;
-}
-
-/**
- * The area series: starts at 0 at the baseline's creation, then the sum of the contributing
- * bitmaps' counts (carried forward through the delta-encoded samples) wherever one of them
- * changed — an upper bound of the union when several contribute — held flat until `now`.
- */
-export function dirtySeries(samples: readonly DiskSample[], bitmaps: readonly string[], baselineTime: number, now: number): DirtyPoint[] {
-  if (bitmaps.length === 0) return [];
-  const points: DirtyPoint[] = [{ t: baselineTime, bytes: 0 }];
-  const running = new Map<string, number>();
-  for (const s of samples) {
-    let changed = false;
-    for (const b of bitmaps) {
-      const c = s.counts[b];
-      if (c !== undefined) {
-        running.set(b, c);
-        changed = true;
-      }
-    }
-    if (!changed || s.at < baselineTime || running.size === 0) continue;
-    let sum = 0;
-    for (const c of running.values()) sum += c;
-    points.push({ t: s.at, bytes: sum });
-  }
-  const last = points[points.length - 1]!;
-  if (now > last.t) points.push({ t: now, bytes: last.bytes });
-  return points;
 }

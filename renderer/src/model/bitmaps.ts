@@ -1,0 +1,79 @@
+// Facts about checkpoint bitmaps that follow from the checkpoint tree and the layout (pure; the
+// store, the timeline and the dialogs all use them): which bitmap a checkpoint has on a disk, its
+// predecessor in the chained layout, when a chained bitmap stopped recording, and which bitmaps
+// together make up "changes since X".
+
+import type { BitmapLayout, Checkpoint } from '../../../shared/domain';
+
+/** Prefix of Tidemark's temporary bitmaps (the engine's names.ts reserves it). */
+export const TEMP_BITMAP_PREFIX = 'tidemark-tmp-';
+
+/** The bitmap `cp` has on `disk`, if any. */
+export function bitmapOn(cp: Checkpoint, disk: string): string | undefined {
+  const d = cp.disks.find((x) => x.name === disk);
+  if (!d || d.checkpoint !== 'bitmap') return undefined;
+  return d.bitmap ?? cp.name;
+}
+
+/** For each checkpoint, its nearest ancestor that holds a bitmap on `disk` (the chained "predecessor"). */
+export function predecessorsOnDisk(checkpoints: readonly Checkpoint[], disk: string): Map<string, string | undefined> {
+  const byName = new Map(checkpoints.map((c) => [c.name, c]));
+  const memo = new Map<string, string | undefined>();
+  const find = (name: string, seen: Set<string>): string | undefined => {
+    if (memo.has(name)) return memo.get(name);
+    const cp = byName.get(name);
+    let result: string | undefined;
+    if (cp?.parent !== undefined && byName.has(cp.parent) && !seen.has(cp.parent)) {
+      const parent = byName.get(cp.parent)!;
+      seen.add(name);
+      result = bitmapOn(parent, disk) !== undefined ? parent.name : find(parent.name, seen);
+    }
+    memo.set(name, result);
+    return result;
+  };
+  for (const c of checkpoints) find(c.name, new Set());
+  return memo;
+}
+
+/** Time each bitmap on `disk` stopped recording in the chained layout: its first successor's creation. */
+export function stopTimes(checkpoints: readonly Checkpoint[], disk: string): Map<string, number> {
+  const pred = predecessorsOnDisk(checkpoints, disk);
+  const out = new Map<string, number>();
+  for (const c of checkpoints) {
+    if (bitmapOn(c, disk) === undefined) continue;
+    const p = pred.get(c.name);
+    if (p === undefined) continue;
+    const prev = out.get(p);
+    if (prev === undefined || c.createdAtMs < prev) out.set(p, c.createdAtMs);
+  }
+  return out;
+}
+
+/**
+ * The bitmaps whose union is "changed since `baseline`" on `disk`: the baseline's own bitmap in the
+ * independent layout; in the chained layout also every later bitmap on the path to the current
+ * checkpoint (each covers only its own interval).
+ */
+export function baselineBitmaps(
+  checkpoints: readonly Checkpoint[], layout: BitmapLayout | undefined, baseline: string, current: string | undefined, disk: string,
+): string[] {
+  const byName = new Map(checkpoints.map((c) => [c.name, c]));
+  const base = byName.get(baseline);
+  if (!base) return [];
+  const own = bitmapOn(base, disk);
+  if (layout !== 'chained' || current === undefined) return own === undefined ? [] : [own];
+  // Walk up from current to the baseline; if the baseline is not an ancestor, only its own bitmap counts.
+  const path: Checkpoint[] = [];
+  let found = false;
+  const seen = new Set<string>();
+  for (let c = byName.get(current); c && !seen.has(c.name); c = c.parent !== undefined ? byName.get(c.parent) : undefined) {
+    seen.add(c.name);
+    path.push(c);
+    if (c.name === baseline) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return own === undefined ? [] : [own];
+  return path.map((c) => bitmapOn(c, disk)).filter((b): b is string => b !== undefined).reverse();
+}
