@@ -5,8 +5,7 @@
 
 import type { BitmapLayout, Checkpoint } from '../../../shared/domain';
 
-/** Prefix of Tidemark's temporary bitmaps (the engine's names.ts reserves it). */
-export const TEMP_BITMAP_PREFIX = 'tidemark-tmp-';
+export { TEMP_BITMAP_PREFIX } from '../../../shared/names';
 
 /** The bitmap `cp` has on `disk`, if any. */
 export function bitmapOn(cp: Checkpoint, disk: string): string | undefined {
