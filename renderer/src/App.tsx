@@ -1,6 +1,9 @@
-// The page: top bar, VMs panel, action bar, timeline, details and jobs; dialogs on top.
+// The page: top bar, VMs panel (collapsible), action bar, timeline, details and jobs; dialogs on
+// top. Keyboard: skip links to the timeline and the details, Delete on a checkpoint opens the
+// delete dialog, Escape clears the selection, and focus lands on something that exists after
+// every dialog (the new or surviving checkpoint in the tree, else the button that opened it).
 
-import { useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { Checkpoint } from '../../shared/domain';
 import { DetailsPanel } from './components/DetailsPanel';
 import { JobsPanel } from './components/JobsPanel';
@@ -14,7 +17,9 @@ import { WriteSimDialog } from './dialogs/WriteSimDialog';
 import { backupMarks } from './model/backup-marks';
 import { isSameVm } from './model/vm-ids';
 import { useApp, useAppStore } from './store/context';
+import { changedFigures } from './store/figures';
 import { emptyVmView } from './store/types';
+import { shortName } from './format';
 import { HEATMAP_CELLS } from './timeline/heatmap';
 import { Timeline } from './timeline/Timeline';
 
@@ -36,6 +41,15 @@ export function useClock(ms: number): number {
 }
 
 const NO_CHECKPOINTS: Checkpoint[] = [];
+
+/** Below this window width the VMs panel starts closed (the timeline needs the room). */
+const SIDEBAR_MIN_WINDOW = 1200;
+
+/** Focuses the tree's tab stop (the selected, current or first checkpoint), else the timeline. */
+export function focusTimeline(): void {
+  const item = document.querySelector<HTMLElement>('#timeline [role="treeitem"][tabindex="0"]');
+  (item ?? document.querySelector<HTMLElement>('#timeline'))?.focus();
+}
 
 /** Tells the store when the page is hidden: dirty maps are not read for a page nobody sees. */
 function usePageVisibility(setVisible: (visible: boolean) => void): void {
@@ -67,6 +81,10 @@ export function App() {
   const store = useAppStore();
   const [dialog, setDialog] = useState<DialogState>();
   const [openToken, setOpenToken] = useState(0);
+  const [sidebarOpen, setSidebarOpen] = useState(() => typeof window === 'undefined' || window.innerWidth >= SIDEBAR_MIN_WINDOW);
+  const [focusRequest, setFocusRequest] = useState<{ name: string; token: number }>();
+  const requestFocus = useCallback((name: string) => setFocusRequest((f) => ({ name, token: (f?.token ?? 0) + 1 })), []);
+  const clearSelection = useCallback(() => select(undefined), [select]);
 
   const vm = vms.find((v) => v.id === vmId);
   const v = view ?? emptyVmView();
@@ -79,11 +97,6 @@ export function App() {
   );
   // "now" follows the clock, but never lags the newest live sample.
   const now = Math.max(clock, v.liveAt ?? 0);
-  const exact = useMemo(() => {
-    const base = selected ?? v.current;
-    const ch = base !== undefined ? v.changes[base] : undefined;
-    return ch ? Object.fromEntries(ch.disks.filter((d) => d.usable).map((d) => [d.disk, d.bytes])) : undefined;
-  }, [selected, v.current, v.changes]);
 
   const connected = vm?.connection === 'connected';
 
@@ -107,16 +120,41 @@ export function App() {
     return Object.fromEntries(Object.entries(dirtyMaps.disks).map(([d, st]) => [d, { ...st, offline: true }]));
   }, [dirtyMaps, vmId, baseline?.name, connected]);
 
+  const figures = useMemo(() => (view ? changedFigures(view, baseline?.name, disks, shownMaps) : undefined), [view, baseline?.name, disks, shownMaps]);
+
   const ready = connected && !!v.info;
   const noSelection = selected === undefined;
+  const openDelete = useCallback((name: string) => {
+    if (ready) setDialog({ kind: 'delete', target: name });
+  }, [ready]);
+
+  // Escape anywhere outside a dialog clears the selection (the checkpoint list comes back).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('[role="dialog"]')) return;
+      if (store.getState().selected !== undefined) clearSelection();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [store, clearSelection]);
 
   return (
-    <div className="app">
+    <div className={`app${sidebarOpen ? '' : ' sidebar-closed'}`}>
+      <div className="skip-links">
+        <a className="skip-link" href="#timeline" onClick={(e) => { e.preventDefault(); focusTimeline(); }}>Skip to the timeline</a>
+        <a className="skip-link" href="#details" onClick={(e) => { e.preventDefault(); document.getElementById('details')?.focus(); }}>Skip to the checkpoint details</a>
+      </div>
       <header className="topbar">
+        <button
+          type="button" className="sidebar-toggle" aria-controls="sidebar" aria-expanded={sidebarOpen}
+          onClick={() => setSidebarOpen((o) => !o)} title={sidebarOpen ? 'Hide the VMs panel' : 'Show the VMs panel'}
+        >
+          <span aria-hidden="true">☰</span> VMs
+        </button>
         <span className="brand"><span className="brand-mark" aria-hidden="true">◭</span>Tidemark</span>
         {vm && (
           <>
-            <span className="vm-title">{vm.label}</span>
+            <span className="vm-title" title={vm.label}>{vm.label}</span>
             <span className={`badge ${connected ? 'ok' : vm.connection === 'connecting' ? 'warn' : 'bad'}`}>
               {connected ? '● connected' : vm.connection === 'connecting' ? '◌ connecting' : '○ disconnected'}
             </span>
@@ -127,14 +165,14 @@ export function App() {
         <span className="badge" title="How this page reaches the engine">{transport}</span>
       </header>
 
-      <VmPanel />
+      {sidebarOpen && <VmPanel />}
 
-      <main className="main" aria-label="Checkpoints and backups">
+      <main className="main" aria-label="Checkpoints and backups" tabIndex={-1}>
         <div className="actionbar" role="toolbar" aria-label="Actions">
           <button type="button" className="primary" disabled={!ready} onClick={() => setDialog({ kind: 'create' })}>Create checkpoint</button>
           <button type="button" disabled={!ready} onClick={() => setDialog({ kind: 'backup' })}>Back up</button>
           <button type="button" disabled={!v.info} onClick={() => setDialog({ kind: 'restore' })}>Restore</button>
-          <button type="button" disabled={!ready || noSelection} onClick={() => selected !== undefined && setDialog({ kind: 'delete', target: selected })}>
+          <button type="button" disabled={!ready || noSelection} onClick={() => selected !== undefined && openDelete(selected)} title="Delete the selected checkpoint (Delete key in the tree)">
             Delete checkpoint
           </button>
           <span className="sep" />
@@ -142,8 +180,8 @@ export function App() {
             Simulate writes
           </button>
           <span className="spacer" />
-          <span className="selection-info" aria-live="polite">
-            {!vm ? 'No VM selected' : !connected ? `${vm.label} is ${vm.connection}${vm.detail ? `: ${vm.detail}` : ''}` : selected ? `Selected: ${selected}` : 'Select a checkpoint (click, or Tab into the tree and use the arrow keys) to delete it or see what changed since it'}
+          <span className="selection-info" aria-live="polite" title={selected}>
+            {!vm ? 'No VM selected' : !connected ? `${vm.label} is ${vm.connection}${vm.detail ? `: ${vm.detail}` : ''}` : selected ? `Selected: ${shortName(selected, 40)} (Escape clears)` : 'Select a checkpoint (click, or the tree’s arrow keys) to see what changed since it'}
           </span>
         </div>
 
@@ -167,7 +205,10 @@ export function App() {
                   select(name);
                   setOpenToken((t) => t + 1);
                 }}
-                exact={exact}
+                onDelete={openDelete}
+                onClearSelection={clearSelection}
+                focusRequest={focusRequest}
+                figures={figures}
                 dirtyMaps={shownMaps}
               />
               <Legend />
@@ -178,7 +219,7 @@ export function App() {
         </div>
 
         <div className="bottom">
-          <DetailsPanel now={now} openToken={openToken} backups={marks} />
+          <DetailsPanel now={now} openToken={openToken} backups={marks} figures={figures} />
           <JobsPanel />
         </div>
       </main>
@@ -186,10 +227,31 @@ export function App() {
       <div className="visually-hidden" aria-live="polite" role="status">{announcement}</div>
 
       {dialog?.kind === 'create' && v.info && vm && (
-        <CreateCheckpointDialog vm={v.info} vmLabel={vm.label} checkpoints={checkpoints} current={v.current} now={Date.now()} onCreate={createCheckpoint} onClose={() => setDialog(undefined)} />
+        <CreateCheckpointDialog
+          vm={v.info} vmLabel={vm.label} checkpoints={checkpoints} current={v.current} now={Date.now()}
+          onCreate={async (options) => {
+            const cp = await createCheckpoint(options);
+            requestFocus(cp.name);
+            return cp;
+          }}
+          onClose={() => setDialog(undefined)}
+        />
       )}
       {dialog?.kind === 'delete' && vm && (
-        <DeleteDialog vmLabel={vm.label} checkpoints={checkpoints} target={dialog.target} current={v.current} onDelete={deleteCheckpoint} onClose={() => setDialog(undefined)} />
+        <DeleteDialog
+          vmLabel={vm.label} checkpoints={checkpoints} target={dialog.target} current={v.current}
+          onDelete={async (name, mode) => {
+            // Afterwards the selection and the keyboard focus move to what is left: the parent, else NOW's checkpoint.
+            const parent = checkpoints.find((c) => c.name === name)?.parent;
+            const result = await deleteCheckpoint(name, mode);
+            const left = store.getState().byVm[vmId ?? '']?.checkpoints ?? [];
+            const next = mode === 'children-only' ? name : [parent, store.getState().byVm[vmId ?? '']?.current].find((n) => n !== undefined && left.some((c) => c.name === n));
+            select(next);
+            if (next !== undefined) requestFocus(next);
+            return result;
+          }}
+          onClose={() => setDialog(undefined)}
+        />
       )}
       {dialog?.kind === 'write' && v.info && (
         <WriteSimDialog disks={v.info.disks} onStart={startWrites} onClose={() => setDialog(undefined)} />

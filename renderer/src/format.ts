@@ -1,5 +1,7 @@
 // Text formatting shared by the timeline, panels and dialogs: sizes in IEC units, absolute and
-// relative times, and the timestamped default checkpoint name.
+// relative times, the timestamped default checkpoint name, and names shortened for display.
+
+import { escapeInvisible } from '../../shared/names';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
@@ -58,4 +60,29 @@ export function defaultCheckpointName(ms: number): string {
 export function percent(done: number, total: number): number {
   if (total <= 0) return 100;
   return Math.max(0, Math.min(100, (done / total) * 100));
+}
+
+/**
+ * A name as the page shows it: invisible and text-direction characters written as \u escapes (a
+ * name from elsewhere, such as a foreign bitmap, may hold them), and at most `max` characters with
+ * an ellipsis in the middle — both ends of generated names (dates, ids) tell them apart. The full
+ * name goes into a tooltip (see <Name>).
+ */
+export function shortName(name: string, max = 32): string {
+  return middleEllipsis(escapeInvisible(name), max);
+}
+
+/** The whole name, invisible characters escaped. */
+export function displayName(name: string): string {
+  return escapeInvisible(name);
+}
+
+/** `text` cut to at most `max` characters with an ellipsis in the middle. */
+export function middleEllipsis(text: string, max: number): string {
+  const chars = [...text];
+  if (chars.length <= max) return text;
+  if (max <= 1) return '…';
+  const head = Math.ceil((max - 1) * 0.6);
+  const tail = max - 1 - head;
+  return `${chars.slice(0, head).join('')}…${tail > 0 ? chars.slice(-tail).join('') : ''}`;
 }

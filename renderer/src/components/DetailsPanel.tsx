@@ -1,10 +1,13 @@
 // Details of the selected checkpoint, and the text alternative of the timeline (P15): per disk the
-// bitmap, its state in words, its dirty bytes and the exact "changed since" (checkpoint:changes).
-// With nothing selected it lists every checkpoint.
+// bitmap, its state in words, its dirty bytes and what changed since it (exact, or a range that
+// says so: model/figures.ts). With nothing selected it lists every checkpoint; "All checkpoints"
+// (or Escape) goes back to the list.
 
 import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
 import type { Checkpoint } from '../../../shared/domain';
-import { formatAbsolute, formatBytes, formatPart, formatRelative } from '../format';
+import { displayName, formatAbsolute, formatBytes, formatPart, formatRelative, shortName } from '../format';
+import type { ChangedFigure } from '../model/figures';
+import { figureText } from '../timeline/BandArea';
 import type { BackupMark } from '../model/backup-marks';
 import { GLYPH } from '../timeline/model';
 import { diskLanes } from '../timeline/spans';
@@ -18,6 +21,8 @@ export interface DetailsPanelProps {
   /** Changes whenever details are "opened" (Enter in the tree): focus moves here and exact sizes are fetched. */
   openToken: number;
   backups: readonly BackupMark[];
+  /** What changed since the baseline (the selected checkpoint) per disk. */
+  figures?: Record<string, ChangedFigure>;
 }
 
 /** Rows shown before "Show all": a long history would otherwise cost every render. */
@@ -34,9 +39,9 @@ function CheckpointList({ checkpoints, current, now, onSelect }: { checkpoints: 
       <tbody>
         {rows.map((c) => (
           <tr key={c.name}>
-            <td><button type="button" className="small" onClick={() => onSelect(c.name)}>{c.name}</button>{c.name === current ? ' (current)' : ''}</td>
+            <td><button type="button" className="small name-button" onClick={() => onSelect(c.name)} title={displayName(c.name)}>{shortName(c.name, 40)}</button>{c.name === current ? ' (current)' : ''}</td>
             <td title={formatAbsolute(c.createdAtMs)}>{formatRelative(c.createdAtMs, now)}</td>
-            <td>{c.parent ?? '—'}</td>
+            <td title={c.parent !== undefined ? displayName(c.parent) : undefined}>{c.parent !== undefined ? shortName(c.parent, 32) : '—'}</td>
             <td>{c.disks.filter((d) => d.checkpoint === 'bitmap').map((d) => d.name).join(', ') || '—'}</td>
           </tr>
         ))}
@@ -49,7 +54,7 @@ function CheckpointList({ checkpoints, current, now, onSelect }: { checkpoints: 
   );
 }
 
-export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
+export function DetailsPanel({ now, openToken, backups, figures }: DetailsPanelProps) {
   const vmId = useApp((s) => s.selectedVmId);
   const view = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId] : undefined)) ?? emptyVmView();
   const selected = useApp((s) => s.selected);
@@ -87,11 +92,11 @@ export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
     if (name !== undefined) void run(name);
   }, [openToken]);
 
-  if (vmId === undefined) return <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}><p className="muted">Select a VM.</p></section>;
+  if (vmId === undefined) return <section className="pane" aria-label="Checkpoint details" id="details" ref={ref} tabIndex={-1}><p className="muted">Select a VM.</p></section>;
 
   if (!cp) {
     return (
-      <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}>
+      <section className="pane" aria-label="Checkpoint details" id="details" ref={ref} tabIndex={-1}>
         <h2>Checkpoints</h2>
         <CheckpointList checkpoints={view.checkpoints} current={view.current} now={now} onSelect={select} />
       </section>
@@ -105,19 +110,23 @@ export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
   const relatedBackups = backups.filter((b) => b.base === cp.name);
 
   return (
-    <section className="pane" aria-label="Checkpoint details" ref={ref} tabIndex={-1}>
-      <h2>Checkpoint {cp.name}</h2>
+    <section className="pane" aria-label="Checkpoint details" id="details" ref={ref} tabIndex={-1}>
+      <div className="pane-head">
+        <h2 title={displayName(cp.name)}>Checkpoint {shortName(cp.name, 48)}</h2>
+        <button type="button" className="small" onClick={() => select(undefined)} title="Back to the list of every checkpoint (Escape)">All checkpoints</button>
+      </div>
       <dl className="kv">
+        <dt>Name</dt><dd className="mono wrap-anywhere">{displayName(cp.name)}</dd>
         <dt>Created</dt><dd>{formatAbsolute(cp.createdAtMs)} ({formatRelative(cp.createdAtMs, now)})</dd>
-        <dt>Parent</dt><dd>{cp.parent ?? '— (root)'}</dd>
-        <dt>Children</dt><dd>{children.length ? children.join(', ') : '—'}</dd>
+        <dt>Parent</dt><dd title={cp.parent !== undefined ? displayName(cp.parent) : undefined}>{cp.parent !== undefined ? shortName(cp.parent, 48) : '— (root)'}</dd>
+        <dt>Children</dt><dd>{children.length ? children.map((c) => shortName(c, 32)).join(', ') : '—'}</dd>
         <dt>Layout</dt><dd>{cp.layout}</dd>
         {cp.description && (<><dt>Description</dt><dd>{cp.description}</dd></>)}
         {cp.name === view.current && (<><dt>Current</dt><dd>yes — NOW hangs off this checkpoint</dd></>)}
       </dl>
       <table className="grid" aria-label={`Bitmaps of ${cp.name}`}>
         <thead>
-          <tr><th>Disk</th><th>Bitmap</th><th>State</th><th className="num">In this bitmap</th><th className="num">Changed since {cp.name}</th></tr>
+          <tr><th>Disk</th><th>Bitmap</th><th>State</th><th className="num">In this bitmap</th><th className="num">Changed since it</th></tr>
         </thead>
         <tbody>
           {disks.map((d) => {
@@ -126,18 +135,24 @@ export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
             const span = lane?.spans.find((s) => s.checkpoint === cp.name);
             const missing = lane?.missing.some((m) => m.checkpoint === cp.name);
             const ex = exact?.disks.find((x) => x.disk === d.name);
+            const fig = figures?.[d.name];
             let state: ReactElement;
             if (!entry || entry.checkpoint !== 'bitmap') state = <span className="muted">— not checkpointed</span>;
-            else if (missing) state = <span className="state-missing">{GLYPH.missing} missing — changes since {cp.name} unknown for {d.name}</span>;
+            else if (missing) state = <span className="state-missing">{GLYPH.missing} missing — changes since it unknown for {d.name}</span>;
             else if (span) state = <span className={`state-${span.state}`}>{GLYPH[span.state]} {spanWords(span, d.name)}</span>;
             else state = <span className="muted">?</span>;
             return (
               <tr key={d.name}>
                 <td className="mono">{d.name}</td>
-                <td className="mono">{entry?.checkpoint === 'bitmap' ? entry.bitmap ?? cp.name : '—'}</td>
+                <td className="mono" title={entry?.checkpoint === 'bitmap' ? displayName(entry.bitmap ?? cp.name) : undefined}>{entry?.checkpoint === 'bitmap' ? shortName(entry.bitmap ?? cp.name, 24) : '—'}</td>
                 <td className="nowrap">{state}</td>
                 <td className="num">{span?.count !== undefined ? formatBytes(span.count) : '—'}</td>
-                <td className="num">{!entry || entry.checkpoint !== 'bitmap' || !ex ? '—' : ex.usable ? formatPart(ex.bytes, ex.virtualSize) : <span className="state-inconsistent">unusable{ex.reason ? `: ${ex.reason}` : ''}</span>}</td>
+                <td className="num" title={fig?.basis}>
+                  {!entry || entry.checkpoint !== 'bitmap' ? '—'
+                    : ex && !ex.usable ? <span className="state-inconsistent">unusable{ex.reason ? `: ${ex.reason}` : ''}</span>
+                    : fig ? figureText(fig, d.virtualSize)
+                    : ex ? formatPart(ex.bytes, ex.virtualSize) : '—'}
+                </td>
               </tr>
             );
           })}
@@ -151,7 +166,7 @@ export function DetailsPanel({ now, openToken, backups }: DetailsPanelProps) {
       </div>
       <DirtyMapSection checkpoint={cp} disks={disks} />
       {relatedBackups.length > 0 && (
-        <p className="muted">{relatedBackups.length} backup{relatedBackups.length === 1 ? '' : 's'} use {cp.name} as their base.</p>
+        <p className="muted">{relatedBackups.length} backup{relatedBackups.length === 1 ? '' : 's'} use {shortName(cp.name, 32)} as their base.</p>
       )}
     </section>
   );

@@ -73,7 +73,7 @@ export function VmPanel() {
   const hasDemo = vms.some((v) => v.kind === 'demo');
 
   return (
-    <nav className="sidebar" aria-label="Virtual machines">
+    <nav className="sidebar" id="sidebar" aria-label="Virtual machines">
       <h2>Virtual machines</h2>
       {!vmsLoaded && <p className="muted">Loading…</p>}
       {vmsLoaded && vms.length === 0 && <p className="muted">No VMs yet. Start the demo VM or connect to a QMP endpoint below.</p>}

@@ -7,13 +7,15 @@
 // time over NBD and Tidemark copies only the dirty extents), and pull "export only": the exports
 // stay open for an outside tool, with their URIs and commands, until the admin reports the outcome.
 
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { checkpointNameProblem } from '../../../shared/names';
 import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract';
-import type { BitmapInfo, ChangesSince, Checkpoint, VmInfo } from '../../../shared/domain';
+import type { BitmapInfo, Checkpoint, VmInfo } from '../../../shared/domain';
 import { JobCard } from '../components/JobsPanel';
 import { PullEndButtons, PullExportCard } from '../components/PullExportCard';
+import { estimateBytes, estimateSummary, incrementalBase, type Kind } from './backup-plan';
 import type { PullSession } from '../store/types';
-import { formatAbsolute, formatBytes } from '../format';
+import { displayName, formatAbsolute, formatBytes, shortName } from '../format';
 import { useApp } from '../store/context';
 import { isSameVm } from '../model/vm-ids';
 import { emptyVmView } from '../store/types';
@@ -29,43 +31,29 @@ export interface BackupDialogProps {
   onClose(): void;
 }
 
-type Kind = 'incremental' | 'differential' | 'full';
 type Mode = 'push' | 'pull';
 
-/** The checkpoint an incremental continues from: the newest backup's checkpoint that still exists. */
-export function incrementalBase(backups: readonly BackupRecord[], checkpoints: readonly Checkpoint[]): { checkpoint: string; backup: BackupRecord } | undefined {
-  const names = new Set(checkpoints.map((c) => c.name));
-  const sorted = [...backups].sort((a, b) => b.startedAt - a.startedAt);
-  const b = sorted.find((r) => r.checkpoint !== undefined && names.has(r.checkpoint));
-  return b ? { checkpoint: b.checkpoint!, backup: b } : undefined;
-}
-
-export interface DiskEstimate {
-  disk: string;
-  bytes: number;
-  /** Why this disk is copied in full although a base was chosen. */
-  fallback?: string;
-}
-
 /**
- * Bytes each disk would copy: the dirty bytes since the base, or the whole disk when full or when
- * the changes cannot be used — the bitmap is unusable, or (given the repository's backups) no
- * backup there holds the disk at the base checkpoint, so there is no layer to build on.
+ * The dialog's one-line summary of what ran: from the backup's own record once it has one (the
+ * base it really used, per disk when they differ), else from what was asked at the click.
  */
-export function estimateBytes(info: VmInfo, kind: Kind, changes: ChangesSince | undefined, chosen: readonly string[], backups?: readonly BackupRecord[]): DiskEstimate[] | undefined {
-  return chosen.map((name) => {
-    const d = info.disks.find((x) => x.name === name)!;
-    if (kind === 'full') return { disk: name, bytes: d.virtualSize };
-    if (!d.bitmapCapable) return { disk: name, bytes: d.virtualSize, fallback: `${name} cannot hold bitmaps${d.bitmapIncapableReason ? ` (${d.bitmapIncapableReason})` : ''}` };
-    if (changes && backups && !backups.some((b) => b.checkpoint === changes.checkpoint && b.disks.some((x) => x.name === name && x.checkpointBitmap))) {
-      return { disk: name, bytes: d.virtualSize, fallback: `no backup in this repository holds ${name} at ${changes.checkpoint}` };
+export function summaryLine(
+  ran: { kind: Kind; base?: string; mode: Mode; exportOnly: boolean; disks: readonly string[] } | undefined, result: BackupRecord | undefined,
+): string {
+  if (!ran) return '';
+  const how = ran.mode === 'pull' ? (ran.exportOnly ? ', pull mode, export only' : ', pull mode') : '';
+  const glyph = { full: '■ Full', incremental: '◧ Incremental', differential: '◇ Differential' } as const;
+  if (result) {
+    const kinds = [...new Set(result.disks.map((d) => `${d.kind}:${d.since ?? result.since ?? ''}`))];
+    const parts = result.disks.map((d) => `${d.name} ${d.kind}${d.kind !== 'full' && (d.since ?? result.since) ? ` since ${shortName((d.since ?? result.since)!, 40)}` : ''}`);
+    if (kinds.length === 1) {
+      const d = result.disks[0]!;
+      const since = d.since ?? result.since;
+      return `${glyph[d.kind]} backup${d.kind !== 'full' && since ? ` since ${shortName(since, 40)}` : ''} of ${result.disks.map((x) => x.name).join(', ')}${how}.`;
     }
-    const c = changes?.disks.find((x) => x.disk === name);
-    if (!changes) return { disk: name, bytes: Number.NaN };
-    if (!c) return { disk: name, bytes: d.virtualSize, fallback: `${changes.checkpoint} has no bitmap on ${name}` };
-    if (!c.usable) return { disk: name, bytes: d.virtualSize, fallback: c.reason ?? `the bitmap of ${changes.checkpoint} on ${name} is unusable` };
-    return { disk: name, bytes: c.bytes };
-  });
+    return `Backup of ${parts.join(' · ')}${how}.`;
+  }
+  return `${glyph[ran.kind]} backup${ran.kind !== 'full' && ran.base ? ` since ${shortName(ran.base, 40)}` : ''} of ${ran.disks.join(', ')}${how}.`;
 }
 
 export function BackupDialog(props: BackupDialogProps) {
@@ -98,9 +86,14 @@ export function BackupDialog(props: BackupDialogProps) {
   const [pullId, setPullId] = useState<string>();
   const [disks, setDisks] = useState<Record<string, boolean>>(() => Object.fromEntries(info.disks.map((d) => [d.name, true])));
   const [phase, setPhase] = useState<'form' | 'running' | 'exported' | 'done' | 'failed'>('form');
-  const [startedAt, setStartedAt] = useState(0);
   const [error, setError] = useState<string>();
+  // What was started, frozen at the click: after a backup the repository's listing changes (its own
+  // checkpoint becomes the newest base), and the summary must name the base that was used.
+  const [ran, setRan] = useState<{ kind: Kind; base?: string; mode: Mode; exportOnly: boolean; disks: string[] }>();
+  // Jobs that existed before the click: the dialog shows only the job it started, never an older one.
+  const knownJobs = useRef<ReadonlySet<string>>(new Set());
   const [result, setResult] = useState<BackupRecord>();
+  const [resultJob, setResultJob] = useState<string>();
   const [estimateError, setEstimateError] = useState<string>();
 
   const base = kind === 'incremental' ? inc?.checkpoint : kind === 'differential' ? diffBase : undefined;
@@ -114,29 +107,36 @@ export function BackupDialog(props: BackupDialogProps) {
   }, [base, fetchChanges]);
 
   const estimates = estimateBytes(info, kind, base !== undefined ? changesByName[base] : undefined, chosen, backups) ?? [];
-  const total = estimates.reduce((s, e) => s + (Number.isFinite(e.bytes) ? e.bytes : 0), 0);
-  const measuring = estimates.some((e) => Number.isNaN(e.bytes));
   const speedN = Number(speed);
   const fleeceN = Number(fleeceMax);
+  // Everything the backup would refuse is refused here first, with the same words (shared/names.ts).
+  const name = cpName.trim();
+  const nameProblem = !makeCheckpoint || name === '' ? undefined
+    : checkpointNameProblem(name) ?? (checkpoints.some((c) => c.name === name) ? `A checkpoint named "${shortName(name, 40)}" already exists.` : undefined);
+  const repoProblem = repo.trim() !== '' && !repo.trim().startsWith('/') ? 'The repository must be an absolute path (starting with "/").' : undefined;
   const problem = chosen.length === 0 ? 'Choose at least one disk.'
     : kind === 'incremental' && !inc ? 'No earlier backup with a checkpoint to continue from: take a full backup first.'
     : kind === 'differential' && !diffBase ? 'Choose the checkpoint to measure from.'
     : mode === 'push' && speed !== '' && !(speedN > 0) ? 'Speed limit must be a positive number of MiB/s.'
     : mode === 'pull' && fleeceMax !== '' && !(fleeceN >= 1) ? 'Fleecing limit must be a number of MiB, at least 1.'
-    : makeCheckpoint && cpName !== '' && checkpoints.some((c) => c.name === cpName) ? `A checkpoint named "${cpName}" already exists.` : undefined;
+    : repoProblem ?? nameProblem;
 
-  // The job this dialog started: its id when known, else the newest backup (or pull) job of this VM
-  // that began after we clicked (a push backup's call returns only when it has ended).
-  const jobKind = mode === 'push' ? 'backup' : 'pull';
-  const job: JobInfo | undefined = phase === 'form' ? undefined : session ? jobs[session.jobId] : Object.values(jobs)
-    .filter((j) => j.kind === jobKind && isSameVm(j.vmId, props.vm.id, info) && j.startedAt >= startedAt - 5000)
-    .sort((a, b) => b.startedAt - a.startedAt)[0];
+  // The job this dialog started: the session's, the result's, else the first backup (or pull) job
+  // of this VM that was not there before the click (a push backup's call returns only when it ended).
+  const jobKind = ran?.mode === 'pull' ? 'pull' : 'backup';
+  const job: JobInfo | undefined = phase === 'form' ? undefined
+    : session ? jobs[session.jobId]
+    : result ? jobs[resultJob ?? ''] ?? Object.values(jobs).find((j) => j.id === resultJob)
+    : Object.values(jobs)
+      .filter((j) => j.kind === jobKind && isSameVm(j.vmId, props.vm.id, info) && !knownJobs.current.has(j.id))
+      .sort((a, b) => a.startedAt - b.startedAt)[0];
 
   const start = async () => {
     if (problem) return;
+    knownJobs.current = new Set(Object.keys(jobs));
+    setRan({ kind, base, mode, exportOnly, disks: chosen });
     setPhase('running');
     setError(undefined);
-    setStartedAt(Date.now());
     if (repo.trim() !== (repository ?? '')) setRepository(repo.trim() === '' ? undefined : repo.trim());
     const common = {
       ...(repo.trim() !== '' ? { repo: repo.trim() } : {}),
@@ -148,10 +148,12 @@ export function BackupDialog(props: BackupDialogProps) {
     try {
       if (mode === 'push') {
         const r = await startBackup({ ...common, ...(speed !== '' ? { speedMiBps: speedN } : {}) });
+        setResultJob(r.job.id);
         setResult(r.backup);
         setPhase('done');
       } else if (!exportOnly) {
         const r = await startPull({ ...common, ...pullOnly });
+        setResultJob(r.job.id);
         setResult(r.backup);
         setFleecePeak(r.fleecePeakBytes);
         setPhase('done');
@@ -167,7 +169,7 @@ export function BackupDialog(props: BackupDialogProps) {
 
   const running = phase === 'running';
   const exportOpen = phase === 'exported' && (job === undefined || job.state === 'running');
-  const what = mode === 'push' ? 'backup' : 'pull';
+  const what = (ran?.mode ?? mode) === 'push' ? 'backup' : 'pull';
   return (
     <Modal
       title={`Back up ${props.vm.label}`}
@@ -179,10 +181,7 @@ export function BackupDialog(props: BackupDialogProps) {
         phase === 'form' ? (
           <>
             <span className="foot-note">
-              {measuring ? 'Measuring…' : (() => {
-                const bound = `${estimates.some((e) => e.fallback) || kind === 'full' ? 'at most' : 'about'} ${formatBytes(total)}`;
-                return mode === 'pull' && exportOnly ? `Your tool copies ${bound}` : `${bound[0]!.toUpperCase()}${bound.slice(1)} to copy`;
-              })()}
+              {mode === 'pull' && exportOnly ? `Your tool: ${estimateSummary(estimates, kind)}` : estimateSummary(estimates, kind)}
             </span>
             <button type="button" onClick={props.onClose}>Cancel</button>
             <button type="button" className="primary" onClick={start} disabled={!!problem}>
@@ -191,7 +190,7 @@ export function BackupDialog(props: BackupDialogProps) {
           </>
         ) : running ? (
           <>
-            <span className="foot-note">{exportOnly && mode === 'pull' ? 'Fixing the point in time and opening the exports…' : `The ${what} keeps running if you close this; its progress stays in Jobs.`}</span>
+            <span className="foot-note">{ran?.exportOnly && ran.mode === 'pull' ? 'Fixing the point in time and opening the exports…' : `The ${what} keeps running if you close this; its progress stays in Jobs.`}</span>
             {job && job.state === 'running' && <button type="button" onClick={() => void cancelJob(job.id)}>Cancel {what}</button>}
             <button type="button" onClick={props.onClose}>Run in background</button>
           </>
@@ -236,7 +235,7 @@ export function BackupDialog(props: BackupDialogProps) {
             <label className="check">
               <input type="radio" name="kind" checked={kind === 'incremental'} disabled={!inc} onChange={() => setKind('incremental')} data-autofocus={inc ? true : undefined} />
               <span>
-                <strong>◧ Incremental</strong> — changes since {inc ? <><span className="mono">{inc.checkpoint}</span>, the checkpoint of the last backup ({formatAbsolute(inc.backup.startedAt)}); extends its chain</> : 'the last backup'}
+                <strong>◧ Incremental</strong> — changes since {inc ? <><span className="mono" title={displayName(inc.checkpoint)}>{shortName(inc.checkpoint, 40)}</span>, the checkpoint of the last backup ({formatAbsolute(inc.backup.startedAt)}); extends its chain</> : 'the last backup'}
                 {!inc && <div className="field-hint">Not available: no earlier backup whose checkpoint still exists.</div>}
               </span>
             </label>
@@ -264,14 +263,21 @@ export function BackupDialog(props: BackupDialogProps) {
                   <tr key={d.name}>
                     <td className="narrow"><input type="checkbox" aria-label={`Back up ${d.name}`} checked={!!disks[d.name]} onChange={(ev) => setDisks((s) => ({ ...s, [d.name]: ev.target.checked }))} /></td>
                     <td className="mono narrow">{d.name} <span className="muted">({formatBytes(d.virtualSize)})</span></td>
-                    <td className="num narrow">{!e ? '—' : Number.isNaN(e.bytes) ? 'measuring…' : e.fallback || kind === 'full' ? `≤ ${formatBytes(e.bytes)}` : formatBytes(e.bytes)}</td>
-                    <td>{!e ? 'skipped' : e.fallback ? <span className="state-busy">■ full: {e.fallback}</span> : kind === 'full' ? 'whole disk (unallocated areas are not copied)' : `changed since ${base}`}</td>
+                    <td className="num narrow" title={e && (e.fallback || kind === 'full') ? 'An upper bound: the disk’s size. Only allocated data is copied.' : undefined}>
+                      {!e ? '—' : Number.isNaN(e.bytes) ? 'measuring…' : e.fallback || kind === 'full' ? `≤ ${formatBytes(e.bytes)}` : formatBytes(e.bytes)}
+                    </td>
+                    <td>
+                      {!e ? 'skipped'
+                        : e.fallback ? <span className="state-busy">■ full: {e.fallback} — up to the disk’s size</span>
+                        : kind === 'full' ? 'whole disk: up to its size (only allocated data is copied)'
+                        : `changed since ${shortName(base ?? '', 32)} (measured from the bitmaps)`}
+                    </td>
                   </tr>
                 );
               })}
             </tbody>
           </table>
-          {estimateError && <div className="alert" role="alert">Could not measure the changes since {base}: {estimateError}</div>}
+          {estimateError && <div className="alert" role="alert">Could not measure the changes since {shortName(base ?? '', 40)}: {estimateError}</div>}
 
           <div className="field spaced">
             <label className="field-label" htmlFor="bk-repo">Repository</label>
@@ -288,7 +294,8 @@ export function BackupDialog(props: BackupDialogProps) {
           {makeCheckpoint && (
             <div className="field">
               <label className="field-label" htmlFor="bk-cp">Checkpoint name</label>
-              <input id="bk-cp" type="text" value={cpName} onChange={(e) => setCpName(e.target.value)} placeholder="default: the backup id" spellCheck={false} />
+              <input id="bk-cp" type="text" value={cpName} onChange={(e) => setCpName(e.target.value)} placeholder="default: the backup id" spellCheck={false} aria-invalid={!!nameProblem} aria-describedby="bk-cp-hint" />
+              <div id="bk-cp-hint" className={`field-hint${nameProblem ? ' error-text' : ''}`}>{nameProblem ?? 'Also the name of the dirty bitmap on each disk.'}</div>
             </div>
           )}
           {mode === 'push' ? (
@@ -308,8 +315,7 @@ export function BackupDialog(props: BackupDialogProps) {
       ) : (
         <>
           <p>
-            {kind === 'full' ? '■ Full backup' : `${kind === 'incremental' ? '◧ Incremental' : '◇ Differential'} backup since ${base}`} of {chosen.join(', ')}
-            {mode === 'pull' ? (exportOnly ? ', pull mode, export only' : ', pull mode') : ''}.
+            {summaryLine(ran, result)}
           </p>
           {/* Once ended the URIs lead nowhere: they are shown only while the exports are open. */}
           {session && exportOpen && <PullExportCard session={session} endButtons={false} />}
@@ -317,7 +323,7 @@ export function BackupDialog(props: BackupDialogProps) {
             job.state === 'succeeded' ? (
               <div className="info-box" role="status">
                 ✓ The outside copy was reported as succeeded; the exports are closed
-                {makeCheckpoint ? <> and checkpoint <span className="mono">{cpName.trim() || pullId || 'named after the pull'}</span> is recorded</> : ''}.
+                {makeCheckpoint ? <> and checkpoint <span className="mono">{shortName(cpName.trim() || pullId || 'named after the pull', 40)}</span> is recorded</> : ''}.
               </div>
             ) : (
               <div className="alert" role="alert">
@@ -328,8 +334,8 @@ export function BackupDialog(props: BackupDialogProps) {
           {job ? <JobCard job={job} /> : running && <p className="muted">Starting…</p>}
           {phase === 'done' && result && (
             <div className="info-box" role="status">
-              ✓ {mode === 'pull' ? 'Pull backup' : 'Backup'} <span className="mono">{result.id}</span> finished: {result.disks.map((d) => `${d.name} ${d.kind} ${formatBytes(d.bytesCopied)}${d.fallbackReason ? ` (full: ${d.fallbackReason})` : ''}`).join(' · ')}
-              {result.checkpoint && <> — checkpoint <span className="mono">{result.checkpoint}</span> marks it.</>}
+              ✓ {ran?.mode === 'pull' ? 'Pull backup' : 'Backup'} <span className="mono">{result.id}</span> finished: {result.disks.map((d) => `${d.name} ${d.kind} ${formatBytes(d.bytesCopied)}${d.fallbackReason ? ` (full: ${d.fallbackReason})` : ''}`).join(' · ')}
+              {result.checkpoint && <> — checkpoint <span className="mono" title={displayName(result.checkpoint)}>{shortName(result.checkpoint, 40)}</span> marks it.</>}
               {fleecePeak !== undefined && <> Fleecing peaked at {formatBytes(fleecePeak)}.</>}
             </div>
           )}

@@ -3,8 +3,9 @@
 // the bitmap layout, each explained with its own small lane picture.
 
 import { useId, useState, type FormEvent } from 'react';
+import { CHECKPOINT_NAME_RULES, checkpointNameProblem } from '../../../shared/names';
 import type { BitmapLayout, Checkpoint, VmInfo } from '../../../shared/domain';
-import { defaultCheckpointName, formatBytes } from '../format';
+import { defaultCheckpointName, formatBytes, shortName } from '../format';
 import { Modal } from './Modal';
 
 export interface CreateCheckpointDialogProps {
@@ -55,7 +56,9 @@ export function CreateCheckpointDialog(props: CreateCheckpointDialogProps) {
   const [busy, setBusy] = useState(false);
 
   const chosen = vm.disks.filter((d) => selected[d.name]);
-  const nameProblem = name.trim() === '' ? 'Enter a name.' : name.includes('/') ? 'A checkpoint name cannot contain "/".' : checkpoints.some((c) => c.name === name) ? `A checkpoint named "${name}" already exists.` : undefined;
+  // The engine's own rules (shared/names.ts): a name this dialog accepts is never refused later.
+  const nameProblem = name.trim() === '' ? 'Enter a name.'
+    : checkpointNameProblem(name) ?? (checkpoints.some((c) => c.name === name) ? `A checkpoint named "${shortName(name, 40)}" already exists.` : undefined);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -79,7 +82,7 @@ export function CreateCheckpointDialog(props: CreateCheckpointDialogProps) {
   return (
     <Modal
       title={`Create checkpoint of ${props.vmLabel}`}
-      subtitle={props.current ? `The new checkpoint becomes a child of ${props.current}.` : 'This will be the first checkpoint of this VM.'}
+      subtitle={props.current ? `The new checkpoint becomes a child of ${shortName(props.current, 40)}.` : 'This will be the first checkpoint of this VM.'}
       onClose={props.onClose}
       busy={busy}
       wide={firstCheckpoint}
@@ -97,7 +100,9 @@ export function CreateCheckpointDialog(props: CreateCheckpointDialogProps) {
         <div className="field">
           <label className="field-label" htmlFor={ids.name}>Name</label>
           <input id={ids.name} type="text" value={name} onChange={(e) => setName(e.target.value)} data-autofocus aria-invalid={!!nameProblem} spellCheck={false} />
-          {nameProblem ? <div className="field-hint error-text">{nameProblem}</div> : <div className="field-hint">Also the name of the dirty bitmap on each disk.</div>}
+          {nameProblem
+            ? <div className="field-hint error-text wrap-anywhere" role="alert">{nameProblem}</div>
+            : <div className="field-hint">Also the name of the dirty bitmap on each disk; {CHECKPOINT_NAME_RULES}.</div>}
         </div>
         <div className="field">
           <label className="field-label" htmlFor={ids.description}>Description</label>

@@ -4,6 +4,7 @@
 
 import { useMemo, useState } from 'react';
 import type { Checkpoint, DeleteMode, DeleteResult } from '../../../shared/domain';
+import { displayName, shortName } from '../format';
 import { predecessorsOnDisk } from '../model/bitmaps';
 import { Modal } from './Modal';
 
@@ -125,18 +126,18 @@ export function DeleteDialog(props: DeleteDialogProps) {
     }
   };
 
-  const verb = mode === 'metadata' ? `Forget ${props.target}` : plan.deleted.length === 1 ? `Delete ${plan.deleted[0]}` : `Delete ${plan.deleted.length} checkpoints`;
+  const verb = mode === 'metadata' ? `Forget ${shortName(props.target, 24)}` : plan.deleted.length === 1 ? `Delete ${shortName(plan.deleted[0]!, 24)}` : `Delete ${plan.deleted.length} checkpoints`;
 
   return (
     <Modal
-      title={`Delete checkpoint ${props.target} of ${props.vmLabel}`}
+      title={`Delete checkpoint ${shortName(props.target, 40)} of ${props.vmLabel}`}
       subtitle="Deleting a checkpoint never changes disk data; it removes the record of changes since that point."
       onClose={props.onClose}
       busy={busy}
       footer={
         <>
           <button type="button" onClick={props.onClose} disabled={busy} data-autofocus>Cancel</button>
-          <button type="button" className="danger" onClick={run} disabled={busy || plan.deleted.length === 0}>
+          <button type="button" className="danger" onClick={run} disabled={busy || plan.deleted.length === 0} title={mode === 'metadata' || plan.deleted.length === 1 ? displayName(plan.deleted[0] ?? props.target) : undefined}>
             {busy ? 'Deleting…' : verb}
           </button>
         </>
@@ -159,16 +160,16 @@ export function DeleteDialog(props: DeleteDialogProps) {
         ))}
       </fieldset>
       <h3>What goes</h3>
-      {plan.deleted.length === 0 ? <p className="muted">Nothing: {props.target} has no children.</p> : (
+      {plan.deleted.length === 0 ? <p className="muted">Nothing: {shortName(props.target, 40)} has no children.</p> : (
         <ul className="delete-list" aria-label="Checkpoints deleted">
-          {plan.deleted.map((n) => <li key={n}><span className="goes">✕ {n}</span>{n === props.current ? ' (current checkpoint: the next one is created under its parent)' : ''}</li>)}
+          {plan.deleted.map((n) => <li key={n} title={displayName(n)}><span className="goes">✕ {shortName(n, 60)}</span>{n === props.current ? ' (current checkpoint: the next one is created under its parent)' : ''}</li>)}
         </ul>
       )}
       {plan.reparented.length > 0 && (
         <>
           <h3>New parents</h3>
           <ul className="delete-list">
-            {plan.reparented.map((r) => <li key={r.name}><span className="stays">{r.name}</span> → {r.parent ?? '(becomes a root)'}</li>)}
+            {plan.reparented.map((r) => <li key={r.name}><span className="stays">{shortName(r.name, 40)}</span> → {r.parent !== undefined ? shortName(r.parent, 40) : '(becomes a root)'}</li>)}
           </ul>
         </>
       )}
@@ -181,7 +182,7 @@ export function DeleteDialog(props: DeleteDialogProps) {
         </>
       )}
       {mode !== 'metadata' && plan.deleted.length > 0 && (
-        <div className="warn-box">Backups already taken stay usable. New incremental or differential backups can no longer start from {plan.deleted.length === 1 ? plan.deleted[0] : 'these checkpoints'}.</div>
+        <div className="warn-box">Backups already taken stay usable. New incremental or differential backups can no longer start from {plan.deleted.length === 1 ? shortName(plan.deleted[0]!, 40) : 'these checkpoints'}.</div>
       )}
       {error && <div className="alert" role="alert">Could not delete: {error}</div>}
     </Modal>

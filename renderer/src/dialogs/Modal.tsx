@@ -1,6 +1,7 @@
 // A modal dialog: role="dialog" + aria-modal, labelled by its title, focus moved in on open (to the
 // element marked data-autofocus, else the first control), Tab kept inside, Escape cancels, and
-// focus returned to where it was on close.
+// focus returned on close to where it was — or, when that element is gone or disabled (the
+// checkpoint just deleted, a button that no longer applies), to the timeline's tree, never <body>.
 
 import { useEffect, useId, useRef, type KeyboardEvent, type ReactNode } from 'react';
 
@@ -27,7 +28,14 @@ export function Modal({ title, subtitle, children, footer, onClose, wide, busy }
     const target = el?.querySelector<HTMLElement>('[data-autofocus]') ?? el?.querySelector<HTMLElement>(FOCUSABLE);
     target?.focus();
     return () => {
-      if (previous && document.contains(previous)) previous.focus();
+      // After React has committed what closing changed (the tree without a deleted checkpoint).
+      setTimeout(() => {
+        const active = document.activeElement;
+        if (active && active !== document.body && document.contains(active)) return; // someone already moved focus
+        const usable = previous && document.contains(previous) && !(previous as HTMLButtonElement).disabled;
+        if (usable) previous.focus();
+        else (document.querySelector<HTMLElement>('#timeline [role="treeitem"][tabindex="0"]') ?? document.querySelector<HTMLElement>('#timeline') ?? document.querySelector<HTMLElement>('main'))?.focus();
+      }, 0);
     };
   }, []);
 

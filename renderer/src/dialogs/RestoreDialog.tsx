@@ -1,13 +1,14 @@
 // Restore (P5–P8): the backup point, per-disk scope, a new image or in place, what is discarded per
-// disk in bytes, "Create a checkpoint of the current state first" ticked, Cancel as the default
-// focus, and — for in place — typed confirmation of the VM's name and a button that says the
-// verb and the object ("Overwrite vda").
+// disk in bytes, Cancel as the default focus, and — for in place — a copy of the current images
+// kept first (ticked), typed confirmation of the VM's name and a button that says the verb and the
+// object ("Overwrite vda"). A restore to a new image does not touch the VM at all: it makes no
+// checkpoint. Every path is checked before anything runs; the dialog shows only its own jobs.
 
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { BackupRecord, JobInfo, RestoreOutcome, VmSummary } from '../../../shared/contract';
 import type { BitmapInfo, Checkpoint, VmInfo } from '../../../shared/domain';
 import { JobCard } from '../components/JobsPanel';
-import { defaultCheckpointName, formatAbsolute, formatBytes } from '../format';
+import { formatAbsolute, formatBytes, shortName } from '../format';
 import { useApp } from '../store/context';
 import { emptyVmView } from '../store/types';
 import { Modal } from './Modal';
@@ -35,7 +36,32 @@ export function defaultRestorePath(repo: string | undefined, disk: string, backu
 
 export function backupLabel(b: BackupRecord): string {
   const kinds = [...new Set(b.disks.map((d) => d.kind))].join('/');
-  return `${formatAbsolute(b.startedAt)} · ${kinds}${b.checkpoint ? ` · checkpoint ${b.checkpoint}` : ''} · ${b.id}`;
+  return `${formatAbsolute(b.startedAt)} · ${kinds}${b.checkpoint ? ` · checkpoint ${shortName(b.checkpoint, 32)}` : ''} · ${b.id}`;
+}
+
+/**
+ * What is wrong with the chosen targets, before anything runs: a new image needs an absolute path
+ * of its own (not one of the VM's images, not shared by two disks, .qcow2/.raw/.img); in place
+ * writes only over the VM's own images.
+ */
+export function targetProblem(target: 'new' | 'in-place', paths: readonly { disk: string; path: string }[], vmImages: readonly string[]): string | undefined {
+  const seen = new Map<string, string>();
+  for (const { disk, path } of paths) {
+    const p = path.trim();
+    if (p === '') return `Enter a path for ${disk}.`;
+    if (!p.startsWith('/')) return `The path for ${disk} must be absolute (start with "/").`;
+    if (target === 'new') {
+      if (p.endsWith('/')) return `The path for ${disk} names a directory; give a file name.`;
+      if (!/\.(qcow2|raw|img)$/.test(p)) return `The path for ${disk} must end in .qcow2, .raw or .img (the format follows it).`;
+      if (vmImages.includes(p)) return `${p} is an image of the VM; a restore to a new image never overwrites it.`;
+    } else if (!vmImages.includes(p)) {
+      return `${p} is not an image of this VM; in place restores only over the VM’s own images.`;
+    }
+    const other = seen.get(p);
+    if (other !== undefined) return `${other} and ${disk} would be restored to the same file.`;
+    seen.set(p, disk);
+  }
+  return undefined;
 }
 
 export function RestoreDialog(props: RestoreDialogProps) {
@@ -43,7 +69,6 @@ export function RestoreDialog(props: RestoreDialogProps) {
   const backups = useApp((s) => s.backups[vm.id]) ?? [];
   const repositoryResolved = useApp((s) => s.repositoryResolved);
   const runRestore = useApp((s) => s.runRestore);
-  const createCheckpoint = useApp((s) => s.createCheckpoint);
   const fetchChanges = useApp((s) => s.fetchChanges);
   const changesByName = (useApp((s) => s.byVm[vm.id]) ?? emptyVmView()).changes;
   const cancelJob = useApp((s) => s.cancelJob);
@@ -59,7 +84,8 @@ export function RestoreDialog(props: RestoreDialogProps) {
   const [safety, setSafety] = useState(true);
   const [typed, setTyped] = useState('');
   const [phase, setPhase] = useState<'form' | 'running' | 'done' | 'failed'>('form');
-  const [startedAt, setStartedAt] = useState(0);
+  // Jobs that existed before the click: the dialog shows only the jobs it started.
+  const knownJobs = useRef<ReadonlySet<string>>(new Set());
   const [error, setError] = useState<string>();
   const [outcomes, setOutcomes] = useState<RestoreOutcome[]>([]);
   const vmName = info.name ?? vm.label;
@@ -86,24 +112,22 @@ export function RestoreDialog(props: RestoreDialogProps) {
 
   const inPlaceBlocked = connected ? `${vm.label} is running: QEMU holds its images open. Stop the VM first, or restore to a new image.` : undefined;
   const confirmOk = target === 'new' || typed === vmName;
+  const vmImages = info.disks.map((d) => d.imageFile);
   const problem = !backup ? 'Choose a backup point.'
     : included.length === 0 ? 'Choose at least one disk.'
-    : included.some((d) => pathOf(d).trim() === '') ? 'Every included disk needs a path.'
-    : target === 'in-place' && inPlaceBlocked ? inPlaceBlocked : undefined;
+    : target === 'in-place' && inPlaceBlocked ? inPlaceBlocked
+    : targetProblem(target, included.map((d) => ({ disk: d, path: pathOf(d) })), vmImages);
 
   const myJobs: JobInfo[] = phase === 'form' ? [] : Object.values(jobs)
-    .filter((j) => j.kind === 'restore' && j.startedAt >= startedAt - 5000)
+    .filter((j) => j.kind === 'restore' && !knownJobs.current.has(j.id))
     .sort((a, b) => a.startedAt - b.startedAt);
 
   const run = async () => {
     if (problem || !confirmOk || !backup) return;
+    knownJobs.current = new Set(Object.keys(jobs));
     setPhase('running');
-    setStartedAt(Date.now());
     setError(undefined);
     try {
-      if (safety && target === 'new' && connected) {
-        await createCheckpoint({ name: `pre-restore-${defaultCheckpointName(Date.now()).slice(3)}`, description: `state before restoring backup ${backup.id}` });
-      }
       const done: RestoreOutcome[] = [];
       if (target === 'new') {
         for (const disk of included) {
@@ -121,7 +145,7 @@ export function RestoreDialog(props: RestoreDialogProps) {
     }
   };
 
-  const pointText = backup ? `state at ${formatAbsolute(backup.startedAt)}${backup.checkpoint ? ` (${backup.checkpoint})` : ''}` : '';
+  const pointText = backup ? `state at ${formatAbsolute(backup.startedAt)}${backup.checkpoint ? ` (${shortName(backup.checkpoint, 32)})` : ''}` : '';
   const title = target === 'in-place'
     ? `Overwrite ${included.join(', ') || 'disks'} of ${vmName} with ${pointText}`
     : `Restore ${included.join(', ') || 'disks'} of ${vmName} to ${included.length === 1 ? 'a new image' : 'new images'} — ${pointText}`;
@@ -196,12 +220,16 @@ export function RestoreDialog(props: RestoreDialogProps) {
             <div className="warn-box">Only some disks are restored: {included.join(', ')} will need a full backup next time.</div>
           )}
           {target === 'in-place' && (
-            <div className="warn-box">Checkpoints after this backup point no longer describe the restored disks; restoring every checkpointed disk opens a new branch under {backup?.checkpoint ?? 'its checkpoint'}.</div>
+            <div className="warn-box">Checkpoints after this backup point no longer describe the restored disks; restoring every checkpointed disk opens a new branch under {backup?.checkpoint !== undefined ? shortName(backup.checkpoint, 40) : 'its checkpoint'}.</div>
           )}
-          <label className="check">
-            <input type="checkbox" checked={safety} onChange={(e) => setSafety(e.target.checked)} />
-            <span>{target === 'in-place' ? 'Keep a copy of the current images first (IMAGE.pre-restore-…)' : 'Create a checkpoint of the current state first'}</span>
-          </label>
+          {target === 'in-place' ? (
+            <label className="check">
+              <input type="checkbox" checked={safety} onChange={(e) => setSafety(e.target.checked)} />
+              <span>Keep a copy of the current images first (IMAGE.pre-restore-…)</span>
+            </label>
+          ) : (
+            <p className="muted">Nothing of {vmName} changes: no checkpoint is made and its disks are not touched.</p>
+          )}
           {target === 'in-place' && (
             <div className="field">
               <label className="field-label" htmlFor="rs-confirm">Type <span className="mono">{vmName}</span> to confirm</label>

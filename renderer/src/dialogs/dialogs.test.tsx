@@ -6,7 +6,8 @@ import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract'
 import { StoreProvider } from '../store/context';
 import { createStore } from '../store/store';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
-import { BackupDialog, estimateBytes, incrementalBase } from './BackupDialog';
+import { BackupDialog } from './BackupDialog';
+import { estimateBytes, incrementalBase } from './backup-plan';
 import { CreateCheckpointDialog } from './CreateCheckpointDialog';
 import { DeleteDialog, planDelete } from './DeleteDialog';
 import { RestoreDialog } from './RestoreDialog';
@@ -121,8 +122,17 @@ describe('<CreateCheckpointDialog>', () => {
     fireEvent.change(name, { target: { value: 'b' } });
     expect(screen.getByText('A checkpoint named "b" already exists.')).toBeTruthy();
     expect((screen.getByRole('button', { name: 'Create checkpoint' }) as HTMLButtonElement).disabled).toBe(true);
+    // The engine's own rules and words (shared/names.ts), before anything is sent.
     fireEvent.change(name, { target: { value: 'x/y' } });
-    expect(screen.getByText('A checkpoint name cannot contain "/".')).toBeTruthy();
+    expect(screen.getByRole('alert').textContent).toBe('checkpoint name "x/y" contains "/"');
+    fireEvent.change(name, { target: { value: 'c1\u202e' } });
+    expect(screen.getByRole('alert').textContent).toMatch(/^checkpoint name "c1\\u202e" contains a text-direction control character \(U\+202e\)/);
+    fireEvent.change(name, { target: { value: 'tidemark-tmp-x' } });
+    expect(screen.getByRole('alert').textContent).toMatch(/reserved for temporary bitmaps/);
+    expect((screen.getByRole('button', { name: 'Create checkpoint' }) as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(name, { target: { value: 'x'.repeat(300) } });
+    expect(screen.queryByRole('alert')).toBeNull(); // long is fine (≤ 1023 bytes); it is shown shortened
+    expect((screen.getByRole('button', { name: 'Create checkpoint' }) as HTMLButtonElement).disabled).toBe(false);
   });
 });
 
@@ -160,7 +170,7 @@ async function withStore(connection: VmSummary['connection'], backups: BackupRec
   await store.getState().start();
   // A disconnected VM is not loaded by the store; the dialogs only need its last known info.
   if (connection !== 'connected') {
-    store.setState((s) => ({ byVm: { ...s.byVm, demo: { ...(s.byVm.demo ?? { samples: {}, changes: {}, loading: false, checkpoints: [] }), info, checkpoints: chain('independent') } } }));
+    store.setState((s) => ({ byVm: { ...s.byVm, demo: { ...(s.byVm.demo ?? { samples: {}, changes: {}, changesMeta: {}, loading: false, checkpoints: [] }), info, checkpoints: chain('independent') } } }));
     await store.getState().loadBackups('demo');
   }
   await waitFor(() => expect(store.getState().backups.demo?.length ?? 0).toBe(backups.length));
@@ -304,7 +314,7 @@ describe('<RestoreDialog>', () => {
     expect(screen.getByText(/vda: next backup will be full/)).toBeTruthy();
   });
 
-  it('refuses in place while the VM runs, and restores each disk to a new image after a safety checkpoint', async () => {
+  it('refuses in place while the VM runs, and restores each disk to a new image without touching the VM', async () => {
     const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
     api.handle('checkpoint:create', (_vm, opts) => checkpoint(opts.name!, 'd', 9000, ['vda']));
     api.handle('restore:run', (req) => ({
@@ -314,11 +324,35 @@ describe('<RestoreDialog>', () => {
     wrap(<RestoreDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} onClose={() => undefined} />);
     expect((screen.getByRole('radio', { name: /In place/ }) as HTMLInputElement).disabled).toBe(true);
     fireEvent.click(screen.getByRole('checkbox', { name: 'Restore vdc' }));
+    expect(screen.queryByRole('checkbox', { name: /checkpoint/i })).toBeNull(); // nothing to tick: the VM is not touched
+    expect(screen.getByText(/no checkpoint is made and its disks are not touched/)).toBeTruthy();
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Restore 2 disks to new images' })));
-    expect(api.callsTo('checkpoint:create')[0]![1]).toMatchObject({ name: expect.stringMatching(/^pre-restore-\d{8}T\d{6}Z$/) });
+    expect(api.callsTo('checkpoint:create')).toEqual([]);
     expect(api.callsTo('restore:run')).toEqual([
       [{ backup: 'r1', to: { disk: 'vda', path: '/state/restored-vda-r1.qcow2' } }],
       [{ backup: 'r1', to: { disk: 'vdb', path: '/state/restored-vdb-r1.qcow2' } }],
     ]);
+  });
+
+  it('checks every target before anything runs: absolute, distinct, not the VM’s own image', async () => {
+    const { api, wrap } = await withStore('connected', [backupRecord('r1', 1000, 'b')]);
+    api.handle('restore:run', () => {
+      throw new Error('must not be called');
+    });
+    wrap(<RestoreDialog vm={vmSummary('connected')} info={info} checkpoints={chain('independent')} onClose={() => undefined} />);
+    const button = () => screen.getByRole('button', { name: 'Restore 3 disks to new images' }) as HTMLButtonElement;
+    const path = (disk: string, value: string) => fireEvent.change(screen.getByLabelText(`Path for ${disk}`), { target: { value } });
+    path('vda', 'relative.qcow2');
+    expect(screen.getByText('The path for vda must be absolute (start with "/").')).toBeTruthy();
+    expect(button().disabled).toBe(true);
+    path('vda', '/lab/vda.qcow2');
+    expect(screen.getByText(/is an image of the VM; a restore to a new image never overwrites it/)).toBeTruthy();
+    path('vda', '/state/restored-vdb-r1.qcow2');
+    expect(screen.getByText('vda and vdb would be restored to the same file.')).toBeTruthy();
+    path('vda', '/state/x.txt');
+    expect(screen.getByText(/must end in .qcow2, .raw or .img/)).toBeTruthy();
+    path('vda', '/state/ok.qcow2');
+    expect(button().disabled).toBe(false);
+    expect(api.callsTo('restore:run')).toEqual([]);
   });
 });

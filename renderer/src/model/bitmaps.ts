@@ -76,3 +76,14 @@ export function baselineBitmaps(
   if (!found) return own === undefined ? [] : [own];
   return path.map((c) => bitmapOn(c, disk)).filter((b): b is string => b !== undefined).reverse();
 }
+
+/**
+ * What "changes since the baseline" on a disk depends on: the names and counts of the bitmaps
+ * that make it up (the union changes only when one of them gains bits). Temporary bitmaps are
+ * not part of it, or measuring (which makes one) would look like a change.
+ */
+export function chainFingerprint(bitmapNames: readonly string[], live: readonly { name?: string; count: number }[] | undefined): string {
+  const counts = new Map<string, number>();
+  for (const b of live ?? []) if (b.name !== undefined) counts.set(b.name, b.count);
+  return bitmapNames.map((n) => `${n}=${counts.get(n) ?? 'missing'}`).join(',');
+}

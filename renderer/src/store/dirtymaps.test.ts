@@ -93,7 +93,7 @@ describe('DirtyMapRefresher', () => {
     calls[0]!.resolve(map('vda', 'c1'));
     calls[1]!.resolve(map('vdb', 'c1'));
     await flush();
-    expect(last('vda')).toEqual({ map: map('vda', 'c1'), loading: false, behind: false });
+    expect(last('vda')).toEqual({ map: map('vda', 'c1'), loading: false, behind: false, fingerprint: 'c1=0' });
     // The same fingerprint again and again (vm:bitmaps every 0.5 s on an idle VM): no reads.
     for (let i = 0; i < 20; i++) {
       r.changed('vm-1', 'vda', 'c1=0');

@@ -9,7 +9,7 @@
 
 import type { StoreApi } from 'zustand/vanilla';
 import type { AppApi, DirtyMap } from '../../../shared/contract';
-import { baselineBitmaps } from '../model/bitmaps';
+import { baselineBitmaps, chainFingerprint } from '../model/bitmaps';
 import type { AppState, DirtyMapSlice, DirtyMapTarget, DiskMapState, Timers } from './types';
 
 export interface RefresherOptions {
@@ -151,7 +151,7 @@ export class DirtyMapRefresher {
         s.fetched = fingerprint;
         s.failures = 0;
         s.retryAt = 0;
-        return { map, loading: false, behind: s.wanted !== fingerprint };
+        return { map, loading: false, behind: s.wanted !== fingerprint, fingerprint };
       }),
       (e: unknown) => this.settle(target, disk, s, key, () => {
         s.fetched = undefined;
@@ -176,16 +176,8 @@ export class DirtyMapRefresher {
   }
 }
 
-// ---------------------------------------------------------------- what the map depends on
-
-/**
- * A disk's map since the baseline changes only when one of the bitmaps that make it up gains or
- * loses dirty bits: their names and counts are its fingerprint (temporary bitmaps, such as the
- * dirty map's own, are not part of it, or reading a map would trigger the next read).
- */
-export function mapFingerprint(bitmapNames: readonly string[], live: readonly { name?: string; count: number }[] | undefined): string {
-  return bitmapNames.map((n) => `${n}=${live?.find((b) => b.name === n)?.count ?? 'missing'}`).join(',');
-}
+// What a map depends on: chainFingerprint (model/bitmaps.ts); re-exported under its old name.
+export { chainFingerprint as mapFingerprint } from '../model/bitmaps';
 
 // ---------------------------------------------------------------- the store's slice
 
@@ -204,7 +196,7 @@ export function createDirtyMapSlice(
     const v = get().byVm[target.vmId];
     if (!v) return {};
     const layout = v.checkpoints[0]?.layout;
-    return Object.fromEntries(target.disks.map((d) => [d, mapFingerprint(baselineBitmaps(v.checkpoints, layout, target.since, v.current, d), v.live?.[d])]));
+    return Object.fromEntries(target.disks.map((d) => [d, chainFingerprint(baselineBitmaps(v.checkpoints, layout, target.since, v.current, d), v.live?.[d])]));
   };
   const syncActive = () => {
     const t = refresher.current;

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { JobInfo, VmSummary } from '../../../shared/contract';
 import type { Checkpoint } from '../../../shared/domain';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
-import { createStore, MAX_SAMPLES_PER_DISK } from './store';
+import { HISTORY_POINTS } from '../model/samples';
+import { createStore } from './store';
 
 const demo: VmSummary = { id: 'vm-1', label: 'Demo VM', endpoint: 'unix:/tmp/q.sock', kind: 'demo', connection: 'connected' };
 const other: VmSummary = { id: 'vm-2', label: 'Other', endpoint: 'tcp:10.0.0.2:4444', kind: 'endpoint', connection: 'disconnected', detail: 'ECONNREFUSED' };
@@ -16,7 +17,7 @@ function setup(initial: Checkpoint[] = []) {
     .handle('vm:list', () => [demo, other])
     .handle('lab:status', () => ({ running: true, vmId: 'vm-1', qmp: 'unix:/q', qmpSecondary: 'unix:/q2', disks: [] }))
     .handle('job:list', () => [])
-    .handle('vm:info', (id) => vmInfo(id, [disk('vda'), disk('vdb', { virtualSize: 512 * MiB })]))
+    .handle('vm:info', (id) => vmInfo(id, [disk('vda', { bitmaps: checkpoints.map((c) => ({ name: c.name, recording: true, persistent: true, busy: false, inconsistent: false, count: 0, granularity: 65536 })) }), disk('vdb', { virtualSize: 512 * MiB })]))
     .handle('checkpoint:list', () => checkpoints)
     .handle('checkpoint:current', () => checkpoints[checkpoints.length - 1] ?? null)
     .handle('vm:health', (id) => ({ vmId: id, checkedAt: 1, issues: [] }))
@@ -56,28 +57,37 @@ describe('createStore', () => {
     expect(api.callsTo('vm:info')).toEqual([['vm-1'], ['vm-2']]);
   });
 
-  it('keeps a history of live samples from vm:bitmaps, bounded', async () => {
+  it('keeps a bounded history of live counts per bitmap from vm:bitmaps, seeded at load', async () => {
     const { api, store } = setup([checkpoint('c1', undefined, 1000, ['vda'])]);
     await store.getState().start();
     await flush();
+    const T0 = Date.now() + 10_000; // vm:bitmaps times are wall-clock, after the seed taken at load
+    const seeded = store.getState().byVm['vm-1']!.samples.vda!;
+    expect(seeded.get('c1')?.n).toBe(1); // vm:info's count, so an idle VM still has a level
     const bitmap = (count: number) => ({ name: 'c1', recording: true, persistent: true, busy: false, inconsistent: false, count, granularity: 65536 });
-    api.emit('vm:bitmaps', { vmId: 'vm-1', at: 2000, disks: [{ disk: 'vda', bitmaps: [bitmap(65536)] }] });
-    api.emit('vm:bitmaps', { vmId: 'vm-1', at: 3000, disks: [{ disk: 'vda', bitmaps: [bitmap(131072)] }] });
+    api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 2000, disks: [{ disk: 'vda', bitmaps: [bitmap(65536)] }] });
+    api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 3000, disks: [{ disk: 'vda', bitmaps: [bitmap(131072)] }] });
     const v = store.getState().byVm['vm-1']!;
-    expect(v.samples.vda).toEqual([{ at: 2000, counts: { c1: 65536 } }, { at: 3000, counts: { c1: 131072 } }]);
+    const c1 = v.samples.vda!.get('c1')!;
+    expect([...c1.t.slice(1, c1.n)]).toEqual([T0 + 2000, T0 + 3000]);
+    expect([...c1.c.slice(1, c1.n)]).toEqual([65536, 131072]);
     expect(v.live!.vda![0]!.count).toBe(131072);
-    expect(v.liveAt).toBe(3000);
-    // Unchanged counts make no sample; changed ones are stored as deltas.
+    expect(v.liveAt).toBe(T0 + 3000);
+    // Unchanged counts make no point and leave the samples object as it was (no re-render).
     const other = { ...bitmap(7), name: 'old' };
-    api.emit('vm:bitmaps', { vmId: 'vm-1', at: 3100, disks: [{ disk: 'vda', bitmaps: [bitmap(131072), other] }] });
-    api.emit('vm:bitmaps', { vmId: 'vm-1', at: 3200, disks: [{ disk: 'vda', bitmaps: [bitmap(131072), other] }] });
-    expect(store.getState().byVm['vm-1']!.samples.vda!.slice(2)).toEqual([{ at: 3100, counts: { old: 7 } }]);
-    for (let i = 0; i < MAX_SAMPLES_PER_DISK + 10; i++) api.emit('vm:bitmaps', { vmId: 'vm-1', at: 4000 + i, disks: [{ disk: 'vda', bitmaps: [bitmap(i), other] }] });
-    const samples = store.getState().byVm['vm-1']!.samples.vda!;
-    expect(samples).toHaveLength(MAX_SAMPLES_PER_DISK);
-    expect(samples[samples.length - 1]!.at).toBe(4000 + MAX_SAMPLES_PER_DISK + 9);
-    // The dropped history is folded into the first kept sample: "old" (never changed again) survives.
-    expect(samples[0]!.counts.old).toBe(7);
+    api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 3100, disks: [{ disk: 'vda', bitmaps: [bitmap(131072), other] }] });
+    const before = store.getState().byVm['vm-1']!.samples;
+    api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 3200, disks: [{ disk: 'vda', bitmaps: [bitmap(131072), other] }] });
+    expect(store.getState().byVm['vm-1']!.samples).toBe(before);
+    // However long the page stays open, a bitmap keeps at most HISTORY_POINTS points, the newest last.
+    for (let i = 0; i < 10 * HISTORY_POINTS; i++) api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 4000 + i, disks: [{ disk: 'vda', bitmaps: [bitmap(200_000 + i), other] }] });
+    const history = store.getState().byVm['vm-1']!.samples.vda!;
+    expect(history.get('c1')!.n).toBeLessThanOrEqual(HISTORY_POINTS);
+    expect(history.get('c1')!.t[history.get('c1')!.n - 1]).toBe(T0 + 4000 + 10 * HISTORY_POINTS - 1);
+    expect(history.get('old')!.n).toBe(1);
+    // A bitmap that vanished loses its history.
+    api.emit('vm:bitmaps', { vmId: 'vm-1', at: T0 + 9e6, disks: [{ disk: 'vda', bitmaps: [bitmap(1)] }] });
+    expect(store.getState().byVm['vm-1']!.samples.vda!.has('old')).toBe(false);
   });
 
   it('re-checks health when bitmap flags change, not when only counts change', async () => {

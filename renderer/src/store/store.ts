@@ -7,13 +7,27 @@
 import { createStore as createZustandStore } from 'zustand/vanilla';
 import type { AppApi, EventMap, JobInfo } from '../../../shared/contract';
 import type { BitmapInfo } from '../../../shared/domain';
+import { baselineBitmaps, chainFingerprint } from '../model/bitmaps';
+import { recordCounts, type DiskHistory } from '../model/samples';
 import { isSameVm } from '../model/vm-ids';
 import { createBackupSlice } from './backups';
 import { createDirtyMapSlice } from './dirtymaps';
 import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } from './types';
 
-/** Live samples kept per disk (the dirty-bytes area); older ones are dropped. */
-export const MAX_SAMPLES_PER_DISK = 2000;
+/**
+ * Records a disk's bitmap counts in its history (created on first use; mutated in place, so the
+ * caller makes a new `samples` object when this returns true, for React to see the change).
+ */
+function recordDisk(samples: Record<string, DiskHistory>, disk: string, at: number, bitmaps: readonly BitmapInfo[]): boolean {
+  const counts = new Map<string, number>();
+  for (const b of bitmaps) if (b.name !== undefined) counts.set(b.name, b.count);
+  let history = samples[disk];
+  if (!history) {
+    history = new Map();
+    samples[disk] = history;
+  }
+  return recordCounts(history, at, counts);
+}
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -80,37 +94,17 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
       }
     };
 
-    // Last full counts per VM and disk, to delta-encode samples (see DiskSample).
-    const lastCounts = new Map<string, Record<string, number>>();
     const onBitmaps = (ev: EventMap['vm:bitmaps']) => {
       const prevFlags = flagsKey(get().byVm[ev.vmId]?.live);
       patchVm(ev.vmId, (v) => {
         const live: Record<string, BitmapInfo[]> = {};
         const samples = { ...v.samples };
+        let changed = false;
         for (const d of ev.disks) {
           live[d.disk] = d.bitmaps;
-          const key = `${ev.vmId}\0${d.disk}`;
-          const before = lastCounts.get(key) ?? {};
-          const full: Record<string, number> = {};
-          const delta: Record<string, number> = {};
-          for (const b of d.bitmaps) {
-            if (b.name === undefined) continue;
-            full[b.name] = b.count;
-            if (before[b.name] !== b.count) delta[b.name] = b.count;
-          }
-          lastCounts.set(key, full);
-          if (Object.keys(delta).length === 0) continue;
-          const list = samples[d.disk] ? [...samples[d.disk]!] : [];
-          list.push({ at: ev.at, counts: delta });
-          if (list.length > MAX_SAMPLES_PER_DISK) {
-            // Fold the dropped samples into the new first one, so carried-forward counts stay right.
-            const dropped = list.splice(0, list.length - MAX_SAMPLES_PER_DISK);
-            const first = list[0]!;
-            list[0] = { at: first.at, counts: Object.assign({}, ...dropped.map((x) => x.counts), first.counts) };
-          }
-          samples[d.disk] = list;
+          if (recordDisk(samples, d.disk, ev.at, d.bitmaps)) changed = true;
         }
-        return { live, liveAt: ev.at, samples };
+        return { live, liveAt: ev.at, samples: changed ? samples : v.samples };
       });
       get().syncDirtyMaps(ev.vmId);
       // A running backup or restore adds and drops bitmaps on purpose (its checkpoint is recorded
@@ -195,12 +189,17 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
           ]);
           if (loadSeq.get(vmId) !== seq) return; // a newer load is under way
           patchVm(vmId, (v) => {
-            // Seed live bitmaps from vm:info until the first vm:bitmaps event arrives.
+            // Seed live bitmaps from vm:info until the first vm:bitmaps event arrives, and the count
+            // history with what vm:info says now (an idle VM sends no vm:bitmaps at all).
             const live = v.live ?? Object.fromEntries(info.disks.map((d) => [d.name, d.bitmaps]));
+            const samples = { ...v.samples };
+            const at = v.liveAt ?? Date.now();
+            for (const d of info.disks) if (!samples[d.name]?.size) recordDisk(samples, d.name, at, live[d.name] ?? d.bitmaps);
             // Exact changes may be stale after a mutation; keep only checkpoints that still exist.
             const names = new Set(checkpoints.map((c) => c.name));
             const changes = Object.fromEntries(Object.entries(v.changes).filter(([k]) => names.has(k)));
-            return { info, checkpoints, current: current?.name, health, live, changes, loading: false, error: undefined };
+            const changesMeta = Object.fromEntries(Object.entries(v.changesMeta).filter(([k]) => names.has(k)));
+            return { info, checkpoints, current: current?.name, health, live, samples, changes, changesMeta, loading: false, error: undefined };
           });
           get().syncDirtyMaps(vmId);
           const sel = get().selected;
@@ -270,8 +269,15 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
       async fetchChanges(name) {
         const vmId = get().selectedVmId;
         if (vmId === undefined) throw new Error('no VM is selected');
+        // What the answer is exact for: the chain's counts now (bitmaps only gain bits meanwhile).
+        const before = get().byVm[vmId];
+        const layout = before?.checkpoints[0]?.layout;
+        const fingerprints = Object.fromEntries((before?.info?.disks ?? []).map((d) => [
+          d.name, chainFingerprint(baselineBitmaps(before?.checkpoints ?? [], layout, name, before?.current, d.name), before?.live?.[d.name]),
+        ]));
+        const at = Date.now();
         const changes = await api.invoke('checkpoint:changes', vmId, name);
-        patchVm(vmId, (v) => ({ changes: { ...v.changes, [name]: changes } }));
+        patchVm(vmId, (v) => ({ changes: { ...v.changes, [name]: changes }, changesMeta: { ...v.changesMeta, [name]: { at, fingerprints } } }));
         return changes;
       },
 

@@ -10,7 +10,7 @@ import type {
 import type {
   BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, VmInfo,
 } from '../../../shared/domain';
-import type { DiskSample } from '../model/samples';
+import type { DiskHistory } from '../model/samples';
 
 export interface VmView {
   info?: VmInfo;
@@ -20,10 +20,12 @@ export interface VmView {
   /** Latest live bitmaps per disk (from vm:bitmaps). */
   live?: Record<string, BitmapInfo[]>;
   liveAt?: number;
-  /** History of dirty counts per disk: one delta-encoded sample per vm:bitmaps event that changed a count. */
-  samples: Record<string, DiskSample[]>;
+  /** History of dirty counts per disk and bitmap (bounded per bitmap; see model/samples.ts). */
+  samples: Record<string, DiskHistory>;
   /** Exact "changes since" per checkpoint, fetched on demand (checkpoint:changes). */
   changes: Record<string, ChangesSince>;
+  /** When each of `changes` was asked for, and the chain fingerprint of each disk then. */
+  changesMeta: Record<string, { at: number; fingerprints: Record<string, string> }>;
   loading: boolean;
   /** Why loading the VM failed, when it did. */
   error?: string;
@@ -63,7 +65,7 @@ export interface AppState extends BackupSlice, DirtyMapSlice {
 
 
 export function emptyVmView(): VmView {
-  return { checkpoints: [], samples: {}, changes: {}, loading: false };
+  return { checkpoints: [], samples: {}, changes: {}, changesMeta: {}, loading: false };
 }
 
 // ---------------------------------------------------------------- backups
@@ -117,6 +119,8 @@ export interface DiskMapState {
   behind?: boolean;
   /** Set by the page while the VM is not connected: the map is as of its read, nothing newer is known. */
   offline?: boolean;
+  /** chainFingerprint() of the baseline's bitmaps when the map was asked for (model/figures.ts). */
+  fingerprint?: string;
 }
 
 export interface DirtyMapTarget {

@@ -20,6 +20,8 @@ const TICK_Y = STRIP_Y + STRIP_H + 12;
 interface Props {
   disk: DiskInfo;
   since: string;
+  /** The baseline's name as shown (shortened); `since` is the full name. */
+  sinceShort?: string;
   kind: 'map' | 'no-bitmap';
   state?: DiskMapState;
   plotW: number;
@@ -57,12 +59,13 @@ function Cells({ buckets, plotW, bucketBytes }: { buckets: readonly number[]; pl
 /** Below this plot width the cell counts are left out of the row (they stay in its accessible name). */
 const COUNTS_MIN_W = 720;
 
-export const HeatmapRow = memo(function HeatmapRow({ disk, since, kind, state, plotW }: Props) {
+export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, kind, state, plotW }: Props) {
+  const shown = sinceShort ?? since;
   const map = state?.map;
   const name = disk.name;
   const counts = map ? countCells(map.buckets) : undefined;
   let status: string;
-  if (kind === 'no-bitmap') status = `${since} has no bitmap on ${name}: its changes are not tracked`;
+  if (kind === 'no-bitmap') status = `${shown} has no bitmap on ${name}: its changes are not tracked`;
   else if (state?.error) status = `⚠ ${map ? 'last refresh failed' : 'cannot read the dirty map'}: ${state.error}`;
   else if (!map) status = 'reading the dirty map…';
   else status = `${formatPart(map.dirtyBytes, map.virtualSize)} dirty`;
@@ -84,7 +87,7 @@ export const HeatmapRow = memo(function HeatmapRow({ disk, since, kind, state, p
       <rect className="hm-bg" x={-20} y={0} width={plotW + 40} height={HEATMAP_H} />
       <line className="hm-sep" x1={-20} x2={plotW + 20} y1={0.5} y2={0.5} />
       <text className="hm-title" x={2} y={TITLE_Y}>
-        {`where ${name} changed since ${since}`}
+        {`where ${name} changed since ${shown}`}
         <tspan className={state?.error ? 'hm-error' : 'hm-sub'}>{` · ${status}`}</tspan>
       </text>
       {counts && plotW >= COUNTS_MIN_W && (

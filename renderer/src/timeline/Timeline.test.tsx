@@ -3,6 +3,8 @@ import { act, cleanup, fireEvent, render, screen, within } from '@testing-librar
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BitmapInfo } from '../../../shared/domain';
 import { checkpoint, disk, MiB } from '../test/fake-api';
+import { recordCounts, type DiskHistory } from '../model/samples';
+import { changedFigure } from '../model/figures';
 import { moveFocus } from './tree-nav';
 import { layoutTree } from './lanes';
 import { Timeline, type TimelineProps } from './Timeline';
@@ -30,6 +32,12 @@ function renderTimeline(over: Partial<TimelineProps> = {}) {
   };
   const utils = render(<Timeline {...props} />);
   return { ...utils, onSelect, onOpen, props };
+}
+
+function historyOf(events: [number, Record<string, number>][]): DiskHistory {
+  const h: DiskHistory = new Map();
+  for (const [at, counts] of events) recordCounts(h, at, new Map(Object.entries(counts)));
+  return h;
 }
 
 const focusedName = () => (document.activeElement as Element | null)?.getAttribute('data-name');
@@ -125,11 +133,13 @@ describe('<Timeline> disk bands', () => {
   it('draws the baseline dirty area from live samples and labels it "X of Y"', () => {
     const { container } = renderTimeline({
       selected: 'd',
-      samples: { vda: [{ at: T + 200_000, counts: { d: 2 * MiB } }, { at: T + 230_000, counts: { d: 5 * MiB } }] },
+      samples: { vda: historyOf([[T + 200_000, { d: 2 * MiB }], [T + 230_000, { d: 5 * MiB }]]) },
+      figures: { vda: changedFigure({ bitmaps: ['d'], live: [bm('d', 5 * MiB)], measured: [] }) },
     });
     const vda = container.querySelector('[data-disk="vda"]')!;
     expect(vda.querySelector('.area-fill')).not.toBeNull();
     expect(vda.querySelector('.area-end')!.textContent).toBe('5.0 MiB of 1.0 GiB (0.5%)');
+    expect(vda.querySelector('.area-end-g title')!.textContent).toBe('bitmap d (live count)');
     expect(vda.querySelector('.area-scale')!.textContent).toBe('changed since d · scale 8.0 MiB');
   });
 

@@ -1,27 +1,38 @@
 // The timeline: checkpoint tree on a time axis, a NOW node, and one band per disk with the bitmap
 // spans, backup markers and the dirty-bytes area of the baseline — all sharing one x scale.
-// Zoom with the wheel or the buttons, pan by dragging; the tree is keyboard-navigable (TreeLayer).
+// Zoom with the wheel or the buttons, pan by dragging; the view follows NOW unless panned away
+// (view-state.ts); idle stretches can be compressed (warp.ts); the tree is keyboard-navigable
+// (TreeLayer).
 
-import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
-import { formatAbsolute, formatBytes, formatRelative } from '../format';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
+import { formatAbsolute, formatBytes, formatRelative, shortName } from '../format';
+import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
 import { DiskBands } from './DiskBands';
 import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';
-import { centerOn, fitView, panBy, ticks, timeToX, zoomAt, type TimeView } from './timescale';
+import { panBy, ticks, zoomAt, type TimeView } from './timescale';
 import { TreeLayer } from './TreeLayer';
+import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
+import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
 
 export const GUTTER = 176;
 export const AXIS_H = 26;
 const RIGHT_PAD = 12;
 
-export interface TimelineProps extends Omit<ModelInput, 'baseline'> {
+export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups'> {
   vmLabel: string;
   selected?: string;
   onSelect(name: string): void;
   onOpen(name: string): void;
-  /** Exact dirty bytes since the baseline per disk (checkpoint:changes), when fetched. */
-  exact?: Record<string, number>;
+  /** Delete pressed on a checkpoint of the tree. */
+  onDelete?(name: string): void;
+  /** Escape pressed in the tree with a selection. */
+  onClearSelection?(): void;
+  /** Move keyboard focus to a checkpoint (a new token re-applies it). */
+  focusRequest?: { name: string; token: number };
+  /** How much changed since the baseline per disk, at NOW (model/figures.ts). */
+  figures?: Record<string, ChangedFigure>;
   /** Live dirty maps of the baseline per disk (the disk map row under each band). */
   dirtyMaps?: Record<string, DiskMapState>;
 }
@@ -66,31 +77,36 @@ export function Timeline(props: TimelineProps) {
   const svgRef = useRef<SVGSVGElement>(null);
   const width = useWidth(containerRef, 960);
   const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
+  const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(() => new Set());
+  const toggleGroup = useCallback((disk: string) => {
+    setOpenGroups((s) => {
+      const next = new Set(s);
+      if (!next.delete(disk)) next.add(disk);
+      return next;
+    });
+  }, []);
 
   // The structure does not depend on the clock: spans and series that run to "now" end at
   // +Infinity and are clamped when drawn, so the 2-second clock tick only re-maps x.
   const model = useMemo(
-    () => buildModel({ checkpoints, current, disks, live, samples, issues, backups, now: Infinity, baseline: selected, maxTracks }),
-    [checkpoints, current, disks, live, samples, issues, backups, selected, maxTracks],
+    () => buildModel({ checkpoints, current, disks, live, samples, issues, backups, now: Infinity, baseline: selected, maxTracks, openGroups }),
+    [checkpoints, current, disks, live, samples, issues, backups, selected, maxTracks, openGroups],
   );
 
-  // The window follows the data (fit) until the user zooms or pans; "Fit" returns to following.
-  const [view, setView] = useState<TimeView>(() => fitView(model.times, now, plotW));
-  const [follow, setFollow] = useState(true);
-  // Refit when checkpoints/backups change, or when NOW runs off the right edge.
-  const fitKey = `${model.times.length}:${model.times[0] ?? 0}`;
-  // NOW needs ~280 px on its right for its label: refit when it gets closer to the edge.
-  const nowOffEdge = timeToX(view, plotW, now) > plotW - 260;
-  const timesRef = useRef(model.times);
-  timesRef.current = model.times;
-  useEffect(() => {
-    if (follow) setView(fitView(timesRef.current, now, plotW));
-  }, [follow, fitKey, nowOffEdge, plotW]); // `now` is read on purpose without re-running every tick
+  const [compress, setCompress] = useState(true);
+  const warp = useMemo(() => (compress ? compressIdle(model.times, now) : IDENTITY_WARP), [compress, model.times, now]);
+  const [viewState, setViewState] = useState<ViewState>({ mode: 'fit' });
+  const ctx: ViewContext = { warp, times: model.times, now, plotW };
+  const view = effectiveView(viewState, ctx);
+  // Handlers that run outside React's render (wheel, rAF) read the latest view through refs.
+  const latest = useRef({ view, ctx });
+  latest.current = { view, ctx };
+  const move = useCallback((change: (v: TimeView, w: number) => TimeView) => {
+    const { view: v, ctx: c } = latest.current;
+    setViewState(afterUserMove(change(v, c.plotW), c));
+  }, []);
 
-  const zoom = (factor: number, x = plotW * 0.75) => {
-    setFollow(false);
-    setView((v) => zoomAt(v, plotW, x, factor));
-  };
+  const zoom = (factor: number, at = plotW * 0.75) => move((v, w) => zoomAt(v, w, at, factor));
 
   // Wheel zooms around the pointer; React's onWheel is passive, so attach natively. Wheel events
   // come faster than frames: accumulate them and apply once per animation frame.
@@ -104,19 +120,18 @@ export function Timeline(props: TimelineProps) {
       const p = pending;
       pending = undefined;
       if (!p) return;
-      setView((v) => {
-        const zoomed = p.factor !== 1 ? zoomAt(v, plotW, p.x, p.factor) : v;
-        return p.dx !== 0 ? panBy(zoomed, plotW, p.dx) : zoomed;
+      move((v, w) => {
+        const zoomed = p.factor !== 1 ? zoomAt(v, w, p.x, p.factor) : v;
+        return p.dx !== 0 ? panBy(zoomed, w, p.dx) : zoomed;
       });
     };
     const onWheel = (e: WheelEvent) => {
       const rect = svg.getBoundingClientRect();
-      const x = e.clientX - rect.left - GUTTER;
-      if (x < 0) return; // over the gutter: let the page scroll
+      const px = e.clientX - rect.left - GUTTER;
+      if (px < 0) return; // over the gutter: let the page scroll
       e.preventDefault();
-      setFollow(false);
-      pending ??= { factor: 1, x, dx: 0 };
-      pending.x = x;
+      pending ??= { factor: 1, x: px, dx: 0 };
+      pending.x = px;
       if (e.shiftKey) pending.dx -= e.deltaY;
       else pending.factor *= Math.pow(1.0015, -e.deltaY);
       if (!raf) raf = requestAnimationFrame(apply);
@@ -126,7 +141,7 @@ export function Timeline(props: TimelineProps) {
       svg.removeEventListener('wheel', onWheel);
       if (raf) cancelAnimationFrame(raf);
     };
-  }, [plotW]);
+  }, [move]);
 
   const drag = useRef<{ x: number; moved: boolean } | null>(null);
   const onPointerDown = (e: ReactPointerEvent<SVGSVGElement>) => {
@@ -141,35 +156,45 @@ export function Timeline(props: TimelineProps) {
     if (!d.moved) svgRef.current?.setPointerCapture?.(e.pointerId);
     d.moved = true;
     d.x = e.clientX;
-    setFollow(false);
-    setView((v) => panBy(v, plotW, dx));
+    move((v, w) => panBy(v, w, dx));
   };
   const endDrag = () => {
     drag.current = null;
   };
 
-  const x = (t: number) => timeToX(view, plotW, t);
-  const axisTicks = ticks(view, plotW);
+  const span = view.t1 - view.t0;
+  const x = useCallback(
+    (t: number) => ((warp.toAxis(Math.min(t, now)) - view.t0) / span) * plotW,
+    [warp, now, view.t0, span, plotW],
+  );
+  const axisTicks = ticks(view, plotW, 90, warp);
+  const breaks = warp.breaks
+    .map((b) => ({ b, x0: ((b.a0 - view.t0) / span) * plotW, x1: ((b.a1 - view.t0) / span) * plotW }))
+    .filter(({ x0, x1 }) => x1 > 0 && x0 < plotW && x1 - x0 >= 6);
   const treeTop = AXIS_H;
   const bandsTop = AXIS_H + model.treeHeight;
   const height = bandsTop + model.bandsHeight + 8;
   const nowX = x(now);
   const changed = changedSinceCurrent(checkpoints, current, live);
-  const span = view.t1 - view.t0;
+  const selectedNode = selected !== undefined ? model.tree.byName.get(selected) : undefined;
+  const mode = viewState.mode;
 
   return (
-    <section className="timeline" aria-label="Timeline">
+    <section className="timeline" aria-label="Timeline" id="timeline" tabIndex={-1}>
       <div className="timeline-toolbar" role="toolbar" aria-label="Timeline view">
         <span className="timeline-range" aria-live="off">
-          {formatAbsolute(view.t0)} — {formatAbsolute(view.t1)}
+          {formatAbsolute(warp.toTime(view.t0))} — {formatAbsolute(warp.toTime(view.t1))}
         </span>
         <span className="spacer" />
         <button type="button" onClick={() => zoom(1.6)} aria-label="Zoom in" title="Zoom in (wheel up)">+</button>
         <button type="button" onClick={() => zoom(1 / 1.6)} aria-label="Zoom out" title="Zoom out (wheel down)">−</button>
-        <button type="button" onClick={() => { setFollow(false); setView((v) => panBy(v, plotW, plotW * 0.3)); }} aria-label="Pan earlier">◀</button>
-        <button type="button" onClick={() => { setFollow(false); setView((v) => panBy(v, plotW, -plotW * 0.3)); }} aria-label="Pan later">▶</button>
-        <button type="button" onClick={() => { setFollow(false); setView((v) => centerOn(v, now, 1 - 300 / plotW)); }}>Jump to now</button>
-        <button type="button" onClick={() => { setFollow(true); setView(fitView(model.times, now, plotW)); }} aria-pressed={follow}>Fit all</button>
+        <button type="button" onClick={() => move((v, w) => panBy(v, w, w * 0.3))} aria-label="Pan earlier">◀</button>
+        <button type="button" onClick={() => move((v, w) => panBy(v, w, -w * 0.3))} aria-label="Pan later">▶</button>
+        <button type="button" onClick={() => setViewState(jumpToNow(view, plotW))} aria-pressed={mode === 'follow'} title="Keep NOW in view as time passes">Follow now</button>
+        <button type="button" onClick={() => setViewState({ mode: 'fit' })} aria-pressed={mode === 'fit'}>Fit all</button>
+        <button type="button" onClick={() => setCompress((c) => !c)} aria-pressed={compress} title="Draw long idle stretches shorter, so bursts of checkpoints stay readable">
+          Compress idle time
+        </button>
       </div>
       <div className="timeline-scroll" ref={containerRef}>
         <svg
@@ -182,6 +207,7 @@ export function Timeline(props: TimelineProps) {
           onPointerUp={endDrag}
           onPointerCancel={endDrag}
           data-span-ms={Math.round(span)}
+          data-view-mode={mode}
         >
           <defs>
             <pattern id="tm-hatch-disabled" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)">
@@ -208,12 +234,22 @@ export function Timeline(props: TimelineProps) {
           <g transform={`translate(${GUTTER},0)`}>
             <g clipPath="url(#tm-plot-clip)">
               <g className="axis" aria-hidden="true">
-                {axisTicks.map((tk) => (
-                  <g key={tk.t}>
-                    <line className="grid" x1={x(tk.t)} x2={x(tk.t)} y1={AXIS_H - 4} y2={height} />
-                    <text className="tick" x={x(tk.t) + 3} y={AXIS_H - 9}>{tk.label}</text>
+                {breaks.map(({ b, x0, x1 }) => (
+                  <g key={b.t0} className="idle-break">
+                    <title>{`${formatDuration(b.gap)} with no checkpoint or backup, drawn shorter (${formatAbsolute(b.t0)} – ${formatAbsolute(b.t1)})`}</title>
+                    <rect x={x0} y={AXIS_H - 4} width={x1 - x0} height={height} />
+                    {x1 - x0 >= 46 && <text className="tick idle-label" x={(x0 + x1) / 2} y={AXIS_H - 9} textAnchor="middle">{`≈ ${formatDuration(b.gap)}`}</text>}
                   </g>
                 ))}
+                {axisTicks.map((tk) => {
+                  const tx = ((warp.toAxis(tk.t) - view.t0) / span) * plotW;
+                  return (
+                    <g key={tk.t}>
+                      <line className="grid" x1={tx} x2={tx} y1={AXIS_H - 4} y2={height} />
+                      <text className="tick" x={tx + 3} y={AXIS_H - 9}>{tk.label}</text>
+                    </g>
+                  );
+                })}
               </g>
               <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
               <g transform={`translate(0,${treeTop})`}>
@@ -224,25 +260,21 @@ export function Timeline(props: TimelineProps) {
                   current={current}
                   selected={selected}
                   now={now}
-                  view={view}
+                  x={x}
                   plotW={plotW}
                   changed={changed}
                   onSelect={props.onSelect}
                   onOpen={props.onOpen}
+                  onDelete={props.onDelete}
+                  onClearSelection={props.onClearSelection}
+                  focusRequest={props.focusRequest}
                 />
               </g>
-              {selected !== undefined && model.tree.byName.has(selected) && (
-                <line
-                  className="selected-rule"
-                  x1={x(model.tree.byName.get(selected)!.time)}
-                  x2={x(model.tree.byName.get(selected)!.time)}
-                  y1={treeTop}
-                  y2={height}
-                  aria-hidden="true"
-                />
+              {selectedNode && (
+                <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
               )}
               <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} view={view} plotW={plotW} now={now} selected={selected} exact={props.exact} dirtyMaps={props.dirtyMaps} />
+                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} />
               </g>
             </g>
           </g>
@@ -252,7 +284,7 @@ export function Timeline(props: TimelineProps) {
             {model.bands.map((b) => (
               <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
                 <line className="band-sep" x1={0} x2={width} y1={0} y2={0} />
-                <text className="gutter-title" x={12} y={18}>{b.disk.name}</text>
+                <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
                 <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
                 <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>
                 <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>

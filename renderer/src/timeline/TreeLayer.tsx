@@ -1,18 +1,22 @@
 // The checkpoint tree drawn on the time axis: a real role="tree" of role="treeitem"s named by
 // checkpoint, with a roving tabindex and arrow-key movement (tree-nav.ts). Enter or double-click
-// opens details, never a destructive action (P14). The NOW node is hollow and carries how much
-// changed since the current checkpoint (P2).
+// opens details, Delete opens the delete dialog (which asks first), Escape clears the selection;
+// nothing destructive happens on a key alone (P14). The NOW node is hollow and carries how much
+// changed since the current checkpoint (P2). Labels never overprint (labels.ts): long names are
+// shortened with an ellipsis (the full name is in the tooltip and the item's accessible name).
 
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactElement } from 'react';
 import type { Checkpoint } from '../../../shared/domain';
-import { formatAbsolute, formatBytes, formatRelative } from '../format';
+import { displayName, formatAbsolute, formatBytes, formatRelative, shortName } from '../format';
 import { TREE_PAD, type TimelineModel } from './model';
-import { timeToX, type TimeView } from './timescale';
+import { placeLabels, textWidth, type Interval } from './labels';
 import { isNavKey, moveFocus } from './tree-nav';
+import type { XScale } from './BandLanes';
 
-const CHAR_W = 6.3; // approximate width of an 11 px label character
 /** Zoomed out, a node closer than this to the previous drawn one on its lane is not drawn. */
 const MIN_NODE_PX = 8;
+/** Longest label on the canvas, in characters (the rest is in the tooltip and the details). */
+const LABEL_CHARS = 28;
 
 export interface TreeLayerProps {
   model: TimelineModel;
@@ -21,14 +25,18 @@ export interface TreeLayerProps {
   current?: string;
   selected?: string;
   now: number;
-  view: TimeView;
+  x: XScale;
   plotW: number;
   /** Bytes changed since the current checkpoint (live), for the NOW node. */
   changed?: number;
   onSelect(name: string): void;
   onOpen(name: string): void;
-  /** Bring a time into view (when keyboard focus moves to a node that is off-screen). */
-  onReveal?(t: number): void;
+  /** Delete on a focused checkpoint: open the delete dialog for it. */
+  onDelete?(name: string): void;
+  /** Escape: clear the selection. */
+  onClearSelection?(): void;
+  /** Move keyboard focus to this checkpoint's item (changes of `token` re-apply it). */
+  focusRequest?: { name: string; token: number };
 }
 
 export function laneY(lane: number, rowH: number): number {
@@ -36,18 +44,18 @@ export function laneY(lane: number, rowH: number): number {
 }
 
 function itemLabel(cp: Checkpoint | undefined, name: string, isCurrent: boolean, now: number): string {
-  if (!cp) return name;
+  const shown = displayName(name);
+  if (!cp) return shown;
   const disks = cp.disks.filter((d) => d.checkpoint === 'bitmap').map((d) => d.name);
-  const parts = [name, `created ${formatAbsolute(cp.createdAtMs)} (${formatRelative(cp.createdAtMs, now)})`];
+  const parts = [shown, `created ${formatAbsolute(cp.createdAtMs)} (${formatRelative(cp.createdAtMs, now)})`];
   parts.push(disks.length > 0 ? `bitmaps on ${disks.join(', ')}` : 'no disk bitmaps');
   if (isCurrent) parts.push('current checkpoint');
   return parts.join(', ');
 }
 
 export function TreeLayer(props: TreeLayerProps) {
-  const { model, view, plotW, now, current, selected } = props;
+  const { model, x, plotW, now, current, selected } = props;
   const { tree, rowH } = model;
-  const x = (t: number) => timeToX(view, plotW, t);
   const byName = useMemo(() => new Map(props.checkpoints.map((c) => [c.name, c])), [props.checkpoints]);
   const [focused, setFocused] = useState<string | undefined>(undefined);
   const itemRefs = useRef(new Map<string, SVGGElement>());
@@ -66,14 +74,17 @@ export function TreeLayer(props: TreeLayerProps) {
     }
   });
 
+  const focusRequest = props.focusRequest;
+  useEffect(() => {
+    if (!focusRequest) return;
+    setFocused(focusRequest.name);
+    pendingFocus.current = focusRequest.name;
+    itemRefs.current.get(focusRequest.name)?.focus();
+  }, [focusRequest]);
+
   const focusNode = (name: string) => {
     setFocused(name);
     props.onSelect(name);
-    const node = tree.byName.get(name);
-    if (node) {
-      const px = x(node.time);
-      if ((px < 0 || px > plotW) && props.onReveal) props.onReveal(node.time);
-    }
     pendingFocus.current = name;
     itemRefs.current.get(name)?.focus();
   };
@@ -88,62 +99,88 @@ export function TreeLayer(props: TreeLayerProps) {
       if (tabStop === undefined) return;
       if (e.key === 'Enter') props.onOpen(tabStop);
       else props.onSelect(tabStop);
+    } else if (e.key === 'Delete' && tabStop !== undefined && props.onDelete) {
+      e.preventDefault();
+      props.onDelete(tabStop);
+    } else if (e.key === 'Escape' && selected !== undefined && props.onClearSelection) {
+      e.preventDefault();
+      e.stopPropagation();
+      props.onClearSelection();
     }
   };
 
-  // Visible window with a margin; off-screen nodes are not drawn (except the tab stop, which must exist).
-  const margin = (view.t1 - view.t0) * 0.05;
-  const lo = view.t0 - margin;
-  const hi = view.t1 + margin;
+  const nowX = x(now);
+  const nowLane = tree.nowLane;
+  const cur = current !== undefined ? tree.byName.get(current) : undefined;
+  const changedText = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${displayName(cur.name)}` : cur ? `since ${displayName(cur.name)}` : 'no checkpoint yet';
+  const changedShort = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${shortName(cur.name, 16)}` : cur ? `since ${shortName(cur.name, 16)}` : 'no checkpoint yet';
+  // NOW's words go right of it when there is room, else left; either way they are an obstacle for
+  // the labels of its lane.
+  const nowTextW = textWidth('NOW  ') + textWidth(changedShort);
+  const nowRight = nowX + 12 + nowTextW <= plotW;
+  const nowBox: Interval = nowRight ? { x0: nowX - 10, x1: nowX + 12 + nowTextW } : { x0: nowX - 10 - nowTextW, x1: nowX + 10 };
 
   // Per lane, left to right: which nodes to draw (zoomed out, nodes closer than MIN_NODE_PX to the
   // previous drawn one are skipped — the table of checkpoints and the arrow keys still reach them),
-  // and which get a label (name and age where it fits before the next node, else the name).
+  // and which get a label: the current and the selected first, then left to right, each only
+  // where it overprints no other label (labels may pass over later nodes' circles, not words).
   const { drawn, labels } = useMemo(() => {
-    const perLane = new Map<number, { name: string; px: number; age: string }[]>();
+    const perLane = new Map<number, { name: string; px: number }[]>();
     for (const n of tree.nodes) {
-      if (n.time < lo || n.time > hi) continue;
+      const px = x(n.time);
+      if (px < -30 || px > plotW + 30) continue;
       const list = perLane.get(n.lane) ?? [];
-      list.push({ name: n.name, px: timeToX(view, plotW, n.time), age: formatRelative(n.time, now) });
+      list.push({ name: n.name, px });
       perLane.set(n.lane, list);
     }
     const drawnSet = new Set<string>();
-    const out = new Map<string, 'full' | 'name'>();
-    for (const all of perLane.values()) {
+    const out = new Map<string, { text: string; full: boolean }>();
+    for (const [lane, all] of perLane) {
       all.sort((a, b) => a.px - b.px);
-      const list: typeof all = [];
       let lastPx = -Infinity;
+      const shown: typeof all = [];
       for (const item of all) {
-        if (item.px - lastPx < MIN_NODE_PX) continue;
-        list.push(item);
+        const special = item.name === current || item.name === selected;
+        if (!special && item.px - lastPx < MIN_NODE_PX) continue;
+        shown.push(item);
         lastPx = item.px;
         drawnSet.add(item.name);
       }
-      for (let i = 0; i < list.length; i++) {
-        const room = (list[i + 1]?.px ?? Infinity) - list[i]!.px - 18;
-        if ((list[i]!.name.length + list[i]!.age.length + 2) * CHAR_W < room) out.set(list[i]!.name, 'full');
-        else if (list[i]!.name.length * CHAR_W < room) out.set(list[i]!.name, 'name');
+      const placed = placeLabels(shown.map((item) => {
+        const name = shortName(item.name, LABEL_CHARS);
+        const age = `  ${formatRelative(byName.get(item.name)?.createdAtMs ?? now, now)}`;
+        const options = [{ text: `${name}\u0000${age}`, width: textWidth(name + age) }, { text: name, width: textWidth(name) }];
+        const shorter = shortName(item.name, 10);
+        if (shorter !== name) options.push({ text: shorter, width: textWidth(shorter) });
+        return { key: item.name, x: item.px + 9, options, priority: item.name === selected ? 2 : item.name === current ? 1 : 0 };
+      }), lane === nowLane ? [nowBox] : []);
+      for (const [name, o] of placed) {
+        const [text, age] = o.text.split('\u0000');
+        out.set(name, { text: text!, full: age !== undefined });
       }
     }
     return { drawn: drawnSet, labels: out };
-  }, [tree, view, plotW, lo, hi, now]);
+  }, [tree, x, plotW, now, current, selected, byName, nowLane, nowBox.x0, nowBox.x1]);
 
   // All edges in two paths (current lineage, the rest): one DOM element each, however many nodes.
   let edgesCurrent = '';
   let edgesOther = '';
   const items: ReactElement[] = [];
+  const labelEls: ReactElement[] = [];
   for (const n of tree.nodes) {
-    const visible = n.time >= lo && n.time <= hi;
+    const cx = x(n.time);
+    const visible = cx >= -30 && cx <= plotW + 30;
     const parent = n.parent !== undefined ? tree.byName.get(n.parent) : undefined;
-    if (parent && !(parent.time > hi || n.time < lo)) {
+    if (parent) {
       const px = x(parent.time);
-      const nx = x(n.time);
-      const py = laneY(parent.lane, rowH);
-      const cy = laneY(n.lane, rowH);
-      if (parent.lane !== n.lane || nx - px >= 0.5) {
-        const d = parent.lane === n.lane ? `M${px.toFixed(1)},${py}H${nx.toFixed(1)}` : `M${px.toFixed(1)},${py}V${cy}H${nx.toFixed(1)}`;
-        if (n.onCurrentPath) edgesCurrent += d;
-        else edgesOther += d;
+      if (!(px > plotW + 30 || cx < -30)) {
+        const py = laneY(parent.lane, rowH);
+        const cy = laneY(n.lane, rowH);
+        if (parent.lane !== n.lane || cx - px >= 0.5) {
+          const d = parent.lane === n.lane ? `M${px.toFixed(1)},${py}H${cx.toFixed(1)}` : `M${px.toFixed(1)},${py}V${cy}H${cx.toFixed(1)}`;
+          if (n.onCurrentPath) edgesCurrent += d;
+          else edgesOther += d;
+        }
       }
     }
     const special = n.name === tabStop || n.name === current || n.name === selected;
@@ -151,11 +188,20 @@ export function TreeLayer(props: TreeLayerProps) {
     const cp = byName.get(n.name);
     const isCurrent = n.name === current;
     const isSelected = n.name === selected;
-    const cx = x(n.time);
     const cy = laneY(n.lane, rowH);
     const cls = ['treeitem', isCurrent ? 'is-current' : '', isSelected ? 'is-selected' : '', n.onCurrentPath || current === undefined ? '' : 'is-muted']
       .filter(Boolean).join(' ');
-    const label = labels.get(n.name) ?? (isSelected || isCurrent ? 'name' : undefined);
+    const label = labels.get(n.name);
+    if (label) {
+      // Labels live in their own layer under the items: an item's box is its node, so a label that
+      // passes over later nodes never takes their clicks.
+      labelEls.push(
+        <text key={n.name} className={`node-label${n.onCurrentPath || current === undefined ? '' : ' is-muted'}${isSelected ? ' is-selected' : ''}`} x={cx + 9} y={cy - 7} onClick={() => focusNode(n.name)}>
+          {label.text}
+          {label.full && <tspan className="node-age">{`  ${formatRelative(n.time, now)}`}</tspan>}
+        </text>,
+      );
+    }
     items.push(
       <g
         key={n.name}
@@ -177,30 +223,16 @@ export function TreeLayer(props: TreeLayerProps) {
         onDoubleClick={() => props.onOpen(n.name)}
         onFocus={() => setFocused(n.name)}
       >
-        <title>{`${n.name}\n${cp ? formatAbsolute(cp.createdAtMs) : ''}${cp?.description ? `\n${cp.description}` : ''}`}</title>
-        {/* A generous hit target: the node and its label. */}
-        <rect className="hit" x={cx - 10} y={cy - 19} width={20 + (label ? n.name.length * CHAR_W + 6 : 0)} height={29} />
+        <title>{`${displayName(n.name)}\n${cp ? formatAbsolute(cp.createdAtMs) : ''}${cp?.description ? `\n${cp.description}` : ''}`}</title>
+        {/* A generous hit target around the node. */}
+        <rect className="hit" x={cx - 9} y={cy - 11} width={18} height={22} />
         <circle className="focus-ring" cx={cx} cy={cy} r={10} />
         <circle className="node" cx={cx} cy={cy} r={isCurrent ? 6.5 : 5.5} />
-        {label && (
-          <text className="node-label" x={cx + 9} y={cy - 7}>
-            {n.name}
-            {label === 'full' && <tspan className="node-age">{`  ${formatRelative(n.time, now)}`}</tspan>}
-          </text>
-        )}
       </g>,
     );
   }
 
-  const nowLane = tree.nowLane;
-  const cur = current !== undefined ? tree.byName.get(current) : undefined;
-  const nowX = x(now);
-  const changedText = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${cur.name}` : cur ? `since ${cur.name}` : 'no checkpoint yet';
-  // On the canvas the name is shortened: the current checkpoint's own label sits just left of NOW.
-  const shortName = cur && cur.name.length > 13 ? `${cur.name.slice(0, 12)}…` : cur?.name;
-  const changedShort = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${shortName}` : cur ? `since ${shortName}` : 'no checkpoint yet';
   const nowY = laneY(nowLane ?? 0, rowH);
-
   return (
     <g className="tree-layer">
       <g className="edges" aria-hidden="true">
@@ -210,13 +242,15 @@ export function TreeLayer(props: TreeLayerProps) {
           <path className="edge edge-now" d={cur.lane === nowLane ? `M${x(cur.time)},${laneY(cur.lane, rowH)}H${nowX - 8}` : `M${x(cur.time)},${laneY(cur.lane, rowH)}V${nowY}H${nowX - 8}`} />
         )}
       </g>
+      <g className="node-labels" aria-hidden="true">{labelEls}</g>
       <g role="tree" aria-label={`Checkpoints of ${props.vmLabel}`} aria-multiselectable={false} onKeyDown={onKeyDown}>
         {items}
       </g>
       <g className="now-node" role="img" aria-label={`Now: ${changedText}`} transform={`translate(${nowX},${nowY})`}>
         <title>{`Now (${formatAbsolute(now)}): ${changedText}`}</title>
         <circle r={7.5} />
-        <text className="now-label" x={12} y={4}>NOW<tspan className="now-sub">{`  ${changedShort}`}</tspan></text>
+        {/* Right of the node, or — without room there — left of it and above the line that leads to it. */}
+        <text className="now-label" x={nowRight ? 12 : -10} y={nowRight ? 4 : -8} textAnchor={nowRight ? 'start' : 'end'}>NOW<tspan className="now-sub">{`  ${changedShort}`}</tspan></text>
       </g>
     </g>
   );

@@ -6,7 +6,7 @@ import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo, HealthIssue } from
 import { layoutTree, type TreeLayout } from './lanes';
 import type { BackupMark } from '../model/backup-marks';
 import { baselineBitmaps } from '../model/bitmaps';
-import { dirtySeries, type DirtyPoint, type DiskSample } from '../model/samples';
+import { dirtySeries, type DirtySeries, type DiskHistory } from '../model/samples';
 import { diskLanes, type DiskLane } from './spans';
 
 export const GLYPH = {
@@ -43,6 +43,10 @@ export const BACKUP_ROW_H = 18;
 export const TRACK_H = 15;
 export const AREA_H = 40;
 export const BAND_PAD = 7;
+/** The note row shown when many bitmaps record on one disk. */
+export const NOTE_H = 15;
+/** From this many recording bitmaps on one disk, the band says what they cost. */
+export const MANY_RECORDING = 16;
 /** The disk map under a band's lanes: title line, strip of cells, offset labels. */
 export const HEATMAP_H = 54;
 
@@ -53,9 +57,15 @@ export interface BandModel {
   /** y of the band's top, relative to the bands block. */
   top: number;
   height: number;
-  /** Tracks drawn (incl. the overflow row). */
+  /** Rows of the lanes: tracks, plus one for the folded group. */
   trackRows: number;
-  series: DirtyPoint[];
+  /** y of the first lane row inside the band (below the backup row and the note). */
+  tracksTop: number;
+  /** y of the dirty-bytes area inside the band. */
+  areaTop: number;
+  /** Set when many bitmaps record at once on this disk: what that costs. */
+  note?: RecordingNote;
+  series: DirtySeries;
   /** The bitmaps summed for the series; more than one means the sum is an upper bound. */
   seriesBitmaps: string[];
   backups: BackupMark[];
@@ -64,6 +74,13 @@ export interface BandModel {
   heatmap?: 'map' | 'no-bitmap';
   /** y of the disk map row inside the band. */
   heatmapTop: number;
+}
+
+/** Many bitmaps recording on one disk: each guest write is marked in every one of them. */
+export interface RecordingNote {
+  recording: number;
+  /** QEMU memory (and image space) for their bits: one bit per granule each. */
+  bytes: number;
 }
 
 export interface TimelineModel {
@@ -84,13 +101,15 @@ export interface ModelInput {
   current?: string;
   disks: readonly DiskInfo[];
   live?: Record<string, BitmapInfo[]>;
-  samples: Record<string, DiskSample[]>;
+  samples: Record<string, DiskHistory>;
   issues: readonly HealthIssue[];
   baseline?: string;
   backups: readonly BackupMark[];
   /** +Infinity for a clock-independent model: what runs to now then ends at +Infinity. */
   now: number;
   maxTracks?: number;
+  /** Disks whose folded group of older bitmaps the user opened. */
+  openGroups?: ReadonlySet<string>;
 }
 
 export function buildModel(input: ModelInput): TimelineModel {
@@ -99,23 +118,30 @@ export function buildModel(input: ModelInput): TimelineModel {
   const treeHeight = TREE_PAD * 2 + Math.max(1, tree.laneCount) * rowH;
   const layout = input.checkpoints[0]?.layout;
   const live = input.live ? new Map(Object.entries(input.live)) : undefined;
+  const baseline = input.baseline ?? input.current;
   const lanes = diskLanes({
     checkpoints: input.checkpoints, layout, disks: input.disks.map((d) => d.name), live, now: input.now, maxTracks: input.maxTracks,
+    keep: [input.current, baseline], open: input.openGroups,
   });
-  const baseline = input.baseline ?? input.current;
   const baseCp = baseline !== undefined ? input.checkpoints.find((c) => c.name === baseline) : undefined;
   let top = 0;
   const bands: BandModel[] = input.disks.map((disk, i) => {
     const lane = lanes[i]!;
-    const trackRows = Math.max(1, lane.tracks + (lane.overflow ? 1 : 0));
+    const trackRows = Math.max(1, lane.tracks + (lane.folded ? 1 : 0));
     const seriesBitmaps = baseCp ? baselineBitmaps(input.checkpoints, layout, baseCp.name, input.current, disk.name) : [];
     const hasBitmap = baseCp?.disks.some((d) => d.name === disk.name && d.checkpoint === 'bitmap') ?? false;
     const heatmap = baseCp && disk.bitmapCapable ? (hasBitmap ? 'map' as const : 'no-bitmap' as const) : undefined;
-    const heatmapTop = BAND_PAD + BACKUP_ROW_H + trackRows * TRACK_H + AREA_H;
+    const note = lane.recording >= MANY_RECORDING
+      ? { recording: lane.recording, bytes: lane.recording * Math.ceil(Math.ceil(disk.virtualSize / Math.max(1, disk.granularity)) / 8) }
+      : undefined;
+    const tracksTop = BAND_PAD + BACKUP_ROW_H + (note ? NOTE_H : 0);
+    const areaTop = tracksTop + trackRows * TRACK_H;
+    const heatmapTop = areaTop + AREA_H;
     const height = heatmapTop + (heatmap ? HEATMAP_H : 0) + BAND_PAD;
-    const series = baseCp ? dirtySeries(input.samples[disk.name] ?? [], seriesBitmaps, baseCp.createdAtMs, input.now) : [];
+    const series = baseCp ? dirtySeries(input.samples[disk.name], seriesBitmaps, baseCp.createdAtMs, input.now) : { points: [] };
     const band: BandModel = {
-      disk, lane, top, height, trackRows, series, seriesBitmaps, heatmap, heatmapTop,
+      disk, lane, top, height, trackRows, tracksTop, areaTop, series, seriesBitmaps, heatmap, heatmapTop,
+      ...(note ? { note } : {}),
       issues: input.issues.filter((x) => x.disk === disk.name),
       backups: input.backups.filter((b) => b.disks.some((d) => d.disk === disk.name)),
     };

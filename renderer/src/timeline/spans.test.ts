@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BitmapInfo } from '../../../shared/domain';
 import { checkpoint } from '../test/fake-api';
 import { baselineBitmaps, predecessorsOnDisk, stopTimes } from '../model/bitmaps';
-import { dirtySeries, type DiskSample } from '../model/samples';
+import { dirtySeries, recordCounts, type DiskHistory } from '../model/samples';
 import { diskLanes } from './spans';
 
 const bm = (name: string, over: Partial<BitmapInfo> = {}): BitmapInfo => ({
@@ -82,12 +82,40 @@ describe('independent layout and live states', () => {
     expect(lane!.spans.every((s) => s.state === 'unknown')).toBe(true);
   });
 
-  it('folds spans beyond maxTracks into one overflow bar with a count', () => {
+  it('folds the oldest spans beyond maxTracks into one group; the newest stay drawn', () => {
     const many = Array.from({ length: 10 }, (_, i) => checkpoint(`k${i}`, i ? `k${i - 1}` : undefined, 1000 * (i + 1), ['vda']));
     const live = new Map([['vda', many.map((c) => bm(c.name))]]);
     const [lane] = diskLanes({ checkpoints: many, layout: 'independent', disks: ['vda'], live, now: 20_000, maxTracks: 4 });
-    expect(lane!.tracks).toBe(4);
-    expect(lane!.overflow).toEqual({ count: 6, start: 5000, end: 20_000 });
+    expect(lane!.tracks).toBe(3); // three tracks + the group's row = maxTracks
+    expect(lane!.folded).toEqual({ count: 7, start: 1000, end: 20_000, recording: 7, states: ['recording'], open: false });
+    expect(lane!.spans.filter((s) => s.track >= 0).map((s) => s.checkpoint)).toEqual(['k7', 'k8', 'k9']);
+    expect(lane!.recording).toBe(10);
+  });
+
+  it('never folds the current or the selected checkpoint, and opens the group on request', () => {
+    const many = Array.from({ length: 40 }, (_, i) => checkpoint(`k${i}`, i ? `k${i - 1}` : undefined, 1000 * (i + 1), ['vda']));
+    const live = new Map([['vda', many.map((c) => bm(c.name))]]);
+    const [lane] = diskLanes({ checkpoints: many, layout: 'independent', disks: ['vda'], live, now: 50_000, maxTracks: 6, keep: ['k39', 'k3'] });
+    const drawn = lane!.spans.filter((s) => s.track >= 0).map((s) => s.checkpoint);
+    expect(drawn).toContain('k39');
+    expect(drawn).toContain('k3');
+    expect(drawn).toHaveLength(5);
+    expect(lane!.folded!.count).toBe(35);
+    // Newest on top: tracks increase with start time.
+    const tracks = lane!.spans.filter((s) => s.track >= 0).sort((a, b) => a.start - b.start).map((s) => s.track);
+    expect(tracks).toEqual([0, 1, 2, 3, 4]);
+    const [open] = diskLanes({ checkpoints: many, layout: 'independent', disks: ['vda'], live, now: 50_000, maxTracks: 6, keep: ['k39'], open: new Set(['vda']) });
+    expect(open!.spans.every((s) => s.track >= 0)).toBe(true);
+    expect(open!.tracks).toBe(40);
+    expect(open!.folded!.open).toBe(true);
+  });
+
+  it('packs a thousand concurrent bitmaps quickly (no quadratic packing)', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => checkpoint(`k${i}`, i ? `k${i - 1}` : undefined, 1000 * (i + 1), ['vda']));
+    const live = new Map([['vda', many.map((c) => bm(c.name))]]);
+    const [lane] = diskLanes({ checkpoints: many, layout: 'independent', disks: ['vda'], live, now: 2e6, open: new Set(['vda']) });
+    expect(lane!.tracks).toBe(1000);
+    expect(new Set(lane!.spans.map((s) => s.track)).size).toBe(1000);
   });
 
   it('keeps existing tracks when a checkpoint is added', () => {
@@ -118,34 +146,37 @@ describe('dirty bytes of a baseline', () => {
     expect(baselineBitmaps(chained, 'chained', 'nope', 'c3', 'vda')).toEqual([]);
   });
 
-  it('starts at zero at the baseline, sums the contributing counts per sample, and holds to now', () => {
-    const samples: DiskSample[] = [
-      { at: 500, counts: { c1: 999 } }, // before the baseline: ignored
-      { at: 1500, counts: { c1: 100 } },
-      { at: 2500, counts: { c1: 300, c2: 50 } },
-      { at: 3500, counts: { c1: 300, c2: 80, c3: 10, other: 7777 } },
-    ];
-    expect(dirtySeries(samples, ['c1', 'c2', 'c3'], 1000, 4000)).toEqual([
-      { t: 1000, bytes: 0 },
-      { t: 1500, bytes: 100 },
-      { t: 2500, bytes: 350 },
-      { t: 3500, bytes: 390 },
-      { t: 4000, bytes: 390 },
+  const history = (events: [number, Record<string, number>][]): DiskHistory => {
+    const h: DiskHistory = new Map();
+    const known = new Map<string, number>();
+    for (const [at, counts] of events) {
+      for (const [k, v] of Object.entries(counts)) known.set(k, v);
+      recordCounts(h, at, new Map(known));
+    }
+    return h;
+  };
+
+  it('starts at zero at the baseline, sums the contributing counts wherever one changes, and holds to now', () => {
+    const h = history([
+      [500, { c1: 999 }], // before the baseline: carried, not drawn
+      [1500, { c1: 100 }],
+      [2500, { c1: 300, c2: 50 }],
+      [3500, { c1: 300, c2: 80, c3: 10, other: 7777 }],
     ]);
-    expect(dirtySeries(samples, [], 1000, 4000)).toEqual([]);
+    expect(dirtySeries(h, ['c1', 'c2', 'c3'], 1000, 4000)).toEqual({
+      points: [{ t: 1000, bytes: 0 }, { t: 1500, bytes: 100 }, { t: 2500, bytes: 350 }, { t: 3500, bytes: 390 }, { t: 4000, bytes: 390 }],
+      observedFrom: 1000,
+    });
+    expect(dirtySeries(h, [], 1000, 4000)).toEqual({ points: [] });
   });
 
-  it('carries unchanged counts forward through delta-encoded samples', () => {
-    const deltas: DiskSample[] = [
-      { at: 500, counts: { c1: 40, c2: 7 } }, // full first sample, before the baseline
-      { at: 1500, counts: { c3: 5 } }, // only c3 changed
-      { at: 2500, counts: { other: 1 } }, // nothing that counts here: no point
-      { at: 3000, counts: { c1: 50 } },
-    ];
-    expect(dirtySeries(deltas, ['c1', 'c2', 'c3'], 1000, 3000)).toEqual([
-      { t: 1000, bytes: 0 },
-      { t: 1500, bytes: 52 },
-      { t: 3000, bytes: 62 },
-    ]);
+  it('says from when the curve was observed (the page opened after the baseline)', () => {
+    const h = history([[5000, { c1: 4096 }], [6000, { c1: 8192 }]]);
+    expect(dirtySeries(h, ['c1'], 1000, 7000)).toEqual({
+      points: [{ t: 1000, bytes: 0 }, { t: 5000, bytes: 4096 }, { t: 6000, bytes: 8192 }, { t: 7000, bytes: 8192 }],
+      observedFrom: 5000,
+    });
+    // Nothing observed yet: flat at zero, not a made-up level.
+    expect(dirtySeries(new Map(), ['c1'], 1000, 7000)).toEqual({ points: [{ t: 1000, bytes: 0 }, { t: 7000, bytes: 0 }] });
   });
 });

@@ -34,14 +34,30 @@ export interface MissingMark {
   time: number;
 }
 
+/** The bitmaps of a lane folded into one row (the oldest ones, never the current or selected one). */
+export interface FoldedGroup {
+  count: number;
+  start: number;
+  end: number;
+  /** How many of them record writes. */
+  recording: number;
+  /** Their states, each once. */
+  states: SpanState[];
+  /** The user opened the group: its bitmaps are drawn on tracks of their own as well. */
+  open: boolean;
+}
+
 export interface DiskLane {
   disk: string;
+  /** Every span; those folded into the group have track -1. */
   spans: BitmapSpan[];
   missing: MissingMark[];
-  /** Sub-tracks in use (at most maxTracks). */
+  /** Sub-tracks in use for drawn spans (not counting the group's row). */
   tracks: number;
-  /** Spans that did not fit in maxTracks, drawn as one bar with a count. */
-  overflow?: { count: number; start: number; end: number };
+  /** More bitmaps than fit: the oldest are folded into one row that opens. */
+  folded?: FoldedGroup;
+  /** Bitmaps recording writes on this disk right now (each write is marked in every one of them). */
+  recording: number;
   /** Live bitmaps that belong to no checkpoint (another tool's, or a leftover temporary one). */
   foreign: string[];
 }
@@ -53,30 +69,109 @@ export interface LaneInput {
   /** Live bitmaps per disk; undefined when not known (VM not connected). */
   live?: ReadonlyMap<string, readonly BitmapInfo[]>;
   now: number;
+  /** Rows a lane may use before its oldest bitmaps fold into a group (the group takes one of them). */
   maxTracks?: number;
+  /** Checkpoints whose bitmaps are always drawn (the current and the selected one). */
+  keep?: readonly (string | undefined)[];
+  /** Disks whose folded group the user opened. */
+  open?: ReadonlySet<string>;
 }
 
-/** Greedy interval packing in start order: stable when spans are added later in time. */
-function packTracks(spans: BitmapSpan[], maxTracks: number): { tracks: number; overflow?: DiskLane['overflow'] } {
-  const ends: number[] = [];
-  let overflow: DiskLane['overflow'];
-  const sorted = [...spans].sort((a, b) => a.start - b.start || (a.checkpoint < b.checkpoint ? -1 : 1));
-  for (const s of sorted) {
-    let t = ends.findIndex((e) => e <= s.start);
-    if (t === -1) t = ends.length;
-    ends[t] = s.end;
-    s.track = t;
-    if (t >= maxTracks) {
-      overflow = overflow
-        ? { count: overflow.count + 1, start: Math.min(overflow.start, s.start), end: Math.max(overflow.end, s.end) }
-        : { count: 1, start: s.start, end: s.end };
+/** A binary min-heap of numbers by a key (small, for packTracks). */
+class MinHeap {
+  private readonly items: number[] = [];
+  constructor(private readonly key: (i: number) => number) {}
+  get size(): number {
+    return this.items.length;
+  }
+  peek(): number | undefined {
+    return this.items[0];
+  }
+  push(x: number): void {
+    const a = this.items;
+    a.push(x);
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (this.key(a[p]!) <= this.key(a[i]!)) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
     }
   }
-  return { tracks: Math.min(ends.length, maxTracks), overflow };
+  pop(): number | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.key(a[l]!) < this.key(a[m]!)) m = l;
+        if (r < a.length && this.key(a[r]!) < this.key(a[m]!)) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * Greedy interval packing in start order, each span on the lowest free track (stable when spans
+ * are added later in time); sets each span's track and returns the track count. O(n log n): a
+ * thousand concurrent bitmaps (the independent layout) pack in well under a millisecond.
+ */
+function packTracks(spans: BitmapSpan[]): number {
+  const sorted = [...spans].sort((a, b) => a.start - b.start || (a.checkpoint < b.checkpoint ? -1 : 1));
+  const ends: number[] = [];
+  const busy = new MinHeap((t) => ends[t]!); // tracks in use, by end time
+  const free = new MinHeap((t) => t); // tracks free again, by index
+  for (const s of sorted) {
+    while (busy.size > 0 && ends[busy.peek()!]! <= s.start) free.push(busy.pop()!);
+    const t = free.size > 0 ? free.pop()! : ends.length;
+    ends[t] = s.end;
+    s.track = t;
+    busy.push(t);
+  }
+  return ends.length;
+}
+
+/**
+ * Which spans get a track when they do not all fit in `maxTracks` rows: the kept ones (current,
+ * selected), then the newest, as long as they pack into maxTracks - 1 rows (the last row is the
+ * group's). The others are folded (track -1).
+ */
+function fold(spans: BitmapSpan[], maxTracks: number, keep: ReadonlySet<string>, open: boolean): { tracks: number; folded?: FoldedGroup } {
+  const all = packTracks(spans);
+  if (all <= maxTracks) return { tracks: all };
+  const shown: BitmapSpan[] = spans.filter((s) => keep.has(s.checkpoint));
+  const rest = spans.filter((s) => !keep.has(s.checkpoint)).sort((a, b) => b.start - a.start || (a.checkpoint < b.checkpoint ? 1 : -1));
+  const room = Math.max(1, maxTracks - 1);
+  for (const s of rest) {
+    if (packTracks([...shown, s]) > room) break;
+    shown.push(s);
+  }
+  const shownSet = new Set(shown);
+  const hidden = spans.filter((s) => !shownSet.has(s));
+  const folded: FoldedGroup = {
+    count: hidden.length,
+    start: Math.min(...hidden.map((s) => s.start)),
+    end: Math.max(...hidden.map((s) => s.end)),
+    recording: hidden.filter((s) => s.recording).length,
+    states: [...new Set(hidden.map((s) => s.state))],
+    open,
+  };
+  if (open) return { tracks: packTracks(spans), folded };
+  const tracks = packTracks(shown);
+  for (const s of hidden) s.track = -1;
+  return { tracks, folded };
 }
 
 export function diskLanes(input: LaneInput): DiskLane[] {
   const maxTracks = input.maxTracks ?? 6;
+  const keep = new Set(input.keep?.filter((k): k is string => k !== undefined));
   return input.disks.map((disk) => {
     const live = input.live?.get(disk);
     const liveByName = new Map((live ?? []).filter((b) => b.name !== undefined).map((b) => [b.name!, b]));
@@ -108,8 +203,9 @@ export function diskLanes(input: LaneInput): DiskLane[] {
       const state: SpanState = b.inconsistent ? 'inconsistent' : b.busy ? 'busy' : b.recording ? 'recording' : 'disabled';
       spans.push({ checkpoint: cp.name, bitmap, start, end, endKnown, state, count: b.count, recording: b.recording, track: 0 });
     }
-    const { tracks, overflow } = packTracks(spans, maxTracks);
+    const { tracks, folded } = fold(spans, maxTracks, keep, input.open?.has(disk) ?? false);
     const foreign = [...liveByName.keys()].filter((n) => !known.has(n) && !n.startsWith(TEMP_BITMAP_PREFIX));
-    return { disk, spans, missing, tracks, overflow, foreign };
+    const recording = spans.filter((s) => s.recording).length;
+    return { disk, spans, missing, tracks, ...(folded ? { folded } : {}), recording, foreign };
   });
 }

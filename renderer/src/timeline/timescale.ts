@@ -1,6 +1,9 @@
 // The time axis: a linear map from a visible time window [t0, t1] (ms) to pixels [0, width],
 // with zoom around a point, pan, fit, and ticks at round calendar steps. Pure, so the
-// timeline's zoom behaviour is unit-tested without a browser.
+// timeline's zoom behaviour is unit-tested without a browser. The window is in axis time: real
+// time through a TimeWarp (warp.ts) when idle stretches are compressed.
+
+import type { TimeWarp } from './warp';
 
 export interface TimeView {
   t0: number;
@@ -91,16 +94,41 @@ function tickLabel(t: number, step: number): string {
   return String(d.getFullYear());
 }
 
-/** Ticks at a round step chosen so that labels are at least `minPx` apart. Aligned to local time. */
-export function ticks(view: TimeView, width: number, minPx = 90): Tick[] {
+/**
+ * Ticks at a round step chosen so that labels are at least `minPx` apart, aligned to local time.
+ * With a warp (compressed idle stretches) the view is in axis time: ticks are placed in real time
+ * on the uncompressed stretches only (inside a compressed gap the scale is not the step's).
+ */
+export function ticks(view: TimeView, width: number, minPx = 90, warp?: TimeWarp): Tick[] {
   const span = view.t1 - view.t0;
   if (!(span > 0) || !(width > 0)) return [];
   const wanted = (span / width) * minPx;
   const step = STEPS.find((s) => s >= wanted) ?? STEPS[STEPS.length - 1]!;
-  // Align to local midnight offsets so hour ticks land on the hour in the user's zone.
-  const tzOffset = new Date(view.t0).getTimezoneOffset() * MINUTE;
-  const first = Math.ceil((view.t0 - tzOffset) / step) * step + tzOffset;
+  const toAxis = warp?.toAxis ?? ((t: number) => t);
+  const toTime = warp?.toTime ?? ((a: number) => a);
+  // The uncompressed stretches of the visible window, in real time.
+  const r0 = toTime(view.t0);
+  const r1 = toTime(view.t1);
+  const stretches: [number, number][] = [];
+  let from = r0;
+  for (const b of warp?.breaks ?? []) {
+    if (b.t1 <= r0 || b.t0 >= r1) continue;
+    if (b.t0 > from) stretches.push([from, b.t0]);
+    from = Math.max(from, b.t1);
+  }
+  if (from < r1) stretches.push([from, r1]);
   const out: Tick[] = [];
-  for (let t = first; t <= view.t1 && out.length < 200; t += step) out.push({ t, label: tickLabel(t, step) });
+  let lastPx = -Infinity;
+  for (const [s0, s1] of stretches) {
+    // Align to local midnight offsets so hour ticks land on the hour in the user's zone.
+    const tzOffset = new Date(s0).getTimezoneOffset() * MINUTE;
+    const first = Math.ceil((s0 - tzOffset) / step) * step + tzOffset;
+    for (let t = first; t <= s1 && out.length < 200; t += step) {
+      const px = ((toAxis(t) - view.t0) / span) * width;
+      if (px - lastPx < minPx * 0.6) continue; // across a break, two stretches' ticks can meet
+      out.push({ t, label: tickLabel(t, step) });
+      lastPx = px;
+    }
+  }
   return out;
 }
