@@ -1,6 +1,6 @@
 // Page actions the UI specs share: they drive the app the way an admin does, through its dialogs.
 import type { Page } from '@playwright/test';
-import { expect } from './fixtures';
+import { expect, type E2eHost } from './fixtures';
 
 /** Creates a checkpoint from the dialog (choosing the layout at the first one) and waits for it in the tree. */
 export async function createCheckpoint(page: Page, name: string, layout?: 'Independent' | 'Chained'): Promise<void> {
@@ -35,3 +35,15 @@ export async function simulateWrites(
 
 /** A disk's band (its lanes) on the timeline. */
 export const band = (page: Page, disk: string) => page.locator(`g.band[data-disk="${disk}"]`);
+
+/** Runs the write simulator through the contract (no dialog) and waits until its job has ended. */
+export async function writeThroughContract(host: E2eHost, vmId: string, disk: string, mib: number, pattern: 'sequential' | 'random' = 'random'): Promise<void> {
+  const job = await host.handlers['lab:write'](vmId, { disk, pattern, mib, rateMibPerS: 256 });
+  await expect.poll(async () => (await host.handlers['job:list']()).find((j) => j.id === job.id)?.state, { timeout: 30_000 }).toBe('succeeded');
+}
+
+/** Clicks a checkpoint's node in the tree (its circle: labels live in their own layer). */
+export async function clickCheckpoint(page: Page, name: string | RegExp): Promise<void> {
+  const re = typeof name === 'string' ? new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')},`) : name;
+  await page.getByRole('treeitem', { name: re }).locator('circle.node').click();
+}

@@ -47,8 +47,10 @@ interface Props {
 function GroupRow({ band, x, plotW, y, onToggle }: { band: BandModel; x: XScale; plotW: number; y: number; onToggle(): void }) {
   const g = band.lane.folded!;
   const disk = band.disk.name;
-  const x1 = Math.max(-20, x(g.start));
-  const x2 = Math.min(plotW + 20, Math.max(x1 + 2, x(g.end)));
+  // Clamped to the plot (it stays in the DOM off screen: it is a keyboard stop).
+  const clamp = (px: number) => Math.max(-20, Math.min(plotW + 20, px));
+  const x1 = clamp(x(g.start));
+  const x2 = Math.max(x1 + 2, clamp(x(g.end)));
   const states = g.states.map((st) => STATE_WORDS[st]).join(', ');
   const words = g.open
     ? `▾ ${g.count} older bitmaps shown above — fold them`

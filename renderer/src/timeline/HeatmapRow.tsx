@@ -10,6 +10,7 @@ import type { DiskInfo } from '../../../shared/domain';
 import { formatBytes, formatPart } from '../format';
 import type { DiskMapState } from '../store/types';
 import { CELL_GLYPH, CELL_WORDS, cellKind, countCells, describeMap, offsetTicks } from './heatmap';
+import { textWidth } from './labels';
 import { HEATMAP_H } from './model';
 
 const TITLE_Y = 12;
@@ -56,7 +57,11 @@ function Cells({ buckets, plotW, bucketBytes }: { buckets: readonly number[]; pl
   return <>{out}</>;
 }
 
-/** Below this plot width the cell counts are left out of the row (they stay in its accessible name). */
+function countsText(c: { full: number; partial: number; clean: number }): string {
+  return `${CELL_GLYPH.full} ${c.full} fully dirty · ${CELL_GLYPH.partial} ${c.partial} partly dirty · ${CELL_GLYPH.clean} ${c.clean} clean`;
+}
+
+/** Below this plot width (or when the title needs the room) the cell counts are left out of the row (they stay in its accessible name). */
 const COUNTS_MIN_W = 720;
 
 export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, kind, state, plotW }: Props) {
@@ -90,9 +95,9 @@ export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, ki
         {`where ${name} changed since ${shown}`}
         <tspan className={state?.error ? 'hm-error' : 'hm-sub'}>{` · ${status}`}</tspan>
       </text>
-      {counts && plotW >= COUNTS_MIN_W && (
+      {counts && plotW >= COUNTS_MIN_W && textWidth(`where ${name} changed since ${shown} · ${status}`) + textWidth(countsText(counts)) + 24 <= plotW && (
         <text className="hm-counts" x={plotW - 2} y={TITLE_Y} textAnchor="end">
-          {`${CELL_GLYPH.full} ${counts.full} fully dirty · ${CELL_GLYPH.partial} ${counts.partial} partly dirty · ${CELL_GLYPH.clean} ${counts.clean} clean`}
+          {countsText(counts)}
         </text>
       )}
       <g transform={`translate(0,${STRIP_Y})`}>

@@ -12,6 +12,7 @@ import { DiskBands } from './DiskBands';
 import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';
 import { panBy, ticks, zoomAt, type TimeView } from './timescale';
+import { placeLabels, textWidth } from './labels';
 import { TreeLayer } from './TreeLayer';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
 import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
@@ -167,10 +168,25 @@ export function Timeline(props: TimelineProps) {
     (t: number) => ((warp.toAxis(Math.min(t, now)) - view.t0) / span) * plotW,
     [warp, now, view.t0, span, plotW],
   );
-  const axisTicks = ticks(view, plotW, 90, warp);
-  const breaks = warp.breaks
+  // Axis words never overprint: a break's "≈ 2 h" first (centred on it), then the tick times.
+  const shownBreaks = warp.breaks
     .map((b) => ({ b, x0: ((b.a0 - view.t0) / span) * plotW, x1: ((b.a1 - view.t0) / span) * plotW }))
-    .filter(({ x0, x1 }) => x1 > 0 && x0 < plotW && x1 - x0 >= 6);
+    .filter(({ x0, x1 }) => x1 > 0 && x0 < plotW && x1 - x0 >= 3);
+  const tickPx = ticks(view, plotW, 90, warp).map((tk) => ({ ...tk, x: ((warp.toAxis(tk.t) - view.t0) / span) * plotW }));
+  const axisWords = placeLabels([
+    // Only pauses of a minute or more are worth words; shorter ones are shaded only.
+    ...shownBreaks.filter(({ b }) => b.gap >= 60_000).map(({ b, x0, x1 }) => {
+      const text = `≈ ${formatDuration(b.gap)}`;
+      const w = textWidth(text, 10);
+      return { key: `b${b.t0}`, x: (x0 + x1) / 2 - w / 2, priority: 1, options: [{ text, width: w }] };
+    }),
+    ...tickPx.map((tk) => ({ key: `t${tk.t}`, x: tk.x + 3, options: [{ text: tk.label, width: textWidth(tk.label, 10) }] })),
+  ], [], 8);
+  const breaks = shownBreaks.map((s) => {
+    const w = axisWords.get(`b${s.b.t0}`);
+    return { ...s, label: w ? { text: w.text, x: (s.x0 + s.x1) / 2 - w.width / 2 } : undefined };
+  });
+  const axisTicks = tickPx.map((tk) => ({ ...tk, label: axisWords.get(`t${tk.t}`)?.text }));
   const treeTop = AXIS_H;
   const bandsTop = AXIS_H + model.treeHeight;
   const height = bandsTop + model.bandsHeight + 8;
@@ -234,22 +250,19 @@ export function Timeline(props: TimelineProps) {
           <g transform={`translate(${GUTTER},0)`}>
             <g clipPath="url(#tm-plot-clip)">
               <g className="axis" aria-hidden="true">
-                {breaks.map(({ b, x0, x1 }) => (
+                {breaks.map(({ b, x0, x1, label }) => (
                   <g key={b.t0} className="idle-break">
                     <title>{`${formatDuration(b.gap)} with no checkpoint or backup, drawn shorter (${formatAbsolute(b.t0)} – ${formatAbsolute(b.t1)})`}</title>
                     <rect x={x0} y={AXIS_H - 4} width={x1 - x0} height={height} />
-                    {x1 - x0 >= 46 && <text className="tick idle-label" x={(x0 + x1) / 2} y={AXIS_H - 9} textAnchor="middle">{`≈ ${formatDuration(b.gap)}`}</text>}
+                    {label && <text className="tick idle-label" x={label.x} y={AXIS_H - 9}>{label.text}</text>}
                   </g>
                 ))}
-                {axisTicks.map((tk) => {
-                  const tx = ((warp.toAxis(tk.t) - view.t0) / span) * plotW;
-                  return (
-                    <g key={tk.t}>
-                      <line className="grid" x1={tx} x2={tx} y1={AXIS_H - 4} y2={height} />
-                      <text className="tick" x={tx + 3} y={AXIS_H - 9}>{tk.label}</text>
-                    </g>
-                  );
-                })}
+                {axisTicks.map((tk) => (
+                  <g key={tk.t}>
+                    <line className="grid" x1={tk.x} x2={tk.x} y1={AXIS_H - 4} y2={height} />
+                    {tk.label && <text className="tick" x={tk.x + 3} y={AXIS_H - 9}>{tk.label}</text>}
+                  </g>
+                ))}
               </g>
               <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
               <g transform={`translate(0,${treeTop})`}>

@@ -113,10 +113,10 @@ export function TreeLayer(props: TreeLayerProps) {
   const nowLane = tree.nowLane;
   const cur = current !== undefined ? tree.byName.get(current) : undefined;
   const changedText = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${displayName(cur.name)}` : cur ? `since ${displayName(cur.name)}` : 'no checkpoint yet';
-  const changedShort = props.changed !== undefined && cur ? `${formatBytes(props.changed)} changed since ${shortName(cur.name, 16)}` : cur ? `since ${shortName(cur.name, 16)}` : 'no checkpoint yet';
+  const changedShort = props.changed !== undefined && cur ? `${formatBytes(props.changed)} since ${shortName(cur.name, 14)}` : cur ? `since ${shortName(cur.name, 14)}` : 'no checkpoint yet';
   // NOW's words go right of it when there is room, else left; either way they are an obstacle for
   // the labels of its lane.
-  const nowTextW = textWidth('NOW  ') + textWidth(changedShort);
+  const nowTextW = (5 + changedShort.length) * 7; // bold: wider than textWidth()'s estimate
   const nowRight = nowX + 12 + nowTextW <= plotW;
   const nowBox: Interval = nowRight ? { x0: nowX - 10, x1: nowX + 12 + nowTextW } : { x0: nowX - 10 - nowTextW, x1: nowX + 10 };
 
@@ -153,7 +153,7 @@ export function TreeLayer(props: TreeLayerProps) {
         const shorter = shortName(item.name, 10);
         if (shorter !== name) options.push({ text: shorter, width: textWidth(shorter) });
         return { key: item.name, x: item.px + 9, options, priority: item.name === selected ? 2 : item.name === current ? 1 : 0 };
-      }), lane === nowLane ? [nowBox] : []);
+      }), lane === nowLane ? [nowBox] : [], 3); // widths are estimated on the wide side: 3 px is enough
       for (const [name, o] of placed) {
         const [text, age] = o.text.split('\u0000');
         out.set(name, { text: text!, full: age !== undefined });

@@ -32,16 +32,32 @@ export interface Interval {
   x1: number;
 }
 
-/** The chosen form of each placed label, by key. */
+/**
+ * The chosen form of each placed label, by key. Two passes, so that one long label does not starve
+ * its neighbours: first every label gets its shortest form where that fits (in priority order, then
+ * left to right), then each placed label grows to its longest form that still fits.
+ */
 export function placeLabels(candidates: readonly LabelCandidate[], obstacles: readonly Interval[] = [], gap = 6): Map<string, LabelOption> {
-  const placed: Interval[] = [...obstacles];
+  const order = [...candidates].filter((c) => c.options.length > 0).sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0) || a.x - b.x);
+  const boxes = new Map<string, Interval>();
   const out = new Map<string, LabelOption>();
-  const order = [...candidates].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0) || a.x - b.x);
+  const fits = (iv: Interval, self?: string) =>
+    !obstacles.some((p) => iv.x0 < p.x1 + gap && p.x0 < iv.x1 + gap) &&
+    ![...boxes].some(([k, p]) => k !== self && iv.x0 < p.x1 + gap && p.x0 < iv.x1 + gap);
   for (const c of order) {
+    const o = c.options[c.options.length - 1]!;
+    const iv = { x0: c.x, x1: c.x + o.width };
+    if (!fits(iv)) continue;
+    boxes.set(c.key, iv);
+    out.set(c.key, o);
+  }
+  for (const c of order) {
+    if (!out.has(c.key)) continue;
     for (const o of c.options) {
+      if (o === out.get(c.key)) break;
       const iv = { x0: c.x, x1: c.x + o.width };
-      if (placed.some((p) => iv.x0 < p.x1 + gap && p.x0 < iv.x1 + gap)) continue;
-      placed.push(iv);
+      if (!fits(iv, c.key)) continue;
+      boxes.set(c.key, iv);
       out.set(c.key, o);
       break;
     }

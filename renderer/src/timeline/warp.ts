@@ -6,8 +6,9 @@
 // (c/2)·log10(gap/c).) The map is piecewise linear and monotonic, so the zoom and pan of
 // timescale.ts work unchanged on "axis time"; only ticks and labels go back to real time.
 //
-// C follows the data: four times the median gap between events, at least MIN_IDLE_MS, so bursts
-// and everyday cadences both keep their rhythm while the long pauses between them shrink.
+// C follows the data: four times the median gap between events, at least MIN_IDLE_MS (1 s), so
+// bursts (checkpoints made by a script a fraction of a second apart) and everyday cadences both
+// keep their rhythm while the long pauses between them shrink.
 
 export interface IdleBreak {
   /** The real time between the two events around it (what its label says). */
@@ -32,7 +33,7 @@ export interface TimeWarp {
 export const IDENTITY_WARP: TimeWarp = { toAxis: (t) => t, toTime: (a) => a, breaks: [] };
 
 /** Gaps shorter than this are never compressed. */
-export const MIN_IDLE_MS = 10_000;
+export const MIN_IDLE_MS = 1000;
 
 /** Axis length of a compressed gap of real length `gap` (> c): grows with the gap's order of magnitude. */
 export function compressedLength(gap: number, c: number): number {
