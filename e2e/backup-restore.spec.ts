@@ -66,7 +66,7 @@ test('full and incremental backups: bytes to copy before, per-disk progress, mar
   expect(consoleErrors).toEqual([]);
 });
 
-test('restore to a new image: Cancel has focus, in place is refused while running, the image matches the backup', async ({ app, host, consoleErrors }) => {
+test('restore to a new image: Cancel has focus, in place is refused while running, the VM is not touched (not even on failure), the image matches the backup', async ({ app, host, consoleErrors }) => {
   // Arrange through the contract (the same calls the UI makes): a checkpoint, writes, a full backup.
   const [vm] = await host.handlers['vm:list']();
   await host.handlers['checkpoint:create'](vm!.id, { name: 'base', layout: 'independent' });
@@ -80,19 +80,45 @@ test('restore to a new image: Cancel has focus, in place is refused while runnin
   await expect(dialog.getByLabel('Backup point')).toHaveValue(backup.id);
   await expect(dialog.getByRole('radio', { name: /In place/ })).toBeDisabled();
   await expect(dialog).toContainText('is running: QEMU holds its images open');
-  await expect(dialog.getByRole('checkbox', { name: 'Create a checkpoint of the current state first' })).toBeChecked();
+  // A restore to a new image does not touch the VM: nothing to tick, no checkpoint made.
+  await expect(dialog.getByRole('checkbox', { name: /checkpoint/i })).toHaveCount(0);
+  await expect(dialog).toContainText('no checkpoint is made and its disks are not touched');
+  const checkpointsBefore = (await host.handlers['checkpoint:list'](vm!.id)).length;
+  const bitmapsBefore = JSON.stringify((await host.handlers['vm:info'](vm!.id)).disks.map((d) => d.bitmaps.map((b) => b.name)));
   await dialog.getByRole('checkbox', { name: 'Restore vdb' }).uncheck();
   await dialog.getByRole('checkbox', { name: 'Restore vdc' }).uncheck();
   await expect(dialog.getByRole('table', { name: 'Disks to restore' }).getByRole('row', { name: /vda/ })).toContainText('nothing — the disk is not touched');
   const target = await dialog.getByLabel('Path for vda').inputValue();
   expect(path.isAbsolute(target)).toBe(true);
+  // Checked before anything runs: a relative path is refused in the dialog.
+  await dialog.getByLabel('Path for vda').fill('restored.qcow2');
+  await expect(dialog).toContainText('The path for vda must be absolute');
+  await expect(dialog.getByRole('button', { name: 'Restore vda to a new image' })).toBeDisabled();
+  // A restore that fails in the engine (its folder does not exist) leaves the VM as it was.
+  await dialog.getByLabel('Path for vda').fill(path.join(host.stateDir, 'no-such-dir', 'vda.qcow2'));
+  await dialog.getByRole('button', { name: 'Restore vda to a new image' }).click();
+  await expect(dialog).toContainText('The restore failed', { timeout: 30_000 });
+  await expect(dialog.getByRole('alert')).toContainText('no-such-dir does not exist');
+  await app.screenshot({ path: artifact('restore-failed') });
+  expect(await host.handlers['checkpoint:list'](vm!.id)).toHaveLength(checkpointsBefore);
+  expect(JSON.stringify((await host.handlers['vm:info'](vm!.id)).disks.map((d) => d.bitmaps.map((b) => b.name)))).toBe(bitmapsBefore);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // Again, to a good path: the dialog shows only this attempt's job, not the failed one before.
+  await app.getByRole('button', { name: 'Restore' }).click();
+  await dialog.getByRole('checkbox', { name: 'Restore vdb' }).uncheck();
+  await dialog.getByRole('checkbox', { name: 'Restore vdc' }).uncheck();
+  await expect(dialog.getByLabel('Path for vda')).toHaveValue(target);
   await app.screenshot({ path: artifact('restore-form') });
   await dialog.getByRole('button', { name: 'Restore vda to a new image' }).click();
   await expect(dialog.getByRole('status')).toContainText(`vda restored to ${target}`, { timeout: 60_000 });
+  await expect(dialog.getByRole('article')).toHaveCount(1);
+  await expect(dialog.getByRole('article').first()).toContainText('succeeded');
   await app.screenshot({ path: artifact('restore-done') });
   await dialog.getByRole('button', { name: 'Close' }).click();
-  // The safety checkpoint was taken first.
-  await expect(app.getByRole('treeitem', { name: /^pre-restore-/ })).toHaveCount(1);
+  // Nothing was added to the VM.
+  await expect(app.getByRole('treeitem', { name: /^pre-restore-/ })).toHaveCount(0);
+  expect(await host.handlers['checkpoint:list'](vm!.id)).toHaveLength(checkpointsBefore);
 
   // The new image holds exactly the backup point.
   const listing = await host.handlers['backup:list']();

@@ -247,7 +247,9 @@ export function RestoreDialog(props: RestoreDialogProps) {
           ))}
           {outcomes.flatMap((o) => Object.entries(o.needsFull)).map(([disk, why]) => <div key={disk} className="warn-box">{disk}: next backup will be full — {why}</div>)}
           {outcomes.map((o) => o.branch && <div key={o.branch.checkpoint} className="info-box">New branch: checkpoint {o.branch.checkpoint} under {o.branch.parent}.</div>)}
-          {phase === 'failed' && <div className="alert" role="alert">✕ The restore failed: {error}</div>}
+          {/* The failed job's card already says why; the dialog's own words only when there is no card. */}
+          {phase === 'failed' && !myJobs.some((j) => j.state === 'failed') && <div className="alert" role="alert">✕ The restore failed: {error}</div>}
+          {phase === 'failed' && myJobs.some((j) => j.state === 'failed') && <p className="error-text">✕ The restore failed; nothing was changed.</p>}
         </>
       )}
     </Modal>

@@ -223,7 +223,10 @@ export function createDirtyMapSlice(
 
     syncDirtyMaps(vmId) {
       const t = refresher.current;
-      if (t && (vmId === undefined || vmId === t.vmId)) {
+      // A baseline that was just deleted: the page moves to another one; never ask for this one again.
+      const baseGone = t !== undefined && (vmId === undefined || vmId === t.vmId) && !(get().byVm[t.vmId]?.checkpoints.some((c) => c.name === t.since) ?? false);
+      if (baseGone) refresher.watch(undefined); // and its pending reads with it
+      else if (t && (vmId === undefined || vmId === t.vmId)) {
         // A bitmap of the chain that vanished (a checkpoint being deleted) cannot be mapped: wait for
         // the checkpoint list to catch up (a new baseline) rather than ask for a map that must fail.
         for (const [disk, fp] of Object.entries(fingerprints(t))) if (!fp.includes('=missing')) refresher.changed(t.vmId, disk, fp);
