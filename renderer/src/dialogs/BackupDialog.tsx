@@ -310,7 +310,7 @@ export function BackupDialog(props: BackupDialogProps) {
               <div className="field-hint">The pull gives up (and rolls back) if the guest writes more than this while it runs.</div>
             </div>
           )}
-          {problem && <div className="field-hint error-text">{problem}</div>}
+          {problem && problem !== nameProblem && <div className="field-hint error-text">{problem}</div>}
         </>
       ) : (
         <>
