@@ -63,7 +63,7 @@ export function BandArea({ band, x, plotW, nowX, baseline, figure }: Props) {
     out.push(
       <g key="area" className="dirty-area" aria-hidden="true">
         <line className="area-base" x1={-20} x2={plotW + 20} y1={yOf(0)} y2={yOf(0)} />
-        {unobservedX !== undefined && unobservedX > firstX + 1 && (
+        {unobservedX !== undefined && unobservedX > firstX + 20 && (
           <rect className="area-unobserved" x={firstX} y={areaY + 6} width={unobservedX - firstX} height={AREA_H - 10}>
             <title>Not observed: this page was not open, so only the level at its first reading is known</title>
           </rect>
