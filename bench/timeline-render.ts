@@ -6,8 +6,13 @@
 //   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
 //   - frame interval while zooming continuously (one wheel event per animation frame)
 //   - ingest of one vm:bitmaps event carrying all 8,000 bitmaps
-//   - renderer JS heap (CDP Performance.getMetrics)
-// Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--screenshots DIR]
+//   - main-thread CPU time of each of those (CDP Performance metrics in the threadTicks domain):
+//     unlike wall-clock times they do not grow when other processes load the machine
+//   - renderer JS heap (CDP Performance.getMetrics), and over --live-events vm:bitmaps events
+//     (default 1,200: ten minutes at two a second, sent back to back) whether it stays flat
+//   - with --profile: the functions that took the most CPU (CDP Profiler, self time) during the
+//     first render and during the zoom steps — build with --minify false to read the names
+// Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -17,7 +22,8 @@ import * as path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 
 const root = path.resolve(__dirname, '..');
-const rendererDir = path.join(root, 'out/renderer');
+/** BENCH_RENDERER_DIR: measure another build (e.g. of main, for before/after figures). */
+const rendererDir = process.env.BENCH_RENDERER_DIR ? path.resolve(process.env.BENCH_RENDERER_DIR) : path.join(root, 'out/renderer');
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,6 +34,28 @@ function arg(name: string, fallback: number): number {
 const N = arg('checkpoints', 1000);
 const DISKS = arg('disks', 8);
 const STEPS = arg('steps', 40);
+const LIVE = arg('live-events', 1200);
+const PROFILE = process.argv.includes('--profile');
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
+
+/** The top functions by self time of a CDP CPU profile, as lines. */
+function topSelf(profile: { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[] }, n = 18): string[] {
+  const self = new Map<string, number>();
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  let total = 0;
+  samples.forEach((id, i) => {
+    const node = byId.get(id)!;
+    const f = node.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+    const dt = (deltas[i] ?? 0) / 1000;
+    total += dt;
+    self.set(key, (self.get(key) ?? 0) + dt);
+  });
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, ms]) => `${ms.toFixed(1).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)} %  ${k}`);
+}
 /** --screenshots DIR: also save what each layout looks like, fitted and zoomed in. */
 const SHOTS = process.argv.includes('--screenshots') ? process.argv[process.argv.indexOf('--screenshots') + 1] : undefined;
 
@@ -38,6 +66,7 @@ function newest(p: string): number {
 }
 
 function ensureBuilt(): void {
+  if (process.env.BENCH_RENDERER_DIR) return;
   const built = fs.statSync(path.join(rendererDir, 'index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
   if (built >= Math.max(newest(path.join(root, 'renderer/src')), newest(path.join(root, 'shared')))) return;
   console.log('building out/renderer …');
@@ -136,6 +165,16 @@ interface Figures {
   frameMs: number[];
   ingestMs: number[];
   heapMiB: number;
+  /** Main-thread CPU (ms): navigation → drawn, per zoom step, per frame of continuous zoom. */
+  cpuFirstMs: number;
+  cpuStepMs: number;
+  cpuFrameMs: number;
+  /** JS heap after GC (MiB) every quarter of the live-update run. */
+  liveHeapMiB: number[];
+  /** CPU per zoom step by kind: Script, RecalcStyle, Layout (ms). */
+  stepParts: Record<string, number>;
+  /** CPU of the first render by kind. */
+  firstParts: Record<string, number>;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -145,9 +184,29 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   // tsx (esbuild) wraps named functions in __name(); functions shipped to the page need it too.
   await page.addInitScript({ content: 'window.__name = (f) => f;' });
   await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
+  const cdp = await page.context().newCDPSession(page);
+  // threadTicks: TaskDuration is the main thread's CPU time, not wall time.
+  await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
+  const metric = async (name: string) => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === name)?.value ?? NaN;
+  const cpu = async () => (await metric('TaskDuration')) * 1000;
+  const cpu0 = await cpu();
+  const parts = async () => Object.fromEntries(await Promise.all(['ScriptDuration', 'RecalcStyleDuration', 'LayoutDuration'].map(async (k) => [k, (await metric(k)) * 1000] as const)));
+  const first0 = await parts();
+  if (PROFILE) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+  }
   await page.goto(url);
   await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0, DISKS, { polling: 'raf', timeout: 120_000 });
   const first = await page.evaluate(() => ({ at: performance.now(), served: (window as unknown as { __dataServedAt: number }).__dataServedAt }));
+  const cpuFirstMs = (await cpu()) - cpu0;
+  const first1 = await parts();
+  const firstParts = Object.fromEntries(Object.keys(first1).map((k) => [k.replace('Duration', ''), first1[k]! - first0[k]!]));
+  if (PROFILE) {
+    const { profile } = await cdp.send('Profiler.stop');
+    console.log(`\n[${layout}] first render, top self time:\n${topSelf(profile).join('\n')}`);
+  }
 
   // Live samples: 30 events, each with every bitmap of every disk (as the host sends them).
   const ingestMs = await page.evaluate(async () => {
@@ -167,8 +226,23 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}.png`) });
   }
   const size = await page.evaluate(() => ({ dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length }));
+  if (process.env.BENCH_DEBUG) {
+    // Which parts of the timeline the elements belong to.
+    console.log(layout, await page.evaluate(() => {
+      const out: Record<string, number> = {};
+      for (const el of document.querySelectorAll('svg.timeline-svg *')) {
+        const owner = el.closest('.tree-layer, .backup-mark, .span, .missing-mark, .dirty-area, .heatmap, .band-gutter, .axis, .hm-gutter, .band') as Element | null;
+        const key = owner ? (owner.getAttribute('class') ?? '').split(' ')[0]! : 'other';
+        out[key] = (out[key] ?? 0) + 1;
+      }
+      return out;
+    }));
+  }
 
   // Zoom steps: wheel → React render → commit (data-span-ms changes) → forced layout.
+  const cpuSteps0 = await cpu();
+  const parts0 = await parts();
+  if (PROFILE) await cdp.send('Profiler.start');
   const steps = await page.evaluate(async (n) => {
     const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
     const r = svg.getBoundingClientRect();
@@ -186,12 +260,24 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     });
     const zoomIn: number[] = [];
     const all: number[] = [];
+    const span = () => Number(svg.getAttribute('data-span-ms'));
+    const before = span();
     for (let i = 0; i < n; i++) zoomIn.push(await step(-120)); // in: fewer elements on screen
+    // A bench that measures nothing is worse than none: the wheel must really have zoomed.
+    if (!(span() < before * 0.5)) throw new Error(`wheel zoom did not zoom (span ${before} → ${span()})`);
     for (let i = 0; i < n; i++) all.push(await step(120)); // back out to everything
     return { zoomIn, zoomOut: all };
   }, STEPS);
+  const cpuStepMs = ((await cpu()) - cpuSteps0) / (2 * STEPS);
+  const parts1 = await parts();
+  const stepParts = Object.fromEntries(Object.keys(parts1).map((k) => [k.replace('Duration', ''), (parts1[k]! - parts0[k]!) / (2 * STEPS)]));
+  if (PROFILE) {
+    const { profile } = await cdp.send('Profiler.stop');
+    console.log(`\n[${layout}] zoom steps, top self time:\n${topSelf(profile).join('\n')}`);
+  }
 
   // Continuous zoom: one wheel event per animation frame; the interval between frames.
+  const cpuFrames0 = await cpu();
   const frameMs = await page.evaluate(async (n) => {
     const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
     const r = svg.getBoundingClientRect();
@@ -210,6 +296,7 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     });
     return times.slice(1).map((t, k) => t - times[k]!);
   }, STEPS);
+  const cpuFrameMs = ((await cpu()) - cpuFrames0) / frameMs.length;
 
   if (SHOTS) {
     await page.mouse.move(900, 300);
@@ -217,14 +304,29 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-zoomed.png`) });
   }
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Performance.enable');
-  await cdp.send('HeapProfiler.collectGarbage');
-  const metrics = (await cdp.send('Performance.getMetrics')).metrics;
-  const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN;
+  const heapNow = async () => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    return (await metric('JSHeapUsedSize')) / 1024 / 1024;
+  };
+  const heap = await heapNow();
+
+  // Live updates: LIVE events, half a second apart in event time (ten minutes by default), every
+  // count growing; the heap after GC every quarter. Flat means the history is bounded.
+  const liveHeapMiB = [heap];
+  const t0 = Date.now();
+  for (let q = 0; q < 4; q++) {
+    await page.evaluate(async ({ from, n, t0 }) => {
+      const w = window as unknown as { __emitBitmaps(at: number, extra: number): void };
+      for (let i = from; i < from + n; i++) {
+        w.__emitBitmaps(t0 + i * 500, (i + 40) * 65536 * 16);
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
+    }, { from: Math.floor((q * LIVE) / 4), n: Math.floor(((q + 1) * LIVE) / 4) - Math.floor((q * LIVE) / 4), t0 });
+    liveHeapMiB.push(await heapNow());
+  }
   return {
     layout, firstRenderMs: first.at, loadToDrawnMs: first.at - first.served, domNodes: size.dom, svgElements: size.svg,
-    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap / 1024 / 1024,
+    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, liveHeapMiB, stepParts, firstParts,
   };
 }
 
@@ -262,6 +364,12 @@ async function main() {
     );
   }
   console.log('(first render: from navigation start; zoom step: wheel event → React commit + layout, paint excluded; frame: rAF interval during continuous zoom)');
+  console.log('\nmain-thread CPU time (not inflated by other load on the machine) and the heap over live updates');
+  console.log('layout       first render   zoom step   zoom frame   heap after GC, every quarter of the live events');
+  for (const r of results) {
+    console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
+    console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
+  }
 }
 
 main().catch((e) => {

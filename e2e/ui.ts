@@ -1,5 +1,5 @@
 // Page actions the UI specs share: they drive the app the way an admin does, through its dialogs.
-import type { Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import { expect, type E2eHost } from './fixtures';
 
 /** Creates a checkpoint from the dialog (choosing the layout at the first one) and waits for it in the tree. */
@@ -46,4 +46,11 @@ export async function writeThroughContract(host: E2eHost, vmId: string, disk: st
 export async function clickCheckpoint(page: Page, name: string | RegExp): Promise<void> {
   const re = typeof name === 'string' ? new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')},`) : name;
   await page.getByRole('treeitem', { name: re }).locator('circle.node').click();
+}
+
+/** True when the band's brackets have one that ends at this backup marker's x (drawn back to its base). */
+export async function bracketTo(page: Page, disk: string, mark: Locator): Promise<boolean> {
+  const x = Number(await mark.getAttribute('data-x'));
+  const d = (await band(page, disk).locator('path.backup-bracket').first().getAttribute('d')) ?? '';
+  return [...d.matchAll(/H(-?[\d.]+)/g)].some((m) => Math.abs(Number(m[1]) - x) < 0.2);
 }

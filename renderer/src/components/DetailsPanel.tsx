@@ -26,7 +26,7 @@ export interface DetailsPanelProps {
 }
 
 /** Rows shown before "Show all": a long history would otherwise cost every render. */
-const LIST_LIMIT = 100;
+const LIST_LIMIT = 40;
 
 function CheckpointList({ checkpoints, current, now, onSelect }: { checkpoints: readonly Checkpoint[]; current?: string; now: number; onSelect(n: string): void }) {
   const [all, setAll] = useState(false);

@@ -10,10 +10,14 @@
 /** Points kept per bitmap before the older half is thinned. */
 export const HISTORY_POINTS = 64;
 
-/** One bitmap's counts over time: `t[i]` (ms) and `c[i]` (dirty bytes) for i < n, oldest first. */
+/**
+ * One bitmap's counts over time: `t[i]` (ms) and `c[i]` (dirty bytes) for i < n, oldest first.
+ * Plain arrays that grow as points come (most bitmaps never change: one point each), never past
+ * HISTORY_POINTS.
+ */
 export interface CountSeries {
-  t: Float64Array;
-  c: Float64Array;
+  t: number[];
+  c: number[];
   n: number;
 }
 
@@ -35,6 +39,8 @@ function thin(s: CountSeries): void {
     w++;
   }
   s.n = w;
+  s.t.length = w;
+  s.c.length = w;
 }
 
 /**
@@ -52,14 +58,14 @@ export function recordCounts(history: DiskHistory, at: number, counts: ReadonlyM
   for (const [name, count] of counts) {
     let s = history.get(name);
     if (!s) {
-      s = { t: new Float64Array(HISTORY_POINTS), c: new Float64Array(HISTORY_POINTS), n: 0 };
+      s = { t: [], c: [], n: 0 };
       history.set(name, s);
     }
     if (s.n > 0 && s.c[s.n - 1] === count) continue;
     if (s.n > 0 && at < s.t[s.n - 1]!) continue; // out of order: keep the series monotonic in time
     if (s.n === HISTORY_POINTS) thin(s);
-    s.t[s.n] = at;
-    s.c[s.n] = count;
+    s.t.push(at);
+    s.c.push(count);
     s.n++;
     changed = true;
   }

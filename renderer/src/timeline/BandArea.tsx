@@ -7,7 +7,7 @@ import { formatBytes, formatPart, shortName } from '../format';
 import type { ChangedFigure } from '../model/figures';
 import { AREA_H, type BandModel } from './model';
 import { textWidth } from './labels';
-import type { XScale } from './BandLanes';
+import { at, type XScale } from './geometry';
 
 const MiB = 1024 * 1024;
 
@@ -82,7 +82,7 @@ export function BandArea({ band, x, plotW, nowX, baseline, figure }: Props) {
         // Kept inside the area's row: the disk map below has an opaque background.
         <g key="area-end" className="area-end-g">
           <title>{figure.basis}</title>
-          <text className={`area-end figure-${figure.kind}`} x={right ? nowX + 10 : nowX - 10} y={y} textAnchor={right ? 'start' : 'end'} data-kind={figure.kind}>{text}</text>
+          <text className={`area-end figure-${figure.kind}`} transform={at(right ? nowX + 10 : nowX - 10, y)} textAnchor={right ? 'start' : 'end'} data-kind={figure.kind}>{text}</text>
         </g>,
       );
     }

@@ -3,12 +3,12 @@
 // are placed only where they do not overprint each other; a marker without room keeps its glyph
 // and its tooltip.
 
-import type { ReactElement } from 'react';
+import { useMemo, type ReactElement } from 'react';
 import { formatAbsolute, formatBytes, shortName } from '../format';
 import type { BackupMark } from '../model/backup-marks';
 import { BACKUP_ROW_H, BAND_PAD, GLYPH, type BandModel } from './model';
 import { placeLabels, textWidth } from './labels';
-import type { XScale } from './BandLanes';
+import { at, type XScale } from './geometry';
 
 function backupGlyph(b: BackupMark, disk: string): string {
   if (b.state === 'failed') return GLYPH.failed;
@@ -16,40 +16,54 @@ function backupGlyph(b: BackupMark, disk: string): string {
   return GLYPH[kind];
 }
 
-export function BandBackups({ band, x, plotW }: { band: BandModel; x: XScale; plotW: number }) {
+/** What does not move when the view does: each backup's glyph, words and tooltip (once per band). */
+function backupFacts(band: BandModel) {
   const disk = band.disk.name;
-  const my = BAND_PAD + BACKUP_ROW_H / 2;
-  const shown = band.backups.filter((b) => {
-    const bx = x(b.time);
-    const baseX = b.baseTime !== undefined ? x(b.baseTime) : bx;
-    return !(Math.max(bx, baseX) < -10 || Math.min(bx, baseX) > plotW + 10);
-  });
-  const facts = shown.map((b) => {
+  return band.backups.map((b) => {
     const perDisk = b.disks.find((d) => d.disk === disk);
     const kind = perDisk?.kind ?? b.kind;
     const bytes = perDisk?.bytes !== undefined ? formatBytes(perDisk.bytes) : undefined;
-    return { b, perDisk, kind, bytes, bx: x(b.time) };
-  });
-  // Newer backups win the room for their words (the last one is what an admin looks for).
-  const labels = placeLabels(facts.map(({ b, kind, bytes, bx }, i) => {
+    const glyph = backupGlyph(b, disk);
+    const words = b.state === 'failed' ? `failed${b.error ? `: ${b.error}` : ''}` : b.state === 'running' ? 'running' : kind;
     const long = `${kind}${b.state === 'failed' ? ' ✕ failed' : b.state === 'running' ? ' running' : ''}${bytes ? ` · ${bytes}` : ''}`;
     const short = b.state === 'failed' ? 'failed' : bytes ?? kind;
-    return { key: b.id, x: bx + 8, priority: i, options: [{ text: long, width: textWidth(long, 10) }, { text: short, width: textWidth(short, 10) }] };
-  }), [{ x0: plotW, x1: Infinity }]);
+    return {
+      b, kind, glyph,
+      options: [{ text: long, width: textWidth(long, 10) }, { text: short, width: textWidth(short, 10) }],
+      title: `${glyph} ${kind} backup ${b.id} of ${disk} · ${words}${b.pull ? ' · pull mode (read over NBD)' : ''}\n${formatAbsolute(b.time)}${b.base ? `\nbase: ${shortName(b.base, 80)}` : ''}${bytes ? `\n${bytes} copied` : ''}${perDisk?.reason ? `\n${perDisk.reason}` : ''}`,
+    };
+  });
+}
+
+export function BandBackups({ band, x, plotW, draft }: { band: BandModel; x: XScale; plotW: number; draft?: boolean }) {
+  const all = useMemo(() => backupFacts(band), [band]);
+  const my = BAND_PAD + BACKUP_ROW_H / 2;
+  const facts = all
+    .map((f) => ({ ...f, bx: x(f.b.time), baseX: f.b.baseTime !== undefined ? x(f.b.baseTime) : undefined }))
+    .filter(({ bx, baseX }) => !(Math.max(bx, baseX ?? bx) < -10 || Math.min(bx, baseX ?? bx) > plotW + 10));
+  // Newer backups win the room for their words (the last one is what an admin looks for).
+  const labels = draft ? new Map<string, { text: string }>() : placeLabels(facts.map(({ b, options, bx }, i) => ({ key: b.id, x: bx + 8, priority: i, options })), [{ x0: plotW, x1: Infinity }]);
+  // Brackets in two paths per band (ok, failed), and per backup one glyph (its tooltip inside) and
+  // maybe its words: a hundred backups on eight disks stay a few hundred elements, not thousands.
   const out: ReactElement[] = [];
-  for (const { b, perDisk, kind, bytes, bx } of facts) {
-    const glyph = backupGlyph(b, disk);
-    const baseX = b.baseTime !== undefined && kind !== 'full' ? x(b.baseTime) : undefined;
-    const words = b.state === 'failed' ? `failed${b.error ? `: ${b.error}` : ''}` : b.state === 'running' ? 'running' : kind;
+  let brackets = '';
+  let failedBrackets = '';
+  for (const { b, kind, glyph, title, bx, baseX } of facts) {
+    if (baseX !== undefined && kind !== 'full') {
+      const d = `M${baseX.toFixed(1)},${my - 4}V${my + 3}H${bx.toFixed(1)}V${my - 4}`;
+      if (b.state === 'failed') failedBrackets += d;
+      else brackets += d;
+    }
     const label = labels.get(b.id);
     out.push(
-      <g key={`b-${b.id}`} className={`backup-mark backup-${b.state} backup-${kind}`} data-backup={b.id}>
-        <title>{`${glyph} ${kind} backup ${b.id} of ${disk} · ${words}${b.pull ? ' · pull mode (read over NBD)' : ''}\n${formatAbsolute(b.time)}${b.base ? `\nbase: ${shortName(b.base, 80)}` : ''}${bytes ? `\n${bytes} copied` : ''}${perDisk?.reason ? `\n${perDisk.reason}` : ''}`}</title>
-        {baseX !== undefined && <path className="backup-bracket" d={`M${baseX},${my - 4}V${my + 3}H${bx}V${my - 4}`} />}
-        <text className="backup-glyph" x={bx} y={my + 5} textAnchor="middle">{glyph}</text>
-        {label && <text className="backup-label" x={bx + 8} y={my + 4}>{label.text}</text>}
-      </g>,
+      <text key={`b-${b.id}`} className={`backup-mark backup-${b.state} backup-${kind} backup-glyph`} data-backup={b.id} data-base={b.base} data-x={bx.toFixed(1)} transform={at(bx, my + 5)} textAnchor="middle">
+        <title>{title}</title>
+        {glyph}
+      </text>,
     );
+    if (label) out.push(<text key={`l-${b.id}`} className={`backup-label backup-label-${b.state}`} data-backup={b.id} transform={at(bx + 8, my + 4)}>{label.text}</text>);
   }
+  if (brackets) out.unshift(<path key="brackets" className="backup-bracket" d={brackets} />);
+  if (failedBrackets) out.unshift(<path key="brackets-failed" className="backup-bracket backup-bracket-failed" d={failedBrackets} />);
   return <>{out}</>;
 }

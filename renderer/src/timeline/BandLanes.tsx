@@ -8,11 +8,12 @@ import { formatAbsolute, formatBytes, shortName } from '../format';
 import { GLYPH, STATE_WORDS, TRACK_H, type BandModel } from './model';
 import { placeLabels, textWidth } from './labels';
 import type { BitmapSpan } from './spans';
+import { at, type XScale } from './geometry';
 
 /** Narrower spans are drawn as part of a cluster. */
 const MIN_SPAN_PX = 4;
 
-export type XScale = (t: number) => number;
+export type { XScale } from './geometry';
 
 export function spanWords(s: BitmapSpan, disk: string): string {
   switch (s.state) {
@@ -42,6 +43,8 @@ interface Props {
   plotW: number;
   selected?: string;
   onToggleGroup(disk: string): void;
+  /** While the user zooms or pans: no words on the spans. */
+  draft?: boolean;
 }
 
 function GroupRow({ band, x, plotW, y, onToggle }: { band: BandModel; x: XScale; plotW: number; y: number; onToggle(): void }) {
@@ -79,12 +82,12 @@ function GroupRow({ band, x, plotW, y, onToggle }: { band: BandModel; x: XScale;
     >
       <title>{`${g.count} older bitmaps on ${disk}: ${states}, from ${formatAbsolute(g.start)}. ${g.open ? 'Click to fold them into one row.' : 'Click to draw each on its own row.'}`}</title>
       <rect x={x1} y={y} width={x2 - x1} height={TRACK_H - 3} rx={1.5} />
-      {label && <text className="span-label" x={Math.max(x1, 0) + 4} y={y + TRACK_H - 6}>{label}</text>}
+      {label && <text className="span-label" transform={at(Math.max(x1, 0) + 4, y + TRACK_H - 6)}>{label}</text>}
     </g>
   );
 }
 
-export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
+export function BandLanes({ band, x, plotW, selected, onToggleGroup, draft }: Props) {
   const disk = band.disk.name;
   const out: ReactElement[] = [];
   const trackTop = (k: number) => band.tracksTop + (band.lane.tracks - 1 - k) * TRACK_H;
@@ -105,7 +108,7 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
   }
   for (const [track, spans] of byTrack) {
     spans.sort((a, b) => a.start - b.start);
-    let cluster: { x1: number; x2: number; n: number; states: Set<string> } | undefined;
+    let cluster: { key: string; x1: number; x2: number; n: number; states: Set<string> } | undefined;
     const y = trackTop(track) + 1;
     const h = TRACK_H - 3;
     const flush = () => {
@@ -114,7 +117,8 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
       cluster = undefined;
       const state = c.states.size === 1 ? [...c.states][0]! : 'mixed';
       out.push(
-        <g key={`c-${track}-${c.x1.toFixed(1)}`} className={`span span-cluster span-${state}`} data-cluster={c.n}>
+        // Keyed by its first bitmap, not its position: zooming moves a cluster, it does not remount it.
+        <g key={`c-${c.key}`} className={`span span-cluster span-${state}`} data-cluster={c.n}>
           <title>{`${c.n} bitmaps on ${disk} (${[...c.states].map((st) => STATE_WORDS[st as keyof typeof STATE_WORDS] ?? st).join(', ')}) — zoom in to see each`}</title>
           <rect x={c.x1} y={y} width={Math.max(2, c.x2 - c.x1)} height={h} rx={1.5} />
         </g>,
@@ -131,7 +135,7 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
           cluster.states.add(s.state);
         } else {
           flush();
-          cluster = { x1, x2, n: 1, states: new Set([s.state]) };
+          cluster = { key: s.checkpoint, x1, x2, n: 1, states: new Set([s.state]) };
         }
         continue;
       }
@@ -139,7 +143,7 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
       const w = Math.max(2, x2 - x1);
       const words = spanWords(s, disk);
       const glyph = GLYPH[s.state];
-      const text = fit(`${glyph} ${shortName(s.checkpoint, 40)} · ${words}`, Math.min(x2, plotW) - Math.max(x1, 0) - 6);
+      const text = draft ? undefined : fit(`${glyph} ${shortName(s.checkpoint, 40)} · ${words}`, Math.min(x2, plotW) - Math.max(x1, 0) - 6);
       const cls = ['span', `span-${s.state}`, s.checkpoint === selected ? 'span-selected' : '', baselineSet.has(s.bitmap) ? 'span-baseline' : '']
         .filter(Boolean).join(' ');
       out.push(
@@ -148,7 +152,7 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
           <rect x={x1} y={y} width={w} height={h} rx={1.5} />
           {s.state === 'recording' && <path className="rec-arrow" d={`M${x2 + 2},${y + 1.5}L${x2 + 6},${y + h / 2}L${x2 + 2},${y + h - 1.5}`} />}
           {s.state === 'disabled' && s.endKnown && <rect className="end-cap" x={x2 - 2} y={y - 1} width={3} height={h + 2} />}
-          {text && <text className="span-label" x={Math.max(x1, 0) + 4} y={y + h - 3}>{text}</text>}
+          {text && <text className="span-label" transform={at(Math.max(x1, 0) + 4, y + h - 3)}>{text}</text>}
         </g>,
       );
     }
@@ -162,7 +166,7 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
 
   // Missing bitmaps: a ∅ marker each; their words only where they do not overprint each other.
   const missing = band.lane.missing.map((m) => ({ m, mx: x(m.time) })).filter(({ mx }) => mx >= -10 && mx <= plotW + 10);
-  const words = placeLabels(missing.map(({ m, mx }) => {
+  const words = draft ? new Map() : placeLabels(missing.map(({ m, mx }) => {
     const text = `${shortName(m.checkpoint, 24)}: bitmap missing on ${disk}`;
     return { key: m.checkpoint, x: mx + 9, options: [{ text, width: textWidth(text, 10) }, { text: 'missing', width: textWidth('missing', 10) }] };
   }));
@@ -173,8 +177,8 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup }: Props) {
       <g key={`m-${m.checkpoint}`} className="missing-mark" data-checkpoint={m.checkpoint}>
         <title>{`${disk}: bitmap ${shortName(m.bitmap, 120)} of checkpoint ${shortName(m.checkpoint, 120)} is missing — changes since it cannot be computed for ${disk}`}</title>
         <circle cx={mx} cy={my} r={6} />
-        <text className="missing-glyph" x={mx} y={my + 4} textAnchor="middle">{GLYPH.missing}</text>
-        {label && <text className="missing-label" x={mx + 9} y={my + 4}>{label.text}</text>}
+        <text className="missing-glyph" transform={at(mx, my + 4)} textAnchor="middle">{GLYPH.missing}</text>
+        {label && <text className="missing-label" transform={at(mx + 9, my + 4)}>{label.text}</text>}
       </g>,
     );
   }

@@ -11,7 +11,8 @@ import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
 import { BandArea } from './BandArea';
 import { BandBackups } from './BandBackups';
-import { BandLanes, type XScale } from './BandLanes';
+import { BandLanes } from './BandLanes';
+import type { XScale } from './geometry';
 import { HeatmapRow } from './HeatmapRow';
 import { BACKUP_ROW_H, BAND_PAD, NOTE_H, type BandModel, type TimelineModel } from './model';
 
@@ -29,6 +30,8 @@ interface Props {
   /** Live dirty maps of the baseline per disk. */
   dirtyMaps?: Record<string, DiskMapState>;
   onToggleGroup(disk: string): void;
+  /** While the user zooms or pans: fewer words (they come back when the view settles). */
+  draft?: boolean;
 }
 
 /** "⚠ 40 bitmaps record every write to vda · 80 KiB of bitmap memory" with the measured cost in its tooltip. */
@@ -48,8 +51,8 @@ function RecordingNote({ band }: { band: BandModel }) {
   );
 }
 
-function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onToggleGroup }: {
-  band: BandModel; x: XScale; plotW: number; nowX: number; selected?: string; baseline?: string; figure?: ChangedFigure; dirtyMap?: DiskMapState; onToggleGroup(disk: string): void;
+function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onToggleGroup, draft }: {
+  band: BandModel; x: XScale; plotW: number; nowX: number; selected?: string; baseline?: string; figure?: ChangedFigure; dirtyMap?: DiskMapState; onToggleGroup(disk: string): void; draft?: boolean;
 }) {
   const disk = band.disk.name;
   const out: ReactElement[] = [<rect key="bg" className="band-bg" x={-20} y={0} width={plotW + 40} height={band.height} />];
@@ -63,8 +66,8 @@ function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onTo
     out.push(<text key="empty" className="band-note" x={8} y={band.tracksTop + 11}>{`no checkpoint bitmaps on ${disk} yet`}</text>);
   }
   if (band.note) out.push(<RecordingNote key="note" band={band} />);
-  out.push(<BandLanes key="lanes" band={band} x={x} plotW={plotW} selected={selected} onToggleGroup={onToggleGroup} />);
-  out.push(<BandBackups key="backups" band={band} x={x} plotW={plotW} />);
+  out.push(<BandLanes key="lanes" band={band} x={x} plotW={plotW} selected={selected} onToggleGroup={onToggleGroup} draft={draft} />);
+  out.push(<BandBackups key="backups" band={band} x={x} plotW={plotW} draft={draft} />);
   if (band.series.points.length > 1) {
     out.push(<BandArea key="area" band={band} x={x} plotW={plotW} nowX={nowX} baseline={baseline} figure={figure} />);
   } else if (band.disk.bitmapCapable && baseline === undefined && band.lane.spans.length > 0) {
@@ -87,7 +90,7 @@ export function DiskBands(props: Props) {
         <g key={band.disk.name} className="band" transform={`translate(0,${band.top})`} data-disk={band.disk.name}>
           <Band
             band={band} x={props.x} plotW={props.plotW} nowX={props.nowX} selected={props.selected} baseline={props.model.baseline}
-            figure={props.figures?.[band.disk.name]} dirtyMap={props.dirtyMaps?.[band.disk.name]} onToggleGroup={props.onToggleGroup}
+            figure={props.figures?.[band.disk.name]} dirtyMap={props.dirtyMaps?.[band.disk.name]} onToggleGroup={props.onToggleGroup} draft={props.draft}
           />
         </g>
       ))}

@@ -7,7 +7,7 @@ import { recordCounts, type DiskHistory } from '../model/samples';
 import { changedFigure } from '../model/figures';
 import { moveFocus } from './tree-nav';
 import { layoutTree } from './lanes';
-import { Timeline, type TimelineProps } from './Timeline';
+import { SETTLE_MS, Timeline, type TimelineProps } from './Timeline';
 
 afterEach(cleanup);
 
@@ -141,6 +141,23 @@ describe('<Timeline> disk bands', () => {
     expect(vda.querySelector('.area-end')!.textContent).toBe('5.0 MiB of 1.0 GiB (0.5%)');
     expect(vda.querySelector('.area-end-g title')!.textContent).toBe('bitmap d (live count)');
     expect(vda.querySelector('.area-scale')!.textContent).toBe('changed since d · scale 8.0 MiB');
+  });
+
+  it('draws no labels while the view moves, and brings them back when it settles', () => {
+    vi.useFakeTimers();
+    try {
+      const { container } = renderTimeline();
+      const labels = () => container.querySelectorAll('.node-label').length;
+      expect(labels()).toBeGreaterThan(0);
+      fireEvent.click(screen.getByRole('button', { name: 'Zoom in' }));
+      expect(container.querySelector('svg.timeline-svg')!.getAttribute('data-draft')).toBe('true');
+      expect(labels()).toBe(0);
+      act(() => vi.advanceTimersByTime(SETTLE_MS + 1));
+      expect(container.querySelector('svg.timeline-svg')!.hasAttribute('data-draft')).toBe(false);
+      expect(labels()).toBeGreaterThan(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('zooms with the buttons and returns to the fitted view', () => {

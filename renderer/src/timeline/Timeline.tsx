@@ -13,6 +13,7 @@ import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';
 import { panBy, ticks, zoomAt, type TimeView } from './timescale';
 import { placeLabels, textWidth } from './labels';
+import { at } from './geometry';
 import { TreeLayer } from './TreeLayer';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
 import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
@@ -20,6 +21,8 @@ import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
 export const GUTTER = 176;
 export const AXIS_H = 26;
 const RIGHT_PAD = 12;
+/** Labels come back this long after the last zoom or pan. */
+export const SETTLE_MS = 180;
 
 export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups'> {
   vmLabel: string;
@@ -38,8 +41,12 @@ export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups
   dirtyMaps?: Record<string, DiskMapState>;
 }
 
-function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): number {
-  const [width, setWidth] = useState(fallback);
+/**
+ * The container's width; undefined until measured (before the first paint), so the SVG is drawn
+ * once at its real width instead of once at a guess and again.
+ */
+function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): number | undefined {
+  const [width, setWidth] = useState<number>();
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
@@ -76,7 +83,8 @@ export function Timeline(props: TimelineProps) {
   const { checkpoints, current, disks, live, samples, issues, backups, now, selected, maxTracks } = props;
   const containerRef = useRef<HTMLDivElement>(null);
   const svgRef = useRef<SVGSVGElement>(null);
-  const width = useWidth(containerRef, 960);
+  const measured = useWidth(containerRef, 960);
+  const width = measured ?? 960;
   const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
   const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(() => new Set());
   const toggleGroup = useCallback((disk: string) => {
@@ -102,9 +110,17 @@ export function Timeline(props: TimelineProps) {
   // Handlers that run outside React's render (wheel, rAF) read the latest view through refs.
   const latest = useRef({ view, ctx });
   latest.current = { view, ctx };
+  // While the user zooms or pans, frames draw no labels (their layout is most of a frame's cost,
+  // and they cannot be read while moving); they come back SETTLE_MS after the last move.
+  const [draft, setDraft] = useState(false);
+  const settle = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(settle.current), []);
   const move = useCallback((change: (v: TimeView, w: number) => TimeView) => {
     const { view: v, ctx: c } = latest.current;
     setViewState(afterUserMove(change(v, c.plotW), c));
+    setDraft(true);
+    clearTimeout(settle.current);
+    settle.current = setTimeout(() => setDraft(false), SETTLE_MS);
   }, []);
 
   const zoom = (factor: number, at = plotW * 0.75) => move((v, w) => zoomAt(v, w, at, factor));
@@ -142,7 +158,7 @@ export function Timeline(props: TimelineProps) {
       svg.removeEventListener('wheel', onWheel);
       if (raf) cancelAnimationFrame(raf);
     };
-  }, [move]);
+  }, [move, measured !== undefined]); // the <svg> exists once the width is measured
 
   const drag = useRef<{ x: number; moved: boolean } | null>(null);
   const onPointerDown = (e: ReactPointerEvent<SVGSVGElement>) => {
@@ -213,7 +229,7 @@ export function Timeline(props: TimelineProps) {
         </button>
       </div>
       <div className="timeline-scroll" ref={containerRef}>
-        <svg
+        {measured !== undefined && <svg
           ref={svgRef}
           className="timeline-svg"
           width={width}
@@ -224,6 +240,7 @@ export function Timeline(props: TimelineProps) {
           onPointerCancel={endDrag}
           data-span-ms={Math.round(span)}
           data-view-mode={mode}
+          data-draft={draft || undefined}
         >
           <defs>
             <pattern id="tm-hatch-disabled" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)">
@@ -254,13 +271,13 @@ export function Timeline(props: TimelineProps) {
                   <g key={b.t0} className="idle-break">
                     <title>{`${formatDuration(b.gap)} with no checkpoint or backup, drawn shorter (${formatAbsolute(b.t0)} – ${formatAbsolute(b.t1)})`}</title>
                     <rect x={x0} y={AXIS_H - 4} width={x1 - x0} height={height} />
-                    {label && <text className="tick idle-label" x={label.x} y={AXIS_H - 9}>{label.text}</text>}
+                    {label && <text className="tick idle-label" transform={at(label.x, AXIS_H - 9)}>{label.text}</text>}
                   </g>
                 ))}
                 {axisTicks.map((tk) => (
                   <g key={tk.t}>
                     <line className="grid" x1={tk.x} x2={tk.x} y1={AXIS_H - 4} y2={height} />
-                    {tk.label && <text className="tick" x={tk.x + 3} y={AXIS_H - 9}>{tk.label}</text>}
+                    {tk.label && <text className="tick" transform={at(tk.x + 3, AXIS_H - 9)}>{tk.label}</text>}
                   </g>
                 ))}
               </g>
@@ -281,13 +298,14 @@ export function Timeline(props: TimelineProps) {
                   onDelete={props.onDelete}
                   onClearSelection={props.onClearSelection}
                   focusRequest={props.focusRequest}
+                  draft={draft}
                 />
               </g>
               {selectedNode && (
                 <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
               )}
               <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} />
+                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} />
               </g>
             </g>
           </g>
@@ -307,7 +325,7 @@ export function Timeline(props: TimelineProps) {
               </g>
             ))}
           </g>
-        </svg>
+        </svg>}
       </div>
     </section>
   );

@@ -11,7 +11,7 @@ import { displayName, formatAbsolute, formatBytes, formatRelative, shortName } f
 import { TREE_PAD, type TimelineModel } from './model';
 import { placeLabels, textWidth, type Interval } from './labels';
 import { isNavKey, moveFocus } from './tree-nav';
-import type { XScale } from './BandLanes';
+import { at, type XScale } from './geometry';
 
 /** Zoomed out, a node closer than this to the previous drawn one on its lane is not drawn. */
 const MIN_NODE_PX = 8;
@@ -37,6 +37,8 @@ export interface TreeLayerProps {
   onClearSelection?(): void;
   /** Move keyboard focus to this checkpoint's item (changes of `token` re-apply it). */
   focusRequest?: { name: string; token: number };
+  /** While the user zooms or pans: no labels (they come back when the view settles). */
+  draft?: boolean;
 }
 
 export function laneY(lane: number, rowH: number): number {
@@ -57,6 +59,23 @@ export function TreeLayer(props: TreeLayerProps) {
   const { model, x, plotW, now, current, selected } = props;
   const { tree, rowH } = model;
   const byName = useMemo(() => new Map(props.checkpoints.map((c) => [c.name, c])), [props.checkpoints]);
+  // Each node's words (accessible name, tooltip) only change with the clock, not with the view:
+  // computed once per clock tick, on demand, not on every zoom frame.
+  const words = useMemo(() => {
+    const cache = new Map<string, { aria: string; title: string }>();
+    return (name: string) => {
+      let w = cache.get(name);
+      if (!w) {
+        const cp = byName.get(name);
+        w = {
+          aria: itemLabel(cp, name, name === current, now),
+          title: `${displayName(name)}\n${cp ? formatAbsolute(cp.createdAtMs) : ''}${cp?.description ? `\n${cp.description}` : ''}`,
+        };
+        cache.set(name, w);
+      }
+      return w;
+    };
+  }, [byName, current, now]);
   const [focused, setFocused] = useState<string | undefined>(undefined);
   const itemRefs = useRef(new Map<string, SVGGElement>());
   const pendingFocus = useRef<string | undefined>(undefined);
@@ -146,6 +165,7 @@ export function TreeLayer(props: TreeLayerProps) {
         lastPx = item.px;
         drawnSet.add(item.name);
       }
+      if (props.draft) continue;
       const placed = placeLabels(shown.map((item) => {
         const name = shortName(item.name, LABEL_CHARS);
         const age = `  ${formatRelative(byName.get(item.name)?.createdAtMs ?? now, now)}`;
@@ -160,7 +180,7 @@ export function TreeLayer(props: TreeLayerProps) {
       }
     }
     return { drawn: drawnSet, labels: out };
-  }, [tree, x, plotW, now, current, selected, byName, nowLane, nowBox.x0, nowBox.x1]);
+  }, [tree, x, plotW, now, current, selected, byName, nowLane, nowBox.x0, nowBox.x1, props.draft]);
 
   // All edges in two paths (current lineage, the rest): one DOM element each, however many nodes.
   let edgesCurrent = '';
@@ -185,7 +205,6 @@ export function TreeLayer(props: TreeLayerProps) {
     }
     const special = n.name === tabStop || n.name === current || n.name === selected;
     if (!special && (!visible || !drawn.has(n.name))) continue;
-    const cp = byName.get(n.name);
     const isCurrent = n.name === current;
     const isSelected = n.name === selected;
     const cy = laneY(n.lane, rowH);
@@ -196,7 +215,7 @@ export function TreeLayer(props: TreeLayerProps) {
       // Labels live in their own layer under the items: an item's box is its node, so a label that
       // passes over later nodes never takes their clicks.
       labelEls.push(
-        <text key={n.name} className={`node-label${n.onCurrentPath || current === undefined ? '' : ' is-muted'}${isSelected ? ' is-selected' : ''}`} x={cx + 9} y={cy - 7} onClick={() => focusNode(n.name)}>
+        <text key={n.name} className={`node-label${n.onCurrentPath || current === undefined ? '' : ' is-muted'}${isSelected ? ' is-selected' : ''}`} transform={at(cx + 9, cy - 7)} onClick={() => focusNode(n.name)}>
           {label.text}
           {label.full && <tspan className="node-age">{`  ${formatRelative(n.time, now)}`}</tspan>}
         </text>,
@@ -212,7 +231,7 @@ export function TreeLayer(props: TreeLayerProps) {
         role="treeitem"
         className={cls}
         tabIndex={n.name === tabStop ? 0 : -1}
-        aria-label={itemLabel(cp, n.name, isCurrent, now)}
+        aria-label={words(n.name).aria}
         aria-level={n.level}
         aria-posinset={n.posInSet}
         aria-setsize={n.setSize}
@@ -223,10 +242,11 @@ export function TreeLayer(props: TreeLayerProps) {
         onDoubleClick={() => props.onOpen(n.name)}
         onFocus={() => setFocused(n.name)}
       >
-        <title>{`${displayName(n.name)}\n${cp ? formatAbsolute(cp.createdAtMs) : ''}${cp?.description ? `\n${cp.description}` : ''}`}</title>
+        <title>{words(n.name).title}</title>
         {/* A generous hit target around the node. */}
         <rect className="hit" x={cx - 9} y={cy - 11} width={18} height={22} />
-        <circle className="focus-ring" cx={cx} cy={cy} r={10} />
+        {/* Only the tab stop can take focus, so only it needs a focus ring. */}
+        {n.name === tabStop && <circle className="focus-ring" cx={cx} cy={cy} r={10} />}
         <circle className="node" cx={cx} cy={cy} r={isCurrent ? 6.5 : 5.5} />
       </g>,
     );
