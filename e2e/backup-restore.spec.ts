@@ -30,7 +30,7 @@ test('full and incremental backups: bytes to copy before, per-disk progress, mar
   await expect(vdaBar).toHaveAttribute('value', '100');
   await app.screenshot({ path: artifact('backup-full-done') });
   await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(band(app, 'vda').locator('.backup-mark.backup-full')).toHaveText('■');
+  await expect(band(app, 'vda').locator('.backup-mark.backup-full')).toHaveAttribute('data-glyph', '■');
 
   // Incremental: 4 MiB written since the full backup's checkpoint is what it will copy.
   await simulateWrites(app, 'vda', 4);
@@ -45,9 +45,10 @@ test('full and incremental backups: bytes to copy before, per-disk progress, mar
   await expect(dialog.getByRole('status')).toContainText(/vda incremental 4\.0 MiB/, { timeout: 60_000 });
   await dialog.getByRole('button', { name: 'Close' }).click();
   const inc = band(app, 'vda').locator('.backup-mark.backup-incremental');
-  await expect(inc).toHaveText('◧');
+  await expect(inc).toHaveAttribute('data-glyph', '◧');
   await expect(bracketTo(app, 'vda', inc)).resolves.toBe(true); // bracketed back to its base checkpoint
-  await expect(band(app, 'vdc').locator('.backup-mark')).toHaveText(['■', '■']); // vdc: always full
+  await expect(band(app, 'vdc').locator('.backup-mark')).toHaveCount(2);
+  expect(await band(app, 'vdc').locator('.backup-mark').evaluateAll((els) => els.map((e) => e.getAttribute('data-glyph')))).toEqual(['■', '■']); // vdc: always full
   await app.screenshot({ path: artifact('backup-incremental-done') });
 
   // A cancelled backup: rolled back, and it stays visible on the timeline as ✕.
@@ -60,7 +61,7 @@ test('full and incremental backups: bytes to copy before, per-disk progress, mar
   await dialog.getByRole('button', { name: 'Cancel backup' }).click();
   await expect(dialog.getByRole('alert')).toContainText('The backup failed', { timeout: 30_000 });
   await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(band(app, 'vda').locator('.backup-mark.backup-failed')).toHaveText('✕');
+  await expect(band(app, 'vda').locator('.backup-mark.backup-failed')).toHaveAttribute('data-glyph', '✕');
   await expect(band(app, 'vda').locator('.backup-mark.backup-ok, .backup-mark:not(.backup-failed)')).toHaveCount(2);
   await app.screenshot({ path: artifact('backup-cancelled') });
   expect(consoleErrors).toEqual([]);

@@ -29,7 +29,7 @@ test('pull backups from the dialog: full, then incremental with the bytes to cop
   await expect(dialog.locator('.job-log')).toContainText('transaction done: point in time fixed, fleecing started');
   await app.screenshot({ path: artifact('pull-full-done') });
   await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(band(app, 'vda').locator('.backup-mark.backup-full')).toHaveText('■');
+  await expect(band(app, 'vda').locator('.backup-mark.backup-full')).toHaveAttribute('data-glyph', '■');
   await expect(band(app, 'vda').locator('.backup-mark.backup-full title')).toContainText('pull mode (read over NBD)');
 
   // Incremental: only the 4 MiB written since the full pull's checkpoint, as the dialog said before.
@@ -43,7 +43,7 @@ test('pull backups from the dialog: full, then incremental with the bytes to cop
   await expect(dialog.getByRole('status')).toContainText(/vda incremental 4\.0 MiB/, { timeout: 60_000 });
   await dialog.getByRole('button', { name: 'Close' }).click();
   const inc = band(app, 'vda').locator('.backup-mark.backup-incremental');
-  await expect(inc).toHaveText('◧');
+  await expect(inc).toHaveAttribute('data-glyph', '◧');
   await expect(bracketTo(app, 'vda', inc)).resolves.toBe(true);
   await app.screenshot({ path: artifact('pull-incremental-done') });
 
@@ -138,7 +138,7 @@ test('export-only pull: NBD URIs with Copy, the commands work as shown, success 
   await dialog.getByRole('button', { name: 'Close' }).click();
   await expect(tree.getByRole('treeitem')).toHaveCount(3);
   await expect(tree.getByRole('treeitem', { name: /^never-kept,/ })).toHaveCount(0);
-  await expect(band(app, 'vda').locator('.backup-mark.backup-failed')).toHaveText('✕');
+  await expect(band(app, 'vda').locator('.backup-mark.backup-failed')).toHaveAttribute('data-glyph', '✕');
   await app.screenshot({ path: artifact('pull-export-failed') });
   expect(consoleErrors).toEqual([]);
 });

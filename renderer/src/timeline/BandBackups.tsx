@@ -25,8 +25,10 @@ function backupFacts(band: BandModel) {
     const bytes = perDisk?.bytes !== undefined ? formatBytes(perDisk.bytes) : undefined;
     const glyph = backupGlyph(b, disk);
     const words = b.state === 'failed' ? `failed${b.error ? `: ${b.error}` : ''}` : b.state === 'running' ? 'running' : kind;
-    const long = `${kind}${b.state === 'failed' ? ' ✕ failed' : b.state === 'running' ? ' running' : ''}${bytes ? ` · ${bytes}` : ''}`;
-    const short = b.state === 'failed' ? 'failed' : bytes ?? kind;
+    // The glyph already says ✕; the words say which backup and how it ended.
+    const ended = b.error === 'cancelled' ? 'cancelled' : 'failed';
+    const long = b.state === 'failed' ? `${kind} ${ended}` : `${kind}${b.state === 'running' ? ' running' : ''}${bytes ? ` · ${bytes}` : ''}`;
+    const short = b.state === 'failed' ? ended : bytes ?? kind;
     return {
       b, kind, glyph,
       options: [{ text: long, width: textWidth(long, 10) }, { text: short, width: textWidth(short, 10) }],
@@ -56,7 +58,7 @@ export function BandBackups({ band, x, plotW, draft }: { band: BandModel; x: XSc
     }
     const label = labels.get(b.id);
     out.push(
-      <text key={`b-${b.id}`} className={`backup-mark backup-${b.state} backup-${kind} backup-glyph`} data-backup={b.id} data-base={b.base} data-x={bx.toFixed(1)} transform={at(bx, my + 5)} textAnchor="middle">
+      <text key={`b-${b.id}`} className={`backup-mark backup-${b.state} backup-${kind} backup-glyph`} data-backup={b.id} data-base={b.base} data-glyph={glyph} data-x={bx.toFixed(1)} transform={at(bx, my + 5)} textAnchor="middle">
         <title>{title}</title>
         {glyph}
       </text>,

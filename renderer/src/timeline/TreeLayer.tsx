@@ -135,7 +135,7 @@ export function TreeLayer(props: TreeLayerProps) {
   const changedShort = props.changed !== undefined && cur ? `${formatBytes(props.changed)} since ${shortName(cur.name, 14)}` : cur ? `since ${shortName(cur.name, 14)}` : 'no checkpoint yet';
   // NOW's words go right of it when there is room, else left; either way they are an obstacle for
   // the labels of its lane.
-  const nowTextW = (5 + changedShort.length) * 7; // bold: wider than textWidth()'s estimate
+  const nowTextW = (5 + changedShort.length) * 7.6; // bold: wider than textWidth()'s estimate
   const nowRight = nowX + 12 + nowTextW <= plotW;
   const nowBox: Interval = nowRight ? { x0: nowX - 10, x1: nowX + 12 + nowTextW } : { x0: nowX - 10 - nowTextW, x1: nowX + 10 };
 

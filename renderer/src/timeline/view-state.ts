@@ -23,7 +23,7 @@ export interface ViewContext {
 }
 
 /** Room kept right of NOW when fitting or jumping to now: its label and the lanes' end figures. */
-export const NOW_RIGHT_PX = 250;
+export const NOW_RIGHT_PX = 280;
 
 /** The window to draw (in axis time). */
 export function effectiveView(state: ViewState, ctx: ViewContext): TimeView {
