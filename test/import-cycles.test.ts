@@ -3,18 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import { importCycles, importGraph } from './import-graph';
 
-/**
- * Cycles that exist on this branch while their fix lands elsewhere: each is a strongly connected
- * component (every file that takes part), with why it is still here. Delete an entry when its fix
- * lands (this test then says so); the list should end empty.
- */
-export const KNOWN_CYCLES: { files: string[]; reason: string }[] = [
-  {
-    files: ['renderer/src/store/backups.ts', 'renderer/src/store/dirtymaps.ts', 'renderer/src/store/store.ts'],
-    reason: 'the store slices import AppState and isSameVm from store.ts, which imports the slices; the "ui" engineer is removing it',
-  },
-];
-
 describe('import graph', () => {
   const graph = importGraph();
 
@@ -24,14 +12,8 @@ describe('import graph', () => {
     expect(graph.get('electron/preload.ts')).toEqual(expect.arrayContaining(['shared/contract.ts', 'electron/shell/ipc.ts']));
   });
 
-  it('has no import cycle beyond the known ones', () => {
-    const known = new Set(KNOWN_CYCLES.map((c) => [...c.files].sort().join(' ')));
-    const unknown = importCycles(graph).filter((c) => !known.has(c.join(' ')));
-    expect(unknown.map((c) => c.join(', ')), 'import cycles (each entry: the files of one cycle)').toEqual([]);
-  });
-
-  it.each(KNOWN_CYCLES.map((c) => [c.files.join(' ↔ '), c.files]))('known cycle %s is still there (else delete its entry)', (_name, files) => {
-    expect(importCycles(graph)).toContainEqual([...files].sort());
+  it('has no import cycle', () => {
+    expect(importCycles(graph).map((c) => c.join(', ')), 'import cycles (each entry: the files of one cycle)').toEqual([]);
   });
 });
 
