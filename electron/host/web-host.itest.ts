@@ -126,7 +126,8 @@ describe('tidemark serve (stand-alone process)', () => {
     const url = await new Promise<string>((resolve, reject) => {
       const t = setInterval(() => {
         const m = /serving on (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43})/.exec(out);
-        if (m) {
+        // the two lines come from two writes (and may come in either order): wait for both
+        if (m && out.includes('demo VM: started')) {
           clearInterval(t);
           resolve(m[1]!);
         }
