@@ -8,6 +8,12 @@ import NodeWs from 'ws';
 import { EVENT_NAMES, type EventMap, type EventName, type Handlers } from '../../shared/contract';
 import { contentSecurityPolicy, createWebHost, parseRequest, resolveStaticPath, type WebHost } from './web-host';
 
+/** Waits (polling) until `cond` holds or 10 s pass: close frames travel asynchronously, slower on a loaded machine. */
+async function until(cond: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+}
+
 // The transport is tested here with recording handlers; web-host.itest.ts runs it over the real
 // service and demo VM.
 
@@ -243,7 +249,7 @@ describe('WebSocket /ipc', () => {
   });
 
   it('pushes events to every client, and listens to the service only while a client is connected', async () => {
-    await new Promise((r) => setTimeout(r, 50)); // let earlier clients' close frames land
+    await until(() => events.count() === 0); // earlier clients' close frames land first
     expect(events.count()).toBe(0);
     const a = await connect();
     const b = await connect();
@@ -256,7 +262,7 @@ describe('WebSocket /ipc', () => {
     expect(await pb).toEqual({ event: 'checkpoints:changed', payload: { vmId: 'vm-1' } });
     a.close();
     b.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => host.clients() === 0 && events.count() === 0);
     expect(host.clients()).toBe(0);
     expect(events.count()).toBe(0);
   });
