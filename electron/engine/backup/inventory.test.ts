@@ -60,7 +60,7 @@ const report = (id: string, ok: boolean): VerifyReport => ({
 describe('failed backups', () => {
   it('reads the reason from the log: failed, cancelled, or silent', () => {
     expect(failureFromLog(['10:00:00.000 start', '10:00:01.000 failed: disk full (ENOSPC); rolling back', '10:00:01.500 partial images deleted'])).toEqual({ outcome: 'failed', reason: 'disk full (ENOSPC)' });
-    expect(failureFromLog(['10:00:01.000 cancelled: rolling back'])).toEqual({ outcome: 'cancelled', reason: 'cancelled' });
+    expect(failureFromLog(['10:00:01.000 cancelled: rolling back'])).toEqual({ outcome: 'cancelled', reason: 'cancelled while it ran (backup-cancel); rolled back, nothing kept' });
     expect(failureFromLog(['10:00:00.000 start']).outcome).toBe('failed');
   });
 

@@ -27,7 +27,7 @@ export function backupIdTime(id: string): number {
 export function failureFromLog(lines: readonly string[]): { outcome: 'failed' | 'cancelled'; reason: string } {
   for (let i = lines.length - 1; i >= 0; i--) {
     const text = lines[i]!.replace(/^\d\d:\d\d:\d\d\.\d{3} /, '');
-    if (text.startsWith('cancelled: rolling back')) return { outcome: 'cancelled', reason: 'cancelled' };
+    if (text.startsWith('cancelled: rolling back')) return { outcome: 'cancelled', reason: 'cancelled while it ran (backup-cancel); rolled back, nothing kept' };
     const m = /^failed: (.*); rolling back$/.exec(text);
     if (m) return { outcome: 'failed', reason: m[1]! };
   }

@@ -48,7 +48,7 @@ function verifiedCell(r: BackupRow, now: number, busy: boolean) {
   const how = `${v.how}; ${v.layers} layer file${v.layers === 1 ? '' : 's'} in ${formatDuration(v.durationMs)}${v.problems.length ? `\n${v.problems.join('\n')}` : ''}`;
   return (
     <span className={v.ok ? 'ok-text' : 'error-text'} title={`${formatAbsolute(v.at)}: ${how}`}>
-      {v.ok ? '✓ ok' : '✕ failed'} {formatRelative(v.at, now)}
+      <span className="nowrap">{v.ok ? '✓ ok' : '✕ failed'} {formatRelative(v.at, now)}</span>
       <span className="verify-how muted"> · {v.layers} layer{v.layers === 1 ? '' : 's'}, SHA-256 + qemu-img check</span>
     </span>
   );
@@ -165,7 +165,7 @@ export function BackupsView({ vm, now, onRestore }: BackupsViewProps) {
                     {r.status !== 'ok' && <div className={`status status-${r.status}`}>{statusText(r.status)}</div>}
                   </td>
                   <td>
-                    {r.baseText}
+                    {r.baseText.split(' · ').map((part) => <div key={part} className="base-part" title={part}>{part}</div>)}
                     {r.checkpoint && <div className="muted cell-sub" title={r.checkpoint}>checkpoint {shortName(r.checkpoint, 28)}</div>}
                     {r.reason && <div className="error-text cell-sub reason" title={r.reason}>{r.reason}</div>}
                   </td>

@@ -115,13 +115,13 @@ export function FleetView({ now, onOpen }: FleetViewProps) {
                   <td className="num">{r.checkpoints ?? <span className="muted">—</span>}</td>
                   <td>
                     {!r.health.known ? <span className="muted">unknown</span>
-                      : r.health.errors + r.health.warnings === 0 ? <span className="ok-text">✓ healthy</span>
+                      : r.health.errors + r.health.warnings === 0 ? <span className="ok-text nowrap">✓ healthy</span>
                         : <span className={r.health.errors ? 'error-text' : 'warn-text'}>⚠ {[r.health.errors ? `${r.health.errors} error${r.health.errors > 1 ? 's' : ''}` : '', r.health.warnings ? `${r.health.warnings} warning${r.health.warnings > 1 ? 's' : ''}` : ''].filter(Boolean).join(', ')}</span>}
                   </td>
                   <td>
                     {r.last ? (
                       <span title={`${r.last.id}, completed ${formatAbsolute(r.last.completedAt)}`} className={r.alarms.includes('overdue') ? 'error-text' : undefined}>
-                        {r.alarms.includes('overdue') ? '✕ ' : ''}{formatAge(r.age ?? 0)} ago · {r.last.kind}
+                        <span className="nowrap">{r.alarms.includes('overdue') ? '✕ ' : ''}{formatAge(r.age ?? 0)} ago · {r.last.kind}</span>
                         <div className="muted cell-sub">{formatAbsolute(r.last.completedAt)} · {r.backups} backup{r.backups === 1 ? '' : 's'}</div>
                       </span>
                     ) : <span className="error-text">✕ never</span>}
@@ -130,7 +130,7 @@ export function FleetView({ now, onOpen }: FleetViewProps) {
                     {r.running ? <span className="warn-text">◌ running</span>
                       : r.lastAttempt ? (
                         <span className={r.lastAttempt.outcome === 'succeeded' ? 'ok-text' : 'error-text'} title={r.lastAttempt.reason ?? r.lastAttempt.id}>
-                          {r.lastAttempt.outcome === 'succeeded' ? '✓ succeeded' : `✕ ${r.lastAttempt.outcome}`}
+                          <span className="nowrap">{r.lastAttempt.outcome === 'succeeded' ? '✓ succeeded' : `✕ ${r.lastAttempt.outcome}`}</span>
                           {r.lastAttempt.outcome !== 'succeeded' && <div className="cell-sub reason">{formatRelative(r.lastAttempt.at, now)}: {r.lastAttempt.reason}</div>}
                         </span>
                       ) : <span className="muted">—</span>}

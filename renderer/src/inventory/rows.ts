@@ -59,6 +59,11 @@ function baseText(b: BackupRecord): string {
   return [since.length ? `since ${since.join(', ')}` : '', bases.length ? `on ${bases.join(', ')}` : ''].filter(Boolean).join(' · ');
 }
 
+/** A repository problem's message without the absolute path it repeats (the row shows the file's name). */
+function problemText(file: string, message: string): string {
+  return message.split(file).join(file.split('/').pop() ?? file);
+}
+
 /** Every row of one VM's inventory, newest first. */
 export function backupRows(inv: BackupInventory): BackupRow[] {
   const byId = new Map(inv.backups.map((b) => [b.id, b]));
@@ -88,7 +93,7 @@ export function backupRows(inv: BackupInventory): BackupRow[] {
     });
   }
   for (const p of inv.problems) {
-    rows.push({ key: p.file, type: 'damaged', status: 'damaged', kind: 'unknown', kindText: 'unreadable manifest', baseText: '—', disks: [], dependents: [], reason: p.message });
+    rows.push({ key: p.file, type: 'damaged', status: 'damaged', kind: 'unknown', kindText: 'unreadable manifest', baseText: '—', disks: [], dependents: [], reason: problemText(p.file, p.message) });
   }
   return sortRows(rows, { key: 'time', dir: 'desc' });
 }
