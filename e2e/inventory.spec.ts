@@ -128,13 +128,16 @@ test('backups view: every backup with figures from its manifest, failures and un
   expect((await host.handlers['backup:list']()).backups.map((b) => b.id)).toEqual([full.id, inc1.id]);
   expect(fs.existsSync(path.join(vmDir, 'verified', `${inc2.id}.json`))).toBe(false);
 
-  // 1024×700 and dark: the actions column stays on screen.
+  // 1024×700, the VMs panel open and then closed (as it starts at this width), and dark: the actions stay on screen.
   await app.setViewportSize({ width: 1024, height: 700 });
   const actions = rowOf(app, inc1.id).getByRole('button', { name: `Delete backup ${inc1.id}` });
-  await expect(actions).toBeInViewport();
-  const box = await actions.boundingBox();
-  expect(box!.x + box!.width).toBeLessThanOrEqual(1024);
-  await app.screenshot({ path: artifact('inventory-backups-1024') });
+  for (const sidebar of ['open', 'closed']) {
+    if (sidebar === 'closed') await app.getByRole('button', { name: /VMs$/ }).click();
+    await expect(actions).toBeInViewport();
+    const box = await actions.boundingBox();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(1024);
+    await app.screenshot({ path: artifact(`inventory-backups-1024-sidebar-${sidebar}`) });
+  }
   await app.emulateMedia({ colorScheme: 'dark' });
   await app.screenshot({ path: artifact('inventory-backups-dark') });
   expect(consoleErrors).toEqual([]);

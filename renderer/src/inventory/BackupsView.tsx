@@ -157,7 +157,7 @@ export function BackupsView({ vm, now, onRestore }: BackupsViewProps) {
                   onFocus={(e) => e.target === e.currentTarget && setActive(r.key)} onClick={() => setActive(r.key)} onKeyDown={(e) => onRowKey(e, r)}
                 >
                   <td>
-                    {r.startedAt !== undefined ? <span title={formatAbsolute(r.startedAt)}>{formatAbsolute(r.startedAt)}<span className="muted"> · {formatRelative(r.startedAt, now)}</span></span> : <span className="muted">—</span>}
+                    {r.startedAt !== undefined ? <div className="started">{formatAbsolute(r.startedAt)}<div className="muted cell-sub">{formatRelative(r.startedAt, now)}</div></div> : <span className="muted">—</span>}
                     <div className="mono muted cell-sub" title={r.key}>{r.type === 'damaged' ? shortName(r.key.split('/').pop() ?? r.key, 36) : r.key}</div>
                   </td>
                   <td>

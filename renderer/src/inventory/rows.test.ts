@@ -30,7 +30,7 @@ const inv = (): BackupInventory => ({
     rec(C, T + 7200_000, 1_000, [{ name: 'vda', base: '20261204-090000-000-0009', copied: 0, size: 1 << 16 }]),
   ],
   failed: [{ id: '20261204-130000-000-00ff', startedAt: T + 3 * 3600_000, endedAt: T + 3 * 3600_000 + 500, outcome: 'failed', reason: 'No space left on device' }],
-  problems: [{ file: '/r/vms/u/manifests/x.json', message: 'manifest version 9 is not supported' }],
+  problems: [{ file: '/r/vms/u/manifests/x.json', message: 'manifest /r/vms/u/manifests/x.json is invalid: manifest version 9 is not supported' }],
   verified: { [A]: { backup: A, at: T + 100, durationMs: 900, ok: true, how: 'h', layers: 2, problems: [] }, [B]: { backup: B, at: T + 200, durationMs: 50, ok: false, how: 'h', layers: 3, problems: ['vda: content changed'] } },
 });
 
@@ -45,7 +45,7 @@ describe('backup rows', () => {
     expect(b.disks.map((d) => [d.disk, d.kind, d.size])).toEqual([['vda', 'incremental', 5 << 20], ['vdb', 'full', 2 << 20]]);
     expect(rows.find((r) => r.key === C)).toMatchObject({ status: 'broken-chain', reason: expect.stringContaining('whose manifest is gone') as string });
     expect(rows.find((r) => r.type === 'failed')).toMatchObject({ status: 'failed', reason: 'No space left on device', durationMs: 500 });
-    expect(rows.find((r) => r.type === 'damaged')).toMatchObject({ key: '/r/vms/u/manifests/x.json', reason: 'manifest version 9 is not supported' });
+    expect(rows.find((r) => r.type === 'damaged')).toMatchObject({ key: '/r/vms/u/manifests/x.json', reason: 'is invalid: manifest version 9 is not supported' });
     // newest first; an unreadable manifest has no time and comes last
     expect(rows.map((r) => r.type)).toEqual(['failed', 'backup', 'backup', 'backup', 'damaged']);
   });

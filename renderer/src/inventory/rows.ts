@@ -61,6 +61,8 @@ function baseText(b: BackupRecord): string {
 
 /** A repository problem's message without the absolute path it repeats (the row shows the file's name). */
 function problemText(file: string, message: string): string {
+  const own = `manifest ${file} `;
+  if (message.startsWith(own)) return message.slice(own.length); // "is invalid: manifest.version: …"
   return message.split(file).join(file.split('/').pop() ?? file);
 }
 
