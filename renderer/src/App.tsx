@@ -115,7 +115,8 @@ export function App() {
   usePageVisibility(useMemo(() => (visible: boolean) => store.getState().setPageVisible(visible), [store]));
   const baseline = checkpoints.find((c) => c.name === (selected ?? v.current));
   const mapDisks = baseline ? disks.filter((d) => d.bitmapCapable && baseline.disks.some((x) => x.name === d.name && x.checkpoint === 'bitmap')).map((d) => d.name) : [];
-  const mapKey = vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
+  // (Only while the timeline is shown: the other views draw no disk maps.)
+  const mapKey = page === 'timeline' && vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
   useEffect(() => {
     if (mapKey === '') {
       watchDirtyMaps(undefined);
