@@ -3,6 +3,7 @@ import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { argValidators, dispatch, EVENT_NAMES, isInvokeChannel, ValidationError, type Handlers } from './contract';
 import { backupArgs } from './contract/backups';
+import { inventoryArgs } from './contract/inventory';
 import { labArgs } from './contract/lab';
 import { pullArgs } from './contract/pull';
 import { vmArgs } from './contract/vm';
@@ -63,7 +64,7 @@ describe('dispatch', () => {
   });
 
   it('has a validator for every channel, and no channel is defined by two areas', () => {
-    const areas = [vmArgs, labArgs, backupArgs, pullArgs];
+    const areas = [vmArgs, labArgs, backupArgs, inventoryArgs, pullArgs];
     const names = areas.flatMap((a) => Object.keys(a));
     expect(new Set(names).size).toBe(names.length);
     expect(Object.keys(argValidators).sort()).toEqual([...names].sort());

@@ -10,6 +10,7 @@ import type * as v from 'valibot';
 import { check, ValidationError, type Validator } from './schema';
 import { backupArgs, type BackupResults } from './contract/backups';
 import type { EventMap, EventName } from './contract/events';
+import { inventoryArgs, type InventoryResults } from './contract/inventory';
 import { labArgs, type LabResults } from './contract/lab';
 import { pullArgs, type PullResults } from './contract/pull';
 import { vmArgs, type VmResults } from './contract/vm';
@@ -18,13 +19,14 @@ export * from './contract/vm';
 export * from './contract/lab';
 export * from './contract/manifest';
 export * from './contract/backups';
+export * from './contract/inventory';
 export * from './contract/pull';
 export * from './contract/events';
 export { ValidationError, type Validator } from './schema';
 
-const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...pullArgs };
+const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...inventoryArgs, ...pullArgs };
 type ArgSchemas = typeof argSchemas;
-interface Results extends VmResults, LabResults, BackupResults, PullResults {}
+interface Results extends VmResults, LabResults, BackupResults, InventoryResults, PullResults {}
 
 export type InvokeChannel = keyof ArgSchemas;
 export type InvokeMap = {

@@ -56,7 +56,7 @@ type PullChannel = keyof ReturnType<typeof import('./handlers/pull').pullHandler
 // Every channel of each lazily loaded group (the Record type makes the compiler check the lists).
 const BACKUP_CHANNELS: Record<BackupChannel, true> = {
   'backup:begin': true, 'backup:list': true, 'backup:info': true, 'backup:verify': true, 'backup:delete': true,
-  'backup:status': true, 'backup:cancel': true, 'restore:run': true,
+  'backup:status': true, 'backup:cancel': true, 'restore:run': true, 'backup:inventory': true, 'backup:fleet': true,
 };
 const PULL_CHANNELS: Record<PullChannel, true> = { 'dirtymap:get': true, 'pull:begin': true, 'pull:export': true, 'pull:end': true, 'pull:wait': true };
 // Specifiers of the lazily loaded handler modules (variables: see loadLater).

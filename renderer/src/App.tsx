@@ -14,6 +14,9 @@ import { CreateCheckpointDialog } from './dialogs/CreateCheckpointDialog';
 import { DeleteDialog } from './dialogs/DeleteDialog';
 import { RestoreDialog } from './dialogs/RestoreDialog';
 import { WriteSimDialog } from './dialogs/WriteSimDialog';
+import { BackupsView } from './inventory/BackupsView';
+import { FleetView } from './inventory/FleetView';
+import { focusInventory, type Page } from './inventory/pages';
 import { backupMarks } from './model/backup-marks';
 import { isSameVm } from './model/vm-ids';
 import { useApp, useAppStore } from './store/context';
@@ -27,7 +30,7 @@ type DialogState =
   | { kind: 'create' }
   | { kind: 'delete'; target: string }
   | { kind: 'backup' }
-  | { kind: 'restore' }
+  | { kind: 'restore'; backup?: string }
   | { kind: 'write' };
 
 /** Re-render every `ms` so ages and spans that run to "now" stay current (no engine polling). */
@@ -80,6 +83,13 @@ export function App() {
   const watchDirtyMaps = useApp((s) => s.watchDirtyMaps);
   const store = useAppStore();
   const [dialog, setDialog] = useState<DialogState>();
+  // Which view fills the main column (issue 12): the timeline, the VM's backups, or the fleet.
+  const [page, setPage] = useState<Page>('timeline');
+  const goTo = useCallback((p: Page) => {
+    setPage(p);
+    if (p === 'timeline') setTimeout(focusTimeline, 0);
+    else focusInventory(p);
+  }, []);
   const [openToken, setOpenToken] = useState(0);
   const [sidebarOpen, setSidebarOpen] = useState(() => typeof window === 'undefined' || window.innerWidth >= SIDEBAR_MIN_WINDOW);
   const [focusRequest, setFocusRequest] = useState<{ name: string; token: number }>();
@@ -105,7 +115,8 @@ export function App() {
   usePageVisibility(useMemo(() => (visible: boolean) => store.getState().setPageVisible(visible), [store]));
   const baseline = checkpoints.find((c) => c.name === (selected ?? v.current));
   const mapDisks = baseline ? disks.filter((d) => d.bitmapCapable && baseline.disks.some((x) => x.name === d.name && x.checkpoint === 'bitmap')).map((d) => d.name) : [];
-  const mapKey = vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
+  // (Only while the timeline is shown: the other views draw no disk maps.)
+  const mapKey = page === 'timeline' && vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
   useEffect(() => {
     if (mapKey === '') {
       watchDirtyMaps(undefined);
@@ -143,6 +154,8 @@ export function App() {
       <div className="skip-links">
         <a className="skip-link" href="#timeline" onClick={(e) => { e.preventDefault(); focusTimeline(); }}>Skip to the timeline</a>
         <a className="skip-link" href="#details" onClick={(e) => { e.preventDefault(); document.getElementById('details')?.focus(); }}>Skip to the checkpoint details</a>
+        <a className="skip-link" href="#backups" onClick={(e) => { e.preventDefault(); goTo('backups'); }}>Skip to the backups table</a>
+        <a className="skip-link" href="#fleet" onClick={(e) => { e.preventDefault(); goTo('fleet'); }}>Skip to the fleet overview</a>
       </div>
       <header className="topbar">
         <button
@@ -152,6 +165,11 @@ export function App() {
           <span aria-hidden="true">☰</span> VMs
         </button>
         <span className="brand"><span className="brand-mark" aria-hidden="true">◭</span>Tidemark</span>
+        <nav className="page-nav" aria-label="Views">
+          {(['timeline', 'backups', 'fleet'] as const).map((p) => (
+            <button key={p} type="button" aria-current={page === p ? 'page' : undefined} onClick={() => goTo(p)}>{p === 'timeline' ? 'Timeline' : p === 'backups' ? 'Backups' : 'Fleet'}</button>
+          ))}
+        </nav>
         {vm && (
           <>
             <span className="vm-title" title={vm.label}>{vm.label}</span>
@@ -167,7 +185,20 @@ export function App() {
 
       {sidebarOpen && <VmPanel />}
 
-      <main className="main" aria-label="Checkpoints and backups" tabIndex={-1}>
+      {page !== 'timeline' && (
+        <main className="main page-main" aria-label={page === 'fleet' ? 'Fleet overview' : 'Backups'} tabIndex={-1}>
+          {pageError && <div className="alert" role="alert">Cannot reach the Tidemark engine: {pageError}</div>}
+          {page === 'fleet' ? (
+            <FleetView now={now} onOpen={(id, p) => { void store.getState().selectVm(id); goTo(p); }} />
+          ) : vm ? (
+            <BackupsView key={vm.id} vm={vm} now={now} onRestore={v.info ? (backup) => setDialog({ kind: 'restore', backup }) : undefined} />
+          ) : (
+            <div className="empty-timeline muted">Select or add a VM.</div>
+          )}
+        </main>
+      )}
+
+      {page === 'timeline' && <main className="main" aria-label="Checkpoints and backups" tabIndex={-1}>
         <div className="actionbar" role="toolbar" aria-label="Actions">
           <button type="button" className="primary" disabled={!ready} onClick={() => setDialog({ kind: 'create' })}>Create checkpoint</button>
           <button type="button" disabled={!ready} onClick={() => setDialog({ kind: 'backup' })}>Back up</button>
@@ -222,7 +253,7 @@ export function App() {
           <DetailsPanel now={now} openToken={openToken} backups={marks} figures={figures} />
           <JobsPanel />
         </div>
-      </main>
+      </main>}
 
       <div className="visually-hidden" aria-live="polite" role="status">{announcement}</div>
 
@@ -260,7 +291,7 @@ export function App() {
         <BackupDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} selected={selected} onClose={() => setDialog(undefined)} />
       )}
       {dialog?.kind === 'restore' && v.info && vm && (
-        <RestoreDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} live={v.live} onClose={() => setDialog(undefined)} />
+        <RestoreDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} live={v.live} initialBackup={dialog.backup} onClose={() => setDialog(undefined)} />
       )}
     </div>
   );

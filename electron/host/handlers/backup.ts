@@ -12,11 +12,14 @@ import { readLock } from '../../engine/backup/lock';
 import { BackupRepository } from '../../engine/backup/repository';
 import { restoreInPlace, restoreTo } from '../../engine/backup/restore';
 import { verifyBackups } from '../../engine/backup/verify';
+import { forgetVerifications, recordVerifications, verifyRecords } from '../../engine/backup/verify-history';
+import { fleetEntries, repositoryUsage, vmInventory } from '../../engine/backup/inventory';
 import { namesIdentity } from '../../engine/identity';
 import { metadataRestoreHooks } from '../../engine/qmp-driver/restore-hooks';
 import type { HostContext } from './context';
 
-type BackupChannels = 'backup:begin' | 'backup:list' | 'backup:info' | 'backup:verify' | 'backup:delete' | 'backup:status' | 'backup:cancel' | 'restore:run';
+type BackupChannels = 'backup:begin' | 'backup:list' | 'backup:info' | 'backup:verify' | 'backup:delete' | 'backup:status' | 'backup:cancel' | 'restore:run'
+  | 'backup:inventory' | 'backup:fleet';
 
 /** The repository at `p`, or the default one (STATE/backups, created on first use). */
 export function repositories(stateDir: string) {
@@ -83,7 +86,16 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
     },
 
     async 'backup:verify'(repoArg, ids) {
-      return verifyBackups(openRepo(repoArg), ids && ids.length > 0 ? { ids } : {});
+      const repo = openRepo(repoArg);
+      const started = Date.now();
+      const report = await verifyBackups(repo, ids && ids.length > 0 ? { ids } : {});
+      // Kept per backup for the backups view; a verification that cannot be recorded still reports.
+      try {
+        recordVerifications(repo, repo.list(), verifyRecords(report, Date.now(), Date.now() - started));
+      } catch {
+        // the report is the answer; its record is a convenience
+      }
+      return report;
     },
 
     async 'backup:delete'(id, options) {
@@ -98,7 +110,27 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
       }
       const gone = [m, ...dependents];
       repo.deleteBackups(gone);
+      forgetVerifications(repo, gone);
       return { deleted: gone.map((x) => x.id) };
+    },
+
+    async 'backup:inventory'(vmId, repoArg) {
+      const root = repoPath(repoArg);
+      const empty = { repo: root, exists: false, backups: [], problems: [], failed: [], verified: {}, running: false };
+      if (!fs.existsSync(root)) return empty;
+      const repo = openRepo(repoArg);
+      const usage = repositoryUsage(repo.root);
+      // The VM's folder is its durable identity; a VM never connected has none yet.
+      const key = registry.find(vmId)?.identity()?.key;
+      if (key === undefined) return { ...empty, exists: true, repo: repo.root, usage };
+      return { ...vmInventory(repo, key), usage };
+    },
+
+    async 'backup:fleet'(repoArg) {
+      const root = repoPath(repoArg);
+      if (!fs.existsSync(root)) return { repo: root, exists: false, vms: [] };
+      const repo = openRepo(repoArg);
+      return { repo: repo.root, exists: true, vms: fleetEntries(repo, (identity) => registry.byIdentity(identity)?.id) };
     },
 
     async 'backup:status'(vmId, repoArg) {

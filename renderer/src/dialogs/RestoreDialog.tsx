@@ -19,6 +19,8 @@ export interface RestoreDialogProps {
   checkpoints: readonly Checkpoint[];
   current?: string;
   live?: Record<string, BitmapInfo[]>;
+  /** The backup to start with (the backups view's row); default the newest. */
+  initialBackup?: string;
   onClose(): void;
 }
 
@@ -75,7 +77,7 @@ export function RestoreDialog(props: RestoreDialogProps) {
   const jobs = useApp((s) => s.jobs);
 
   const newestFirst = useMemo(() => [...backups].sort((a, b) => b.startedAt - a.startedAt), [backups]);
-  const [backupId, setBackupId] = useState(newestFirst[0]?.id ?? '');
+  const [backupId, setBackupId] = useState((newestFirst.some((b) => b.id === props.initialBackup) ? props.initialBackup : undefined) ?? newestFirst[0]?.id ?? '');
   const backup = newestFirst.find((b) => b.id === backupId);
   const connected = vm.connection === 'connected';
   const [target, setTarget] = useState<Target>('new');

@@ -12,6 +12,7 @@ import { recordCounts, type DiskHistory } from '../model/samples';
 import { isSameVm } from '../model/vm-ids';
 import { createBackupSlice } from './backups';
 import { createDirtyMapSlice } from './dirtymaps';
+import { createInventorySlice } from './inventory';
 import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } from './types';
 
 /**
@@ -131,6 +132,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
     return {
       ...createBackupSlice(api, set, get),
       ...createDirtyMapSlice(api, set, get, options.timers),
+      ...createInventorySlice(api, set, get),
       transport: api.transport,
       vms: [],
       vmsLoaded: false,

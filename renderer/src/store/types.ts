@@ -4,11 +4,12 @@
 
 import type { StoreApi } from 'zustand/vanilla';
 import type {
-  AppApi, BackupBeginOptions, BackupBeginResult, BackupRecord, DirtyMap, JobInfo, LabInfo, PullBeginOptions, PullBeginResult,
+  AppApi, BackupBeginOptions, BackupBeginResult, BackupDetails, BackupInventory, BackupRecord, BackupVerifyReport, DirtyMap, FleetBackups,
+  JobInfo, LabInfo, PullBeginOptions, PullBeginResult,
   PullExportInfo, PullExportOptions, RestoreOutcome, RestoreRequest, VmSummary, WriteSimOptions,
 } from '../../../shared/contract';
 import type {
-  BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, VmInfo,
+  BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, VmInfo,
 } from '../../../shared/domain';
 import type { DiskHistory } from '../model/samples';
 
@@ -31,7 +32,7 @@ export interface VmView {
   error?: string;
 }
 
-export interface AppState extends BackupSlice, DirtyMapSlice {
+export interface AppState extends BackupSlice, DirtyMapSlice, InventorySlice {
   transport: AppApi['transport'];
   vms: VmSummary[];
   vmsLoaded: boolean;
@@ -149,6 +150,38 @@ export interface DirtyMapSlice {
   /** Re-evaluates what the watched maps depend on and whether reads may run (called on events). */
   syncDirtyMaps(vmId?: string): void;
   disposeDirtyMaps(): void;
+}
+
+// ---------------------------------------------------------------- inventory (backups view, fleet overview)
+
+export interface InventoryView {
+  data?: BackupInventory;
+  loading: boolean;
+  error?: string;
+}
+
+/** What the fleet overview knows of one VM besides its backups (read when the overview loads). */
+export interface FleetVmFacts {
+  /** QEMU run state (vm:info). */
+  status?: string;
+  checkpoints?: number;
+  issues?: HealthIssue[];
+  /** Why the VM's facts could not be read. */
+  error?: string;
+}
+
+export interface InventorySlice {
+  /** Per VM id: its backups, failed attempts, unreadable manifests, verifications, repository usage. */
+  inventory: Record<string, InventoryView>;
+  /** Backup ids a verification runs for. */
+  verifying: Record<string, true>;
+  fleet: { backups?: FleetBackups; vms: Record<string, FleetVmFacts>; loading: boolean; loadedAt?: number; error?: string };
+  loadInventory(vmId: string): Promise<void>;
+  verifyBackups(vmId: string, ids: readonly string[]): Promise<BackupVerifyReport>;
+  backupDetails(id: string): Promise<BackupDetails>;
+  /** Deletes a backup (with the backups that build on it, when told); reloads the VM's lists. */
+  deleteBackup(vmId: string, id: string, withDependents: boolean): Promise<string[]>;
+  loadFleet(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- the store
