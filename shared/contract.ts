@@ -12,6 +12,7 @@ import { backupArgs, type BackupResults } from './contract/backups';
 import type { EventMap, EventName } from './contract/events';
 import { labArgs, type LabResults } from './contract/lab';
 import { pullArgs, type PullResults } from './contract/pull';
+import { retentionArgs, type RetentionResults } from './contract/retention';
 import { vmArgs, type VmResults } from './contract/vm';
 
 export * from './contract/vm';
@@ -19,12 +20,13 @@ export * from './contract/lab';
 export * from './contract/manifest';
 export * from './contract/backups';
 export * from './contract/pull';
+export * from './contract/retention';
 export * from './contract/events';
 export { ValidationError, type Validator } from './schema';
 
-const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...pullArgs };
+const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...pullArgs, ...retentionArgs };
 type ArgSchemas = typeof argSchemas;
-interface Results extends VmResults, LabResults, BackupResults, PullResults {}
+interface Results extends VmResults, LabResults, BackupResults, PullResults, RetentionResults {}
 
 export type InvokeChannel = keyof ArgSchemas;
 export type InvokeMap = {
