@@ -43,7 +43,7 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
         const { job, result } = await jobs.run({ kind: 'backup', vmId, title: `Backup (${what}) to ${repo.root}`, progress: [] }, async (reporter) => {
           await finishRetentionFirst(repo, vm.identity()?.key, (l) => reporter.log(l));
           return vm.backup.begin({
-          mode: 'push', repo, full: options.full, since: options.since, checkpoint: options.noCheckpoint ? false : options.checkpoint, disks: options.disks, speedMiBps: options.speedMiBps,
+          mode: 'push', repo, full: options.full, since: options.since, checkpoint: options.noCheckpoint ? false : options.checkpoint, disks: options.disks, speedMiBps: options.speedMiBps, quiesce: options.quiesce,
           }, reporter);
         }, (r) => `backup ${r.backupId}`);
         return { job, backup: result.manifest! };

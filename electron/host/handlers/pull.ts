@@ -18,11 +18,11 @@ export function pullHandlers(ctx: HostContext): Pick<Handlers, PullChannels> {
   /** Export-only pulls of this process, by VM: resolves with the job when it ends. */
   const sessions = new Map<string, Promise<JobInfo>>();
 
-  type Common = { full?: boolean; since?: string; checkpoint?: string; noCheckpoint?: boolean; disks?: string[]; fleeceDir?: string; fleeceMaxMiB?: number };
+  type Common = { full?: boolean; since?: string; checkpoint?: string; noCheckpoint?: boolean; disks?: string[]; fleeceDir?: string; fleeceMaxMiB?: number; quiesce?: BackupBegin['quiesce'] };
   function point(o: Common): Omit<BackupBegin, 'mode' | 'repo'> {
     if (o.noCheckpoint && o.checkpoint !== undefined) throw new Error('--checkpoint and --no-checkpoint cannot be combined');
     return {
-      full: o.full, since: o.since, checkpoint: o.noCheckpoint ? false : o.checkpoint, disks: o.disks,
+      full: o.full, since: o.since, checkpoint: o.noCheckpoint ? false : o.checkpoint, disks: o.disks, quiesce: o.quiesce,
       scratch: { ...(o.fleeceDir !== undefined ? { dir: o.fleeceDir } : {}), ...(o.fleeceMaxMiB !== undefined ? { maxBytes: Math.round(o.fleeceMaxMiB * MiB) } : {}) },
     };
   }
