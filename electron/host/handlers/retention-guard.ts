@@ -5,14 +5,25 @@
 
 import type { BackupRepository } from '../../engine/backup/repository';
 import { readJournal } from '../../engine/retention/journal';
-import { finishInterruptedRetention } from '../../engine/retention/retention';
+import { BackupBusyError, isRetentionLock, readLock } from '../../engine/backup/lock';
+import { acquireRetentionLock, finishInterruptedRetention, RetentionBusyError } from '../../engine/retention/retention';
 
-/** Before a backup takes the lock: finishes an interrupted prune or merge of the VM (throws RetentionBusyError while one runs). */
+/**
+ * Before a backup takes the lock: finishes an interrupted prune or merge of the VM, and clears the
+ * lock of a prune that died after its last step (throws RetentionBusyError while one runs).
+ */
 export async function finishRetentionFirst(repo: BackupRepository, vmKey: string | undefined, log: (line: string) => void): Promise<void> {
-  if (vmKey === undefined || !readJournal(repo, vmKey)) return;
-  log('an interrupted prune or merge of this VM\'s backups is pending: finishing it first');
-  const r = await finishInterruptedRetention(repo, vmKey, { log });
-  if (r) log(`finished the interrupted ${r.what} (${r.stepsRun} step(s) left of ${r.stepsTotal}); ${r.removed.length} point(s) removed`);
+  if (vmKey === undefined) return;
+  const held = readLock(repo, vmKey);
+  if (held?.alive && isRetentionLock(held.journal)) throw new RetentionBusyError(new BackupBusyError(held.journal).message);
+  if (readJournal(repo, vmKey)) {
+    log('an interrupted prune or merge of this VM\'s backups is pending: finishing it first');
+    const r = await finishInterruptedRetention(repo, vmKey, { log });
+    if (r) log(`finished the interrupted ${r.what} (${r.stepsRun} step(s) left of ${r.stepsTotal}); ${r.removed.length} point(s) removed`);
+  } else if (held && isRetentionLock(held.journal)) {
+    acquireRetentionLock(repo, vmKey, 'clear the lock of a finished prune').release(); // a dead prune's, with nothing left to do
+    log('cleared the lock of a prune or merge that had finished all its steps');
+  }
 }
 
 /** One line saying that a prune or merge of the VM is unfinished, or undefined. */
