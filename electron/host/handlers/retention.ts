@@ -35,7 +35,7 @@ function info(s: ListedSchedule): ScheduleInfo {
 function tidemarkCommand(): string[] {
   let dir = __dirname;
   let bin: string | undefined;
-  for (let i = 0; i < 5 && !bin; i++, dir = path.dirname(dir)) {
+  for (let i = 0; i < 7 && !bin; i++, dir = path.dirname(dir)) {
     const candidate = path.join(dir, 'bin', 'tidemark.js');
     if (fs.existsSync(candidate)) bin = candidate;
   }
