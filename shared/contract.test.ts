@@ -5,6 +5,7 @@ import { argValidators, dispatch, EVENT_NAMES, isInvokeChannel, ValidationError,
 import { backupArgs } from './contract/backups';
 import { labArgs } from './contract/lab';
 import { pullArgs } from './contract/pull';
+import { retentionArgs } from './contract/retention';
 import { vmArgs } from './contract/vm';
 import { args, check, describeValue, list, num, optionalArg, record, text } from './schema';
 
@@ -63,7 +64,7 @@ describe('dispatch', () => {
   });
 
   it('has a validator for every channel, and no channel is defined by two areas', () => {
-    const areas = [vmArgs, labArgs, backupArgs, pullArgs];
+    const areas = [vmArgs, labArgs, backupArgs, pullArgs, retentionArgs];
     const names = areas.flatMap((a) => Object.keys(a));
     expect(new Set(names).size).toBe(names.length);
     expect(Object.keys(argValidators).sort()).toEqual([...names].sort());
