@@ -13,6 +13,7 @@ import { BackupDialog } from './dialogs/BackupDialog';
 import { CreateCheckpointDialog } from './dialogs/CreateCheckpointDialog';
 import { DeleteDialog } from './dialogs/DeleteDialog';
 import { RestoreDialog } from './dialogs/RestoreDialog';
+import { RetentionDialog } from './retention/RetentionDialog';
 import { WriteSimDialog } from './dialogs/WriteSimDialog';
 import { backupMarks } from './model/backup-marks';
 import { isSameVm } from './model/vm-ids';
@@ -28,7 +29,8 @@ type DialogState =
   | { kind: 'delete'; target: string }
   | { kind: 'backup' }
   | { kind: 'restore' }
-  | { kind: 'write' };
+  | { kind: 'write' }
+  | { kind: 'retention' };
 
 /** Re-render every `ms` so ages and spans that run to "now" stay current (no engine polling). */
 export function useClock(ms: number): number {
@@ -172,6 +174,7 @@ export function App() {
           <button type="button" className="primary" disabled={!ready} onClick={() => setDialog({ kind: 'create' })}>Create checkpoint</button>
           <button type="button" disabled={!ready} onClick={() => setDialog({ kind: 'backup' })}>Back up</button>
           <button type="button" disabled={!v.info} onClick={() => setDialog({ kind: 'restore' })}>Restore</button>
+          <button type="button" disabled={!vm} onClick={() => setDialog({ kind: 'retention' })} title="Simulate a keep policy, then prune and merge">Retention…</button>
           <button type="button" disabled={!ready || noSelection} onClick={() => selected !== undefined && openDelete(selected)} title="Delete the selected checkpoint (Delete key in the tree)">
             Delete checkpoint
           </button>
@@ -259,6 +262,7 @@ export function App() {
       {dialog?.kind === 'backup' && v.info && vm && (
         <BackupDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} selected={selected} onClose={() => setDialog(undefined)} />
       )}
+      {dialog?.kind === 'retention' && vm && <RetentionDialog vm={vm} onClose={() => setDialog(undefined)} />}
       {dialog?.kind === 'restore' && v.info && vm && (
         <RestoreDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} live={v.live} onClose={() => setDialog(undefined)} />
       )}
