@@ -93,7 +93,8 @@ export function retentionHandlers(ctx: HostContext): Pick<Handlers, RetentionCha
       const summary = vm.summary();
       const key = await vmKey(vmId);
       // The demo VM: its second socket (the app holds the first while it runs).
-      const connect = summary.kind === 'demo' ? labInfo(ctx.labDir).qmpSecondary : summary.endpoint;
+      const endpoint = summary.kind === 'demo' ? labInfo(ctx.labDir).qmpSecondary : summary.endpoint;
+      const connect = path.isAbsolute(endpoint) ? `unix:${endpoint}` : endpoint; // --connect also takes a bare socket path
       const name = vm.identity()?.name;
       const user = o.user ?? false;
       const spec: ScheduleSpec = {
