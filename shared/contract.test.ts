@@ -6,6 +6,7 @@ import { backupArgs } from './contract/backups';
 import { inventoryArgs } from './contract/inventory';
 import { labArgs } from './contract/lab';
 import { pullArgs } from './contract/pull';
+import { retentionArgs } from './contract/retention';
 import { vmArgs } from './contract/vm';
 import { args, check, describeValue, list, num, optionalArg, record, text } from './schema';
 
@@ -64,7 +65,7 @@ describe('dispatch', () => {
   });
 
   it('has a validator for every channel, and no channel is defined by two areas', () => {
-    const areas = [vmArgs, labArgs, backupArgs, inventoryArgs, pullArgs];
+    const areas = [vmArgs, labArgs, backupArgs, inventoryArgs, pullArgs, retentionArgs];
     const names = areas.flatMap((a) => Object.keys(a));
     expect(new Set(names).size).toBe(names.length);
     expect(Object.keys(argValidators).sort()).toEqual([...names].sort());

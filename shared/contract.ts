@@ -13,6 +13,7 @@ import type { EventMap, EventName } from './contract/events';
 import { inventoryArgs, type InventoryResults } from './contract/inventory';
 import { labArgs, type LabResults } from './contract/lab';
 import { pullArgs, type PullResults } from './contract/pull';
+import { retentionArgs, type RetentionResults } from './contract/retention';
 import { vmArgs, type VmResults } from './contract/vm';
 
 export * from './contract/vm';
@@ -21,12 +22,13 @@ export * from './contract/manifest';
 export * from './contract/backups';
 export * from './contract/inventory';
 export * from './contract/pull';
+export * from './contract/retention';
 export * from './contract/events';
 export { ValidationError, type Validator } from './schema';
 
-const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...inventoryArgs, ...pullArgs };
+const argSchemas = { ...vmArgs, ...labArgs, ...backupArgs, ...inventoryArgs, ...pullArgs, ...retentionArgs };
 type ArgSchemas = typeof argSchemas;
-interface Results extends VmResults, LabResults, BackupResults, InventoryResults, PullResults {}
+interface Results extends VmResults, LabResults, BackupResults, InventoryResults, PullResults, RetentionResults {}
 
 export type InvokeChannel = keyof ArgSchemas;
 export type InvokeMap = {

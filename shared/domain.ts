@@ -139,7 +139,16 @@ export type DeleteMode = v.InferOutput<typeof deleteModeSchema>;
 export const checkpointNameSchema = text({ max: 4096 });
 const checkpointName = checkpointNameSchema;
 
+/** Freeze the guest's file systems through the QEMU guest agent around the one transaction. */
+export const quiesceOptionSchema = record({
+  /** The agent's socket (unix:PATH); default: the VM's own org.qemu.guest_agent.0 channel. */
+  agent: optionalArg(text({ min: 1, max: 4096 })),
+});
+export type QuiesceOption = v.InferOutput<typeof quiesceOptionSchema>;
+
 export const createCheckpointOptionsSchema = record({
+  /** File-system consistent: guest agent freeze just before the transaction, thaw right after. */
+  quiesce: optionalArg(quiesceOptionSchema),
   /** Default: a timestamp (seconds since the epoch, as libvirt). */
   name: optionalArg(checkpointName),
   description: optionalArg(text({ max: 65536 })),

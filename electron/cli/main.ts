@@ -1,12 +1,18 @@
 // tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]
 //
-// Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr ("error: …");
+// Exit status: 0 success, 1 failure, 2 usage error, 75 (EX_TEMPFAIL) busy: a backup, prune or
+// merge of the VM is running (schedules treat that as "try next time", not a failure). Errors are one line on stderr ("error: …");
 // TIDEMARK_DEBUG=1 adds the stack. The process never lingers: connections are closed at the end.
 
 import { parseArgs, UsageError } from './args';
 import type { Command, CommandGroup } from './command';
 import { loadAllGroups, loadCommand, subcommandNames } from './commands';
 import { CliContext, type CliIo, type GlobalOptions } from './context';
+
+/** sysexits.h: a temporary failure; the same run later may work. */
+const EX_TEMPFAIL = 75;
+/** Errors that mean "a backup, prune or merge of the VM is running" (by name: their modules load lazily). */
+const BUSY_ERRORS = new Set(['BackupBusyError', 'RetentionBusyError']);
 
 const GLOBAL_USAGE = 'tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]...';
 
@@ -28,7 +34,8 @@ function generalHelp(groups: CommandGroup[]): string {
   s += '    Warnings (e.g. damaged checkpoints) go to stderr, so stdout stays parseable.\n\n';
   s += ' Exit status:\n';
   s += '    0 success; 1 the operation failed (one "error: ..." line on stderr, nothing changed);\n';
-  s += '    2 usage error (unknown command or option, missing argument).\n\n';
+  s += '    2 usage error (unknown command or option, missing argument);\n';
+  s += '    75 busy: a backup, prune or merge of the VM is running (try again later).\n\n';
   s += ' Environment:\n';
   s += '    TIDEMARK_STATE_DIR   default for --state-dir\n';
   s += '    TIDEMARK_DEBUG=1     print the stack trace after an error\n\n';
@@ -137,7 +144,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const err = e instanceof Error ? e : new Error(String(e));
     io.stderr(`error: ${oneLine(err.message || err.name)}\n`);
     if (io.env.TIDEMARK_DEBUG === '1' && err.stack) io.stderr(`${err.stack}\n`);
-    return err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError ? 2 : BUSY_ERRORS.has(err.name) ? EX_TEMPFAIL : 1;
   } finally {
     await ctx?.close().catch(() => undefined);
   }

@@ -12,7 +12,7 @@
 
 import type { BackupStatusInfo, DirtyMap, VmSummary } from '../../shared/contract';
 import type {
-  BitmapInfo, BitmapLayout, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, ListFilter, VmInfo,
+  BitmapInfo, BitmapLayout, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, ListFilter, QuiesceOption, VmInfo,
 } from '../../shared/domain';
 import type { BackupManifest } from './backup/manifest';
 import type { BackupRepository } from './backup/repository';
@@ -83,6 +83,8 @@ export interface BackupBegin {
   disks?: string[];
   /** push: speed limit per disk, MiB/s. */
   speedMiBps?: number;
+  /** Guest agent freeze around the backup's one transaction (QMP: the VM's agent channel, or `agent`). */
+  quiesce?: QuiesceOption;
   /** pull: where the scratch (fleece) images go, and when to give up on their growth. */
   scratch?: { dir?: string; maxBytes?: number };
   /** pull: copy nothing; `onReady` gets the exports, and the backup ends with `end()` (from any process). */

@@ -192,6 +192,31 @@ describe('backup and pull channels', () => {
   });
 });
 
+describe('retention and schedule channels', () => {
+  it('load their module on first use only, and refuse a prune of a VM never seen', async () => {
+    const loaded: string[] = [];
+    vi.resetModules();
+    vi.doMock('./handlers/retention', async (original) => {
+      loaded.push('retention');
+      return original();
+    });
+    try {
+      const fresh = await import('./service');
+      const s = fresh.createService({ stateDir: dir, connectMode: 'on-demand' });
+      open.push(s);
+      await dispatch(s.handlers, 'backup:list', []);
+      expect(loaded).toEqual([]);
+      const units = path.join(dir, 'units');
+      expect(await dispatch(s.handlers, 'schedule:list', [{ unitDir: units }])).toEqual({ target: { kind: 'systemd', dir: units, user: false }, schedules: [], problems: [] });
+      expect(loaded).toEqual(['retention']);
+      await expect(dispatch(s.handlers, 'backup:prune', [DEMO_VM_ID, { policy: { last: 1 }, dryRun: true }])).rejects.toThrow(/demo VM|not running|lab start/i);
+    } finally {
+      vi.doUnmock('./handlers/retention');
+      vi.resetModules();
+    }
+  });
+});
+
 describe('events', () => {
   it('on() returns an unsubscribe function and a throwing listener does not stop others', () => {
     const s = make();

@@ -6,7 +6,7 @@
 // same handlers through dispatch(). Handlers reach VMs only through the VM-driver seam
 // (engine/driver.ts); the VM id they get is the one every layer below uses.
 //
-// The backup and pull handlers are loaded on their first call (most CLI commands never need them).
+// The backup, pull and retention handlers are loaded on their first call (most CLI commands never need them).
 
 import * as path from 'node:path';
 import type { EventMap, Handlers, InvokeChannel } from '../../shared/contract';
@@ -53,15 +53,20 @@ export interface Service {
 
 type BackupChannel = keyof ReturnType<typeof import('./handlers/backup').backupHandlers>;
 type PullChannel = keyof ReturnType<typeof import('./handlers/pull').pullHandlers>;
+type RetentionChannel = keyof ReturnType<typeof import('./handlers/retention').retentionHandlers>;
 // Every channel of each lazily loaded group (the Record type makes the compiler check the lists).
 const BACKUP_CHANNELS: Record<BackupChannel, true> = {
   'backup:begin': true, 'backup:list': true, 'backup:info': true, 'backup:verify': true, 'backup:delete': true,
   'backup:status': true, 'backup:cancel': true, 'restore:run': true, 'backup:inventory': true, 'backup:fleet': true,
 };
 const PULL_CHANNELS: Record<PullChannel, true> = { 'dirtymap:get': true, 'pull:begin': true, 'pull:export': true, 'pull:end': true, 'pull:wait': true };
+const RETENTION_CHANNELS: Record<RetentionChannel, true> = {
+  'backup:prune': true, 'backup:merge': true, 'backup:finish-retention': true, 'schedule:add': true, 'schedule:list': true, 'schedule:remove': true,
+};
 // Specifiers of the lazily loaded handler modules (variables: see loadLater).
 const BACKUP_HANDLERS = './handlers/backup';
 const PULL_HANDLERS = './handlers/pull';
+const RETENTION_HANDLERS = './handlers/retention';
 
 /** Handlers for `channels` whose implementation is loaded (once) on the first call of any of them. */
 function lazyHandlers<C extends InvokeChannel>(channels: Record<C, true>, load: () => Promise<Pick<Handlers, C>>): Pick<Handlers, C> {
@@ -134,7 +139,7 @@ export function createService(options: ServiceOptions): Service {
   wire();
 
   const ctx: HostContext = {
-    stateDir, eager, registry, demo, jobs, events,
+    stateDir, labDir, eager, registry, demo, jobs, events,
     pushVmList: () => {
       wire();
       pushVmList();
@@ -159,6 +164,7 @@ export function createService(options: ServiceOptions): Service {
     ...jobHandlers(ctx),
     ...lazyHandlers(BACKUP_CHANNELS, async () => (await loadLater<typeof import('./handlers/backup')>(() => require('./handlers/backup'), () => import(BACKUP_HANDLERS))).backupHandlers(ctx)),
     ...lazyHandlers(PULL_CHANNELS, async () => (await loadLater<typeof import('./handlers/pull')>(() => require('./handlers/pull'), () => import(PULL_HANDLERS))).pullHandlers(ctx)),
+    ...lazyHandlers(RETENTION_CHANNELS, async () => (await loadLater<typeof import('./handlers/retention')>(() => require('./handlers/retention'), () => import(RETENTION_HANDLERS))).retentionHandlers(ctx)),
   };
 
   if (eager) for (const c of registry.connections()) c.start();

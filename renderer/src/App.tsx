@@ -13,6 +13,7 @@ import { BackupDialog } from './dialogs/BackupDialog';
 import { CreateCheckpointDialog } from './dialogs/CreateCheckpointDialog';
 import { DeleteDialog } from './dialogs/DeleteDialog';
 import { RestoreDialog } from './dialogs/RestoreDialog';
+import { RetentionDialog } from './retention/RetentionDialog';
 import { WriteSimDialog } from './dialogs/WriteSimDialog';
 import { BackupsView } from './inventory/BackupsView';
 import { FleetView } from './inventory/FleetView';
@@ -31,7 +32,8 @@ type DialogState =
   | { kind: 'delete'; target: string }
   | { kind: 'backup' }
   | { kind: 'restore'; backup?: string }
-  | { kind: 'write' };
+  | { kind: 'write' }
+  | { kind: 'retention' };
 
 /** Re-render every `ms` so ages and spans that run to "now" stay current (no engine polling). */
 export function useClock(ms: number): number {
@@ -203,6 +205,7 @@ export function App() {
           <button type="button" className="primary" disabled={!ready} onClick={() => setDialog({ kind: 'create' })}>Create checkpoint</button>
           <button type="button" disabled={!ready} onClick={() => setDialog({ kind: 'backup' })}>Back up</button>
           <button type="button" disabled={!v.info} onClick={() => setDialog({ kind: 'restore' })}>Restore</button>
+          <button type="button" disabled={!vm} onClick={() => setDialog({ kind: 'retention' })} title="Simulate a keep policy, then prune and merge">Retention…</button>
           <button type="button" disabled={!ready || noSelection} onClick={() => selected !== undefined && openDelete(selected)} title="Delete the selected checkpoint (Delete key in the tree)">
             Delete checkpoint
           </button>
@@ -290,6 +293,7 @@ export function App() {
       {dialog?.kind === 'backup' && v.info && vm && (
         <BackupDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} selected={selected} onClose={() => setDialog(undefined)} />
       )}
+      {dialog?.kind === 'retention' && vm && <RetentionDialog vm={vm} onClose={() => setDialog(undefined)} />}
       {dialog?.kind === 'restore' && v.info && vm && (
         <RestoreDialog vm={vm} info={v.info} checkpoints={checkpoints} current={v.current} live={v.live} initialBackup={dialog.backup} onClose={() => setDialog(undefined)} />
       )}

@@ -4,6 +4,7 @@
 import * as v from 'valibot';
 import { args, list, num, oneOf, optionalArg, record, text } from '../schema';
 import type { JobInfo } from './lab';
+import { quiesceOptionSchema } from '../domain';
 import { type BackupKind, type BackupRecord } from './manifest';
 import { vmIdSchema as vmId } from './vm';
 
@@ -30,6 +31,8 @@ export const backupBeginOptionsSchema = record({
   disks: optionalArg(list(diskName, { max: 256 })),
   /** Speed limit per disk, MiB/s. */
   speedMiBps: optionalArg(num({ min: 0.001, max: 1_000_000 })),
+  /** Guest agent freeze around the backup's transaction. */
+  quiesce: optionalArg(quiesceOptionSchema),
 });
 export type BackupBeginOptions = v.InferOutput<typeof backupBeginOptionsSchema>;
 

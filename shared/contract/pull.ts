@@ -6,6 +6,7 @@ import { diskNameSchema as diskName, repoPathSchema as repoPath } from './backup
 import type { JobInfo } from './lab';
 import type { BackupKind, BackupRecord } from './manifest';
 import { vmIdSchema as vmId } from './vm';
+import { quiesceOptionSchema } from '../domain';
 
 /** A run of granules that are all dirty or all clean since the baseline checkpoint. */
 export interface DirtyExtent {
@@ -45,6 +46,8 @@ const pullCommon = {
   fleeceDir: optionalArg(text({ min: 1 })),
   /** Give up when the fleecing images together exceed this many MiB. */
   fleeceMaxMiB: optionalArg(num({ min: 1, max: 1024 * 1024 * 1024 })),
+  /** Guest agent freeze around the pull's transaction. */
+  quiesce: optionalArg(quiesceOptionSchema),
 };
 
 /** A pull-mode backup into a repository (Tidemark copies the dirty extents over NBD). */

@@ -8,7 +8,7 @@ import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatInfo, formatTable, formatTime } from '../format';
 import { PULL_ONLY_OPTIONS, runPull } from './pull';
-import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../backup-options';
+import { BACKUP_POINT_OPTIONS, QUIESCE_OPTIONS, quiesceOf, REPO_OPTION, repoOf } from '../backup-options';
 
 
 function when(ms: number): string {
@@ -68,7 +68,9 @@ const begin: Command = {
     'and the reason is shown. A failed or cancelled backup (Ctrl-C, backup-cancel) rolls back its checkpoint\n' +
     'and deletes its partial images.\n' +
     '--mode pull exports the point in time over NBD and copies only the dirty extents instead (see\n' +
-    '`tidemark help backup-pull`); with --export-only an outside tool does the copy.',
+    '`tidemark help backup-pull`); with --export-only an outside tool does the copy.\n' +
+    '--quiesce freezes the guest\'s file systems (QEMU guest agent) for the transaction only, not the copy.\n' +
+    'Exit status 75 when a backup, prune or merge of the VM is already running.',
   positionals: [],
   options: [
     REPO_OPTION,
@@ -76,6 +78,7 @@ const begin: Command = {
     { name: 'speed', kind: 'value', metavar: 'MIB_PER_S', help: 'push mode: speed limit per disk' },
     { name: 'mode', kind: 'value', metavar: 'push|pull', help: 'push (QEMU copies; default) or pull (NBD export, Tidemark or an outside tool copies)' },
     ...PULL_ONLY_OPTIONS,
+    ...QUIESCE_OPTIONS,
     JSON_OPTION,
   ],
   async run(ctx, args) {
@@ -90,6 +93,7 @@ const begin: Command = {
     exclusive(args, 'full', 'since');
     exclusive(args, 'checkpoint', 'no-checkpoint');
     const speed = positiveNumber(args, 'speed');
+    const quiesce = quiesceOf(args);
     const json = args.flags.has('json');
     const repo = repoOf(args);
     const vmId = ctx.vmId();
@@ -103,6 +107,7 @@ const begin: Command = {
         ...(args.flags.has('no-checkpoint') ? { noCheckpoint: true } : {}),
         ...(args.lists.has('disk') ? { disks: args.lists.get('disk')! } : {}),
         ...(speed !== undefined ? { speedMiBps: speed } : {}),
+        ...(quiesce ? { quiesce } : {}),
       }),
       () => ctx.call('backup:cancel', vmId, repo),
     );

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import type { Checkpoint, DeleteMode, ListFilter } from '../../../shared/domain';
 import { escapeXml, MAX_CHECKPOINT_XML_BYTES } from '../../engine/checkpoints/xml';
 import { exclusive, UsageError, type ParsedArgs } from '../args';
+import { QUIESCE_OPTIONS, quiesceOf } from '../backup-options';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatInfo, formatTable, formatTime, formatTree } from '../format';
@@ -86,18 +87,23 @@ const createAs: Command = {
     'A bitmap of the same name already on a disk (foreign) is an error; it is never taken over.\n' +
     '--layout is chosen at the first checkpoint of a VM and then fixed: independent (every bitmap\n' +
     'records, as libvirt) or chained (only the newest records, older ones are disabled).\n' +
-    '--print-xml prints the XML virsh would build from these arguments and needs no VM.',
+    '--print-xml prints the XML virsh would build from these arguments and needs no VM.\n' +
+    '--quiesce freezes the guest\'s file systems through the QEMU guest agent just before the transaction\n' +
+    'and thaws them right after (also on every error); refused at once when no agent answers.',
   positionals: [{ name: 'NAME', required: false, help: `checkpoint name (default: the time in seconds); ${NAME_RULES}` }],
   options: [
     { name: 'description', kind: 'value', metavar: 'TEXT', help: 'description of checkpoint' },
     { name: 'diskspec', kind: 'list', metavar: 'DISK[,checkpoint=bitmap|no][,bitmap=NAME]', help: 'per-disk choice, as virsh (repeatable; ",," is a literal comma)' },
     { name: 'layout', kind: 'value', metavar: 'independent|chained', help: 'bitmap layout, at the VM\'s first checkpoint (default: independent)' },
     { name: 'print-xml', kind: 'flag', help: 'print XML document rather than create' },
+    ...QUIESCE_OPTIONS,
     JSON_OPTION,
   ],
   needsService: (args) => !args.flags.has('print-xml'),
   async run(ctx, args) {
     exclusive(args, 'print-xml', 'json');
+    exclusive(args, 'print-xml', 'quiesce');
+    const quiesce = quiesceOf(args);
     const name = args.positionals[0];
     const description = args.values.get('description');
     const specs = (args.lists.get('diskspec') ?? []).map(parseDiskspec);
@@ -124,6 +130,7 @@ const createAs: Command = {
       ...(description !== undefined ? { description } : {}),
       ...(specs.length > 0 ? { disks: specs.map((d) => ({ name: d.name, checkpoint: d.checkpoint ?? 'bitmap' })) } : {}),
       ...(layout !== undefined ? { layout: layout as 'independent' | 'chained' } : {}),
+      ...(quiesce ? { quiesce } : {}),
     });
     if (args.flags.has('json')) ctx.json(cp);
     else ctx.virshOut(`Domain checkpoint ${cp.name} created`);

@@ -23,6 +23,8 @@ export const GROUPS: LazyGroup[] = [
     names: ['backup-begin', 'backup-list', 'backup-info', 'backup-verify', 'backup-delete', 'backup-status', 'backup-cancel', 'restore'],
     load: async () => (await import('./backup')).backupCommands,
   },
+  { name: 'Retention', names: ['backup-prune', 'backup-merge'], load: async () => (await import('./retention')).retentionCommands },
+  { name: 'Schedule', names: ['schedule add', 'schedule list', 'schedule remove'], load: async () => (await import('./schedule')).scheduleCommands },
   { name: 'Pull', names: ['backup-pull', 'backup-end', 'dirty-map'], load: async () => (await import('./pull')).pullCommands },
   { name: 'Demo VM', names: ['lab start', 'lab stop', 'lab status', 'lab write'], load: async () => (await import('./lab')).labCommands },
   { name: 'Web UI', names: ['serve'], load: async () => [(await import('./serve')).serveCommand] },

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import type { PullExportOptions } from '../../../shared/contract';
 import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args';
-import { BACKUP_POINT_OPTIONS, REPO_OPTION, repoOf } from '../backup-options';
+import { BACKUP_POINT_OPTIONS, QUIESCE_OPTIONS, quiesceOf, REPO_OPTION, repoOf } from '../backup-options';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
 import { formatBytes, formatTable } from '../format';
@@ -60,6 +60,7 @@ const pull: Command = {
     REPO_OPTION,
     ...BACKUP_POINT_OPTIONS,
     ...PULL_ONLY_OPTIONS,
+    ...QUIESCE_OPTIONS,
     JSON_OPTION,
   ],
   run: runPull,
@@ -74,6 +75,7 @@ export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> 
     const exportOnly = args.flags.has('export-only');
     if (!exportOnly && (args.values.has('tcp') || args.values.has('tls-dir'))) throw new UsageError('--tcp and --tls-dir only apply with --export-only');
     const fleeceMax = positiveNumber(args, 'fleece-max');
+    const quiesce = quiesceOf(args);
     const vmId = ctx.vmId();
     const options: PullExportOptions = {
       ...(repoOf(args) !== undefined ? { repo: repoOf(args) } : {}),
@@ -84,6 +86,7 @@ export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> 
       ...(args.lists.has('disk') ? { disks: args.lists.get('disk')! } : {}),
       ...(args.values.has('fleece-dir') ? { fleeceDir: path.resolve(args.values.get('fleece-dir')!) } : {}),
       ...(fleeceMax !== undefined ? { fleeceMaxMiB: fleeceMax } : {}),
+      ...(quiesce ? { quiesce } : {}),
     };
     if (!exportOnly) {
       const r = await withPullProgress(ctx, ctx.io.isTTY && !json, () => ctx.call('pull:begin', vmId, options));

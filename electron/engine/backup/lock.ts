@@ -14,6 +14,13 @@ import type { BackupRepository } from './repository';
 
 export type BackupPhase = 'preparing' | 'running' | 'finalizing' | 'recording' | 'rolling-back';
 
+export type LockPurpose = 'backup' | 'retention';
+
+/** True when the lock is held (or was left) by a prune or merge rather than a backup. */
+export function isRetentionLock(journal: Pick<BackupJournal, 'purpose' | 'backupId'>): boolean {
+  return journal.purpose === 'retention' || journal.backupId.startsWith('retention-');
+}
+
 export interface JournalDisk {
   disk: string;
   kind: BackupKind;
@@ -33,6 +40,9 @@ export interface BackupJournal {
   startTicks?: number | string;
   host: string;
   backupId: string;
+  /** What holds the lock: a backup (the default, also for locks written before this field) or a
+   *  prune/merge (engine/retention, whose own journal says what is left to do). */
+  purpose?: LockPurpose;
   /** The VM's durable identity key (engine/identity.ts): the repository's directory name, not the contract's VM id. */
   vmId: string;
   endpoint: string;
@@ -58,8 +68,10 @@ export interface BackupJournal {
 
 export class BackupBusyError extends Error {
   constructor(readonly journal: BackupJournal) {
-    super(
-      `a backup of VM ${JSON.stringify(journal.vmId)} is already running: backup ${journal.backupId}, ` +
+    super(isRetentionLock(journal)
+      ? `a prune or merge of VM ${JSON.stringify(journal.vmId)}'s backups is running (process ${journal.pid} on ${journal.host}, since ` +
+        `${new Date(journal.startedAt).toISOString()}); back up when it has finished`
+      : `a backup of VM ${JSON.stringify(journal.vmId)} is already running: backup ${journal.backupId}, ` +
         `started ${new Date(journal.startedAt).toISOString()} by process ${journal.pid} on ${journal.host} (phase ${journal.phase}); ` +
         `see backup-status, or stop it with backup-cancel`,
     );

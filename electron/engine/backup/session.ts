@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { validateCheckpointName } from '../names';
 import { OperationLog, type OperationReporter } from '../operation';
 import { cancelMarker, endMarker, waitForEnd } from './control';
-import { BackupLock, removeLock, StaleBackupError, type BackupJournal } from './lock';
+import { BackupLock, isRetentionLock, removeLock, StaleBackupError, type BackupJournal } from './lock';
 import { newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
 import { planBackup, type BackupPlan, type BackupRequest } from './plan';
 import { buildManifest, recordLayer, TOOL, writeLogFile } from './record';
@@ -111,6 +111,11 @@ async function acquireBackupLock<P extends PendingCheckpoint>(source: BackupSour
 /** Rolls back a backup whose process died, from its journal; then removes its lock. */
 export async function recoverStale<P extends PendingCheckpoint>(source: BackupSource<P>, repo: BackupRepository, journal: BackupJournal | undefined, log: OperationLog): Promise<void> {
   const key = source.identity.key;
+  if (journal && isRetentionLock(journal)) {
+    // Not a backup's: the prune's own journal says what is left, and only retention may finish it.
+    throw new Error(`the backup lock of VM ${JSON.stringify(key)} was left by an interrupted prune or merge (process ${journal.pid}), not by a backup; ` +
+      'the next backup-begin, backup-prune or backup-merge finishes it first');
+  }
   if (journal && journal.backupId !== '?') {
     const done = repo.list(key).some((m) => m.id === journal.backupId);
     const known = await source.checkpointNames();

@@ -5,6 +5,9 @@ import type {
   BitmapLayout, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthReport, ListFilter, VmInfo,
 } from '../../../shared/domain';
 
+/** Runs a checkpoint's or a backup's one QMP transaction inside something (quiesce: a guest freeze). */
+export type AroundTransaction = <T>(transaction: () => Promise<T>) => Promise<T>;
+
 export type { CreateCheckpointOptions, DeleteResult, ListFilter };
 
 /** One action of a QMP `transaction`. */
@@ -31,7 +34,8 @@ export interface CheckpointEngineApi {
   get(name: string): Checkpoint;
   parent(name: string): Checkpoint | undefined;
   current(): Checkpoint | undefined;
-  create(options?: CreateCheckpointOptions): Promise<Checkpoint>;
+  /** `around` wraps only the one transaction (quiesce: the guest's file systems frozen for it). */
+  create(options?: CreateCheckpointOptions, around?: AroundTransaction): Promise<Checkpoint>;
   delete(name: string, mode?: DeleteMode): Promise<DeleteResult>;
   /** Dirty bytes per disk since `name`, via a temporary merged bitmap (created and removed). */
   changesSince(name: string): Promise<ChangesSince>;

@@ -13,7 +13,7 @@ import type {
 } from '../../../shared/domain';
 import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
-import type { CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
+import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
 import { assertNotBusy, liveView, measureChanges, rediscoverVm, runTransaction } from './execute';
 import { checkHealth } from './health';
 import { LockHolds } from './hold';
@@ -266,7 +266,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
     }, `roll back checkpoint ${prepared.checkpoint.name}`);
   }
 
-  async create(options: CreateCheckpointOptions = {}): Promise<Checkpoint> {
+  async create(options: CreateCheckpointOptions = {}, around: AroundTransaction = (t) => t()): Promise<Checkpoint> {
     if (options.name !== undefined) validateCheckpointName(options.name); // before anything is touched
     return this.withLock(async () => {
       // No pending record: the metadata is committed in this same hold, right after the transaction.
@@ -274,7 +274,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       // Metadata first, aside: a state directory that cannot take it fails before QEMU changes.
       const staged = this.stageBefore(() => this.stageRecord(prepared));
       try {
-        await runTransaction(this.client, prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`);
+        await around(() => runTransaction(this.client, prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`));
       } catch (e) {
         staged.abort();
         throw e;

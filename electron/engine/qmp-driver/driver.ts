@@ -4,7 +4,8 @@
 // dumpxml without sizes. Backups, pulls and the dirty map load on first use.
 
 import type { BackupStatusInfo } from '../../../shared/contract';
-import type { VmInfo } from '../../../shared/domain';
+import type { QuiesceOption, VmInfo } from '../../../shared/domain';
+import type { AroundTransaction } from '../checkpoints/api';
 import { RecordedCheckpoints, type CheckpointReader } from '../checkpoints/query';
 import type { CheckpointEngine } from '../checkpoints/engine';
 import type { BackupOps, CheckpointOps, DiskBitmaps, DriverCapabilities, DriverEvent, DriverEvents, RestoreHooks, VmDriver } from '../driver';
@@ -17,6 +18,7 @@ import { QmpLink, type QmpTarget } from './link';
 // Specifiers of the modules loaded on first use (variables: see loadLater).
 const PUSH = './push';
 const PULL = './pull';
+const QUIESCE = './quiesce';
 const CONTROL = './backup-control';
 const EXPORT_END = '../backup/control';
 const RESTORE_HOOKS = './restore-hooks';
@@ -158,6 +160,13 @@ export class QmpVmDriver implements VmDriver {
     await this.link.close();
   }
 
+  /** Quiesce: the guest agent freeze around one transaction (loaded only when asked for). */
+  private async around(q: QuiesceOption, log?: (line: string) => void): Promise<AroundTransaction> {
+    const mod = await loadLater<typeof import('./quiesce')>(() => require('./quiesce'), () => import(QUIESCE));
+    await mod.checkGuestAgent(this.link.liveClient(), q);
+    return mod.quiesceAround(this.link.liveClient(), q, log);
+  }
+
   private checkpointOps(): CheckpointOps {
     return {
       list: async (filter) => (await this.reader()).list(filter),
@@ -168,7 +177,11 @@ export class QmpVmDriver implements VmDriver {
         const p = r.get(name).parent;
         return p === undefined ? undefined : r.list().find((c) => c.name === p);
       },
-      create: async (options) => (await this.engine()).create(options),
+      create: async (options) => {
+        const { quiesce, ...rest } = options;
+        const engine = await this.engine();
+        return engine.create(rest, quiesce ? await this.around(quiesce) : undefined);
+      },
       delete: async (name, mode) => (await this.engine()).delete(name, mode),
       changesSince: async (name) => (await this.engine()).changesSince(name),
       dumpXml: async (name, options) => (await this.reader()).dumpXml(name, options ?? {}),
@@ -183,7 +196,8 @@ export class QmpVmDriver implements VmDriver {
       begin: async (spec, reporter) => {
         const engine = await this.engine();
         const client = this.link.liveClient();
-        const point = { repo: spec.repo, full: spec.full, since: spec.since, checkpoint: spec.checkpoint, disks: spec.disks, reporter };
+        const around = spec.quiesce ? await this.around(spec.quiesce, (l) => reporter.log(l)) : undefined;
+        const point = { repo: spec.repo, full: spec.full, since: spec.since, checkpoint: spec.checkpoint, disks: spec.disks, reporter, ...(around ? { aroundTransaction: around } : {}) };
         if (spec.mode === 'push') {
           const { runBackup } = await loadLater<typeof import('./push')>(() => require('./push'), () => import(PUSH));
           const m = await runBackup(engine, client, { ...point, speedMiBps: spec.speedMiBps });

@@ -12,7 +12,7 @@ import { dirtyBitmapContext } from '../../nbd/protocol';
 import { ExportManager, nbdSocketPath, type QemuExport } from '../../nbd/qemu-exports';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
-import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
+import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { keepSourceGranularity } from '../dirtymap/dirtymap';
 import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
@@ -34,6 +34,8 @@ export interface PullOptions {
   /** Largest single read/write and pieces in flight while copying (defaults 4 MiB × 4). */
   pieceBytes?: number;
   parallel?: number;
+  /** Wraps only the one transaction (quiesce: the guest's file systems frozen for it). */
+  aroundTransaction?: AroundTransaction;
   /** Copy nothing: publish the exports and wait until backup-end reports the outcome. */
   exportOnly?: {
     /** Listen on TCP instead of the unix socket; needs TLS (QEMU tls-creds-x509 from a directory). */
@@ -117,7 +119,8 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     this.stopJobWatch = watchFleeceJobs(this.client, this.disks, (why) => run.abort(new Error(why)));
     if (run.signal.aborted) throw run.signal.reason;
     try {
-      await this.client.execute('transaction', { actions: pullActions(this.disks.map((s) => s.run), run.checkpoint?.actions) });
+      const around = this.o.aroundTransaction ?? ((t) => t());
+      await around(() => this.client.execute('transaction', { actions: pullActions(this.disks.map((s) => s.run), run.checkpoint?.actions) }));
     } catch (e) {
       throw e instanceof QmpError ? new Error(`the pull's transaction failed; QEMU changed nothing: ${e.desc}`, { cause: e }) : e;
     }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { QmpClient } from '../../qmp/client';
-import type { CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
+import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
 import { createQcow2 } from '../backup/qemuimg';
@@ -23,6 +23,8 @@ const MiB = 1024 * 1024;
 export interface PushOptions {
   /** Speed limit per disk, MiB/s. */
   speedMiBps?: number;
+  /** Wraps only the one transaction (quiesce: the guest's file systems frozen for it). */
+  aroundTransaction?: AroundTransaction;
   /** Fault tests only: open this disk's target through blkdebug failing every data write with `errno`. */
   injectTargetError?: { disk: string; errno: number };
 }
@@ -80,7 +82,8 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     const speed = this.options.speedMiBps ? Math.round(this.options.speedMiBps * MiB) : undefined;
     const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full' });
     this.group = new JobGroup(this.client, this.disks.map((d) => d.jobId));
-    await this.client.execute('transaction', { actions });
+    const around = this.options.aroundTransaction ?? ((t) => t());
+    await around(() => this.client.execute('transaction', { actions }));
     this.executed = true;
     run.markExecuted();
     run.log.add('transaction done: jobs started');

@@ -13,16 +13,11 @@
 // A point's time is its backup's start time (when the point in time was taken), in the time zone
 // of periods.ts (host local by default, injectable).
 
+import type { KeepPolicy } from '../../../shared/contract';
 import { PERIOD_UNITS, hostTimeZone, periodKey, validateTimeZone, type PeriodUnit } from './periods';
 
-export interface KeepPolicy {
-  last?: number;
-  hourly?: number;
-  daily?: number;
-  weekly?: number;
-  monthly?: number;
-  yearly?: number;
-}
+// The policy's shape is shared with the renderer (the simulator): shared/contract/retention.ts.
+export type { KeepPolicy };
 
 export type KeepRule = 'keep-last' | `keep-${PeriodUnit}`;
 

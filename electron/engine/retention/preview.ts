@@ -4,40 +4,13 @@
 // deleted. The dry-run of backup-prune/backup-merge prints it; the app greys removed rows and marks
 // merged layers from the same data.
 
-import type { BackupKind, BackupManifest } from '../backup/manifest';
+import type { LayerAction, PreviewLayer, PreviewRow, RetentionPreview } from '../../../shared/contract';
+import type { BackupManifest } from '../backup/manifest';
 import { hostTimeZone } from './periods';
 import type { RetentionPlan } from './plan';
 
-export type LayerAction = 'keep' | 'rewrite' | 'merge' | 'delete';
-
-export interface PreviewLayer {
-  disk: string;
-  action: LayerAction;
-  /** merge: the point whose layer receives this one's data. */
-  into?: string;
-  /** Kept points: layers from the full to this point afterwards. */
-  chainLength?: number;
-  fileSize: number;
-}
-
-export interface PreviewRow {
-  id: string;
-  /** Start of the backup (ms since the epoch) and the same as wall-clock text in the preview's zone. */
-  time: number;
-  local: string;
-  kind: BackupKind;
-  keep: boolean;
-  /** Keep rules (and pins) for a kept point; the reason for a removed one. */
-  why: string[];
-  layers: PreviewLayer[];
-}
-
-export interface RetentionPreview {
-  timeZone: string;
-  rows: PreviewRow[];
-  bytesFreed: { atLeast: number; atMost: number };
-  checkpointsFreed: string[];
-}
+// The table's shape is shared with the renderer (the simulator): shared/contract/retention.ts.
+export type { LayerAction, PreviewLayer, PreviewRow, RetentionPreview };
 
 export function formatLocal(ms: number, zone: string): string {
   const parts = Object.fromEntries(

@@ -116,6 +116,7 @@ function decide(o: RetentionOptions, manifests: BackupManifest[], what: string):
 export function acquireRetentionLock(repo: BackupRepository, vmId: string, what: string): BackupLock {
   const init = {
     backupId: `${RETENTION_LOCK_PREFIX}${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`,
+    purpose: 'retention' as const,
     vmId, endpoint: '', startedAt: Date.now(), phase: 'preparing' as const, kind: 'full' as const, executed: false, disks: [], progress: [],
     log: [`${what} of VM ${vmId}'s backups (retention holds the backup lock)`],
   };

@@ -15,8 +15,10 @@ import { verifyBackups } from '../../engine/backup/verify';
 import { forgetVerifications, recordVerifications, verifyRecords } from '../../engine/backup/verify-history';
 import { fleetEntries, repositoryUsage, vmInventory } from '../../engine/backup/inventory';
 import { namesIdentity } from '../../engine/identity';
+import { journalPath } from '../../engine/retention/journal';
 import { metadataRestoreHooks } from '../../engine/qmp-driver/restore-hooks';
 import type { HostContext } from './context';
+import { finishRetentionFirst, pendingRetention } from './retention-guard';
 
 type BackupChannels = 'backup:begin' | 'backup:list' | 'backup:info' | 'backup:verify' | 'backup:delete' | 'backup:status' | 'backup:cancel' | 'restore:run'
   | 'backup:inventory' | 'backup:fleet';
@@ -41,9 +43,12 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
       const repo = openRepo(options.repo, true);
       const what = options.full ? 'full' : options.since !== undefined ? `since ${options.since}` : 'incremental';
       try {
-        const { job, result } = await jobs.run({ kind: 'backup', vmId, title: `Backup (${what}) to ${repo.root}`, progress: [] }, (reporter) => vm.backup.begin({
-          mode: 'push', repo, full: options.full, since: options.since, checkpoint: options.noCheckpoint ? false : options.checkpoint, disks: options.disks, speedMiBps: options.speedMiBps,
-        }, reporter), (r) => `backup ${r.backupId}`);
+        const { job, result } = await jobs.run({ kind: 'backup', vmId, title: `Backup (${what}) to ${repo.root}`, progress: [] }, async (reporter) => {
+          await finishRetentionFirst(repo, vm.identity()?.key, (l) => reporter.log(l));
+          return vm.backup.begin({
+          mode: 'push', repo, full: options.full, since: options.since, checkpoint: options.noCheckpoint ? false : options.checkpoint, disks: options.disks, speedMiBps: options.speedMiBps, quiesce: options.quiesce,
+          }, reporter);
+        }, (r) => `backup ${r.backupId}`);
         return { job, backup: result.manifest! };
       } finally {
         await ctx.changed(vmId).catch(() => undefined);
@@ -95,7 +100,13 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
       } catch {
         // the report is the answer; its record is a convenience
       }
-      return report;
+      // An unfinished prune leaves a chain whose files run ahead of their manifests: say why, and how to finish.
+      const vms = new Set(repo.list().filter((m) => !ids?.length || ids.includes(m.id)).map((m) => m.vm.id));
+      for (const key of vms) {
+        const pending = pendingRetention(repo, key);
+        if (pending) report.problems.push({ file: journalPath(repo, key), message: pending });
+      }
+      return { ...report, ok: report.ok && report.problems.length === 0 };
     },
 
     async 'backup:delete'(id, options) {
@@ -163,6 +174,8 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
       if (req.noSafetyCopy && !req.inPlace) throw new Error('--no-safety-copy only applies to --in-place');
       const repo = openRepo(req.repo);
       const m = repo.get(req.backup);
+      const pending = pendingRetention(repo, m.vm.id);
+      if (pending) throw new Error(`cannot restore backup ${m.id} yet: ${pending}`);
       // The job belongs to the VM the backup is of, when the host knows it.
       const vm = registry.byIdentity(m.vm.id);
       const title = req.to ? `Restore ${req.to.disk} from backup ${m.id} to ${req.to.path}` : `In-place restore of ${req.inPlace!.map((t) => t.disk).join(', ')} from backup ${m.id}`;

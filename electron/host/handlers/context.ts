@@ -11,6 +11,8 @@ export type ServiceEvents = Pick<TypedEmitter<EventMap>, 'on' | 'off' | 'emit' |
 
 export interface HostContext {
   stateDir: string;
+  /** The demo VM's folder (its sockets: schedules name its secondary one). */
+  labDir: string;
   /** Connect now and keep reconnecting (app, web host), or when a call needs it (CLI). */
   eager: boolean;
   registry: VmRegistry;

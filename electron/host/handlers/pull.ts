@@ -6,6 +6,7 @@ import type { Handlers, JobInfo, PullExportInfo } from '../../../shared/contract
 import type { BackupBegin } from '../../engine/driver';
 import { repositories } from './backup';
 import type { HostContext } from './context';
+import { finishRetentionFirst } from './retention-guard';
 
 type PullChannels = 'dirtymap:get' | 'pull:begin' | 'pull:export' | 'pull:end' | 'pull:wait';
 
@@ -17,11 +18,11 @@ export function pullHandlers(ctx: HostContext): Pick<Handlers, PullChannels> {
   /** Export-only pulls of this process, by VM: resolves with the job when it ends. */
   const sessions = new Map<string, Promise<JobInfo>>();
 
-  type Common = { full?: boolean; since?: string; checkpoint?: string; noCheckpoint?: boolean; disks?: string[]; fleeceDir?: string; fleeceMaxMiB?: number };
+  type Common = { full?: boolean; since?: string; checkpoint?: string; noCheckpoint?: boolean; disks?: string[]; fleeceDir?: string; fleeceMaxMiB?: number; quiesce?: BackupBegin['quiesce'] };
   function point(o: Common): Omit<BackupBegin, 'mode' | 'repo'> {
     if (o.noCheckpoint && o.checkpoint !== undefined) throw new Error('--checkpoint and --no-checkpoint cannot be combined');
     return {
-      full: o.full, since: o.since, checkpoint: o.noCheckpoint ? false : o.checkpoint, disks: o.disks,
+      full: o.full, since: o.since, checkpoint: o.noCheckpoint ? false : o.checkpoint, disks: o.disks, quiesce: o.quiesce,
       scratch: { ...(o.fleeceDir !== undefined ? { dir: o.fleeceDir } : {}), ...(o.fleeceMaxMiB !== undefined ? { maxBytes: Math.round(o.fleeceMaxMiB * MiB) } : {}) },
     };
   }
@@ -37,7 +38,10 @@ export function pullHandlers(ctx: HostContext): Pick<Handlers, PullChannels> {
       const repo = openRepo(options.repo, true);
       const spec: BackupBegin = { mode: 'pull', repo, ...point(options) };
       try {
-        const { job, result } = await jobs.run({ kind: 'pull', vmId, title: `Pull backup to ${repo.root}`, progress: [] }, (reporter) => vm.backup.begin(spec, reporter), (r) => `pull backup ${r.backupId}`);
+        const { job, result } = await jobs.run({ kind: 'pull', vmId, title: `Pull backup to ${repo.root}`, progress: [] }, async (reporter) => {
+          await finishRetentionFirst(repo, vm.identity()?.key, (l) => reporter.log(l));
+          return vm.backup.begin(spec, reporter);
+        }, (r) => `pull backup ${r.backupId}`);
         if (!result.manifest) throw new Error('internal error: the pull did not write into the repository');
         return { job, backup: result.manifest, fleecePeakBytes: result.scratchPeakBytes };
       } finally {
@@ -53,7 +57,10 @@ export function pullHandlers(ctx: HostContext): Pick<Handlers, PullChannels> {
       let ready!: (e: PullExportInfo[]) => void;
       const exportsReady = new Promise<PullExportInfo[]>((r) => (ready = r));
       const spec: BackupBegin = { mode: 'pull', repo, ...point(options), exportOnly: { onReady: ready, ...(options.tcp ? { tcp: options.tcp } : {}) } };
-      const run = jobs.start({ kind: 'pull', vmId, title: 'Pull backup (export only)', progress: [] }, (reporter) => vm.backup.begin(spec, reporter), (r) => `pull ${r.backupId} ended: success`);
+      const run = jobs.start({ kind: 'pull', vmId, title: 'Pull backup (export only)', progress: [] }, async (reporter) => {
+        await finishRetentionFirst(repo, vm.identity()?.key, (l) => reporter.log(l));
+        return vm.backup.begin(spec, reporter);
+      }, (r) => `pull ${r.backupId} ended: success`);
       const session = run.ended.finally(() => {
         sessions.delete(vmId);
         void ctx.changed(vmId).catch(() => undefined);
