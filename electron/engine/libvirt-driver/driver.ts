@@ -132,7 +132,9 @@ export class LibvirtVmDriver implements VmDriver {
     const dom = await describeDomain(conn, this.uuid);
     this.name = dom.name;
     const running = dom.id !== undefined;
-    const images = this.local ? await readImageBitmaps(dom.disks) : undefined;
+    // A running QEMU writes new bitmaps into the image only when it closes it: the image shows them
+    // only while the domain is shut off; while it runs, libvirt's --size is the truth.
+    const images = this.local && !running ? await readImageBitmaps(dom.disks) : undefined;
     // Counts only where libvirt computed them (--size, running domains); otherwise 0 with nothing
     // claimed: the capabilities say counts are 'on-demand', and the UI says so.
     const sized = running ? await listCheckpoints(conn, this.uuid, { size: true }).catch(() => []) : [];
@@ -182,7 +184,8 @@ export class LibvirtVmDriver implements VmDriver {
     const host = parseLibvirtUri(this.link.uri).host;
     const issues = checkLibvirtHealth({
       checkpoints: cps.map(toCheckpoint), sizesComputed, disks: dom.disks, running,
-      ...(this.local ? { images: await readImageBitmaps(dom.disks) } : { remoteHost: host ?? this.link.uri }),
+      ...(this.local && !running ? { images: await readImageBitmaps(dom.disks) } : {}),
+      ...(!this.local ? { remoteHost: host ?? this.link.uri } : {}),
     });
     return { vmId: this.id, checkedAt: Date.now(), issues };
   }

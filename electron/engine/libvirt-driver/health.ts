@@ -1,11 +1,13 @@
 // Health of a libvirt domain's checkpoints: libvirt's checkpoint metadata against the bitmaps in the
 // disk images, with the same plain consequences as QMP mode (engine/checkpoints/health.ts).
 // Where the bitmaps are seen:
-// - local host: `qemu-img info -U --output=json` on each image lists its bitmaps with their flags
-//   ('auto' = recording, 'in-use' = QEMU has it open: while the domain is shut off that means QEMU
-//   died without writing it back, i.e. inconsistent);
+// - local host, domain shut off: `qemu-img info -U --output=json` on each image lists its bitmaps
+//   with their flags ('auto' = recording, 'in-use' = QEMU died without writing it back, i.e.
+//   inconsistent). Not while the domain runs: QEMU writes new bitmaps into the image only when it
+//   closes it (measured here: a checkpoint made while running is not in `qemu-img info` yet);
 // - running domain (local or remote): checkpoint-dumpxml --size, where libvirt leaves out the size
-//   of a bitmap it cannot use;
+//   of a bitmap it cannot use. Foreign bitmaps of a running domain cannot be seen (libvirt has no
+//   API that lists a disk's bitmaps; asking QEMU would go behind libvirt's back);
 // - remote host, domain shut off: nothing. libvirt has no API that lists a disk's bitmaps and
 //   qemu-img runs only here, so the report says so instead of guessing.
 // checkLibvirtHealth is PURE; readImageBitmaps is the one local read.
