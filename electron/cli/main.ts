@@ -167,7 +167,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    io.stderr(`error: ${oneLine(err.message || err.name)}\n`);
+    // libvirt's own messages already begin with "error: " (virsh's words, kept whole).
+    io.stderr(`error: ${oneLine(err.message || err.name).replace(/^error: /, '')}\n`);
     if (io.env.TIDEMARK_DEBUG === '1' && err.stack) io.stderr(`${err.stack}\n`);
     return err instanceof UsageError ? 2 : 1;
   } finally {

@@ -109,7 +109,9 @@ export class LibvirtCheckpoints implements CheckpointOps {
   async delete(name: string, mode: DeleteMode): Promise<DeleteResult> {
     const flags = deleteFlags(mode);
     const conn = await this.t.conn();
-    const result = planDelete(await this.all(), name, mode);
+    const all = await this.all();
+    if (!all.has(name)) await this.get(name); // libvirt's own error, naming the checkpoint and the domain
+    const result = planDelete(all, name, mode);
     await deleteCheckpoint(conn, this.t.uuid, name, flags);
     return result;
   }
