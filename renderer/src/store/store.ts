@@ -228,7 +228,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
         set((s) => {
           const byVm = { ...s.byVm };
           delete byVm[vmId];
-          const vms = s.vms.filter((v) => v.id !== vmId);
+          const vms = s.vms.filter((v) => v.id !== vmId && v.connectionId !== vmId); // a libvirt connection takes its domains along
           return { vms, byVm, selectedVmId: s.selectedVmId === vmId ? undefined : s.selectedVmId };
         });
         if (get().selectedVmId === undefined && get().vms[0]) await get().selectVm(get().vms[0]!.id);
