@@ -28,7 +28,7 @@ export function libvirtCapabilities(local: boolean): DriverCapabilities {
     localImages: local,
     metadata: 'hypervisor',
     backupModes: ['push', 'pull'],
-    exportOnly: false,
+    exportOnly: true, // a pull that an outside tool reads until backup-end (unix socket; backup/ runs it)
   };
 }
 
