@@ -69,6 +69,7 @@ interface Entry {
 
 export class VmRegistry {
   private readonly entries = new Map<string, Entry>();
+  private readonly watched = new WeakSet<VmDriver>();
 
   constructor(private readonly o: RegistryOptions) {}
 
@@ -79,9 +80,17 @@ export class VmRegistry {
   }
 
   private watch(connection: VmConnection): void {
-    for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+    // A libvirt connection's domains come and go: each driver is watched once.
+    const watchNew = () => {
+      for (const vm of connection.vms()) {
+        if (this.watched.has(vm)) continue;
+        this.watched.add(vm);
+        vm.on('state', () => this.o.onListChanged());
+      }
+    };
+    watchNew();
     connection.onVmsChanged(() => {
-      for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+      watchNew();
       this.o.onListChanged();
     });
   }

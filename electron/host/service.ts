@@ -93,7 +93,11 @@ export function createService(options: ServiceOptions): Service {
   const pushVmList = () => {
     if (!closed) events.emit('vm:list', registry.summaries());
   };
-  const registry = new VmRegistry({ file: path.join(stateDir, 'endpoints.json'), stateDir, mode, offlineReads, onListChanged: pushVmList });
+  // A list change also wires VMs that appeared (a libvirt connection's domains, found by its poll).
+  const registry = new VmRegistry({ file: path.join(stateDir, 'endpoints.json'), stateDir, mode, offlineReads, onListChanged: () => {
+    wire();
+    pushVmList();
+  } });
   const poller = new BitmapPoller({
     vms: () => registry.vms(),
     intervalMs: options.bitmapPollMs ?? 500,
