@@ -116,8 +116,10 @@ export class LibvirtUriConnection implements VmConnection {
       }
     }
     this.drivers = next;
-    if (changed) this.notify();
+    // Checkpoint names first: a domain is announced with its baseline, so a checkpoint made right
+    // after the announcement is seen as a change.
     if (this.o.mode === 'eager') await this.watchCheckpoints(conn);
+    if (changed) this.notify();
   }
 
   /** Tells a domain's listeners when its checkpoint names changed since the last poll. */
