@@ -106,7 +106,9 @@ export type HealthState =
   /** A checkpoint being created right now (its bitmaps exist, its metadata follows when the operation succeeds). */
   | 'checkpoint-pending'
   /** Bitmaps of a checkpoint whose operation died or gave up before recording it. */
-  | 'checkpoint-left-over';
+  | 'checkpoint-left-over'
+  /** The bitmaps in a disk's image cannot be seen (a libvirt domain on a remote host, an unreadable image). */
+  | 'bitmaps-unknown';
 
 export interface HealthIssue {
   state: HealthState;
@@ -147,7 +149,8 @@ export const quiesceOptionSchema = record({
 export type QuiesceOption = v.InferOutput<typeof quiesceOptionSchema>;
 
 export const createCheckpointOptionsSchema = record({
-  /** File-system consistent: guest agent freeze just before the transaction, thaw right after. */
+  /** File-system consistent: guest agent freeze just before the transaction, thaw right after
+   *  (libvirt domains: libvirt's domfsfreeze/domfsthaw around its one call; `agent` is for QMP VMs). */
   quiesce: optionalArg(quiesceOptionSchema),
   /** Default: a timestamp (seconds since the epoch, as libvirt). */
   name: optionalArg(checkpointName),
