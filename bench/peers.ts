@@ -86,11 +86,12 @@ async function main(): Promise<void> {
       chain = inc.chain;
     }
     if (opt.rows.includes('restore')) rows.push(await restoreRow(ctx, chain));
-    if (opt.json) {
-      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped }, rows);
+  } finally {
+    // what was measured is kept, also when a later row failed
+    if (opt.json && rows.length > 0) {
+      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows }, rows);
       console.log(`\nresults: ${file}`);
     }
-  } finally {
     if (!stopping) await m.close();
   }
 }

@@ -21,6 +21,7 @@ import nbd
 URI = 'qemu:///system'
 conn = None
 dom = None
+dom_name = None
 job_done = threading.Event()
 
 
@@ -48,13 +49,30 @@ def wait_job_gone(timeout):
         time.sleep(0.001)
 
 
-def op_start(req):
+def connect():
+    """(Re)opens the connection: other engineers' tests restart libvirtd on this shared machine, and
+    a loaded host can miss keepalives, so keepalive is off and a dead connection is reopened."""
     global conn, dom
-    libvirt.virEventRegisterDefaultImpl()
     conn = libvirt.open(URI)
+    conn.setKeepAlive(-1, 0)
+    if dom_name is not None:
+        dom = conn.lookupByName(dom_name)
+        conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, on_job_completed, None)
+
+
+def ensure_connected():
+    if conn is None or not conn.isAlive():
+        connect()
+
+
+def op_start(req):
+    global dom, dom_name
+    libvirt.virEventRegisterDefaultImpl()
     threading.Thread(target=event_loop, daemon=True).start()
+    connect()
     dom = conn.defineXML(req['xml'])
     dom.create()
+    dom_name = dom.name()
     conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, on_job_completed, None)
     return {'xml': dom.XMLDesc(0)}
 
@@ -172,7 +190,7 @@ def op_checkpoint_names(_req):
 
 def op_stop(_req):
     """Aborts any job, destroys and undefines the domain with its checkpoint metadata."""
-    global dom
+    global dom, dom_name
     if dom is None:
         return {}
     try:
@@ -186,6 +204,7 @@ def op_stop(_req):
         pass
     dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
     dom = None
+    dom_name = None
     return {}
 
 
@@ -200,6 +219,8 @@ def main():
     for line in sys.stdin:
         req = json.loads(line)
         try:
+            if req['op'] != 'start':
+                ensure_connected()
             reply = OPS[req['op']](req)
             reply.update({'id': req['id'], 'ok': True})
         except Exception as e:  # every failure goes back to the bench as one line
@@ -208,6 +229,7 @@ def main():
         sys.stdout.flush()
     # stdin closed (the bench ended or died): leave nothing behind
     try:
+        ensure_connected()
         op_stop({})
     except Exception:
         pass

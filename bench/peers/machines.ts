@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { startLab, stopLab } from '../../electron/engine/lab/labvm';
 import { QmpClient } from '../../electron/qmp/client';
 import { domainXml, LibvirtHelper } from './libvirt';
-import { pidsMentioning } from './proc';
+import { pidsMentioning, run } from './proc';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -137,8 +137,11 @@ export class Machines {
   async close(): Promise<void> {
     for (const dom of [this.lv, this.vnb]) {
       if (!dom) continue;
-      await dom.helper.call('stop').catch((e: Error) => console.error(`cleanup of ${dom.name}: ${e.message}`));
+      const stopped = await dom.helper.call('stop').then(() => true, (e: Error) => (console.error(`cleanup of ${dom.name}: ${e.message}; trying virsh`), false));
       await dom.helper.close();
+      if (!stopped) {
+        for (const args of [['destroy', dom.name], ['undefine', dom.name, '--checkpoints-metadata']]) await run('virsh', ['-c', 'qemu:///system', ...args]).catch((e: Error) => console.error(`cleanup: ${e.message}`));
+      }
     }
     this.lv = this.vnb = undefined;
     if (this.lab) {
