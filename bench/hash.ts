@@ -71,10 +71,20 @@ function twoThreads(file: string, algo: string): Promise<void> {
   return Promise.all([one(0, half), one(half, size)]).then(() => undefined);
 }
 
-async function timeMs(fn: () => unknown): Promise<number> {
+/** CPU time of this process (all its threads) per case: on a loaded machine it says more than wall time. */
+const cpuOf = new Map<string, number[]>();
+
+async function timeMs(fn: () => unknown, name?: string): Promise<number> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  if (name) {
+    const c = process.cpuUsage(c0);
+    if (!cpuOf.has(name)) cpuOf.set(name, []);
+    cpuOf.get(name)!.push((c.user + c.system) / 1000);
+  }
+  return ms;
 }
 
 function arg(name: string, fallback: number): number {
@@ -95,7 +105,7 @@ async function main(): Promise<void> {
       ['today: sha256File (stream, 4 MiB chunks)', () => sha256File(file)],
     ];
     for (const [name, make] of Object.entries(ALGOS)) cases.push([`${name}, readSync 8 MiB`, async () => readInto(file, await make())]);
-    // This Node's bundled OpenSSL does not use the CPU's SHA extensions (sha_ni) here; the system's does.
+    // The same SHA-256 through the system's OpenSSL and coreutils, as separate processes.
     cases.push(['sha256 by `openssl dgst -sha256` (system OpenSSL)', () => execFileSync('openssl', ['dgst', '-sha256', '-r', file])]);
     cases.push(['sha256 by `sha256sum` (coreutils)', () => execFileSync('sha256sum', [file])]);
     cases.push(['sha256 node:crypto, 2 threads (halves)', () => twoThreads(file, 'sha256')]);
@@ -103,12 +113,15 @@ async function main(): Promise<void> {
     const results = new Map<string, number[]>(cases.map(([n]) => [n, []]));
     console.log(`hashing ${mib} MiB of random data in the page cache, ${rounds} interleaved rounds, ${os.cpus().length} CPUs, load ${load()}`);
     for (let r = 0; r < rounds; r++) {
-      for (const [name, fn] of cases) results.get(name)!.push(await timeMs(fn));
+      for (const [name, fn] of cases) results.get(name)!.push(await timeMs(fn, name));
       process.stderr.write(`  round ${r + 1}/${rounds} (load ${load()})\n`);
     }
     const show = (name: string, xs: number[], bytes: number) => {
       const s = [...xs].sort((a, b) => a - b);
-      console.log(`  ${name.padEnd(52)} ${median(xs).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ${(bytes / 1024 / 1024 / (median(xs) / 1000)).toFixed(0).padStart(6)} MiB/s`);
+      const cpu = cpuOf.get(name);
+      // a child process's CPU is not this process's: shown only for in-process cases
+      const cpuText = cpu && !/`/.test(name) ? `   CPU ${median(cpu).toFixed(0).padStart(6)} ms = ${(bytes / 1024 / 1024 / (median(cpu) / 1000)).toFixed(0).padStart(5)} MiB per CPU-second` : '';
+      console.log(`  ${name.padEnd(52)} ${median(xs).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ${(bytes / 1024 / 1024 / (median(xs) / 1000)).toFixed(0).padStart(6)} MiB/s${cpuText}`);
     };
     for (const [name, xs] of results) show(name, xs, mib * 1024 * 1024);
 
@@ -117,11 +130,11 @@ async function main(): Promise<void> {
     console.log(`\n  memory only, 64 MiB (load ${load()}):`);
     for (const [name, make] of Object.entries(ALGOS)) {
       const xs: number[] = [];
-      for (let r = 0; r < rounds; r++) xs.push(await timeMs(async () => (await make()).update(mem)));
+      for (let r = 0; r < rounds; r++) xs.push(await timeMs(async () => (await make()).update(mem), name));
       show(name, xs, mem.length);
     }
     const noble: number[] = [];
-    for (let r = 0; r < Math.min(rounds, 2); r++) noble.push(await timeMs(() => nobleBlake3(mem.subarray(0, 16 * 1024 * 1024))));
+    for (let r = 0; r < Math.min(rounds, 2); r++) noble.push(await timeMs(() => nobleBlake3(mem.subarray(0, 16 * 1024 * 1024)), 'blake3 pure JS (@noble/hashes), 16 MiB'));
     show('blake3 pure JS (@noble/hashes), 16 MiB', noble, 16 * 1024 * 1024);
 
     // How much of a layer is data: a full layer of this data, and an incremental of 256 × 256 KiB.

@@ -120,8 +120,16 @@ async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string
 const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label, role: 'tidemark' });
 
 async function checkpointRow(ctx: Ctx): Promise<Row> {
-  const row = new Row('checkpoint create, 2 disks (CLI end to end)', [TM(), ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh checkpoint-create-as', role: 'peer' as const }] : [])]);
-  const steps = [{ row, tool: 'tidemark', fn: (r: number) => ctx.s.tmCheckpoint(`ck${r}`) }];
+  const row = new Row('checkpoint create, 2 disks (CLI end to end)', [
+    TM(),
+    ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh checkpoint-create-as', role: 'peer' as const }] : []),
+    // not a peer: the floor any Node CLI starts from
+    { key: 'node', label: 'node -e 0 (Node start-up alone)', role: 'reference' },
+  ]);
+  const steps = [
+    { row, tool: 'tidemark', fn: (r: number) => ctx.s.tmCheckpoint(`ck${r}`) },
+    { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'])).ms }) },
+  ];
   if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });
   await ctx.s.tmCheckpoint('warm-up'); // the first run of a fresh state directory records the VM
   await interleave(ctx, [row], steps);

@@ -4,7 +4,9 @@
 // (cache.direct; cache.no-flush with our own fdatasync after close, so the result is as durable),
 // against qemu-img convert -U -t writeback of the same image. Every figure covers target open →
 // job → finalize → close (blockdev-del flushes); QMP event timestamps split it into copy and close.
-// Interleaved rounds, medians [min..max]. Run: npx tsx bench/push-knobs.ts [--rounds N]
+// Interleaved rounds, medians [min..max]. --verify: one round, and every target is compared with the
+// source (qemu-img compare -U) before it is deleted, so a fast variant is also a correct one.
+// Run: npx tsx bench/push-knobs.ts [--rounds N] [--verify]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -34,7 +36,8 @@ const seconds = (e: QmpEvent) => e.timestamp.seconds + e.timestamp.microseconds 
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');
-  const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
+  const verify = process.argv.includes('--verify');
+  const rounds = verify ? 1 : i >= 0 ? Number(process.argv[i + 1]) : 5;
   const m = Machines.create();
   process.on('SIGINT', () => void m.close().finally(() => process.exit(130)));
   try {
@@ -80,6 +83,12 @@ async function main(): Promise<void> {
         totals.get(v.name)!.push(t1 - t0);
         copy.get(v.name)!.push(running ? (seconds(pend) - seconds(running)) * 1000 : NaN);
         close.get(v.name)!.push(t1 - c0);
+        if (verify) {
+          // the live image's metadata must be on disk for qemu-img: flush through the guest's BlockBackend first
+          await qmp.hmp('qemu-io drive-vda "flush"');
+          const cmp = await run('qemu-img', ['compare', '-U', '-f', 'qcow2', '-F', 'qcow2', target, m.lab!.image('vda')]).then((x) => x.stdout.trim(), (e: Error) => `DIFFERS: ${e.message}`);
+          console.log(`  verify ${v.name}: ${cmp}`);
+        }
         fs.rmSync(target);
       }
       const out = m.p('out', 'convert.qcow2');

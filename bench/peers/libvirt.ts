@@ -11,7 +11,7 @@ export interface DomainDisk {
   file: string;
 }
 
-/** A guest-less TCG domain (../shared/notes/libvirt-9.0-and-virtnbdbackup.md §0): SeaBIOS finds nothing to boot and idles. */
+/** A guest-less TCG domain (the team's notes, libvirt-9.0-and-virtnbdbackup.md §0): SeaBIOS finds nothing to boot and idles. */
 export function domainXml(name: string, disks: DomainDisk[]): string {
   const d = disks.map((x) => `    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x.file}'/><target dev='${x.dev}' bus='virtio'/></disk>`).join('\n');
   return `<domain type='qemu'>
