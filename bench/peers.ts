@@ -12,7 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Machines } from './peers/machines';
+import { checkpointXml } from './peers/libvirt';
+import { DISKS, Machines } from './peers/machines';
 import { load, pythonHas, run, settle, which } from './peers/proc';
 import { formatRow, median, rotate, Row, writeJson, type Tool } from './peers/report';
 import { Steps, URI, type Timed } from './peers/steps';
@@ -193,9 +194,8 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   }
   const cp = (prefix: string, disk: string, r: number) => `${prefix}-${disk}-${r}`;
   if (ctx.libvirt) {
-    const { checkpointXml } = await import('./peers/libvirt');
     for (const disk of ['vda', 'vdc']) {
-      for (const prefix of ['vpush', 'lvpull']) await m.lv!.helper.call('checkpoint_create', { xml: checkpointXml(cp(prefix, disk, 0), [disk], ['vda', 'vdb', 'vdc']) });
+      for (const prefix of ['vpush', 'lvpull']) await m.lv!.helper.call('checkpoint_create', { xml: checkpointXml(cp(prefix, disk, 0), [disk], [...DISKS]) });
     }
   }
   if (ctx.virtnbd) await s.virtnbdbackup('full');
@@ -254,14 +254,14 @@ async function restoreRow(ctx: Ctx, chain: Chain | undefined): Promise<Row> {
     if (ctx.virtnbd) await s.virtnbdbackup('inc');
   }
   const top = chain.ids[5]!;
-  const topFile = path.join(repo, 'vms');
+  const vmsDir = path.join(repo, 'vms');
   const row = new Row('restore of full + 5 incrementals, vda', [
     TM(),
     ...(ctx.virtnbd ? [{ key: 'virtnbdrestore', label: 'virtnbdrestore', role: 'peer' as const }] : []),
     { key: 'qemu-img', label: 'qemu-img convert -t writeback of the chain', role: 'reference' },
   ]);
-  const layer = (await run('find', [topFile, '-name', `${top}.qcow2`])).stdout.trim();
-  if (!layer) throw new Error(`no layer file for backup ${top} under ${topFile}`);
+  const layer = (await run('find', [vmsDir, '-name', `${top}.qcow2`])).stdout.trim();
+  if (!layer) throw new Error(`no layer file for backup ${top} under ${vmsDir}`);
   const steps = [
     { row, tool: 'tidemark', fn: async (r: number) => {
       const to = m.p('out', `restored-${r}.qcow2`);
