@@ -12,12 +12,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { xxh3 } from '@node-rs/xxhash';
 import { blake3 as nobleBlake3 } from '@noble/hashes/blake3';
 import { createBLAKE3, createSHA256, createXXHash128 } from 'hash-wasm';
 import { sha256File } from '../electron/engine/backup/checksum';
 import { median } from './measure';
+import { nativeBlake3, nativeXxh3 } from './native-hashers';
 import { load } from './peers/proc';
 
 interface Hasher {
@@ -27,9 +26,9 @@ type Make = () => Promise<Hasher> | Hasher;
 
 const ALGOS: Record<string, Make> = {
   'sha256 node:crypto': () => createHash('sha256'),
-  'blake3 native (@napi-rs/blake-hash)': () => new Blake3Hasher(),
+  ...(nativeBlake3 ? { 'blake3 native (@napi-rs/blake-hash)': nativeBlake3 } : {}),
   'blake3 wasm (hash-wasm)': () => createBLAKE3(),
-  'xxh3-64 native (@node-rs/xxhash)': () => xxh3.Xxh3.withSeed(),
+  ...(nativeXxh3 ? { 'xxh3-64 native (@node-rs/xxhash)': nativeXxh3 } : {}),
   'xxh3-128 wasm (hash-wasm)': () => createXXHash128(),
   'sha256 wasm (hash-wasm)': () => createSHA256(),
 };
@@ -161,7 +160,7 @@ async function main(): Promise<void> {
       alone.push(await timeMs(() => execFileSync('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', full, out])));
       fs.rmSync(out);
       execFileSync('sync');
-      hashAlone.push(await timeMs(() => readInto(full, new Blake3Hasher())));
+      hashAlone.push(await timeMs(() => readInto(full, nativeBlake3 ? nativeBlake3() : createHash('sha256'))));
       execFileSync('sync');
       together.push(await timeMs(async () => {
         const conv = new Promise<void>((resolve, reject) => spawn('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', full, out]).once('exit', (c) => (c === 0 ? resolve() : reject(new Error(`convert ${c}`)))));
