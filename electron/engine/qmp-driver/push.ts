@@ -15,6 +15,7 @@ import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
+import { useCopyRange } from './copy-range';
 import { JobGroup, type JobState } from './jobs';
 import { refuseIfQemuBusy, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
@@ -39,6 +40,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   private disks: QmpDiskRun[] = [];
   private readonly attached = new Set<string>();
   private fullSync = new Map<string, 'full' | 'top'>();
+  private copyRange = false;
   private group: JobGroup | undefined;
   private executed = false;
   private readonly copied: CopiedBytes = new Map();
@@ -77,11 +79,14 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
       this.attached.add(d.targetNode);
     }
     this.fullSync = await fullSyncModes(this.client, this.disks);
+    const dirs = [...new Set(run.targets.map((t) => path.dirname(t.partial)))];
+    this.copyRange = (await Promise.all(dirs.map((dir) => useCopyRange(this.client, dir)))).every(Boolean);
+    if (this.copyRange) run.log.add('QEMU copies with copy_file_range (the repository\'s filesystem cannot share extents)');
   }
 
   async start(run: Run): Promise<void> {
     const speed = this.options.speedMiBps ? Math.round(this.options.speedMiBps * MiB) : undefined;
-    const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full' });
+    const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full', copyRange: this.copyRange });
     this.group = new JobGroup(this.client, this.disks.map((d) => d.jobId));
     await this.client.execute('transaction', { actions });
     this.executed = true;
