@@ -57,8 +57,8 @@ async function availablePeers(): Promise<{ libvirt: boolean; virtnbd: boolean; s
 async function main(): Promise<void> {
   const opt = options(process.argv.slice(2));
   const peers = await availablePeers();
-  // Tidemark's CLI runs compiled (out/node) when it is fresh, else through tsx: make it fresh, as a user's build would be.
-  execFileSync('npx', ['tsc', '-b'], { cwd: path.join(__dirname, '..'), stdio: 'inherit' });
+  // Tidemark's CLI runs its bundle (out/cli) when it is fresh, else out/node or tsx: build it, as a user's build would.
+  execFileSync('npm', ['run', '--silent', 'build:node'], { cwd: path.join(__dirname, '..'), stdio: 'inherit' });
   const m = Machines.create();
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
