@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The `tidemark` command. Runs the compiled CLI (out/node/electron/cli/main.js) when every source
-// it is built from has an up-to-date compiled file; otherwise runs the TypeScript sources through
-// tsx, so `npx tidemark …` works in a checkout without a build.
+// The `tidemark` command. Runs, in this order of preference:
+//  1. the bundled CLI, out/cli/tidemark.cjs (scripts/build-cli.mjs), when none of the sources it was
+//     built from changed since (tidemark.inputs.json lists them); compiled with a V8 code cache;
+//  2. the compiled CLI, out/node/electron/cli/main.js, when every source has an up-to-date .js;
+//  3. the TypeScript sources through tsx, so `npx tidemark …` works in a checkout without a build.
+// TIDEMARK_CLI_MODE=bundle|compiled|tsx forces one of them.
 'use strict';
 
 const fs = require('fs');
@@ -9,6 +12,8 @@ const path = require('path');
 
 const root = path.join(__dirname, '..');
 const outDir = path.join(root, 'out', 'node');
+const bundle = path.join(root, 'out', 'cli', 'tidemark.cjs');
+const mode = process.env.TIDEMARK_CLI_MODE;
 
 function mtime(file) {
   try {
@@ -16,6 +21,22 @@ function mtime(file) {
   } catch {
     return -1;
   }
+}
+
+/** True when the bundle exists and no source it was built from is newer than its build (or gone). */
+function bundleIsFresh() {
+  let stamp;
+  try {
+    stamp = JSON.parse(fs.readFileSync(path.join(root, 'out', 'cli', 'tidemark.inputs.json'), 'utf8'));
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(stamp.inputs) || typeof stamp.builtAt !== 'number' || mtime(bundle) < 0) return false;
+  for (const rel of stamp.inputs) {
+    const t = mtime(path.join(root, rel));
+    if (t < 0 || t >= stamp.builtAt) return false;
+  }
+  return true;
 }
 
 /** True when each non-test .ts under electron/ and shared/ has a newer .js in out/node. */
@@ -43,8 +64,51 @@ function compiledIsFresh() {
   return true;
 }
 
+/**
+ * Loads the bundle with a V8 code cache beside it: Node 22+ has module.enableCompileCache; on Node 20
+ * the bundle is compiled through vm.Script with cachedData, and the cache is (re)written at exit when
+ * it was missing or rejected (a rebuilt bundle, another Node). A cache that cannot be written (a
+ * read-only install) only costs the compile.
+ */
+function runBundle() {
+  const Module = require('module');
+  if (typeof Module.enableCompileCache === 'function') {
+    Module.enableCompileCache(path.join(root, 'out', 'cli', 'compile-cache'));
+    require(bundle).main();
+    return;
+  }
+  const vm = require('vm');
+  const cacheFile = `${bundle}.v8cache`;
+  let cachedData;
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+  const script = new vm.Script(Module.wrap(fs.readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  const m = new Module(bundle, module);
+  m.filename = bundle;
+  m.paths = Module._nodeModulePaths(path.dirname(bundle));
+  m.loaded = true;
+  script.runInThisContext().call(m.exports, m.exports, (id) => m.require(id), m, bundle, path.dirname(bundle));
+  if (cachedData === undefined || script.cachedDataRejected) {
+    process.once('exit', () => {
+      const tmp = `${cacheFile}.${process.pid}`;
+      try {
+        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
+        fs.renameSync(tmp, cacheFile); // atomic: a concurrent run reads the old cache or the new one
+      } catch {
+        try { fs.unlinkSync(tmp); } catch { /* nothing was written */ }
+      }
+    });
+  }
+  m.exports.main();
+}
+
 const compiled = path.join(outDir, 'electron', 'cli', 'main.js');
-if (process.env.TIDEMARK_CLI_MODE !== 'tsx' && (process.env.TIDEMARK_CLI_MODE === 'compiled' || compiledIsFresh()) && fs.existsSync(compiled)) {
+if (mode === 'bundle' || (mode === undefined && bundleIsFresh())) {
+  runBundle();
+} else if (mode !== 'tsx' && (mode === 'compiled' || compiledIsFresh()) && fs.existsSync(compiled)) {
   require(compiled).main();
 } else {
   // Both of tsx's hooks: the CLI loads its command modules with import() (lazily, one group per run).

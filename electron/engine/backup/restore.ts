@@ -1,7 +1,7 @@
 // Restore a disk from a backup point: to a new image (--to), or in place over the image of a VM
-// that is not running (--in-place). Both verify the chain's layers against the manifest first,
-// write a sparse copy next to the destination, compare it with the chain, and only then move it
-// into place. In place keeps the old image aside (the safety copy) unless told not to.
+// that is not running (--in-place). Both write a sparse copy next to the destination while the
+// chain's layers are verified against the manifest (restore-pass.ts), and only then move it into
+// place. In place keeps the old image aside (the safety copy) unless told not to.
 // Restoring every checkpointed disk in place to checkpoint C's backup opens a new branch under C.
 // What that does to the VM's checkpoints is its driver's part (RestoreHooks): Tidemark's own
 // metadata for a QMP VM, libvirt's checkpoints (redefined) for a libvirt domain.
@@ -12,8 +12,9 @@ import type { BitmapLayout } from '../../../shared/domain';
 import { fsyncDir } from '../../os/atomic-file';
 import { OperationLog, silentReporter, type OperationReporter } from '../operation';
 import { newBackupId, type BackupManifest } from './manifest';
-import { addBitmap, compareImages, convertImage, imageInfo, QemuImgError } from './qemuimg';
+import { addBitmap, imageInfo, QemuImgError } from './qemuimg';
 import type { BackupRepository, ChainLayer } from './repository';
+import { convertWhileVerifying } from './restore-pass';
 import { verifyLayer } from './verify';
 
 export type ImageFormat = 'qcow2' | 'raw';
@@ -37,19 +38,18 @@ export async function verifyChain(chain: ChainLayer[], what: string, signal?: Ab
   if (bad.length > 0) throw new Error(`${what} cannot be restored, its backup chain is damaged:\n  ${bad.join('\n  ')}\n(backup-verify lists every problem in the repository)`);
 }
 
-/** Copies the chain's content to `tmp`, compares it with the chain, and leaves it there. Removes `tmp` on failure. */
+/** Copies the chain's content to `tmp` while verifying every layer, and leaves it there. Removes `tmp` on failure. */
 async function writeVerifiedCopy(
-  top: string, tmp: string, format: ImageFormat, opts: { compat?: string; clusterSize?: number; signal?: AbortSignal; log: OperationLog; disk: string; size: number },
+  chain: ChainLayer[], tmp: string, format: ImageFormat, opts: { compat?: string; clusterSize?: number; signal?: AbortSignal; log: OperationLog; disk: string; size: number; what: string },
 ): Promise<void> {
+  const top = chain[0]!.file;
   try {
-    opts.log.add(`copying ${top} (through its chain) to ${tmp}`);
-    await convertImage(top, tmp, {
+    opts.log.add(`copying ${top} (through its chain) to ${tmp} while verifying its ${chain.length} layer(s)`);
+    await convertWhileVerifying(chain.map((l) => l.file), tmp, () => verifyChain(chain, opts.what, opts.signal), {
       format, compat: opts.compat, clusterSize: opts.clusterSize, signal: opts.signal,
       onProgress: (pct) => opts.log.progress([{ disk: opts.disk, done: Math.round((opts.size * pct) / 100), total: opts.size }]),
     });
-    const cmp = await compareImages(tmp, format, top, 'qcow2');
-    if (!cmp.identical) throw new Error(`the restored copy differs from the backup (${cmp.detail})`);
-    opts.log.add('restored copy compared identical with the backup');
+    opts.log.add(`${opts.disk}: ${chain.length} layer(s) verified against the manifest, unchanged while copied`);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
@@ -88,11 +88,9 @@ export async function restoreTo(options: RestoreToOptions): Promise<RestoreResul
   if (!fs.existsSync(path.dirname(to))) throw new Error(`directory ${path.dirname(to)} does not exist`);
   const log = new OperationLog(options.reporter ?? silentReporter());
   const signal = log.reporter.signal;
-  await verifyChain(chain, `backup ${m.id} of ${options.disk}`, signal);
-  log.add(`${chain.length} layer(s) verified against the manifest`);
   const tmp = `${to}.tidemark-partial`;
   fs.rmSync(tmp, { force: true });
-  await writeVerifiedCopy(top.file, tmp, format, { signal, log, disk: options.disk, size: top.disk.virtualSize });
+  await writeVerifiedCopy(chain, tmp, format, { signal, log, disk: options.disk, size: top.disk.virtualSize, what: `backup ${m.id} of ${options.disk}` });
   try {
     fs.linkSync(tmp, to); // no-clobber: fails if `to` appeared meanwhile
   } finally {
@@ -196,13 +194,11 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
       if (info.backingFile) throw new Error(`${image} has a backing file (${info.backingFile}); restoring over an overlay would hide it — restore --to a new file instead`);
       const top = chain[0]!;
       if (info.virtualSize !== top.disk.virtualSize) log.add(`${t.disk}: ${image} is ${info.virtualSize} bytes, the backup ${top.disk.virtualSize}: the restored disk takes the backup's size`);
-      await verifyChain(chain, `backup ${m.id} of ${t.disk}`, signal);
-      log.add(`${t.disk}: ${chain.length} layer(s) verified against the manifest`);
       const tmp = `${image}.tidemark-restore-partial`;
       fs.rmSync(tmp, { force: true });
       prepared.push({ disk: t.disk, image, tmp, format: info.format as ImageFormat, chain });
-      await writeVerifiedCopy(top.file, tmp, info.format as ImageFormat, {
-        compat: info.compat, clusterSize: info.clusterSize, signal, log, disk: t.disk, size: top.disk.virtualSize,
+      await writeVerifiedCopy(chain, tmp, info.format as ImageFormat, {
+        compat: info.compat, clusterSize: info.clusterSize, signal, log, disk: t.disk, size: top.disk.virtualSize, what: `backup ${m.id} of ${t.disk}`,
       });
       fs.chmodSync(tmp, fs.statSync(image).mode & 0o7777);
     }

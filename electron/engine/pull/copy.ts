@@ -7,7 +7,7 @@ import { splitOps, type CopyOp } from './plan';
 export interface CopyOptions {
   /** Largest read/write (default 4 MiB). */
   pieceBytes?: number;
-  /** Pieces in flight (default 4). */
+  /** Pieces in flight (default 16: dirty extents are often far smaller than a piece). */
   parallel?: number;
   signal?: AbortSignal;
   onProgress?: (doneBytes: number) => void;
@@ -40,7 +40,7 @@ export async function copyExtents(src: NbdClient, dst: NbdClient, ops: CopyOp[],
       options.onProgress?.(done);
     }
   };
-  const workers = Array.from({ length: Math.max(1, options.parallel ?? 4) }, () => worker().catch((e: Error) => {
+  const workers = Array.from({ length: Math.max(1, options.parallel ?? 16) }, () => worker().catch((e: Error) => {
     failed ??= e;
   }));
   await Promise.all(workers);

@@ -60,6 +60,14 @@ describe('backupActions', () => {
       'job-id': 'tidemark-bk-abc123-2', device: 'vdc-fmt', target: 'tidemark-bkt-abc123-2', 'auto-finalize': false, 'auto-dismiss': false, sync: 'top', speed: 1048576,
     });
   });
+
+  it('asks for copy_file_range (x-perf use-copy-range) on every job only when told to', () => {
+    const runs = qmpDiskRuns(plan, backupNames('abc123'), temp);
+    const jobs = (copyRange?: boolean) => backupActions(runs, { copyRange }).filter((a) => a.type === 'blockdev-backup');
+    expect(jobs(true).map((a) => a.data['x-perf'])).toEqual([{ 'use-copy-range': true }, { 'use-copy-range': true }, { 'use-copy-range': true }]);
+    expect(jobs(false).some((a) => 'x-perf' in a.data)).toBe(false);
+    expect(jobs(undefined).some((a) => 'x-perf' in a.data)).toBe(false);
+  });
 });
 
 describe('pullActions', () => {

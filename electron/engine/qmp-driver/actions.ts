@@ -69,7 +69,10 @@ export function qmpDiskRuns(plan: BackupPlan, names: BackupNames, tempBitmapActi
  * actions, then one blockdev-backup per disk with auto-finalize and auto-dismiss off, so that
  * all jobs are finalized together or cancelled together.
  */
-export function backupActions(disks: QmpDiskRun[], options: { checkpointActions?: QmpAction[]; speed?: number; fullSync?: (disk: DiskInfo) => 'full' | 'top' }): QmpAction[] {
+export function backupActions(
+  disks: QmpDiskRun[],
+  options: { checkpointActions?: QmpAction[]; speed?: number; fullSync?: (disk: DiskInfo) => 'full' | 'top'; copyRange?: boolean },
+): QmpAction[] {
   const actions: QmpAction[] = [];
   for (const d of disks) actions.push(...d.bitmapActions);
   actions.push(...(options.checkpointActions ?? []));
@@ -90,6 +93,8 @@ export function backupActions(disks: QmpDiskRun[], options: { checkpointActions?
       data['bitmap-mode'] = 'never';
     }
     if (options.speed !== undefined && options.speed > 0) data.speed = options.speed;
+    // copy_file_range instead of QEMU's bounce buffers, when copy-range.ts says it is safe.
+    if (options.copyRange) data['x-perf'] = { 'use-copy-range': true };
     actions.push({ type: 'blockdev-backup', data });
   }
   return actions;

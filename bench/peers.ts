@@ -1,0 +1,284 @@
+// Side-by-side bench (figures, never pass/fail): Tidemark through its CLI against the peers that do
+// the same job on this machine — virsh / libvirt (push, checkpoints), libvirt pull + a plain libnbd
+// dirty-extent reader, virtnbdbackup / virtnbdrestore — and qemu-img convert as the physical
+// reference. Same data for everyone: vda 1 GiB of random data (+ vdb 512 MiB for the 2-disk
+// checkpoint, + vdc 1 TiB sparse), 64 MiB dirty as 256 × 256 KiB (4 MiB stride on vda, 4 GiB on vdc).
+// Tidemark drives its lab VM over QMP, the peers a guest-less TCG libvirt domain with identical disks.
+// Tools are interleaved within each round (A B C, B C A, …); writeback is settled before each timed
+// step; each row prints every tool's median [min..max] and Tidemark's paired median ratio to each
+// peer and to the reference. A peer that is not installed is skipped with a line saying so.
+// Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json]
+
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { checkpointXml } from './peers/libvirt';
+import { DISKS, Machines } from './peers/machines';
+import { load, pythonHas, run, settle, which } from './peers/proc';
+import { formatRow, median, rotate, Row, writeJson, type Tool } from './peers/report';
+import { Steps, URI, type Timed } from './peers/steps';
+
+const ROWS = ['checkpoint', 'full', 'incremental', 'restore'] as const;
+type RowName = (typeof ROWS)[number];
+
+function options(argv: string[]): { rounds: number; rows: RowName[]; json: boolean } {
+  let rounds = 5;
+  let rows: RowName[] = [...ROWS];
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--rounds') rounds = Number(argv[++i]);
+    else if (a === '--rows') rows = argv[++i]!.split(',') as RowName[];
+    else if (a === '--json') json = true;
+    else throw new Error(`unknown argument ${a} (use --rounds N, --rows ${ROWS.join(',')}, --json)`);
+  }
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  for (const r of rows) if (!ROWS.includes(r)) throw new Error(`unknown row ${r} (rows: ${ROWS.join(', ')})`);
+  return { rounds, rows, json };
+}
+
+/** Which peers can run here; each missing one is named with what it needs. */
+async function availablePeers(): Promise<{ libvirt: boolean; virtnbd: boolean; skipped: string[] }> {
+  const skipped: string[] = [];
+  let libvirt = Boolean(which('virsh')) && pythonHas('libvirt', 'libvirt_qemu', 'nbd');
+  if (!libvirt) skipped.push('virsh and libvirt pull: need virsh, and python3-libvirt + python3-libnbd for /usr/bin/python3 (apt-get install libvirt-clients python3-libvirt python3-libnbd)');
+  if (libvirt) {
+    const up = await run('virsh', ['-c', URI, 'version']).then(() => true, () => false);
+    if (!up) {
+      libvirt = false;
+      skipped.push('virsh and libvirt pull: libvirtd does not answer on qemu:///system (no systemd here: as root, `virtlogd --daemon; virtlockd --daemon; libvirtd --daemon`)');
+    }
+  }
+  const virtnbd = libvirt && Boolean(which('virtnbdbackup')) && Boolean(which('virtnbdrestore'));
+  if (libvirt && !virtnbd) skipped.push('virtnbdbackup / virtnbdrestore: not installed (apt-get install virtnbdbackup)');
+  return { libvirt, virtnbd, skipped };
+}
+
+async function main(): Promise<void> {
+  const opt = options(process.argv.slice(2));
+  const peers = await availablePeers();
+  // Tidemark's CLI runs its bundle (out/cli) when it is fresh, else out/node or tsx: build it, as a user's build would.
+  execFileSync('npm', ['run', '--silent', 'build:node'], { cwd: path.join(__dirname, '..'), stdio: 'inherit' });
+  const m = Machines.create();
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${sig}: removing the bench's domain, VM and files…`);
+    void m.close().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const rows: Row[] = [];
+  try {
+    console.log(`Tidemark side by side with its peers: ${opt.rounds} rounds, rows ${opt.rows.join(', ')}; ${os.cpus().length} CPUs, load ${load()}`);
+    for (const s of peers.skipped) console.log(`skipped: ${s}`);
+    m.makeImages(peers.libvirt);
+    await m.startLab();
+    if (peers.libvirt) await m.startLibvirt(peers.virtnbd);
+    const s = new Steps(m);
+    const ctx: Ctx = { m, s, rounds: opt.rounds, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
+    if (opt.rows.includes('checkpoint')) rows.push(await checkpointRow(ctx));
+    if (opt.rows.includes('full')) rows.push(await fullRow(ctx));
+    let chain: Chain | undefined;
+    if (opt.rows.includes('incremental')) {
+      const inc = await incrementalRows(ctx);
+      rows.push(...inc.rows);
+      chain = inc.chain;
+    }
+    if (opt.rows.includes('restore')) rows.push(await restoreRow(ctx, chain));
+  } finally {
+    // what was measured is kept, also when a later row failed
+    if (opt.json && rows.length > 0) {
+      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows }, rows);
+      console.log(`\nresults: ${file}`);
+    }
+    if (!stopping) await m.close();
+  }
+}
+
+interface Ctx {
+  m: Machines;
+  s: Steps;
+  rounds: number;
+  libvirt: boolean;
+  virtnbd: boolean;
+}
+
+/** Runs each round's steps in rotated order and files every result into its row. */
+async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string; fn: (r: number) => Promise<Timed> }[], before?: (r: number) => Promise<void>): Promise<void> {
+  for (let r = 0; r < ctx.rounds; r++) {
+    await before?.(r);
+    for (const st of rotate(steps, r)) {
+      const t = await st.fn(r);
+      st.row.add(st.tool, r, t.ms, t.detail);
+    }
+    for (const row of rows) row.loads.push(load());
+    process.stderr.write(`  round ${r + 1}/${ctx.rounds} done (load ${load()})\n`);
+  }
+}
+
+const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label, role: 'tidemark' });
+
+async function checkpointRow(ctx: Ctx): Promise<Row> {
+  const row = new Row('checkpoint create, 2 disks (CLI end to end)', [
+    TM(),
+    ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh checkpoint-create-as', role: 'peer' as const }] : []),
+    // not a peer: the floor any Node CLI starts from
+    { key: 'node', label: 'node -e 0 (Node start-up alone)', role: 'reference' },
+  ]);
+  const steps = [
+    { row, tool: 'tidemark', fn: (r: number) => ctx.s.tmCheckpoint(`ck${r}`) },
+    { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'])).ms }) },
+  ];
+  if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });
+  await ctx.s.tmCheckpoint('warm-up'); // the first run of a fresh state directory records the VM
+  await interleave(ctx, [row], steps);
+  console.log(formatRow(row));
+  return row;
+}
+
+async function fullRow(ctx: Ctx): Promise<Row> {
+  const { m, s } = ctx;
+  const row = new Row('full push backup, vda 1 GiB of random data', [
+    TM(),
+    ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh backup-begin', role: 'peer' as const }] : []),
+    { key: 'qemu-img', label: 'qemu-img convert -U -t writeback', role: 'reference' },
+  ]);
+  const steps = [
+    { row, tool: 'tidemark', fn: async (r: number) => {
+      const repo = m.p('out', `full-${r}`);
+      const t = await s.timedTidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--checkpoint', `full${r}`]);
+      await s.tidemark(['checkpoint-delete', `full${r}`]);
+      await run('rm', ['-rf', repo]);
+      return t;
+    } },
+    { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(m.lab!.image('vda'), true) },
+  ];
+  if (ctx.libvirt) {
+    steps.push({ row, tool: 'virsh', fn: async (r: number) => {
+      const t = await s.virshPush('vda', `vfull${r}`);
+      await m.lv!.helper.call('checkpoint_delete', { names: [`vfull${r}`] });
+      return t;
+    } });
+  }
+  await interleave(ctx, [row], steps);
+  console.log(formatRow(row));
+  return row;
+}
+
+interface Chain {
+  /** Backup ids of the push repository of vda, oldest (the full) first. */
+  ids: string[];
+  /** Rounds of dirty data the chain holds (= virtnbdbackup incrementals). */
+  incs: number;
+}
+
+async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }> {
+  const { m, s } = ctx;
+  const peer = (key: string, label: string): Tool => ({ key, label, role: 'peer' });
+  const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' }]);
+  const pull = new Row('incremental pull, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('libvirt', 'libvirt pull + libnbd reader')] : []), ...(ctx.virtnbd ? [peer('virtnbdbackup', 'virtnbdbackup -l inc')] : [])]);
+  const bigPush = new Row('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : [])]);
+  const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('libvirt', 'libvirt pull + libnbd reader')] : [])]);
+  if (ctx.virtnbd) bigPull.notes.push('virtnbdbackup is left out here: it keeps one backup chain per domain (notes §5.1 I3); its domain holds vda only');
+
+  // Untimed bases: Tidemark's full backups (one repository per mode and disk), the peers' first checkpoints.
+  process.stderr.write('  setting up the chains (full backups, first checkpoints)…\n');
+  const repo = (mode: string, disk: string) => m.p('out', `repo-${mode}-${disk}`);
+  const ids: string[] = [];
+  for (const disk of ['vda', 'vdc']) {
+    const full = await s.tidemark(['backup-begin', '--full', '--repo', repo('push', disk), '--disk', disk, '--json']);
+    if (disk === 'vda') ids.push((JSON.parse(full.stdout) as { id: string }).id);
+    await s.tidemark(['backup-begin', '--mode', 'pull', '--full', '--repo', repo('pull', disk), '--disk', disk]);
+  }
+  const cp = (prefix: string, disk: string, r: number) => `${prefix}-${disk}-${r}`;
+  if (ctx.libvirt) {
+    for (const disk of ['vda', 'vdc']) {
+      for (const prefix of ['vpush', 'lvpull']) await m.lv!.helper.call('checkpoint_create', { xml: checkpointXml(cp(prefix, disk, 0), [disk], [...DISKS]) });
+    }
+  }
+  if (ctx.virtnbd) await s.virtnbdbackup('full');
+
+  const dirtyOnly = m.dirtyOnlyImage();
+  type Step = { row: Row; tool: string; fn: (r: number) => Promise<Timed> };
+  const steps: Step[] = [
+    { row: push, tool: 'tidemark', fn: async () => {
+      const t = await s.timedTidemark(['backup-begin', '--repo', repo('push', 'vda'), '--disk', 'vda', '--json']);
+      ids.push(t.detail as string);
+      return t;
+    } },
+    { row: push, tool: 'qemu-img', fn: () => s.qemuImgConvert(dirtyOnly, false) },
+    { row: pull, tool: 'tidemark', fn: () => s.timedTidemark(['backup-begin', '--mode', 'pull', '--repo', repo('pull', 'vda'), '--disk', 'vda']) },
+    { row: bigPush, tool: 'tidemark', fn: () => s.timedTidemark(['backup-begin', '--repo', repo('push', 'vdc'), '--disk', 'vdc']) },
+    { row: bigPull, tool: 'tidemark', fn: () => s.timedTidemark(['backup-begin', '--mode', 'pull', '--repo', repo('pull', 'vdc'), '--disk', 'vdc']) },
+  ];
+  if (ctx.libvirt) {
+    for (const [disk, pushRow, pullRow] of [['vda', push, pull], ['vdc', bigPush, bigPull]] as const) {
+      steps.push({ row: pushRow, tool: 'virsh', fn: (r) => s.virshPush(disk, cp('vpush', disk, r + 1), cp('vpush', disk, r)) });
+      steps.push({ row: pullRow, tool: 'libvirt', fn: (r) => s.libvirtPull(disk, cp('lvpull', disk, r + 1), cp('lvpull', disk, r)) });
+    }
+  }
+  if (ctx.virtnbd) steps.push({ row: pull, tool: 'virtnbdbackup', fn: () => s.virtnbdbackup('inc') });
+  const rows = [push, pull, bigPush, bigPull];
+  await interleave(ctx, rows, steps, async () => {
+    await m.dirty('vda');
+    await m.dirty('vdc');
+  });
+  // Cost must follow dirty bytes, not disk size: each tool's 1 TiB time over its 1 GiB time, paired by round.
+  for (const [big, small] of [[bigPush, push], [bigPull, pull]] as const) {
+    for (const t of big.tools) {
+      const xs = big.samples.get(t.key) ?? [];
+      const ys = small.samples.get(t.key) ?? [];
+      const ratios = xs.flatMap((x, i) => (x !== undefined && ys[i] !== undefined ? [x / ys[i]!] : []));
+      if (ratios.length) big.notes.push(`${t.label}: 1 TiB ÷ 1 GiB = ${median(ratios).toFixed(2)}× (paired median)`);
+    }
+  }
+  for (const row of rows) console.log(formatRow(row));
+  return { rows, chain: { ids, incs: ctx.rounds } };
+}
+
+async function restoreRow(ctx: Ctx, chain: Chain | undefined): Promise<Row> {
+  const { m, s } = ctx;
+  const repo = m.p('out', 'repo-push-vda');
+  if (!chain) {
+    const full = await s.tidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--json']);
+    chain = { ids: [(JSON.parse(full.stdout) as { id: string }).id], incs: 0 };
+    if (ctx.virtnbd) await s.virtnbdbackup('full');
+  }
+  // full + 5 incrementals, whatever the number of rounds before
+  for (; chain.incs < 5; chain.incs++) {
+    await m.dirty('vda');
+    const inc = await s.tidemark(['backup-begin', '--repo', repo, '--disk', 'vda', '--json']);
+    chain.ids.push((JSON.parse(inc.stdout) as { id: string }).id);
+    if (ctx.virtnbd) await s.virtnbdbackup('inc');
+  }
+  const top = chain.ids[5]!;
+  const vmsDir = path.join(repo, 'vms');
+  const row = new Row('restore of full + 5 incrementals, vda', [
+    TM(),
+    ...(ctx.virtnbd ? [{ key: 'virtnbdrestore', label: 'virtnbdrestore', role: 'peer' as const }] : []),
+    { key: 'qemu-img', label: 'qemu-img convert -t writeback of the chain', role: 'reference' },
+  ]);
+  const layer = (await run('find', [vmsDir, '-name', `${top}.qcow2`])).stdout.trim();
+  if (!layer) throw new Error(`no layer file for backup ${top} under ${vmsDir}`);
+  const steps = [
+    { row, tool: 'tidemark', fn: async (r: number) => {
+      const to = m.p('out', `restored-${r}.qcow2`);
+      const t = await s.timedTidemark(['restore', '--repo', repo, '--backup', top, '--disk', 'vda', '--to', to]);
+      await run('rm', ['-f', to]);
+      return t;
+    } },
+    { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(layer, false) },
+  ];
+  if (ctx.virtnbd) steps.push({ row, tool: 'virtnbdrestore', fn: () => s.virtnbdrestore('virtnbdbackup.5') });
+  settle();
+  await interleave(ctx, [row], steps);
+  console.log(formatRow(row));
+  return row;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

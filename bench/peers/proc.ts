@@ -1,0 +1,69 @@
+// Child processes for the side-by-side bench: run one to its end and time it, check that a tool is
+// installed, and settle writeback before a timed step. Figures only; nothing here decides anything.
+
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface Ran {
+  ms: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `cmd args` to its end; resolves with wall milliseconds (spawn → exit) and output; rejects naming the command on failure. */
+export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<Ran> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, timeout: options.timeoutMs ?? 600_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (err) reject(new Error(`${cmd} ${args.slice(0, 4).join(' ')}… failed: ${String(stderr || stdout || err.message).trim().split('\n').slice(-3).join(' | ')}`));
+      else resolve({ ms, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each step pays for the one before). */
+export function settle(): void {
+  execFileSync('sync');
+}
+
+/** The path of `tool` on PATH, or undefined. */
+export function which(tool: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(dir, tool);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** True when Debian's python3 can import every module named. */
+export function pythonHas(...modules: string[]): boolean {
+  return spawnSync('/usr/bin/python3', ['-c', modules.map((m) => `import ${m}`).join('; ')], { stdio: 'ignore' }).status === 0;
+}
+
+/** Load averages, for every figure (the machine is shared). */
+export function load(): string {
+  return os.loadavg().map((l) => l.toFixed(1)).join(' ');
+}
+
+/** Pids of processes whose command line mentions `needle` (the bench's work directory): what a peer left running. */
+export function pidsMentioning(needle: string, name: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(needle) && cmd.split('\0')[0]!.endsWith(name)) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+// Rows of the side-by-side bench: samples per tool and round, paired ratios (Tidemark's time over a
+// peer's in the same round, then the median of those), the text table and the --json file.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type Role = 'tidemark' | 'peer' | 'reference';
+
+export interface Tool {
+  key: string;
+  label: string;
+  role: Role;
+}
+
+export class Row {
+  /** tool key → sample per round (undefined where a round has none). */
+  readonly samples = new Map<string, (number | undefined)[]>();
+  readonly notes: string[] = [];
+  readonly loads: string[] = [];
+  /** Extra per-sample details (steps of a pull, bytes), for the JSON file. */
+  readonly details = new Map<string, unknown[]>();
+
+  constructor(readonly title: string, readonly tools: Tool[]) {
+    for (const t of tools) this.samples.set(t.key, []);
+  }
+
+  add(key: string, round: number, ms: number, detail?: unknown): void {
+    this.samples.get(key)![round] = ms;
+    if (detail !== undefined) {
+      if (!this.details.has(key)) this.details.set(key, []);
+      this.details.get(key)![round] = detail;
+    }
+  }
+
+  values(key: string): number[] {
+    return (this.samples.get(key) ?? []).filter((x): x is number => x !== undefined);
+  }
+
+  /** Per-round ratios a/b for the rounds where both have a sample. */
+  paired(a: string, b: string): number[] {
+    const xa = this.samples.get(a) ?? [];
+    const xb = this.samples.get(b) ?? [];
+    const out: number[] = [];
+    for (let i = 0; i < Math.max(xa.length, xb.length); i++) if (xa[i] !== undefined && xb[i] !== undefined) out.push(xa[i]! / xb[i]!);
+    return out;
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function range(xs: number[], digits: number): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? `[${s[0]!.toFixed(digits)}..${s[s.length - 1]!.toFixed(digits)}]` : '';
+}
+
+/** The row as text: each tool's median [min..max], then Tidemark's paired ratio to each peer and to the reference. */
+export function formatRow(row: Row): string {
+  const lines = [`\n${row.title}`];
+  const w = Math.max(...row.tools.map((t) => t.label.length)) + 2;
+  for (const t of row.tools) {
+    const xs = row.values(t.key);
+    lines.push(`  ${t.label.padEnd(w)} ${xs.length ? `${median(xs).toFixed(0).padStart(6)} ms ${range(xs, 0)}` : '   (no sample)'}`);
+  }
+  for (const tm of row.tools.filter((t) => t.role === 'tidemark')) {
+    for (const p of row.tools.filter((t) => t.role !== 'tidemark')) {
+      const r = row.paired(tm.key, p.key);
+      if (r.length === 0) continue;
+      const what = p.role === 'reference' ? `${p.label} (reference)` : p.label;
+      lines.push(`  ${`${tm.label} ÷ ${what}`.padEnd(w + 28)} ${median(r).toFixed(2).padStart(6)}× paired median ${range(r, 2)}, n=${r.length}`);
+    }
+  }
+  for (const n of row.notes) lines.push(`  note: ${n}`);
+  if (row.loads.length) lines.push(`  load average during the rounds: ${row.loads.join(' | ')}`);
+  return lines.join('\n');
+}
+
+export function rowJson(row: Row): unknown {
+  const tm = row.tools.filter((t) => t.role === 'tidemark');
+  return {
+    title: row.title,
+    tools: row.tools.map((t) => ({ ...t, samplesMs: row.samples.get(t.key), medianMs: median(row.values(t.key)), details: row.details.get(t.key) })),
+    ratios: tm.flatMap((a) => row.tools.filter((b) => b.role !== 'tidemark').map((b) => ({ of: a.key, to: b.key, paired: row.paired(a.key, b.key), pairedMedian: median(row.paired(a.key, b.key)) }))),
+    notes: row.notes,
+    loads: row.loads,
+  };
+}
+
+/** Writes the run to bench/results/peers-<time>.json (the folder is ignored by git); returns the path. */
+export function writeJson(meta: Record<string, unknown>, rows: Row[]): string {
+  const dir = path.join(__dirname, '..', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `peers-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify({ ...meta, rows: rows.map(rowJson) }, null, 2)}\n`);
+  return file;
+}
+
+/** The order of `items` in round `r`: rotated by r, so every tool runs first, second, … in turn (A B C, B C A, …). */
+export function rotate<T>(items: T[], r: number): T[] {
+  const k = items.length ? r % items.length : 0;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
