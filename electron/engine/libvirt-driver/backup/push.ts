@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { beginBackup } from '../../../libvirt/backups';
 import { domainState } from '../../../libvirt/domains';
 import { renameDurable, mkdirPrivate } from '../../../os/atomic-file';
-import { createQcow2, runQemuImg } from '../../backup/qemuimg';
+import { createQcow2, QemuImgError, runQemuImg } from '../../backup/qemuimg';
 import type { BackupRepository } from '../../backup/repository';
 import { TOOL } from '../../backup/session';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../../backup/strategy';
@@ -60,8 +60,7 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
       const file = path.join(this.staging, `${run.backupId}-${i}.qcow2`);
       this.staged.set(d.disk.name, file);
       run.journal(this.state());
-      // The backing file is written as the repository will resolve it; QEMU never opens a push target's backing chain.
-      await createQcow2(file, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined });
+      await createTarget(file, d.disk.virtualSize, d.base);
     }
   }
 
@@ -121,6 +120,17 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
     if (this.staging) fs.rmSync(this.staging, { recursive: true, force: true });
     this.staging = undefined;
   }
+}
+
+/**
+ * A target: a plain qcow2, or an overlay whose backing file is written as the repository will
+ * resolve it ("<base>.qcow2" beside it), which does not exist in the staging folder: -u, and QEMU
+ * never opens a push target's backing chain.
+ */
+async function createTarget(file: string, size: number, base: string | undefined): Promise<void> {
+  if (!base) return createQcow2(file, size);
+  const r = await runQemuImg(['create', '-q', '-u', '-f', 'qcow2', '-o', 'compat=1.1', '-b', `${base}.qcow2`, '-F', 'qcow2', file, String(size)]);
+  if (r.code !== 0) throw new QemuImgError(`cannot create image ${file}: ${r.stderr.trim()}`, r.code, r.stderr);
 }
 
 /** Bytes this layer holds itself (not its backing file): qemu-img map, depth 0. */
