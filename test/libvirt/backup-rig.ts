@@ -25,6 +25,8 @@ export interface BackupRig {
   /** Keeps every disk's current content under `label`. */
   snapshot(label: string): void;
   snap(label: string, disk: string): string;
+  /** The shadow holds `label`'s content again (after a restore to that point). */
+  resetTo(label: string): void;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,9 @@ export async function openBackupRig(lab: LibvirtTestLab, options: { uri?: string
     },
     snapshot(label) {
       for (const d of dom.disks) execFileSync('cp', ['--sparse=always', path.join(shadow, `${d.target}.raw`), snap(label, d.target)]);
+    },
+    resetTo(label) {
+      for (const d of dom.disks) execFileSync('cp', ['--sparse=always', snap(label, d.target), path.join(shadow, `${d.target}.raw`)]);
     },
     async close() {
       for (const fd of fds.values()) fs.closeSync(fd);
