@@ -3,6 +3,7 @@
 // per-disk figures for a backup job; progress is reported for the disks together.
 
 import { completedJobInfo, jobInfo } from '../../../libvirt/backups';
+import { LibvirtConnectionError } from '../../../libvirt/errors';
 import type { JobInfo } from '../../../libvirt/job-info';
 import type { StrategyRun } from '../../backup/strategy';
 import type { LibvirtDomainHandle } from './handle';
@@ -54,9 +55,16 @@ export function watchPullJob(h: LibvirtDomainHandle, trip: (why: string) => void
     while (!stopped) {
       await sleep(intervalMs);
       if (stopped) break;
-      const info = await jobInfo(h.conn, h.uuid).catch(() => undefined);
+      let info: JobInfo | undefined;
+      try {
+        info = await jobInfo(h.conn, h.uuid);
+      } catch (e) {
+        if (stopped || e instanceof LibvirtConnectionError) continue; // a loss is reported by onLost
+        trip(`libvirt cannot report the pull job of ${h.name} any more (${(e as Error).message}): the point in time is lost`);
+        break;
+      }
       if (stopped) break;
-      if (info && info.type === 'none') {
+      if (info.type === 'none') {
         trip(`libvirt's pull job of ${h.name} ended on its own: the point in time is lost`);
         break;
       }
