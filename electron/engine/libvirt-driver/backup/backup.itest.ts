@@ -11,6 +11,8 @@ import { RecordingReporter, silentReporter } from '../../operation';
 import { restoreTo } from '../../backup/restore';
 import { verifyBackups, describeFailures } from '../../backup/verify';
 import type { BackupManifest } from '../../backup/manifest';
+import { exportSize, mapTotal } from '../../../../test/libvirt/images';
+import type { PointExport } from '../../backup/strategy';
 import { libvirtBackupOps } from '.';
 
 let lab: LibvirtTestLab;
@@ -89,3 +91,48 @@ for (const mode of ['push', 'pull'] as const) {
     }, 240_000);
   });
 }
+
+describe.skipIf(!runsAsRoot)('export-only pull: status, end, cancel', () => {
+  let rig: BackupRig;
+  beforeAll(async () => {
+    rig = await openBackupRig(lab);
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.close();
+  });
+
+  /** Starts an export-only pull; resolves once its exports are ready, with the pull's promise. */
+  async function startExport(checkpoint: string): Promise<{ exports: PointExport[]; done: Promise<unknown> }> {
+    let ready!: (e: PointExport[]) => void;
+    const exportsReady = new Promise<PointExport[]>((r) => (ready = r));
+    const done = libvirtBackupOps(rig.handle).begin({ mode: 'pull', repo: rig.repo, checkpoint, exportOnly: { onReady: ready } }, silentReporter());
+    done.catch(() => undefined);
+    return { exports: await Promise.race([exportsReady, done.then(() => { throw new Error('ended before its exports were ready'); })]), done };
+  }
+
+  it('keeps its exports until backup-end; status shows it; success records its checkpoint', async () => {
+    const ops = libvirtBackupOps(rig.handle);
+    await rig.write('vda', 0, MiB, 0x61);
+    await ops.begin({ mode: 'push', repo: rig.repo, full: true, checkpoint: 'e0' }, silentReporter());
+    await rig.write('vda', 2 * MiB, MiB, 0x62);
+    const { exports, done } = await startExport('e1');
+    expect(exports.map((e) => [e.disk, e.kind, e.since, e.dirtyContext])).toEqual([['vda', 'incremental', 'e0', 'qemu:dirty-bitmap:backup-vda'], ['vdb', 'incremental', 'e0', 'qemu:dirty-bitmap:backup-vdb']]);
+    expect(await exportSize(exports[0]!.uri)).toBe(64 * MiB);
+    expect(await mapTotal(exports[0]!.uri, exports[0]!.dirtyContext!, 1)).toBe(MiB);
+    expect(await ops.status(rig.repo)).toMatchObject({ running: true, stale: false, phase: 'running', kind: 'incremental', since: 'e0', checkpoint: 'e1' });
+    await expect(ops.begin({ mode: 'push', repo: rig.repo }, silentReporter())).rejects.toThrow(/already running/);
+    expect(await ops.end(rig.repo, 'success')).toMatchObject({});
+    expect(await done).toMatchObject({ checkpoint: 'e1' });
+    expect(await listCheckpoints(rig.conn, rig.dom.uuid).then((l) => l.map((c) => c.name))).toEqual(['e0', 'e1']);
+    expect(await ops.status(rig.repo)).toEqual({ running: false, stale: false, progress: [], log: [] });
+  }, 120_000);
+
+  it('backup-cancel ends it and rolls its checkpoint back', async () => {
+    const ops = libvirtBackupOps(rig.handle);
+    const { done } = await startExport('e2');
+    expect(await ops.cancel(rig.repo)).toMatchObject({ how: 'cancelled' });
+    await expect(done).rejects.toThrow(/was cancelled; checkpoint e2 rolled back/);
+    expect(await listCheckpoints(rig.conn, rig.dom.uuid).then((l) => l.map((c) => c.name))).toEqual(['e0', 'e1']);
+    expect((await rig.conn.command(['domjobinfo', `--domain=${rig.dom.uuid}`])).trim()).toMatch(/Job type:\s+None/);
+  }, 120_000);
+});
