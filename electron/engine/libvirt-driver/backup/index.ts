@@ -16,6 +16,8 @@ import { libvirtBackupSource } from './source';
 
 export type { LibvirtDomainHandle } from './handle';
 export { inPlaceTargets } from './restore-hooks';
+/** The per-domain lock backups and restores hold; the driver's checkpoint operations should take it too. */
+export { withDomainLock } from './source';
 
 export interface LibvirtBackupTuning {
   /** Pull copies: largest read/write and pieces in flight (defaults 4 MiB × 4). */

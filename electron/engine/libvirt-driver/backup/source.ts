@@ -19,7 +19,7 @@ import { changesUnusable, readDomainView } from './vm-view';
 /** One lock per domain and process: a session and a restore never change its checkpoints at once. */
 const locks = new Map<string, Promise<unknown>>();
 
-async function withDomainLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+export async function withDomainLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const before = locks.get(key) ?? Promise.resolve();
   const mine = before.catch(() => undefined).then(fn);
   locks.set(key, mine);
