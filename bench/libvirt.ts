@@ -148,6 +148,7 @@ async function main(): Promise<void> {
       process.stdout.write(`round ${r + 1}/${rounds} done\n`);
     }
     for (const row of rows) report(row);
+    console.log('Tidemark\'s push and pull also read the domain and its checkpoints first and record each layer (sha256, qemu-img info, manifest); virsh\'s do neither.');
     fs.rmSync(xmlDir, { recursive: true, force: true });
   } finally {
     await conn?.close();
