@@ -106,7 +106,9 @@ export type HealthState =
   /** A checkpoint being created right now (its bitmaps exist, its metadata follows when the operation succeeds). */
   | 'checkpoint-pending'
   /** Bitmaps of a checkpoint whose operation died or gave up before recording it. */
-  | 'checkpoint-left-over';
+  | 'checkpoint-left-over'
+  /** The bitmaps in a disk's image cannot be seen (a libvirt domain on a remote host, an unreadable image). */
+  | 'bitmaps-unknown';
 
 export interface HealthIssue {
   state: HealthState;
@@ -148,6 +150,8 @@ export const createCheckpointOptionsSchema = record({
   disks: optionalArg(list(record({ name: text({ min: 1, max: 256 }), checkpoint: oneOf('bitmap', 'no') }), { max: 256 })),
   /** Only honoured at a VM's first checkpoint (or when it has none left); otherwise must match. */
   layout: optionalArg(bitmapLayoutSchema),
+  /** Freeze the guest's filesystems around the create (libvirt domains: through libvirt's guest-agent calls). */
+  quiesce: optionalArg(v.boolean()),
 });
 export type CreateCheckpointOptions = v.InferOutput<typeof createCheckpointOptionsSchema>;
 

@@ -21,6 +21,8 @@ export interface CliIo {
 
 export interface GlobalOptions {
   connect?: string;
+  /** A domain of the libvirt connection --connect names (name or UUID, as virsh's --domain). */
+  domain?: string;
   stateDir?: string;
 }
 
@@ -29,6 +31,8 @@ export class CliContext {
   private serviceValue: Service | undefined;
   private serviceModule: ServiceModule | undefined;
   private labModule: LabModule | undefined;
+  /** The VM id of --domain at the --connect libvirt URI, once resolve() found it. */
+  private libvirtVm: string | undefined;
 
   constructor(readonly io: CliIo, readonly global: GlobalOptions) {
     this.stateDir = resolveStateDir(global.stateDir, io.env);
@@ -64,11 +68,45 @@ export class CliContext {
     return dispatch(this.service.handlers, channel, args) as Promise<Result<C>>;
   }
 
+  /** True when --connect names a libvirt URI (qemu:///system, qemu+ssh://…). */
+  get libvirt(): boolean {
+    return this.global.connect !== undefined && this.mod.looksLikeLibvirtUri(this.global.connect);
+  }
+
+  /** The registry id of the --connect libvirt URI. */
+  libvirtConnectionId(): string {
+    return this.mod.libvirtConnectionId(this.global.connect!);
+  }
+
   /**
-   * The VM to act on: --connect's endpoint, else the demo VM when it runs. `recorded`: a read-only
+   * For a libvirt --connect: connects, lists the domains and finds --domain (by name or UUID).
+   * Errors name the URI or the domain. Without --domain nothing is looked up (list needs none).
+   */
+  async resolve(): Promise<void> {
+    if (!this.libvirt) {
+      if (this.global.domain !== undefined) throw new Error(`--domain ${this.global.domain} names a libvirt domain: pass --connect with a libvirt URI (e.g. qemu:///system) too`);
+      return;
+    }
+    const rows = await this.call('vm:list');
+    const domain = this.global.domain;
+    if (domain === undefined) return;
+    const conn = this.libvirtConnectionId();
+    const key = domain.trim().toLowerCase();
+    const mine = rows.filter((r) => r.connectionId === conn && r.id !== conn);
+    const found = mine.find((r) => r.id.slice(r.id.lastIndexOf('#') + 1) === key) ?? mine.find((r) => r.label === domain);
+    if (!found) throw new Error(`domain ${JSON.stringify(domain)} not found at ${this.global.connect!.trim()} (see: tidemark --connect ${this.global.connect!.trim()} list --all)`);
+    this.libvirtVm = found.id;
+  }
+
+  /**
+   * The VM to act on: --domain at a libvirt --connect, --connect's endpoint, else the demo VM when it runs. `recorded`: a read-only
    * command, which can show a stopped demo VM's recorded metadata (once it has been started).
    */
   vmId(opts: { recorded?: boolean } = {}): string {
+    if (this.libvirt) {
+      if (this.libvirtVm === undefined) throw new Error(`--connect ${this.global.connect!.trim()} is a libvirt connection: name the domain with --domain NAME|UUID`);
+      return this.libvirtVm;
+    }
     if (this.global.connect !== undefined) return this.mod.endpointId(this.global.connect);
     const lab = this.labModule!.labStatus(this.labDir);
     if (!lab.running && !(opts.recorded && lab.uuid !== '')) throw new Error('no VM: pass --connect or run tidemark lab start');

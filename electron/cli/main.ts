@@ -8,13 +8,15 @@ import type { Command, CommandGroup } from './command';
 import { loadAllGroups, loadCommand, subcommandNames } from './commands';
 import { CliContext, type CliIo, type GlobalOptions } from './context';
 
-const GLOBAL_USAGE = 'tidemark [--connect ENDPOINT] [--state-dir DIR] COMMAND [ARGS]...';
+const GLOBAL_USAGE = 'tidemark [--connect ENDPOINT|URI] [--domain NAME|UUID] [--state-dir DIR] COMMAND [ARGS]...';
 
 function generalHelp(groups: CommandGroup[]): string {
   let s = `Usage: ${GLOBAL_USAGE}\n\n`;
   s += 'Checkpoints and backups of a QEMU VM over QMP, in virsh\'s vocabulary.\n\n';
   s += '  -c, --connect ENDPOINT   the VM\'s QMP socket: unix:PATH, tcp:HOST:PORT or a path\n';
-  s += '                           (default: the demo VM\'s second socket, when it runs)\n';
+  s += '                           (default: the demo VM\'s second socket, when it runs),\n';
+  s += '                           or a libvirt URI: qemu:///system, qemu+ssh://[user@]host[:port]/system, qemu+tls://…\n';
+  s += '  --domain NAME|UUID       the domain of a libvirt connection (also after the command, as virsh)\n';
   s += '  --state-dir DIR          where metadata lives (default: $TIDEMARK_STATE_DIR,\n';
   s += '                           else $XDG_DATA_HOME/tidemark, else ~/.local/share/tidemark)\n';
   s += '  -h, --help               this help; COMMAND --help for one command\n\n';
@@ -94,11 +96,36 @@ function parseGlobal(argv: string[]): { global: GlobalOptions; help: boolean; wo
       return argv[++i]!;
     };
     if (flag === '-c' || flag === '--connect') global.connect = value();
+    else if (flag === '--domain') global.domain = value();
     else if (flag === '--state-dir') global.stateDir = value();
     else if (flag === '-h' || flag === '--help') help = true;
     else throw new UsageError(`unknown option ${flag} (see: tidemark help)`);
   }
   return { global, help, words: argv.slice(i) };
+}
+
+/** Takes virsh's `--domain NAME` (or `--domain=NAME`) out of a command's arguments: every domain command has it. */
+export function takeDomain(rest: string[], global: GlobalOptions): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--') {
+      out.push(...rest.slice(i));
+      break;
+    }
+    let value: string | undefined;
+    if (a === '--domain') {
+      if (i + 1 >= rest.length) throw new UsageError('option --domain needs a value (NAME|UUID)');
+      value = rest[++i]!;
+    } else if (a.startsWith('--domain=')) value = a.slice('--domain='.length);
+    else {
+      out.push(a);
+      continue;
+    }
+    if (global.domain !== undefined && global.domain !== value) throw new UsageError(`--domain is given twice (${global.domain}, ${value})`);
+    global.domain = value;
+  }
+  return out;
 }
 
 function oneLine(message: string): string {
@@ -122,7 +149,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stdout(await subcommandHelp(words[0]!));
       return 0;
     }
-    const { command, rest } = await findCommand(words);
+    const found = await findCommand(words);
+    const command = found.command;
+    const rest = takeDomain(found.rest, global);
     const end = rest.indexOf('--');
     if ((end < 0 ? rest : rest.slice(0, end)).some((a) => a === '--help' || a === '-h')) {
       io.stdout(commandHelp(command));
@@ -130,12 +159,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const args = parseArgs(command.name, rest, command.options, command.positionals);
     ctx = new CliContext(io, global);
-    if (command.needsService?.(args) !== false) await ctx.load();
+    if (command.needsService?.(args) !== false) {
+      await ctx.load();
+      await ctx.resolve();
+    }
     await command.run(ctx, args);
     return 0;
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    io.stderr(`error: ${oneLine(err.message || err.name)}\n`);
+    // libvirt's own messages already begin with "error: " (virsh's words, kept whole).
+    io.stderr(`error: ${oneLine(err.message || err.name).replace(/^error: /, '')}\n`);
     if (io.env.TIDEMARK_DEBUG === '1' && err.stack) io.stderr(`${err.stack}\n`);
     return err instanceof UsageError ? 2 : 1;
   } finally {

@@ -6,7 +6,7 @@
 // checkpoint metadata. Nothing above this file knows which one it talks to.
 //
 // Ids: `VmDriver.id` is THE VM id, the one the contract, the host, the jobs and the events use
-// ("demo", "ep-…", later e.g. "lv-…/<domain>"). What is written to disk about a VM (manifests,
+// ("demo", "ep-…", "<libvirt URI>#<domain UUID>"). What is written to disk about a VM (manifests,
 // metadata folders) is keyed by its DurableIdentity (engine/identity.ts), which nobody translates
 // results back from.
 

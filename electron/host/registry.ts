@@ -1,5 +1,5 @@
-// The VM registry: every connection the host knows (the demo VM first, then the endpoints the user
-// added, persisted in STATE/endpoints.json, then transient ones such as the CLI's --connect), and
+// The VM registry: every connection the host knows (the demo VM first, then the endpoints and libvirt
+// URIs the user added, persisted in STATE/endpoints.json, then transient ones such as the CLI's --connect), and
 // through them every VM. A VM is found by its id (the contract's), or by its durable identity
 // (to find the VM a backup manifest names). Connections are created here; what they do is theirs.
 
@@ -7,13 +7,15 @@ import * as fs from 'node:fs';
 import type { VmSummary } from '../../shared/contract';
 import type { VmConnection, VmDriver } from '../engine/driver';
 import { namesIdentity } from '../engine/identity';
+import { LibvirtUriConnection } from '../engine/libvirt-driver/connection';
+import { canonicalUri, libvirtConnectionId, looksLikeLibvirtUri } from '../engine/libvirt-driver/ids';
 import { QmpEndpointConnection, endpointId } from '../engine/qmp-driver/connection';
 import { writeFileAtomic } from '../os/atomic-file';
 import { formatEndpoint, parseEndpoint } from '../qmp/endpoint';
 
-export { endpointId };
+export { endpointId, libvirtConnectionId, looksLikeLibvirtUri };
 
-/** An endpoint as endpoints.json keeps it. */
+/** An endpoint as endpoints.json keeps it: a QMP endpoint, or a libvirt URI (qemu:///system, qemu+ssh://…). */
 export interface StoredEndpoint {
   endpoint: string;
   label: string;
@@ -41,7 +43,8 @@ export function readEndpoints(file: string): StoredEndpoint[] {
     const r = x as Partial<StoredEndpoint> | null;
     if (!r || typeof r.endpoint !== 'string' || typeof r.label !== 'string') throw new Error(`${file}: entry ${i} needs "endpoint" and "label" strings; fix or remove it`);
     if (r.vmId !== undefined && (typeof r.vmId !== 'string' || r.vmId === '')) throw new Error(`${file}: entry ${i} has a "vmId" that is not a non-empty string; fix or remove it`);
-    return { endpoint: formatEndpoint(parseEndpoint(r.endpoint)), label: r.label, ...(r.vmId !== undefined ? { vmId: r.vmId } : {}) };
+    const endpoint = looksLikeLibvirtUri(r.endpoint) ? canonicalUri(r.endpoint) : formatEndpoint(parseEndpoint(r.endpoint));
+    return { endpoint, label: r.label, ...(r.vmId !== undefined ? { vmId: r.vmId } : {}) };
   });
 }
 
@@ -59,11 +62,14 @@ interface Entry {
   connection: VmConnection;
   /** Endpoints: written to endpoints.json unless transient. */
   endpoint?: QmpEndpointConnection;
+  /** libvirt URIs: written to endpoints.json unless transient. */
+  libvirt?: { connection: LibvirtUriConnection; label: string };
   transient: boolean;
 }
 
 export class VmRegistry {
   private readonly entries = new Map<string, Entry>();
+  private readonly watched = new WeakSet<VmDriver>();
 
   constructor(private readonly o: RegistryOptions) {}
 
@@ -74,9 +80,17 @@ export class VmRegistry {
   }
 
   private watch(connection: VmConnection): void {
-    for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+    // A libvirt connection's domains come and go: each driver is watched once.
+    const watchNew = () => {
+      for (const vm of connection.vms()) {
+        if (this.watched.has(vm)) continue;
+        this.watched.add(vm);
+        vm.on('state', () => this.o.onListChanged());
+      }
+    };
+    watchNew();
     connection.onVmsChanged(() => {
-      for (const vm of connection.vms()) vm.on('state', () => this.o.onListChanged());
+      watchNew();
       this.o.onListChanged();
     });
   }
@@ -115,14 +129,34 @@ export class VmRegistry {
     return { connection, added: true };
   }
 
+  /** Adds (or finds) the libvirt connection for URI `text` (checked: a malformed URI is refused, naming it). */
+  addLibvirt(text: string, opts: { label?: string; persist: boolean }): { connection: LibvirtUriConnection; added: boolean } {
+    const uri = canonicalUri(text);
+    const id = libvirtConnectionId(uri);
+    const existing = this.entries.get(id);
+    if (existing?.libvirt) {
+      if (existing.transient && opts.persist) {
+        existing.transient = false;
+        if (opts.label?.trim()) existing.libvirt.label = opts.label.trim();
+        this.save();
+        this.o.onListChanged();
+      }
+      return { connection: existing.libvirt.connection, added: false };
+    }
+    const connection = new LibvirtUriConnection(uri, { mode: this.o.mode });
+    this.entries.set(id, { connection, libvirt: { connection, label: opts.label?.trim() || uri }, transient: !opts.persist });
+    this.watch(connection);
+    return { connection, added: true };
+  }
+
   /** Forgets a connection (after it was closed). */
   remove(id: string): void {
     this.entries.delete(id);
   }
 
   /** Puts back an entry whose removal could not be saved. */
-  reinstate(id: string, connection: VmConnection, endpoint: QmpEndpointConnection | undefined, transient: boolean): void {
-    this.entries.set(id, { connection, ...(endpoint ? { endpoint } : {}), transient });
+  reinstate(id: string, entry: Entry): void {
+    this.entries.set(id, entry);
   }
 
   entry(id: string): Entry | undefined {
@@ -157,15 +191,36 @@ export class VmRegistry {
     });
   }
 
+  /** On-demand mode (the CLI): connects every libvirt connection and lists its domains now (eager
+   *  connections poll by themselves). A transient one's failure (--connect) is thrown, naming the URI
+   *  and why; a stored one's shows in its row. */
+  async refreshLibvirt(): Promise<void> {
+    for (const e of this.entries.values()) {
+      if (!e.libvirt) continue;
+      try {
+        await e.libvirt.connection.refresh();
+      } catch (err) {
+        if (e.transient) throw err;
+      }
+    }
+  }
+
+  /** Every VM's row; a libvirt connection with no domain to list shows as one row of its own. */
   summaries(): VmSummary[] {
-    return this.vms().map((v) => v.summary());
+    return [...this.entries.values()].flatMap((e) => {
+      const vms = e.connection.vms();
+      if (e.libvirt && vms.length === 0) return [{ ...e.libvirt.connection.summary(), label: e.libvirt.label }];
+      return vms.map((v) => v.summary());
+    });
   }
 
   /** Writes the persistent endpoints to endpoints.json. */
   save(): void {
     const list: StoredEndpoint[] = [...this.entries.values()]
-      .filter((e) => e.endpoint && !e.transient)
-      .map((e) => ({ endpoint: e.endpoint!.endpoint, label: e.endpoint!.label, ...(e.endpoint!.rememberedKey !== undefined ? { vmId: e.endpoint!.rememberedKey } : {}) }));
+      .filter((e) => (e.endpoint || e.libvirt) && !e.transient)
+      .map((e) => e.libvirt
+        ? { endpoint: e.libvirt.connection.uri, label: e.libvirt.label }
+        : { endpoint: e.endpoint!.endpoint, label: e.endpoint!.label, ...(e.endpoint!.rememberedKey !== undefined ? { vmId: e.endpoint!.rememberedKey } : {}) });
     fs.mkdirSync(this.o.stateDir, { recursive: true });
     writeFileAtomic(this.o.file, JSON.stringify(list, null, 2) + '\n');
   }

@@ -21,9 +21,9 @@ import { vmHandlers } from './handlers/vm';
 import { JobRunner } from './jobs';
 import { MetadataWatcher } from './metadata-watch';
 import { BitmapPoller } from './poller';
-import { endpointId, readEndpoints, VmRegistry } from './registry';
+import { endpointId, libvirtConnectionId, looksLikeLibvirtUri, readEndpoints, VmRegistry } from './registry';
 
-export { DEMO_VM_ID, endpointId };
+export { DEMO_VM_ID, endpointId, libvirtConnectionId, looksLikeLibvirtUri };
 export type { ServiceEvents };
 export type { JobInfo } from '../../shared/contract';
 
@@ -93,7 +93,11 @@ export function createService(options: ServiceOptions): Service {
   const pushVmList = () => {
     if (!closed) events.emit('vm:list', registry.summaries());
   };
-  const registry = new VmRegistry({ file: path.join(stateDir, 'endpoints.json'), stateDir, mode, offlineReads, onListChanged: pushVmList });
+  // A list change also wires VMs that appeared (a libvirt connection's domains, found by its poll).
+  const registry = new VmRegistry({ file: path.join(stateDir, 'endpoints.json'), stateDir, mode, offlineReads, onListChanged: () => {
+    wire();
+    pushVmList();
+  } });
   const poller = new BitmapPoller({
     vms: () => registry.vms(),
     intervalMs: options.bitmapPollMs ?? 500,
@@ -106,9 +110,13 @@ export function createService(options: ServiceOptions): Service {
   const demo = new DemoConnection({ stateDir, labDir, socket: options.demoSocket ?? 'primary', mode, offlineReads });
   registry.addConnection(demo);
   for (const e of readEndpoints(path.join(stateDir, 'endpoints.json'))) {
-    registry.addEndpoint(e.endpoint, { label: e.label, persist: true, ...(e.vmId !== undefined ? { rememberedKey: e.vmId } : {}) });
+    if (looksLikeLibvirtUri(e.endpoint)) registry.addLibvirt(e.endpoint, { label: e.label, persist: true });
+    else registry.addEndpoint(e.endpoint, { label: e.label, persist: true, ...(e.vmId !== undefined ? { rememberedKey: e.vmId } : {}) });
   }
-  for (const raw of options.transientEndpoints ?? []) registry.addEndpoint(raw, { persist: false });
+  for (const raw of options.transientEndpoints ?? []) {
+    if (looksLikeLibvirtUri(raw)) registry.addLibvirt(raw, { persist: false });
+    else registry.addEndpoint(raw, { persist: false });
+  }
 
   // What the host does when a VM's connection or checkpoints change.
   const wired = new Set<string>();

@@ -7,15 +7,20 @@ import {
 } from '../domain';
 import { args, optionalArg, record, text } from '../schema';
 
-/** A VM the host knows about (the demo VM or an endpoint the user added). */
+/** A VM the host knows about (the demo VM, an endpoint the user added, a libvirt domain). */
 export interface VmSummary {
   id: string;
   label: string;
   endpoint: string;
-  kind: 'demo' | 'endpoint';
+  kind: 'demo' | 'endpoint' | 'libvirt';
   connection: 'connected' | 'connecting' | 'disconnected';
   /** Why it is disconnected, when it is. */
   detail?: string;
+  /** libvirt: the registry id of the connection (URI) the domain belongs to; a row whose id equals it
+   *  is the connection itself, shown while it has no domain to list. */
+  connectionId?: string;
+  /** libvirt: the domain's state as libvirt reports it (running, shutoff, paused, …). */
+  domainState?: string;
 }
 
 export const vmIdSchema = text({ min: 1, max: 512 });

@@ -92,6 +92,7 @@ const createAs: Command = {
     { name: 'description', kind: 'value', metavar: 'TEXT', help: 'description of checkpoint' },
     { name: 'diskspec', kind: 'list', metavar: 'DISK[,checkpoint=bitmap|no][,bitmap=NAME]', help: 'per-disk choice, as virsh (repeatable; ",," is a literal comma)' },
     { name: 'layout', kind: 'value', metavar: 'independent|chained', help: 'bitmap layout, at the VM\'s first checkpoint (default: independent)' },
+    { name: 'quiesce', kind: 'flag', help: 'freeze the guest\'s filesystems around the create (libvirt domains: needs a guest agent)' },
     { name: 'print-xml', kind: 'flag', help: 'print XML document rather than create' },
     JSON_OPTION,
   ],
@@ -124,6 +125,7 @@ const createAs: Command = {
       ...(description !== undefined ? { description } : {}),
       ...(specs.length > 0 ? { disks: specs.map((d) => ({ name: d.name, checkpoint: d.checkpoint ?? 'bitmap' })) } : {}),
       ...(layout !== undefined ? { layout: layout as 'independent' | 'chained' } : {}),
+      ...(args.flags.has('quiesce') ? { quiesce: true } : {}),
     });
     if (args.flags.has('json')) ctx.json(cp);
     else ctx.virshOut(`Domain checkpoint ${cp.name} created`);

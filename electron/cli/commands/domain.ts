@@ -51,4 +51,41 @@ const domainInfo: Command = {
   },
 };
 
-export const domainCommands: Command[] = [domainInfo];
+/** virsh's words for libvirt's domain states. */
+const STATE_WORDS: Record<string, string> = {
+  nostate: 'no state', running: 'running', blocked: 'idle', paused: 'paused', shutdown: 'in shutdown',
+  shutoff: 'shut off', crashed: 'crashed', pmsuspended: 'pmsuspended',
+};
+const ACTIVE = new Set(['running', 'blocked', 'paused', 'shutdown', 'pmsuspended']);
+
+const list: Command = {
+  name: 'list',
+  summary: 'the domains of a libvirt connection with their state (or the VMs Tidemark knows)',
+  description:
+    'With --connect URI (a libvirt URI): the domains there, as virsh list: running ones, or every one\n' +
+    'with --all, each with its UUID and state. Without a libvirt --connect: every VM Tidemark knows (the\n' +
+    'demo VM, the endpoints and libvirt connections the app added) with its connection state.\n' +
+    '--json prints id (the VM id other tools and the app use), name, uuid, state and connection.',
+  positionals: [],
+  options: [{ name: 'all', kind: 'flag', help: 'also inactive domains' }, JSON_OPTION],
+  async run(ctx, args) {
+    const rows = await ctx.call('vm:list');
+    if (ctx.libvirt) {
+      const conn = ctx.libvirtConnectionId();
+      const doms = rows
+        .filter((r) => r.connectionId === conn && r.id !== conn)
+        .filter((r) => args.flags.has('all') || ACTIVE.has(r.domainState ?? ''))
+        .map((r) => ({ id: r.id, name: r.label, uuid: r.id.slice(r.id.lastIndexOf('#') + 1), state: r.domainState ?? 'unknown', connection: r.connection }));
+      if (args.flags.has('json')) return ctx.json(doms);
+      return ctx.virshOut(formatTable(['UUID', 'Name', 'State'], doms.map((d) => [d.uuid, d.name, STATE_WORDS[d.state] ?? d.state])));
+    }
+    const vms = rows.map((r) => ({
+      id: r.id, name: r.label, kind: r.kind, endpoint: r.endpoint, connection: r.connection,
+      ...(r.domainState !== undefined ? { state: r.domainState } : {}), ...(r.detail !== undefined ? { detail: r.detail } : {}),
+    }));
+    if (args.flags.has('json')) return ctx.json(vms);
+    ctx.virshOut(formatTable(['Id', 'Name', 'Kind', 'State'], vms.map((v) => [v.id, v.name, v.kind, v.state !== undefined ? `${STATE_WORDS[v.state] ?? v.state} (${v.connection})` : v.connection])));
+  },
+};
+
+export const domainCommands: Command[] = [domainInfo, list];

@@ -12,7 +12,7 @@ export interface LazyGroup {
 }
 
 export const GROUPS: LazyGroup[] = [
-  { name: 'Domain', names: ['domain-info'], load: async () => (await import('./domain')).domainCommands },
+  { name: 'Domain', names: ['domain-info', 'list'], load: async () => (await import('./domain')).domainCommands },
   {
     name: 'Checkpoint',
     names: ['checkpoint-create-as', 'checkpoint-create', 'checkpoint-delete', 'checkpoint-dumpxml', 'checkpoint-info', 'checkpoint-list', 'checkpoint-parent'],

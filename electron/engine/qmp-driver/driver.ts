@@ -168,7 +168,10 @@ export class QmpVmDriver implements VmDriver {
         const p = r.get(name).parent;
         return p === undefined ? undefined : r.list().find((c) => c.name === p);
       },
-      create: async (options) => (await this.engine()).create(options),
+      create: async (options) => {
+        if (options.quiesce) throw new Error('quiesce on checkpoint create is offered for libvirt domains only (through libvirt\'s guest-agent calls)');
+        return (await this.engine()).create(options);
+      },
       delete: async (name, mode) => (await this.engine()).delete(name, mode),
       changesSince: async (name) => (await this.engine()).changesSince(name),
       dumpXml: async (name, options) => (await this.reader()).dumpXml(name, options ?? {}),

@@ -1,16 +1,33 @@
 // vm:* — the VM list (add, remove) and one VM's description and health.
 
 import type { Handlers } from '../../../shared/contract';
+import { looksLikeLibvirtUri } from '../registry';
 import type { HostContext } from './context';
 
 export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add' | 'vm:remove' | 'vm:info' | 'vm:health'> {
   const { registry } = ctx;
   return {
     async 'vm:list'() {
+      if (!ctx.eager) await registry.refreshLibvirt();
       return registry.summaries();
     },
     async 'vm:add'(endpointText, label) {
-      const { connection, added } = registry.addEndpoint(endpointText, { ...(label !== undefined ? { label } : {}), persist: true });
+      const opts = { ...(label !== undefined ? { label } : {}), persist: true };
+      if (looksLikeLibvirtUri(endpointText)) {
+        const { connection, added } = registry.addLibvirt(endpointText, opts);
+        if (added) {
+          try {
+            registry.save();
+          } catch (err) {
+            registry.remove(connection.id);
+            throw err;
+          }
+          ctx.pushVmList();
+          if (ctx.eager) connection.start();
+        }
+        return registry.summaries().find((s) => s.connectionId === connection.id) ?? connection.summary();
+      }
+      const { connection, added } = registry.addEndpoint(endpointText, opts);
       if (added) {
         try {
           registry.save();
@@ -24,10 +41,11 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
       return connection.driver.summary();
     },
     async 'vm:remove'(vmId) {
+      // A libvirt domain is removed with its connection (the URI): pass the connection's id.
       const entry = registry.entry(vmId);
       if (!entry) throw new Error(`no VM with id ${JSON.stringify(vmId)} (see vm:list)`);
       if (entry.connection.kind === 'demo') throw new Error('the demo VM cannot be removed from the list (stop it with lab:stop)');
-      if (!entry.endpoint) throw new Error(`VM ${vmId} belongs to a connection that is not an endpoint; it cannot be removed on its own`);
+      if (!entry.endpoint && !entry.libvirt) throw new Error(`VM ${vmId} belongs to a connection that is not an endpoint; it cannot be removed on its own`);
       await ctx.jobs.cancelAll(vmId);
       await entry.connection.close();
       registry.remove(vmId);
@@ -35,7 +53,7 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
         try {
           registry.save();
         } catch (err) {
-          registry.reinstate(vmId, entry.connection, entry.endpoint, entry.transient);
+          registry.reinstate(vmId, entry);
           throw err;
         }
       }

@@ -1,4 +1,5 @@
-// The VMs panel: the demo VM and the endpoints the user added, each with its connection state;
+// The VMs panel: the demo VM, the endpoints and the libvirt connections the user added (a libvirt
+// connection lists its domains, each with libvirt's state), each with its connection state;
 // the selected VM's disks with size, format, granularity and health (glyph + words + consequence).
 
 import { useState, type FormEvent } from 'react';
@@ -9,6 +10,15 @@ import { useApp } from '../store/context';
 import { emptyVmView } from '../store/types';
 
 const CONN_GLYPH: Record<VmSummary['connection'], string> = { connected: '●', connecting: '◌', disconnected: '○' };
+/** libvirt's domain states in virsh's words. */
+const DOMAIN_STATE: Record<string, string> = {
+  nostate: 'no state', running: 'running', blocked: 'idle', paused: 'paused', shutdown: 'in shutdown', shutoff: 'shut off', crashed: 'crashed', pmsuspended: 'suspended',
+};
+
+/** The first row of each libvirt connection carries its Remove button (it removes the whole connection). */
+function firstOfConnection(vms: VmSummary[], vm: VmSummary): boolean {
+  return vm.connectionId !== undefined && vms.find((v) => v.connectionId === vm.connectionId) === vm;
+}
 
 function HealthLine({ issue }: { issue: HealthIssue }) {
   const glyph = issue.severity === 'error' ? '✕' : issue.severity === 'warning' ? '⚠' : 'ℹ';
@@ -41,7 +51,7 @@ export function VmPanel() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (endpoint.trim() === '') {
-      setAddError('Enter an endpoint: unix:/path/to/qmp.sock or tcp:HOST:PORT.');
+      setAddError('Enter a QMP endpoint (unix:/path/to/qmp.sock or tcp:HOST:PORT) or a libvirt URI (qemu:///system, qemu+ssh://user@host/system).');
       return;
     }
     setAdding(true);
@@ -71,27 +81,46 @@ export function VmPanel() {
 
   const issues = view.health?.issues ?? [];
   const hasDemo = vms.some((v) => v.kind === 'demo');
+  const selected = vms.find((v) => v.id === selectedVmId);
 
   return (
     <nav className="sidebar" id="sidebar" aria-label="Virtual machines">
       <h2>Virtual machines</h2>
       {!vmsLoaded && <p className="muted">Loading…</p>}
-      {vmsLoaded && vms.length === 0 && <p className="muted">No VMs yet. Start the demo VM or connect to a QMP endpoint below.</p>}
+      {vmsLoaded && vms.length === 0 && <p className="muted">No VMs yet. Start the demo VM, or connect to a QMP endpoint or a libvirt URI below.</p>}
       <ul className="vm-list" aria-label="Virtual machine list">
-        {vms.map((vm) => (
-          <li key={vm.id} className={`vm-item${vm.id === selectedVmId ? ' selected' : ''}`}>
-            <button type="button" className="vm-select" onClick={() => void selectVm(vm.id)} aria-current={vm.id === selectedVmId ? 'true' : undefined}>
-              <div className="vm-name">{vm.label} {vm.kind === 'demo' && <span className="badge">demo</span>}</div>
-              <div className={`conn ${vm.connection}`}>{CONN_GLYPH[vm.connection]} {vm.connection}{vm.detail ? ` — ${vm.detail}` : ''}</div>
-              <div className="vm-meta mono ellipsis" title={vm.endpoint}>{vm.endpoint}</div>
-            </button>
-            {vm.kind === 'endpoint' && (
-              <div className="vm-actions">
-                <button type="button" className="small" onClick={() => void removeVm(vm.id)} aria-label={`Remove ${vm.label}`}>Remove</button>
+        {vms.map((vm) => {
+          // A libvirt connection with no domain to list yet (connecting, unreachable, or none defined).
+          const connectionRow = vm.kind === 'libvirt' && vm.id === vm.connectionId;
+          const head = (
+            <>
+              <div className="vm-name">
+                {vm.label} {vm.kind === 'demo' && <span className="badge">demo</span>}
+                {vm.kind === 'libvirt' && <span className="badge">libvirt</span>}
+                {vm.domainState !== undefined && <span className="badge" data-domain-state={vm.domainState}>{DOMAIN_STATE[vm.domainState] ?? vm.domainState}</span>}
               </div>
-            )}
-          </li>
-        ))}
+              <div className={`conn ${vm.connection}`}>{CONN_GLYPH[vm.connection]} {vm.connection}{vm.detail ? ` — ${vm.detail}` : ''}{connectionRow && vm.connection === 'connected' ? ' — no domains' : ''}</div>
+              <div className="vm-meta mono ellipsis" title={vm.endpoint}>{vm.endpoint}</div>
+            </>
+          );
+          return (
+            <li key={vm.id} className={`vm-item${vm.id === selectedVmId ? ' selected' : ''}`} data-kind={vm.kind}>
+              {connectionRow
+                ? <div className="vm-select">{head}</div>
+                : <button type="button" className="vm-select" onClick={() => void selectVm(vm.id)} aria-current={vm.id === selectedVmId ? 'true' : undefined}>{head}</button>}
+              {vm.kind === 'endpoint' && (
+                <div className="vm-actions">
+                  <button type="button" className="small" onClick={() => void removeVm(vm.id)} aria-label={`Remove ${vm.label}`}>Remove</button>
+                </div>
+              )}
+              {vm.kind === 'libvirt' && firstOfConnection(vms, vm) && (
+                <div className="vm-actions">
+                  <button type="button" className="small" onClick={() => void removeVm(vm.connectionId!)} aria-label={`Remove connection ${vm.endpoint}`}>Remove connection</button>
+                </div>
+              )}
+            </li>
+          );
+        })}
       </ul>
       {(!hasDemo || (lab && !lab.running)) && (
         <div>
@@ -102,8 +131,13 @@ export function VmPanel() {
 
       {view.info && (
         <section aria-label="Disks">
-          <h2>Disks of {vms.find((v) => v.id === selectedVmId)?.label}</h2>
-          <div className="vm-meta">QEMU {view.info.qemuVersion} · {view.info.status}</div>
+          <h2>Disks of {selected?.label}</h2>
+          <div className="vm-meta">{selected?.kind === 'libvirt' ? 'libvirt domain' : `QEMU ${view.info.qemuVersion}`} · {selected?.kind === 'libvirt' ? (DOMAIN_STATE[view.info.status] ?? view.info.status) : view.info.status}</div>
+          {selected?.kind === 'libvirt' && (
+            <p className="muted" data-testid="on-demand-counts">
+              Changed bytes per checkpoint: computed on demand by libvirt (no live counts); libvirt keeps the checkpoints, in the independent layout only.
+            </p>
+          )}
           <ul className="disk-list">
             {view.info.disks.map((d) => {
               const diskIssues = issues.filter((i) => i.disk === d.name);
@@ -135,8 +169,8 @@ export function VmPanel() {
       <h2>Connect to a VM</h2>
       <form className="add-vm" onSubmit={submit} aria-label="Connect to a VM">
         <label>
-          <span className="visually-hidden">QMP endpoint</span>
-          <input type="text" value={endpoint} onChange={(e) => setEndpoint(e.target.value)} placeholder="unix:/run/vm/qmp.sock or tcp:host:4444" spellCheck={false} />
+          <span className="visually-hidden">QMP endpoint or libvirt URI</span>
+          <input type="text" value={endpoint} onChange={(e) => setEndpoint(e.target.value)} placeholder="unix:/run/vm/qmp.sock, tcp:host:4444 or qemu:///system" spellCheck={false} />
         </label>
         <label>
           <span className="visually-hidden">Label</span>

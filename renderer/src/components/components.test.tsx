@@ -192,10 +192,32 @@ describe('<VmPanel>', () => {
     const store = createStore(api);
     await store.getState().start();
     render(<StoreProvider store={store}><VmPanel /></StoreProvider>);
-    fireEvent.change(screen.getByLabelText('QMP endpoint'), { target: { value: 'ftp://x' } });
+    fireEvent.change(screen.getByLabelText('QMP endpoint or libvirt URI'), { target: { value: 'ftp://x' } });
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Add VM' })));
     expect(api.callsTo('vm:add')).toEqual([['ftp://x']]); // no trailing undefined: JSON would make it null
     expect(screen.getByRole('alert').textContent).toBe('endpoint "ftp://x" is not unix:PATH or tcp:HOST:PORT');
     expect(store.getState().vms).toHaveLength(2);
+  });
+
+  it('lists libvirt domains with their state, a connection without domains as a row of its own, and removes the whole connection', async () => {
+    const api = setupApi();
+    const uri = 'qemu+ssh://root@h1/system';
+    api.handle('vm:list', () => [
+      { id: `${uri}#0b5a3c8e-1f2d-4c3b-9a8e-7d6c5b4a3f21`, label: 'web1', endpoint: uri, kind: 'libvirt', connection: 'connected', connectionId: 'lv-1', domainState: 'running' },
+      { id: `${uri}#1b5a3c8e-1f2d-4c3b-9a8e-7d6c5b4a3f21`, label: 'db1', endpoint: uri, kind: 'libvirt', connection: 'connected', connectionId: 'lv-1', domainState: 'shutoff' },
+      { id: 'lv-2', label: 'qemu+ssh://h2/system', endpoint: 'qemu+ssh://h2/system', kind: 'libvirt', connection: 'disconnected', connectionId: 'lv-2', detail: 'cannot connect' },
+    ]);
+    api.handle('vm:remove', () => undefined);
+    const store = createStore(api);
+    await store.getState().start();
+    render(<StoreProvider store={store}><VmPanel /></StoreProvider>);
+    const list = screen.getByRole('list', { name: 'Virtual machine list' });
+    const rows = within(list).getAllByRole('listitem');
+    expect(rows.map((r) => r.querySelector('[data-domain-state]')?.textContent ?? null)).toEqual(['running', 'shut off', null]);
+    expect(rows[2]!.querySelector('button.vm-select')).toBeNull(); // nothing to select behind a connection row
+    expect(rows[2]!.textContent).toContain('○ disconnected — cannot connect');
+    expect(within(list).getAllByRole('button', { name: /^Remove connection/ })).toHaveLength(2);
+    await act(async () => fireEvent.click(within(rows[0]!).getByRole('button', { name: `Remove connection ${uri}` })));
+    expect(api.callsTo('vm:remove')).toEqual([['lv-1']]);
   });
 });

@@ -219,7 +219,8 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
         // Never send `undefined` in an argument list: JSON turns it into null, which validators refuse.
         const vm = label === undefined ? await api.invoke('vm:add', endpoint) : await api.invoke('vm:add', endpoint, label);
         set((s) => ({ vms: s.vms.some((v) => v.id === vm.id) ? s.vms : [...s.vms, vm] }));
-        await get().selectVm(vm.id);
+        // A libvirt connection's own row is no VM: its domains arrive with the next vm:list.
+        if (!(vm.kind === 'libvirt' && vm.id === vm.connectionId)) await get().selectVm(vm.id);
         return vm;
       },
 
@@ -228,7 +229,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
         set((s) => {
           const byVm = { ...s.byVm };
           delete byVm[vmId];
-          const vms = s.vms.filter((v) => v.id !== vmId);
+          const vms = s.vms.filter((v) => v.id !== vmId && v.connectionId !== vmId); // a libvirt connection takes its domains along
           return { vms, byVm, selectedVmId: s.selectedVmId === vmId ? undefined : s.selectedVmId };
         });
         if (get().selectedVmId === undefined && get().vms[0]) await get().selectVm(get().vms[0]!.id);
