@@ -110,6 +110,21 @@ describe('LibvirtConnection (scripted virsh)', () => {
     await c.close();
   });
 
+  it('callers reconnecting at once share one attempt (two would leave a virsh behind)', async () => {
+    const c = await open();
+    await c.command(['drop-later']);
+    await new Promise((r) => setTimeout(r, 300));
+    const a = c.reconnect();
+    const b = c.reconnect();
+    expect(b).toBe(a);
+    await a;
+    expect(await c.command(['list'])).toBe('ok\n');
+    const again = c.reconnect(); // a later call gets a fresh attempt
+    expect(again).not.toBe(a);
+    await again;
+    await c.close();
+  });
+
   it('keeps the result of a command that ran after virsh reconnected on its own, then reports the loss', async () => {
     const c = await open();
     expect(await c.command(['reconnected-ok'])).toBe('done\n');

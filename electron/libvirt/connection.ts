@@ -41,6 +41,7 @@ export class LibvirtConnection {
   private inFlight = 0;
   private readonly lostListeners = new Set<(reason: LibvirtConnectionError) => void>();
   private closed = false;
+  private reconnecting: Promise<void> | undefined;
 
   private constructor(uri: LibvirtUri, options: LibvirtConnectionOptions) {
     this.uri = uri;
@@ -137,7 +138,15 @@ export class LibvirtConnection {
   }
 
   /** Drops the current virsh (whatever its state) and connects again. */
-  async reconnect(): Promise<void> {
+  /** Callers reconnecting at the same moment (the driver's link, a backup's rollback) share one attempt: two would leave a virsh behind. */
+  reconnect(): Promise<void> {
+    this.reconnecting ??= this.replaceSession().finally(() => {
+      this.reconnecting = undefined;
+    });
+    return this.reconnecting;
+  }
+
+  private async replaceSession(): Promise<void> {
     if (this.closed) throw new LibvirtConnectionError(this.uri.text, `libvirt connection to ${this.uri.text} is closed`);
     const old = this.session;
     this.session = undefined;

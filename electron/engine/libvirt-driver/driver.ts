@@ -27,7 +27,7 @@ export function libvirtCapabilities(local: boolean): DriverCapabilities {
     dirtyMap: false,
     localImages: local,
     metadata: 'hypervisor',
-    backupModes: ['push', 'pull'],
+    backupModes: local ? ['push', 'pull'] : ['pull'], // a remote push would write where QEMU runs: backup/ refuses it
     exportOnly: true, // a pull that an outside tool reads until backup-end (unix socket; backup/ runs it)
   };
 }

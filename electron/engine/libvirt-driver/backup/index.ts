@@ -1,32 +1,56 @@
-// PLACEHOLDER until the libvirt backup branch (wip/lvbackup) lands: its real module replaces this
-// file with the same exports. The driver calls only these two functions.
+// Backups and restores of libvirt domains, into the same repository and manifests as QMP-mode
+// backups: what the libvirt driver (engine/libvirt-driver/) plugs into the VM-driver seam's
+// `backup` and `restore`. See DEVELOPERS.md, "How a libvirt backup flows".
 
-import type { LibvirtConnection } from '../../../libvirt/connection';
-import type { BackupOps, DurableIdentity, RestoreHooks } from '../../driver';
+import { describeDomain } from '../../../libvirt/domains';
+import type { BackupOps, BackupOutcome } from '../../driver';
+import type { RestoreHooks } from '../../backup/restore';
+import { runBackupSession } from '../../backup/session';
+import { libvirtBackupCancel, libvirtBackupStatus, libvirtExportEnd } from './control';
+import type { QemuIds } from './folders';
+import type { LibvirtDomainHandle } from './handle';
+import { LibvirtPullStrategy } from './pull';
+import { LibvirtPushStrategy } from './push';
+import { libvirtRestoreHooks as restoreHooks } from './restore-hooks';
+import { libvirtBackupSource } from './source';
 
-/** One domain, as the driver hands it to the backup code. */
-export interface LibvirtDomainHandle {
-  conn: LibvirtConnection;
-  uuid: string;
-  name: string;
-  uri: string;
-  /** The URI is local (qemu:///…): the images and push targets are files on this machine. */
-  local: boolean;
-  identity: DurableIdentity;
+export type { LibvirtDomainHandle } from './handle';
+export { inPlaceTargets } from './restore-hooks';
+/** The per-domain lock backups and restores hold; the driver's checkpoint operations should take it too. */
+export { withDomainLock } from './source';
+
+export interface LibvirtBackupTuning {
+  /** Pull copies: largest read/write and pieces in flight (defaults 4 MiB × 4). */
+  pieceBytes?: number;
+  parallel?: number;
 }
 
-const NOT_BUILT = 'libvirt backups are not built yet';
-
-export function libvirtBackupOps(_h: LibvirtDomainHandle): BackupOps {
-  const no = async (): Promise<never> => {
-    throw new Error(NOT_BUILT);
-  };
-  return { begin: no, end: no, status: no, cancel: no };
+/** QEMU's uid:gid, from the running domain's DAC label (what the staging and run folders are opened to). */
+function qemuIds(h: LibvirtDomainHandle): () => Promise<QemuIds> {
+  return async () => (await describeDomain(h.conn, h.uuid)).dac;
 }
 
-export function libvirtRestoreHooks(_h: LibvirtDomainHandle): RestoreHooks {
-  const no = async (): Promise<never> => {
-    throw new Error(NOT_BUILT);
+export function libvirtBackupOps(h: LibvirtDomainHandle, tuning: LibvirtBackupTuning = {}): BackupOps {
+  return {
+    async begin(spec, reporter): Promise<BackupOutcome> {
+      if (spec.exportOnly?.tcp) throw new Error('a libvirt pull exports on a unix socket only (TCP with TLS is not supported for libvirt domains yet)');
+      if (spec.mode === 'push' && spec.speedMiBps !== undefined) throw new Error('libvirt 9.0 backups take no speed limit; leave out --speed for a libvirt domain');
+      const strategy = spec.mode === 'push'
+        ? new LibvirtPushStrategy(h, spec.repo, qemuIds(h))
+        : new LibvirtPullStrategy(h, qemuIds(h), { ...(spec.scratch?.dir !== undefined ? { scratchDir: spec.scratch.dir } : {}), exportOnly: spec.exportOnly !== undefined, ...tuning });
+      const r = await runBackupSession(libvirtBackupSource(h), strategy, {
+        repo: spec.repo, ...(spec.full !== undefined ? { full: spec.full } : {}), ...(spec.since !== undefined ? { since: spec.since } : {}),
+        ...(spec.checkpoint !== undefined ? { checkpoint: spec.checkpoint } : {}), ...(spec.disks !== undefined ? { disks: spec.disks } : {}),
+        ...(spec.exportOnly ? { onExports: spec.exportOnly.onReady } : {}),
+      }, reporter);
+      return { backupId: r.backupId, ...(r.manifest ? { manifest: r.manifest } : {}), ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}), scratchPeakBytes: r.scratchPeakBytes };
+    },
+    end: (repo, outcome) => libvirtExportEnd(h, repo, outcome),
+    status: (repo) => libvirtBackupStatus(h, repo),
+    cancel: (repo) => libvirtBackupCancel(h, repo),
   };
-  return { assertStopped: no, recordInPlace: no };
+}
+
+export function libvirtRestoreHooks(h: LibvirtDomainHandle): RestoreHooks {
+  return restoreHooks(h);
 }
