@@ -21,6 +21,8 @@ export interface DomainTarget {
   uuid: string;
   /** The domain's name, for messages. */
   name(): string;
+  /** Runs `fn` alone among this process's changes to the domain's checkpoints (backups take the same lock). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** Bytes of a disk as libvirt reports it (`domblkinfo`, Capacity), or undefined when it cannot tell. */
@@ -67,7 +69,11 @@ export class LibvirtCheckpoints implements CheckpointOps {
     return p === undefined ? undefined : this.get(p);
   }
 
-  async create(options: CreateCheckpointOptions): Promise<Checkpoint> {
+  create(options: CreateCheckpointOptions): Promise<Checkpoint> {
+    return this.t.exclusive(() => this.createNow(options));
+  }
+
+  private async createNow(options: CreateCheckpointOptions): Promise<Checkpoint> {
     const conn = await this.t.conn();
     const dom = await describeDomain(conn, this.t.uuid);
     const existing = new Set((await listCheckpoints(conn, this.t.uuid)).map((c) => c.name));
@@ -106,7 +112,11 @@ export class LibvirtCheckpoints implements CheckpointOps {
     }
   }
 
-  async delete(name: string, mode: DeleteMode): Promise<DeleteResult> {
+  delete(name: string, mode: DeleteMode): Promise<DeleteResult> {
+    return this.t.exclusive(() => this.deleteNow(name, mode));
+  }
+
+  private async deleteNow(name: string, mode: DeleteMode): Promise<DeleteResult> {
     const flags = deleteFlags(mode);
     const conn = await this.t.conn();
     const all = await this.all();
@@ -141,12 +151,12 @@ export class LibvirtCheckpoints implements CheckpointOps {
 
   async createFromXml(xml: string, options: { validate?: boolean } = {}): Promise<Checkpoint> {
     if (options.validate) throw new Error('--redefine-validate goes with --redefine only');
-    const name = await createCheckpoint(await this.t.conn(), this.t.uuid, xml);
+    const name = await this.t.exclusive(async () => createCheckpoint(await this.t.conn(), this.t.uuid, xml));
     return this.get(name);
   }
 
   async redefine(xml: string, options: { validate?: boolean } = {}): Promise<Checkpoint> {
-    const name = await redefineCheckpoint(await this.t.conn(), this.t.uuid, xml, options);
+    const name = await this.t.exclusive(async () => redefineCheckpoint(await this.t.conn(), this.t.uuid, xml, options));
     return this.get(name);
   }
 }

@@ -13,7 +13,7 @@ import { isRemote, parseLibvirtUri } from '../../libvirt/uri';
 import type { BackupOps, CheckpointOps, DiskBitmaps, DriverCapabilities, DriverEvent, DriverEvents, RestoreHooks, VmDriver } from '../driver';
 import { TypedEmitter } from '../emitter';
 import type { DurableIdentity } from '../identity';
-import { libvirtBackupOps, libvirtRestoreHooks, type LibvirtDomainHandle } from './backup';
+import { libvirtBackupOps, libvirtRestoreHooks, withDomainLock, type LibvirtDomainHandle } from './backup';
 import { capacity, LibvirtCheckpoints } from './checkpoints';
 import { checkLibvirtHealth, readImageBitmaps } from './health';
 import { libvirtVmId } from './ids';
@@ -67,7 +67,10 @@ export class LibvirtVmDriver implements VmDriver {
     this.id = libvirtVmId(o.link.uri, this.uuid);
     this.local = !isRemote(parseLibvirtUri(o.link.uri));
     this.capabilities = libvirtCapabilities(this.local);
-    this.checkpoints = new LibvirtCheckpoints({ conn: () => this.conn(), uuid: this.uuid, name: () => this.name });
+    this.checkpoints = new LibvirtCheckpoints({
+      conn: () => this.conn(), uuid: this.uuid, name: () => this.name,
+      exclusive: (fn) => withDomainLock(this.identity().key, fn),
+    });
     // Backups and restore are the backup module's; each call gets a handle on the live connection.
     this.backup = {
       begin: async (spec, reporter) => libvirtBackupOps(await this.handle()).begin(spec, reporter),

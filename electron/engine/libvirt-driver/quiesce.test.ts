@@ -33,7 +33,7 @@ function fakeConn(fail: Record<string, string> = {}): { conn: LibvirtConnection;
   } as unknown as LibvirtConnection;
   return { conn, calls };
 }
-const ops = (conn: LibvirtConnection) => new LibvirtCheckpoints({ conn: async () => conn, uuid: UUID, name: () => 'web1' });
+const ops = (conn: LibvirtConnection) => new LibvirtCheckpoints({ conn: async () => conn, uuid: UUID, name: () => 'web1', exclusive: (fn) => fn() });
 
 describe('quiesce on a libvirt checkpoint create', () => {
   it('freezes, creates, thaws', async () => {
