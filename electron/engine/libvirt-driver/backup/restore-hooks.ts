@@ -6,6 +6,7 @@
 // checkpointed disk was restored to checkpoint C, a fresh checkpoint under C is redefined over
 // fresh bitmaps in the images, so the next incremental continues from C (a new branch).
 
+import * as path from 'node:path';
 import { buildCheckpointXml, type LibvirtCheckpoint } from '../../../libvirt/checkpoint-xml';
 import { deleteCheckpoint, listCheckpoints, redefineCheckpoint } from '../../../libvirt/checkpoints';
 import { describeDomain, domainState } from '../../../libvirt/domains';
@@ -49,8 +50,17 @@ function lineage(all: LibvirtCheckpoint[], name: string | undefined): Set<string
 
 export function libvirtRestoreHooks(h: LibvirtDomainHandle): RestoreHooks {
   return {
-    async assertStopped() {
+    async assertStopped(images) {
       await ensureConnected(h.conn, 10_000);
+      // The images to overwrite must be the domain's own (its inactive XML): never some other file.
+      if (!h.local) throw new Error(`domain ${h.name} runs on a remote host (${h.uri}): an in-place restore needs its images on this machine; restore --to a new file and copy it there`);
+      const desc = await describeDomain(h.conn, h.uuid, { inactive: true });
+      const own = new Map(desc.disks.filter((d) => d.source).map((d) => [path.resolve(d.source!), d.target]));
+      for (const image of images) {
+        if (!own.has(path.resolve(image))) {
+          throw new Error(`${image} is not an image of domain ${h.name} (its disks: ${desc.disks.map((d) => `${d.target}=${d.source ?? '?'}`).join(', ')})`);
+        }
+      }
       const st = await domainState(h.conn, h.uuid);
       if (st.state !== 'shutoff') {
         throw new Error(`domain ${h.name} is ${st.state === 'running' ? 'running' : st.state}; an in-place restore needs it shut off (virsh shutdown ${h.name}), or restore --to a new file`);

@@ -43,6 +43,7 @@ describe.skipIf(!runsAsRoot)('restore in place', () => {
     const targets = await inPlaceTargets(rig.handle, ['vda', 'vdb']);
     expect(targets.map((t) => t.image)).toEqual(rig.dom.disks.map((d) => d.file));
     await expect(hooks.assertStopped(targets.map((t) => t.image))).rejects.toThrow(`domain ${rig.dom.name} is running; an in-place restore needs it shut off`);
+    await expect(hooks.assertStopped(['/tmp/not-its-image.qcow2'])).rejects.toThrow(`/tmp/not-its-image.qcow2 is not an image of domain ${rig.dom.name} (its disks: vda=`);
     await expect(restoreInPlace({ repo: rig.repo, backup: b2.backupId, targets, hooks })).rejects.toThrow(/in use|running/);
     expect(fs.readdirSync(rig.dom.dir).filter((f) => /pre-restore|tidemark-restore/.test(f))).toEqual([]);
 
