@@ -177,8 +177,12 @@ export class BackupRepository {
     this.assertWritable(`record backup ${m.id}`);
     checkImagePaths(m, `of backup ${m.id}`);
     const file = this.manifestPath(m.vm.id, m.id);
-    mkdirPrivate(path.dirname(file));
-    writeFileAtomic(file, serializeManifest(m));
+    try {
+      mkdirPrivate(path.dirname(file));
+      writeFileAtomic(file, serializeManifest(m));
+    } catch (e) {
+      throw new Error(`cannot write the manifest of backup ${m.id} (${file}): ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** The chain of `disk` ending at backup `m`, top first (m, its base, …, the full). Throws if a manifest is missing. */
