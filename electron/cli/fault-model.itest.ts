@@ -42,6 +42,8 @@ const PENDING = 'pending';
 interface Point {
   id: string;
   disks: string[];
+  /** Base backups of its layers (its chain). */
+  bases: string[];
   damaged?: { original: string; how: string };
 }
 
@@ -69,7 +71,10 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
       const points = new Map<string, Point>();
       const manifestFile = (id: string) => path.join(r.repo.vmDir(vm), 'manifests', `${id}.json`);
       const layersOf = (p: Point) => p.disks.map((d) => r.repo.imagePath(vm, d, p.id));
-      const readable = () => [...points.values()].filter((p) => !p.damaged);
+      const pointOf = (m: BackupManifest): Point => ({ id: m.id, disks: m.disks.map((d) => d.name), bases: [...new Set(m.disks.flatMap((d) => (d.base ? [d.base] : [])))] });
+      /** Whether a point's chain goes through a damaged manifest (then it cannot be restored until repaired, and verify says why). */
+      const throughDamaged = (p: Point | undefined): boolean => p !== undefined && (p.damaged !== undefined || p.bases.some((b) => throughDamaged(points.get(b))));
+      const readable = () => [...points.values()].filter((p) => !throughDamaged(p));
 
       /** A `tidemark` child killed with SIGKILL after `delayMs` (or its natural end, whichever is first). */
       const killedChild = (args: string[], delayMs: number) => new Promise<{ killed: boolean; code: number | null }>((resolve) => {
@@ -106,7 +111,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
         for (const m of r.repo.list(vm)) {
           if (points.has(m.id)) continue;
           for (const d of m.disks) fs.renameSync(r.shadow.snapFile(PENDING, d.name), r.shadow.snapFile(m.id, d.name));
-          points.set(m.id, { id: m.id, disks: m.disks.map((d) => d.name) });
+          points.set(m.id, pointOf(m));
           bump('finished before the kill');
         }
         r.shadow.dropSnapshot(PENDING);
@@ -154,7 +159,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
       const backup = async (opts: { full?: boolean }, why: string) => {
         const m: BackupManifest = await runBackup(r.engine, r.client, { repo: r.repo, ...opts, reporter: new RecordingReporter() });
         r.shadow.snapshot(m.id, m.disks.map((d) => d.name));
-        points.set(m.id, { id: m.id, disks: m.disks.map((d) => d.name) });
+        points.set(m.id, pointOf(m));
         history.push(`#${step} backup (${why}) → ${m.id} ${m.disks.map((d) => `${d.name}:${d.kind}`).join(' ')}`);
         return m;
       };
@@ -236,8 +241,8 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
         } else if (roll < 0.72) {
           // kill -9 of a CLI backup (slowed down so the kill often lands while QEMU copies)
           r.shadow.snapshot(PENDING);
-          const args = ['backup-begin', '--repo', r.repo.root, '--no-checkpoint', '--speed', String(pick([2, 8, 64])), ...(rnd() < 0.3 ? ['--full'] : [])];
-          const res = await killedChild(args, 300 + int(6000));
+          const args = ['backup-begin', '--repo', r.repo.root, '--no-checkpoint', '--speed', String(pick([4, 16, 64])), ...(rnd() < 0.3 ? ['--full'] : [])];
+          const res = await killedChild(args, 300 + int(4000));
           bump(res.killed ? 'fault: kill -9 during backup' : 'backup child ended before its kill');
           adoptNewPoints();
           await recoverIfStale();
@@ -279,7 +284,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           adoptNewPoints();
           await recoverIfStale();
         } else if (roll < 0.9) {
-          const ps = readable();
+          const ps = [...points.values()].filter((p) => !p.damaged);
           if (ps.length === 0) continue;
           const p = pick(ps);
           const original = fs.readFileSync(manifestFile(p.id), 'utf8');
@@ -294,7 +299,14 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           const rep = await verifyBackups(r.repo);
           for (const p of points.values()) {
             if (p.damaged) expect(rep.problems.find((x) => x.file === manifestFile(p.id))?.message, `verify names damaged ${p.id}`).toMatch(/\S/);
-            else expect(rep.backups.find((b) => b.id === p.id)?.ok, `verify of ${p.id}`).toBe(true);
+            else if (!throughDamaged(p)) expect(rep.backups.find((b) => b.id === p.id)?.ok, `verify of ${p.id}`).toBe(true);
+            else {
+              const br = rep.backups.find((b) => b.id === p.id)!;
+              const why = br.disks.flatMap((d) => [...d.problems, ...d.layers.flatMap((l) => l.problems)]).join('; ');
+              expect(br.ok, `verify of ${p.id}, whose chain goes through a damaged manifest`).toBe(false);
+              expect(why).toMatch(/manifest is gone|cannot be read/);
+              bump('verify: point on a damaged base reported');
+            }
           }
           const other = rep.problems.filter((x) => ![...points.values()].some((p) => p.damaged && x.file === manifestFile(p.id)));
           // layers of damaged points are reported as not named by a readable manifest: nothing else may be
