@@ -9,7 +9,7 @@ import type { HealthIssue } from '../../shared/domain';
 import { exclusive, parseArgs, positiveNumber, UsageError, type OptionSpec } from './args';
 import { GROUPS, loadAllGroups } from './commands';
 import { byName, createAsXml, parseDiskspec } from './commands/checkpoint';
-import { formatBytes, formatInfo, formatTable, formatTime, formatTree } from './format';
+import { formatBytes, formatInfo, formatTable, formatTime, formatTree, safeCell } from './format';
 import { checkpointWarnings, formatHealth, healthSummary, healthWarnings } from './health';
 import { runCli } from './main';
 
@@ -108,6 +108,17 @@ describe('virsh-shaped output', () => {
 
   it('tables escape control characters so columns stay aligned', () => {
     expect(formatTable(['Name'], [['a\tb']])).toBe(' Name\n---------\n a\\x09b\n');
+  });
+
+  it('bidi and zero-width characters in names are shown escaped, so names cannot spoof each other', () => {
+    // "evil\u202egpj.exe" would show as "evilexe.jpg"; "c1\u200b" would show as "c1"
+    expect(safeCell('evil\u202egpj.exe')).toBe('evil\\u202egpj.exe');
+    expect(safeCell('c1\u200b')).toBe('c1\\u200b');
+    expect(safeCell('a\u2066b\u2069\ufeff')).toBe('a\\u2066b\\u2069\\ufeff');
+    // a name that spells an escape cannot pass for an escaped one
+    expect(safeCell('c1\\u200b')).toBe('c1\\x5cu200b');
+    expect(formatTree([{ name: 'c1' }, { name: 'c1\u200b', parent: 'c1' }])).toContain('c1\\u200b');
+    expect(formatTable(['Name'], [['x\u202ey']])).toContain('x\\u202ey');
   });
 
   it('trees: branches, last children and leaves as vshTreePrint draws them', () => {

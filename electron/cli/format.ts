@@ -1,6 +1,8 @@
 // Text output in virsh's shapes: its tables (vsh-table.c), its tree (vshTreePrint), its
 // "%-15s %s" info lines and its time format ("%Y-%m-%d %H:%M:%S %z", local time).
 
+import { escapeInvisible } from '../../shared/names';
+
 /** Seconds since the epoch → "2026-11-23 03:04:05 +0000" in the local time zone. */
 export function formatTime(seconds: number, date: Date = new Date(seconds * 1000)): string {
   const p = (n: number, w = 2) => String(Math.trunc(Math.abs(n))).padStart(w, '0');
@@ -9,10 +11,14 @@ export function formatTime(seconds: number, date: Date = new Date(seconds * 1000
   return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())} ${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())} ${zone}`;
 }
 
-/** Control characters (and a literal "\x") become \xHH, as virsh does, so columns stay aligned. */
+/**
+ * Control characters (and a literal "\x" or "\u") become \xHH, as virsh does, so columns stay
+ * aligned; bidirectional, zero-width and other invisible characters become \uXXXX (shared/names.ts),
+ * so one name cannot pass for another on a terminal.
+ */
 export function safeCell(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f]|\\(?=x)/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeInvisible(s.replace(/[\u0000-\u001f\u007f]|\\(?=[xu])/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
 /** Display width: wide (CJK, emoji) characters take two columns. */

@@ -4,6 +4,7 @@
 // merge of the VM is running (schedules treat that as "try next time", not a failure). Errors are one line on stderr ("error: …");
 // TIDEMARK_DEBUG=1 adds the stack. The process never lingers: connections are closed at the end.
 
+import { escapeInvisible } from '../../shared/names';
 import { parseArgs, UsageError } from './args';
 import type { Command, CommandGroup } from './command';
 import { loadAllGroups, loadCommand, subcommandNames } from './commands';
@@ -176,7 +177,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     // libvirt's own messages already begin with "error: " (virsh's words, kept whole).
-    io.stderr(`error: ${oneLine(err.message || err.name).replace(/^error: /, '')}\n`);
+    io.stderr(`error: ${escapeInvisible(oneLine(err.message || err.name).replace(/^error: /, ''))}\n`);
     if (io.env.TIDEMARK_DEBUG === '1' && err.stack) io.stderr(`${err.stack}\n`);
     return err instanceof UsageError ? 2 : BUSY_ERRORS.has(err.name) ? EX_TEMPFAIL : 1;
   } finally {

@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mkdirPrivate } from '../os/atomic-file';
 import type { VmDriver } from '../engine/driver';
 import { MetadataStore } from '../engine/checkpoints/store';
 
@@ -63,7 +64,7 @@ export class MetadataWatcher {
     };
     this.watched.set(vm.id, w);
     try {
-      fs.mkdirSync(store.checkpointsDir, { recursive: true });
+      mkdirPrivate(store.checkpointsDir);
       w.watchers = [fs.watch(store.dir, onChange), fs.watch(store.checkpointsDir, onChange)];
       for (const x of w.watchers) x.on('error', () => this.unwatch(vm.id));
     } catch {

@@ -10,7 +10,7 @@ import { namesIdentity } from '../engine/identity';
 import { LibvirtUriConnection } from '../engine/libvirt-driver/connection';
 import { canonicalUri, libvirtConnectionId, looksLikeLibvirtUri } from '../engine/libvirt-driver/ids';
 import { QmpEndpointConnection, endpointId } from '../engine/qmp-driver/connection';
-import { writeFileAtomic } from '../os/atomic-file';
+import { mkdirPrivate, writeFileAtomic } from '../os/atomic-file';
 import { formatEndpoint, parseEndpoint } from '../qmp/endpoint';
 
 export { endpointId, libvirtConnectionId, looksLikeLibvirtUri };
@@ -221,7 +221,7 @@ export class VmRegistry {
       .map((e) => e.libvirt
         ? { endpoint: e.libvirt.connection.uri, label: e.libvirt.label }
         : { endpoint: e.endpoint!.endpoint, label: e.endpoint!.label, ...(e.endpoint!.rememberedKey !== undefined ? { vmId: e.endpoint!.rememberedKey } : {}) });
-    fs.mkdirSync(this.o.stateDir, { recursive: true });
+    mkdirPrivate(this.o.stateDir);
     writeFileAtomic(this.o.file, JSON.stringify(list, null, 2) + '\n');
   }
 }

@@ -5,6 +5,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../os/atomic-file';
 import * as path from 'node:path';
 import type { QmpClient } from '../qmp/client';
 import { QmpError } from '../qmp/errors';
@@ -96,7 +97,7 @@ export class ExportManager {
       if (this.started.listen.kind !== listen.kind) throw new Error(`QEMU's NBD server already listens on ${this.started.listen.kind}; it cannot serve ${listen.kind} exports at the same time`);
       return;
     }
-    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true });
+    mkdirPrivate(path.dirname(this.socketPath));
     const addr = listen.kind === 'unix'
       ? { type: 'unix', data: { path: this.socketPath } }
       : { type: 'inet', data: { host: listen.host, port: String(listen.port) } };
@@ -108,6 +109,7 @@ export class ExportManager {
     if (listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
     try {
       await this.qmp.execute('nbd-server-start', args);
+      if (listen.kind === 'unix') fs.chmodSync(this.socketPath, PRIVATE_FILE_MODE); // whoever can connect can read the disk
       this.started = { listen, byUs: true };
     } catch (e) {
       if (!(e instanceof QmpError) || !/already running/i.test(e.desc)) throw e;

@@ -3,6 +3,7 @@
 
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../os/atomic-file';
 import * as path from 'node:path';
 import { formatNbdUri, NbdAddress } from './uri';
 
@@ -42,7 +43,7 @@ export async function startQemuNbd(o: QemuNbdOptions): Promise<QemuNbdServer> {
   const socketPath = path.join(o.runDir, `${id}.sock`);
   const pidFile = path.join(o.runDir, `${id}.pid`);
   if (!o.tcp && Buffer.byteLength(socketPath) > UNIX_PATH_MAX) throw new Error(`socket path too long for a unix socket (${socketPath}); use a shorter directory`);
-  fs.mkdirSync(o.runDir, { recursive: true });
+  mkdirPrivate(o.runDir);
   const exportName = o.exportName ?? path.basename(o.image);
   const args = ['--fork', '--pid-file', pidFile, '-f', o.format, '-x', exportName, '--persistent', '--shared', '4'];
   if (o.tcp) args.push('-b', o.tcp.host, '-p', String(o.tcp.port));
@@ -60,6 +61,7 @@ export async function startQemuNbd(o: QemuNbdOptions): Promise<QemuNbdServer> {
     });
   });
   const pid = await readPidFile(pidFile);
+  if (!o.tcp) fs.chmodSync(socketPath, PRIVATE_FILE_MODE); // whoever can connect can read and write the disk
   const address: NbdAddress = { transport: o.tcp ? { kind: 'tcp', ...o.tcp } : { kind: 'unix', path: socketPath }, exportName, tls: Boolean(o.tlsCredsDir) };
   return {
     address,

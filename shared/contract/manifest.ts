@@ -30,7 +30,7 @@ export const backupDiskSchema = v.pipe(
     since: v.optional(described(checkpointName, 'Checkpoint whose changes this layer holds (incremental and differential).')),
     base: v.optional(described(backupIdSchema, "The backup whose layer of this disk is this layer's backing file.")),
     fallbackReason: v.optional(described(text(), 'Why the disk was backed up in full although changes since a checkpoint were asked for (bitmap missing or inconsistent, new or resized disk, base backup gone, restored in place, …).')),
-    image: described(matching(/^disks\/[^/]+\/[^/]+\.qcow2$/, 'disks/<disk>/<id>.qcow2'), "The layer file, relative to the VM's directory in the repository: disks/<disk>/<id>.qcow2."),
+    image: described(matching(/^disks\/(?!\.\.?\/)[^/]+\/[^/]+\.qcow2$/, 'disks/<disk>/<id>.qcow2'), "The layer file, relative to the VM's directory in the repository: disks/<disk>/<id>.qcow2."),
     backingFile: v.optional(described(matching(/^[^/]+\.qcow2$/, '<id>.qcow2'), 'The backing file exactly as written in the layer\'s qcow2 header: "<base>.qcow2", relative to the layer\'s directory.')),
     virtualSize: bytes('Disk size as the guest sees it, in bytes.'),
     bytesCopied: bytes('Bytes the backup job had to copy: the dirty bytes for incremental and differential, the allocated bytes for a full backup of a disk without a backing file.'),

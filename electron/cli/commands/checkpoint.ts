@@ -7,7 +7,7 @@ import { exclusive, UsageError, type ParsedArgs } from '../args';
 import { QUIESCE_OPTIONS, quiesceOf } from '../backup-options';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
-import { formatInfo, formatTable, formatTime, formatTree } from '../format';
+import { formatInfo, formatTable, formatTime, formatTree, safeCell } from '../format';
 import { checkpointWarnings, healthWarnings } from '../health';
 
 export interface DiskSpec {
@@ -133,7 +133,7 @@ const createAs: Command = {
       ...(quiesce ? { quiesce } : {}),
     });
     if (args.flags.has('json')) ctx.json(cp);
-    else ctx.virshOut(`Domain checkpoint ${cp.name} created`);
+    else ctx.virshOut(`Domain checkpoint ${safeCell(cp.name)} created`);
   },
 };
 
@@ -175,7 +175,7 @@ const create: Command = {
     const opts = args.flags.has('redefine') ? { redefine: true, ...(args.flags.has('redefine-validate') ? { validate: true } : {}) } : undefined;
     const cp = await ctx.call('checkpoint:create-xml', vmId, xml, opts);
     if (args.flags.has('json')) ctx.json(cp);
-    else ctx.virshOut(file !== undefined ? `Domain checkpoint ${cp.name} created from '${file}'` : `Domain checkpoint ${cp.name} created`);
+    else ctx.virshOut(file !== undefined ? `Domain checkpoint ${safeCell(cp.name)} created from '${safeCell(file)}'` : `Domain checkpoint ${safeCell(cp.name)} created`);
   },
 };
 
@@ -241,7 +241,7 @@ const list: Command = {
     if (recorded === undefined) ctx.io.stderr(healthWarnings((await ctx.call('vm:health', vmId)).issues));
     ctx.noteRecorded(recorded);
     if (args.flags.has('json')) return ctx.json(cps);
-    if (args.flags.has('name')) return ctx.virshOut(cps.map((c) => `${c.name}\n`).join(''));
+    if (args.flags.has('name')) return ctx.virshOut(cps.map((c) => `${safeCell(c.name)}\n`).join(''));
     if (args.flags.has('tree')) {
       const nodes: { name: string; parent?: string }[] = cps.map((c) => ({ name: c.name, parent: c.parent }));
       if (from !== undefined) nodes.push({ name: from }); // as virsh: the --from checkpoint is the root

@@ -2,6 +2,8 @@
 // becomes an Error that names the command, the file and qemu-img's own message.
 
 import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
 
 export interface ImageInfo {
   filename: string;
@@ -104,7 +106,31 @@ export async function createQcow2(file: string, sizeBytes: number, options: { ba
   const args = ['create', '-q', '-f', 'qcow2', '-o', opts.join(',')];
   if (options.backing) args.push('-b', options.backing, '-F', 'qcow2');
   args.push(file, String(sizeBytes));
+  createPrivateFile(file);
   await mustRun(args, `cannot create image ${file}`);
+}
+
+/**
+ * Makes `file` exist, empty and 0600, before qemu-img writes it: qemu-img creates with 0644 minus
+ * the umask, but keeps the mode of a file that exists, so the guest's data is never readable by others.
+ */
+export function createPrivateFile(file: string): void {
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, PRIVATE_FILE_MODE));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    fs.chmodSync(file, PRIVATE_FILE_MODE);
+  }
+}
+
+/** fsync a file's data and metadata (a restored image before it is linked or renamed into place). */
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export interface CheckResult {
@@ -131,19 +157,24 @@ export async function checkImage(file: string): Promise<CheckResult> {
   return { ok: false, problems };
 }
 
-/** Copies the content of `src` (following its backing chain) into a new image `dst`; sparse. */
+/**
+ * Copies the content of `src` (following its backing chain) into a new image `dst`; sparse. The
+ * destination is written with cache mode writeback (qemu-img's default for convert is unsafe: never
+ * flushed), created 0600; the caller fsyncs it before it moves it into place.
+ */
 export function convertImage(
   src: string,
   dst: string,
   options: { format: 'qcow2' | 'raw'; compat?: string; clusterSize?: number; signal?: AbortSignal; onProgress?: (percent: number) => void },
 ): Promise<void> {
-  const args = ['convert', '-p', '-f', 'qcow2', '-O', options.format];
+  const args = ['convert', '-p', '-t', 'writeback', '-f', 'qcow2', '-O', options.format];
   if (options.format === 'qcow2') {
     const o = [`compat=${options.compat ?? '1.1'}`];
     if (options.clusterSize) o.push(`cluster_size=${options.clusterSize}`);
     args.push('-o', o.join(','));
   }
   args.push(src, dst);
+  createPrivateFile(dst);
   return new Promise((resolve, reject) => {
     const child = spawn('qemu-img', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
     let stderr = '';

@@ -4,19 +4,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { VmInfo } from '../../../shared/domain';
-import { writeFileAtomic } from '../../os/atomic-file';
+import { mkdirPrivate, PRIVATE_FILE_MODE, renameDurable, writeFileAtomic } from '../../os/atomic-file';
 import type { OperationLog } from '../operation';
 import { sha256File } from './checksum';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
 import type { DiskPlan } from './plan';
-import { imageInfo } from './qemuimg';
+import { fsyncFile, imageInfo } from './qemuimg';
 import { BackupRepository } from './repository';
 
 export const TOOL = 'tidemark 0.1.0';
 
-/** Puts a finished layer into place (rename of the partial file), checksums it, checks its size, and describes it for the manifest. */
+/**
+ * Puts a finished layer into place (the partial file fsynced, renamed, the folder fsynced: durable
+ * before the manifest that names it is written), checksums it, checks its size, and describes it.
+ */
 export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
-  fs.renameSync(partial, final);
+  fs.chmodSync(partial, PRIVATE_FILE_MODE);
+  fsyncFile(partial);
+  renameDurable(partial, final);
   const sum = await sha256File(final);
   const info = await imageInfo(final, { format: 'qcow2' });
   if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
@@ -79,7 +84,7 @@ export function buildManifest(f: ManifestFacts): BackupManifest {
 export function writeLogFile(repo: BackupRepository, vmKey: string, id: string, log: OperationLog): void {
   try {
     const file = repo.logPath(vmKey, id);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    mkdirPrivate(path.dirname(file));
     writeFileAtomic(file, log.text());
   } catch {
     // the log is a convenience; its failure must not change the backup's outcome

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { safeFileStem, vmKey } from '../names';
-import { writeFileAtomic } from '../../os/atomic-file';
+import { fsyncDir, mkdirPrivate, writeFileAtomic } from '../../os/atomic-file';
 import {
   parseBranchPoint, parseManifest, serializeManifest, validateBackupId, type BackupManifest, type BackupManifestDisk, type BranchPoint,
 } from './manifest';
@@ -36,7 +36,15 @@ export interface ChainLayer {
 }
 
 export class BackupRepository {
-  private constructor(readonly root: string) {}
+  /**
+   * Why this repository is read-only, when it is: its marker says a newer Tidemark wrote it, so
+   * manifests and files this version cannot understand may be in it. Nothing is written or deleted.
+   */
+  readonly readOnly: string | undefined;
+
+  private constructor(readonly root: string, readOnly?: string) {
+    this.readOnly = readOnly;
+  }
 
   /** Opens `root`; with `create`, makes it (an existing non-empty directory must already be a repository). */
   static open(root: string, options: { create?: boolean } = {}): BackupRepository {
@@ -50,7 +58,10 @@ export class BackupRepository {
         throw new Error(`${marker} is not valid JSON (${(e as Error).message}); is ${dir} a Tidemark backup repository?`);
       }
       if (info.format !== REPO_FORMAT) throw new Error(`${marker} does not describe a Tidemark backup repository`);
-      if (info.version !== REPO_VERSION) throw new Error(`backup repository ${dir} has format version ${String(info.version)}; this Tidemark reads version ${REPO_VERSION}`);
+      if (typeof info.version === 'number' && Number.isInteger(info.version) && info.version > REPO_VERSION) {
+        return new BackupRepository(dir, `backup repository ${dir} was written by a newer Tidemark (format version ${info.version}; this one writes version ${REPO_VERSION}): it is opened read-only`);
+      }
+      if (info.version !== REPO_VERSION) throw new Error(`backup repository ${dir} has format version ${JSON.stringify(info.version)}; this Tidemark reads version ${REPO_VERSION}`);
       return new BackupRepository(dir);
     }
     if (!options.create) {
@@ -60,9 +71,39 @@ export class BackupRepository {
       if (!fs.statSync(dir).isDirectory()) throw new Error(`backup repository ${dir} exists and is not a directory`);
       if (fs.readdirSync(dir).length > 0) throw new Error(`${dir} is not empty and not a Tidemark backup repository; choose an empty or new directory`);
     }
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirPrivate(dir);
     writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT, version: REPO_VERSION }, null, 2) + '\n');
     return new BackupRepository(dir);
+  }
+
+  /** Throws when this repository must not be changed (see readOnly). */
+  assertWritable(what: string): void {
+    if (this.readOnly !== undefined) throw new Error(`cannot ${what}: ${this.readOnly}`);
+  }
+
+  /**
+   * Throws unless `file` lies inside the repository, following symbolic links of its folders: every
+   * path Tidemark deletes or writes in a repository goes through here first.
+   */
+  assertInside(file: string): string {
+    const abs = path.resolve(file);
+    const realRoot = fs.realpathSync(this.root);
+    let dir = path.dirname(abs);
+    let rest = path.basename(abs);
+    // the deepest folder that exists, resolved; the file itself may be missing or a link (unlinking a link removes only the link)
+    while (!fs.existsSync(dir) && path.dirname(dir) !== dir) {
+      rest = path.join(path.basename(dir), rest);
+      dir = path.dirname(dir);
+    }
+    const real = path.join(fs.realpathSync(dir), rest);
+    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw new Error(`refusing to touch ${file}: it is outside backup repository ${this.root}`);
+    return abs;
+  }
+
+  /** Deletes a file of this repository (after checking that it is one). */
+  removeFile(file: string): void {
+    this.assertWritable(`delete ${file}`);
+    fs.rmSync(this.assertInside(file), { force: true });
   }
 
   vmDir(vmId: string): string {
@@ -82,7 +123,7 @@ export class BackupRepository {
     return path.join(this.vmDir(vmId), 'logs', `${validateBackupId(id)}.log`);
   }
 
-  private manifestPath(vmId: string, id: string): string {
+  manifestPath(vmId: string, id: string): string {
     return path.join(this.vmDir(vmId), 'manifests', `${validateBackupId(id)}.json`);
   }
 
@@ -91,7 +132,7 @@ export class BackupRepository {
     const vmsDir = path.join(this.root, 'vms');
     const dirs = vmId !== undefined ? [this.vmDir(vmId)] : listDir(vmsDir).map((k) => path.join(vmsDir, k));
     const manifests: BackupManifest[] = [];
-    const problems: RepoProblem[] = [];
+    const problems: RepoProblem[] = this.readOnly !== undefined ? [{ file: path.join(this.root, REPO_MARKER), message: this.readOnly }] : [];
     for (const dir of dirs) {
       const mdir = path.join(dir, 'manifests');
       for (const f of listDir(mdir)) {
@@ -101,6 +142,7 @@ export class BackupRepository {
           const m = parseManifest(fs.readFileSync(file, 'utf8'), file);
           if (`${m.id}.json` !== f) throw new Error(`manifest ${file} holds backup ${m.id}, which does not match its file name`);
           if (path.join(vmsDir, vmKey(m.vm.id)) !== dir) throw new Error(`manifest ${file} belongs to VM ${JSON.stringify(m.vm.id)}, not to this directory`);
+          checkImagePaths(m, file);
           manifests.push(m);
         } catch (e) {
           problems.push({ file, message: (e as Error).message });
@@ -115,18 +157,32 @@ export class BackupRepository {
     return this.scan(vmId).manifests;
   }
 
-  /** The backup with this id (in any VM's directory); throws naming the id when there is none. */
+  /** The backup with this id (in any VM's directory); throws naming the id, or why its manifest cannot be read. */
   get(id: string): BackupManifest {
     validateBackupId(id);
-    const found = this.list().find((m) => m.id === id);
-    if (!found) throw new Error(`backup ${id} is not in repository ${this.root} (see backup-list)`);
-    return found;
+    const scan = this.scan();
+    const found = scan.manifests.find((m) => m.id === id);
+    if (found) return found;
+    const unreadable = scan.problems.find((p) => path.basename(p.file) === `${id}.json`);
+    if (unreadable) throw new Error(`backup ${id} cannot be read: ${unreadable.message}`);
+    throw new Error(`backup ${id} is not in repository ${this.root} (see backup-list)`);
+  }
+
+  /** Whether any manifest file (readable or not) exists for backup `id` of a VM. */
+  hasManifestFile(vmId: string, id: string): boolean {
+    return fs.existsSync(this.manifestPath(vmId, id));
   }
 
   writeManifest(m: BackupManifest): void {
+    this.assertWritable(`record backup ${m.id}`);
+    checkImagePaths(m, `of backup ${m.id}`);
     const file = this.manifestPath(m.vm.id, m.id);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeFileAtomic(file, serializeManifest(m));
+    try {
+      mkdirPrivate(path.dirname(file));
+      writeFileAtomic(file, serializeManifest(m));
+    } catch (e) {
+      throw new Error(`cannot write the manifest of backup ${m.id} (${file}): ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** The chain of `disk` ending at backup `m`, top first (m, its base, …, the full). Throws if a manifest is missing. */
@@ -163,16 +219,49 @@ export class BackupRepository {
     return out;
   }
 
-  /** Deletes backups (manifests first, so each disappears at once; then their layers and logs). */
+  /**
+   * Deletes backups (manifests first, so each disappears at once; then their layers and logs).
+   * Refused while a manifest of the same VM cannot be read: it might build on one of these layers.
+   * Layer paths are derived from disk name and backup id (never taken from the manifest as written).
+   */
   deleteBackups(ms: BackupManifest[]): void {
-    for (const m of [...ms].reverse()) fs.rmSync(this.manifestPath(m.vm.id, m.id), { force: true });
+    this.assertWritable(`delete ${ms.map((m) => m.id).join(', ')}`);
+    for (const vm of new Set(ms.map((m) => m.vm.id))) {
+      const { problems } = this.scan(vm);
+      if (problems.length > 0) {
+        throw new Error(
+          `refusing to delete backups of VM ${JSON.stringify(vm)}: ${problems.length === 1 ? 'a manifest' : 'manifests'} cannot be read, and a layer ${problems.length === 1 ? 'it' : 'they'} might build on would be lost ` +
+            `(${problems.map((p) => `${p.file}: ${p.message}`).join('; ')}); move ${problems.length === 1 ? 'that file' : 'those files'} out of the repository or repair ${problems.length === 1 ? 'it' : 'them'} first`,
+        );
+      }
+    }
+    for (const m of [...ms].reverse()) this.removeFile(this.manifestPath(m.vm.id, m.id));
+    fsyncDirs(ms.map((m) => path.dirname(this.manifestPath(m.vm.id, m.id))));
     for (const m of ms) {
-      for (const d of m.disks) fs.rmSync(path.join(this.vmDir(m.vm.id), d.image), { force: true });
-      fs.rmSync(this.logPath(m.vm.id, m.id), { force: true });
+      for (const d of m.disks) this.removeFile(this.imagePath(m.vm.id, d.name, m.id));
+      this.removeFile(this.logPath(m.vm.id, m.id));
     }
   }
 
-  /** Layer files in a VM's directory that no manifest references (left by a crash between image and manifest). */
+  /**
+   * Unfinished layers (`*.partial`) of a VM: the only files automatic clean-up may delete without a
+   * journal naming them. Only plain files directly in disks/<disk>/ (no links) are listed.
+   */
+  partialFiles(vmId: string): string[] {
+    const disksDir = path.join(this.vmDir(vmId), 'disks');
+    const out: string[] = [];
+    for (const d of listDir(disksDir)) {
+      const dir = path.join(disksDir, d);
+      if (!isPlainDir(dir)) continue;
+      for (const f of listDir(dir)) {
+        const file = path.join(dir, f);
+        if (f.endsWith('.partial') && fs.lstatSync(file).isFile()) out.push(file);
+      }
+    }
+    return out.sort();
+  }
+
+  /** Layer files in a VM's directory that no readable manifest references (reported by backup-verify, never deleted automatically). */
   orphanImages(vmId: string, all: BackupManifest[] = this.list(vmId)): string[] {
     const referenced = new Set(all.flatMap((m) => m.disks.map((d) => path.join(this.vmDir(vmId), d.image))));
     const disksDir = path.join(this.vmDir(vmId), 'disks');
@@ -186,6 +275,23 @@ export class BackupRepository {
     return out.sort();
   }
 
+  /** Layer files (not `*.partial`) in any VM's directory that no readable manifest names: reported by backup-verify, never deleted automatically. */
+  unreferencedLayers(manifests: BackupManifest[] = this.list()): string[] {
+    const referenced = new Set(manifests.flatMap((m) => m.disks.map((d) => this.imagePath(m.vm.id, d.name, m.id))));
+    const vmsDir = path.join(this.root, 'vms');
+    const out: string[] = [];
+    for (const k of listDir(vmsDir)) {
+      const disksDir = path.join(vmsDir, k, 'disks');
+      for (const d of listDir(disksDir)) {
+        for (const f of listDir(path.join(disksDir, d))) {
+          const file = path.join(disksDir, d, f);
+          if (!f.endsWith('.partial') && !referenced.has(file)) out.push(file);
+        }
+      }
+    }
+    return out.sort();
+  }
+
   // ---- branch points (restore → new branch) and disks that need a full backup
 
   private branchPath(vmId: string, checkpoint: string): string {
@@ -193,8 +299,9 @@ export class BackupRepository {
   }
 
   writeBranchPoint(vmId: string, bp: BranchPoint): void {
+    this.assertWritable(`record branch point ${bp.checkpoint}`);
     const file = this.branchPath(vmId, bp.checkpoint);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    mkdirPrivate(path.dirname(file));
     writeFileAtomic(file, JSON.stringify(bp, null, 2) + '\n');
   }
 
@@ -224,13 +331,40 @@ export class BackupRepository {
   }
 
   setNeedsFull(vmId: string, marks: Record<string, string>): void {
+    this.assertWritable('record the disks that need a full backup');
     const file = path.join(this.vmDir(vmId), 'needs-full.json');
     if (Object.keys(marks).length === 0) {
-      fs.rmSync(file, { force: true });
+      this.removeFile(file);
       return;
     }
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    mkdirPrivate(path.dirname(file));
     writeFileAtomic(file, JSON.stringify(marks, null, 2) + '\n');
+  }
+}
+
+/** A manifest's image paths must be the ones derived from disk name and backup id: anything else is a corrupt manifest. */
+function checkImagePaths(m: BackupManifest, source: string): void {
+  for (const d of m.disks) {
+    const expected = BackupRepository.imageRel(d.name, m.id);
+    if (d.image !== expected) throw new Error(`manifest ${source} is corrupt: disk ${JSON.stringify(d.name)} names image ${JSON.stringify(d.image)}, expected ${JSON.stringify(expected)}`);
+  }
+}
+
+function isPlainDir(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function fsyncDirs(dirs: string[]): void {
+  for (const d of new Set(dirs)) {
+    try {
+      fsyncDir(d);
+    } catch {
+      // the folder is gone (nothing left to make durable)
+    }
   }
 }
 

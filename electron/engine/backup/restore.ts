@@ -9,10 +9,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BitmapLayout } from '../../../shared/domain';
-import { fsyncDir } from '../../os/atomic-file';
+import { fsyncDir, renameDurable } from '../../os/atomic-file';
 import { OperationLog, silentReporter, type OperationReporter } from '../operation';
 import { newBackupId, type BackupManifest } from './manifest';
-import { addBitmap, imageInfo, QemuImgError } from './qemuimg';
+import { addBitmap, fsyncFile, imageInfo, QemuImgError } from './qemuimg';
 import type { BackupRepository, ChainLayer } from './repository';
 import { convertWhileVerifying } from './restore-pass';
 import { verifyLayer } from './verify';
@@ -50,6 +50,7 @@ async function writeVerifiedCopy(
       onProgress: (pct) => opts.log.progress([{ disk: opts.disk, done: Math.round((opts.size * pct) / 100), total: opts.size }]),
     });
     opts.log.add(`${opts.disk}: ${chain.length} layer(s) verified against the manifest, unchanged while copied`);
+    fsyncFile(tmp); // durable before it is linked or renamed into place
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
@@ -200,7 +201,7 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
       await writeVerifiedCopy(chain, tmp, info.format as ImageFormat, {
         compat: info.compat, clusterSize: info.clusterSize, signal, log, disk: t.disk, size: top.disk.virtualSize, what: `backup ${m.id} of ${t.disk}`,
       });
-      fs.chmodSync(tmp, fs.statSync(image).mode & 0o7777);
+      fs.chmodSync(tmp, fs.statSync(image).mode & 0o7777); // the restored image keeps the old one's permissions
     }
     // Check again that nothing opened the images meanwhile, then swap them all.
     for (const p of prepared) await assertNotInUse(p.image);
@@ -219,15 +220,15 @@ export async function restoreInPlace(options: InPlaceOptions): Promise<InPlaceRe
         safetyCopy = `${p.image}.pre-restore-${stamp}`;
         fs.linkSync(p.image, safetyCopy); // the old image stays, under a new name, whatever happens next
       }
-      fs.renameSync(p.tmp, p.image);
-      fsyncDir(path.dirname(p.image));
+      renameDurable(p.tmp, p.image); // the new image was fsynced; the rename (and the safety link) made durable with the folder
+
       log.add(`${p.disk}: ${p.image} restored${safetyCopy ? `; the previous image is kept as ${safetyCopy}` : ' (no safety copy, as asked)'}`);
       restored.push({ backup: m.id, disk: p.disk, path: p.image, format: p.format, virtualSize: p.chain[0]!.disk.virtualSize, ...(safetyCopy ? { safetyCopy } : {}), log: [] });
     }
   } catch (e) {
     // All disks or none: put back the images already swapped (possible when their safety copies exist).
     const undone = restored.filter((r) => r.safetyCopy).map((r) => {
-      fs.renameSync(r.safetyCopy!, r.path);
+      renameDurable(r.safetyCopy!, r.path);
       return r.disk;
     });
     for (const p of prepared) fs.rmSync(p.tmp, { force: true });

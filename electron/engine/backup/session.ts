@@ -8,12 +8,11 @@
 // died is cleaned up by the next one (recoverStale).
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { validateCheckpointName } from '../names';
 import { OperationLog, type OperationReporter } from '../operation';
 import { cancelMarker, endMarker, waitForEnd } from './control';
-import { BackupLock, isRetentionLock, removeLock, StaleBackupError, type BackupJournal } from './lock';
-import { newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
+import { BackupLock, isRetentionLock, removeLock, StaleBackupError, UNKNOWN_BACKUP, type BackupJournal } from './lock';
+import { BACKUP_ID_RE, newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
 import { planBackup, type BackupPlan, type BackupRequest } from './plan';
 import { buildManifest, recordLayer, TOOL, writeLogFile } from './record';
 import type { BackupRepository } from './repository';
@@ -108,7 +107,12 @@ async function acquireBackupLock<P extends PendingCheckpoint>(source: BackupSour
   }
 }
 
-/** Rolls back a backup whose process died, from its journal; then removes its lock. */
+/**
+ * Rolls back a backup whose process died (or that lost its hypervisor connection), from its
+ * validated journal; then removes its lock. Files are deleted only when they are the paths derived
+ * from the journal's own backup id and disk names, inside the repository, and only while no
+ * manifest file of that backup exists (readable or not).
+ */
 export async function recoverStale<P extends PendingCheckpoint>(source: BackupSource<P>, repo: BackupRepository, journal: BackupJournal | undefined, log: OperationLog): Promise<void> {
   const key = source.identity.key;
   if (journal && isRetentionLock(journal)) {
@@ -116,8 +120,11 @@ export async function recoverStale<P extends PendingCheckpoint>(source: BackupSo
     throw new Error(`the backup lock of VM ${JSON.stringify(key)} was left by an interrupted prune or merge (process ${journal.pid}), not by a backup; ` +
       'the next backup-begin, backup-prune or backup-merge finishes it first');
   }
-  if (journal && journal.backupId !== '?') {
-    const done = repo.list(key).some((m) => m.id === journal.backupId);
+  repo.assertWritable('clean up an unfinished backup');
+  if (journal && journal.backupId !== UNKNOWN_BACKUP && BACKUP_ID_RE.test(journal.backupId) && journal.vmId === key) {
+    const id = journal.backupId;
+    const done = repo.list(key).some((m) => m.id === id);
+    const hasManifestFile = repo.hasManifestFile(key, id);
     const known = await source.checkpointNames();
     const prepared = journal.prepared as P | undefined;
     const name = prepared?.checkpoint.name;
@@ -125,7 +132,7 @@ export async function recoverStale<P extends PendingCheckpoint>(source: BackupSo
       // The manifest was written: the backup is complete; only its checkpoint may be unrecorded.
       if (prepared && !known.has(name!)) {
         await source.commitCheckpoint(prepared).then(
-          () => log.add(`checkpoint ${name} of completed backup ${journal.backupId} recorded`),
+          () => log.add(`checkpoint ${name} of completed backup ${id} recorded`),
           (e: Error) => log.add(`checkpoint ${name} could not be recorded: ${e.message}`),
         );
       }
@@ -133,15 +140,24 @@ export async function recoverStale<P extends PendingCheckpoint>(source: BackupSo
       await source.recover(journal.strategy, journal, log);
       if (prepared && journal.executed && !known.has(name!)) {
         await source.rollbackCheckpoint(prepared).then(
-          () => log.add(`checkpoint ${name} of unfinished backup ${journal.backupId} rolled back`),
-          (e: Error) => log.add(`checkpoint ${name} of unfinished backup ${journal.backupId} not rolled back: ${e.message}`),
+          () => log.add(`checkpoint ${name} of unfinished backup ${id} rolled back`),
+          (e: Error) => log.add(`checkpoint ${name} of unfinished backup ${id} not rolled back: ${e.message}`),
         );
       }
-      for (const d of journal.disks) {
-        fs.rmSync(d.partialImage, { force: true });
-        fs.rmSync(d.partialImage.replace(/\.partial$/, ''), { force: true });
+      if (hasManifestFile) {
+        log.add(`unfinished backup ${id}: its manifest exists but cannot be read, so its files are kept (see backup-verify)`);
+      } else {
+        for (const d of journal.disks) {
+          const final = repo.imagePath(key, d.disk, id);
+          if (d.partialImage !== `${final}.partial`) {
+            log.add(`unfinished backup ${id}: the journal names ${JSON.stringify(d.partialImage)} for disk ${JSON.stringify(d.disk)}, not ${final}.partial; left alone`);
+            continue;
+          }
+          repo.removeFile(`${final}.partial`);
+          repo.removeFile(final);
+        }
+        log.add(`unfinished backup ${id}: partial images deleted`);
       }
-      log.add(`unfinished backup ${journal.backupId}: partial images deleted`);
     }
   }
   removeLock(repo, key);
@@ -197,9 +213,11 @@ class Session<P extends PendingCheckpoint> {
     const reporterSignal = this.log.reporter.signal;
     await this.strategy.check();
     if (!this.strategy.exportOnly) {
-      for (const f of repo.orphanImages(this.key)) {
-        fs.rmSync(f, { force: true });
-        this.log.add(`removed ${f}: no manifest refers to it (left by an interrupted backup)`);
+      // Only unfinished layers: a layer no readable manifest names may belong to a manifest this
+      // version cannot read (a newer Tidemark's, a damaged one); backup-verify reports those.
+      for (const f of repo.partialFiles(this.key)) {
+        repo.removeFile(f);
+        this.log.add(`removed ${f}: an unfinished layer (left by an interrupted backup)`);
       }
     }
     const { plan, view } = await this.plan();
@@ -352,10 +370,17 @@ class Session<P extends PendingCheckpoint> {
           : `checkpoint ${cp.checkpoint.name} was never recorded (QEMU is gone, and with it the bitmaps it created)`);
       }
     } else if (cp) notes.push(`checkpoint ${cp.checkpoint.name} was not created`);
-    if (manifestWritten) fs.rmSync(path.join(this.spec.repo.vmDir(this.key), 'manifests', `${this.id}.json`), { force: true });
+    const repo = this.spec.repo;
+    if (manifestWritten) repo.removeFile(repo.manifestPath(this.key, this.id));
     for (const t of run.targets) {
-      fs.rmSync(t.partial, { force: true });
-      fs.rmSync(t.final, { force: true });
+      repo.removeFile(t.partial);
+      repo.removeFile(t.final);
+    }
+    if (!this.source.isAlive() && executed) {
+      // QEMU may still hold this backup's jobs, nodes and bitmaps (only the connection is gone):
+      // the journal stays, marked stale, so the next command or backup-cancel cleans them up.
+      this.lock.abandon(`the connection to the hypervisor was lost during backup ${this.id}`);
+      notes.push('the hypervisor could not be cleaned up (connection lost): the next backup or backup-cancel does it');
     }
     notes.push(this.strategy.rollbackNote);
     for (const n of notes) this.log.add(n);

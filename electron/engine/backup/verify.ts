@@ -103,11 +103,9 @@ export async function verifyBackups(
     backups.push({ id: m.id, ok: disks.every((x) => x.ok), disks });
   }
   if (!options.ids) {
-    const vms = options.vmId !== undefined ? [options.vmId] : [...new Set(scan.manifests.map((m) => m.vm.id))];
-    for (const vm of vms) {
-      for (const f of repo.orphanImages(vm, scan.manifests.filter((m) => m.vm.id === vm))) {
-        if (!f.endsWith('.partial')) problems.push({ file: f, message: 'no manifest refers to this file (left by an interrupted backup or delete)' });
-      }
+    const vmDir = options.vmId !== undefined ? repo.vmDir(options.vmId) + '/' : undefined;
+    for (const f of repo.unreferencedLayers(scan.manifests)) {
+      if (vmDir === undefined || f.startsWith(vmDir)) problems.push({ file: f, message: 'no readable manifest refers to this file (left by an interrupted backup or delete, or named by a manifest listed above that cannot be read); it is kept' });
     }
   }
   return { ok: problems.length === 0 && backups.every((b) => b.ok), backups, problems };

@@ -3,6 +3,7 @@
 // dead is stale and taken over. A waiter retries for a short while, then gets a clear error.
 
 import * as fs from 'node:fs';
+import { mkdirPrivate } from '../../os/atomic-file';
 import * as path from 'node:path';
 import { describeFsError } from './fserror';
 import { isProcessAlive, ownStartTime } from '../../os/process-liveness';
@@ -55,7 +56,7 @@ function readHolder(file: string): { info?: LockInfo; raw: string } | undefined 
 function tryCreate(file: string, info: LockInfo, what: string): boolean {
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw cannotLock(what, file, e);
@@ -106,7 +107,7 @@ function breakStale(file: string, raw: string): void {
 /** Acquires the lock file; resolves with a release function. */
 export async function acquireLock(file: string, opts: LockOptions): Promise<() => void> {
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    mkdirPrivate(path.dirname(file));
   } catch (e) {
     throw cannotLock(opts.what, file, e);
   }

@@ -15,7 +15,7 @@ import { num, record, text, validator, type Validator } from '../../../shared/sc
 import { checkpointFileName, validateCheckpointName, vmKey } from '../names';
 import { describeFsError } from './fserror';
 import { acquireLock } from './lock';
-import { fsyncDir, stageFile, writeFileAtomic } from '../../os/atomic-file';
+import { fsyncDir, mkdirPrivate, stageFile, writeFileAtomic } from '../../os/atomic-file';
 
 export interface VmRecord {
   id: string;
@@ -148,13 +148,13 @@ export class MetadataStore {
   }
 
   writeVm(rec: VmRecord): void {
-    fs.mkdirSync(this.dir, { recursive: true });
+    mkdirPrivate(this.dir);
     writeFileAtomic(path.join(this.dir, 'vm.json'), JSON.stringify(rec, null, 2) + '\n');
   }
 
   writeCheckpoint(cp: Checkpoint): void {
     validateCheckpointName(cp.name);
-    fs.mkdirSync(this.checkpointsDir, { recursive: true });
+    mkdirPrivate(this.checkpointsDir);
     writeFileAtomic(path.join(this.checkpointsDir, checkpointFileName(cp.name)), JSON.stringify(cp, null, 2) + '\n');
   }
 
@@ -174,7 +174,7 @@ export class MetadataStore {
       for (const s of staged) fs.rmSync(s.tmp, { force: true });
     };
     try {
-      fs.mkdirSync(this.checkpointsDir, { recursive: true });
+      mkdirPrivate(this.checkpointsDir);
       for (const cp of changes.write ?? []) {
         validateCheckpointName(cp.name);
         const file = path.join(this.checkpointsDir, checkpointFileName(cp.name));
@@ -226,7 +226,7 @@ export class MetadataStore {
   writePending(p: PendingCheckpoint): void {
     validateCheckpointName(p.checkpoint.name);
     try {
-      fs.mkdirSync(this.pendingDir, { recursive: true });
+      mkdirPrivate(this.pendingDir);
       writeFileAtomic(path.join(this.pendingDir, checkpointFileName(p.checkpoint.name)), JSON.stringify(p, null, 2) + '\n');
     } catch (e) {
       throw new Error(`cannot write the metadata of VM ${this.label} under ${this.dir}: ${describeFsError(e)}`, { cause: e });

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { writeFileAtomic } from '../../os/atomic-file';
+import { mkdirPrivate, writeFileAtomic } from '../../os/atomic-file';
 import { isProcessAlive, processCommandLine } from '../../os/process-liveness';
 import { QmpClient } from '../../qmp/client';
 
@@ -108,7 +108,7 @@ function createImage(file: string, spec: LabDiskSpec): void {
 /** Starts the demo VM (reusing its disks if they exist). Resolves once QMP answers. */
 export async function startLab(options: LabOptions): Promise<LabStatus> {
   const dir = path.resolve(options.dir);
-  fs.mkdirSync(path.join(dir, 'disks'), { recursive: true });
+  mkdirPrivate(path.join(dir, 'disks'));
   const existing = labStatus(dir);
   if (existing.running) throw new Error(`the demo VM is already running (pid ${existing.pid}, QMP ${existing.qmp})`);
   for (const sock of ['qmp.sock', 'qmp2.sock']) {

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mkdirPrivate } from '../../os/atomic-file';
 import { dirtyBitmapContext } from '../../nbd/protocol';
 import { ExportManager, nbdSocketPath, type QemuExport } from '../../nbd/qemu-exports';
 import type { QmpClient } from '../../qmp/client';
@@ -22,7 +23,7 @@ import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../b
 import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fleece';
 import { LayerCopy, writerRunDir } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
-import { refuseIfQemuBusy, type PullJournal, type QmpBackupState } from './recovery';
+import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
 
 export interface PullOptions {
@@ -83,7 +84,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   async check(): Promise<void> {
     await refuseIfQemuBusy(this.client);
-    fs.mkdirSync(this.fleeceDir, { recursive: true });
+    mkdirPrivate(this.fleeceDir);
     checkFleeceRoom(this.fleeceDir, this.o.fleece ?? {});
   }
 
@@ -120,7 +121,11 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     if (run.signal.aborted) throw run.signal.reason;
     try {
       const around = this.o.aroundTransaction ?? ((t) => t());
-      await around(() => this.client.execute('transaction', { actions: pullActions(this.disks.map((s) => s.run), run.checkpoint?.actions) }));
+      await around(() => runTransaction(this.client, pullActions(this.disks.map((s) => s.run), run.checkpoint?.actions), this.state().disks, (how) => {
+        run.log.add(how);
+        this.executed = true;
+        run.markExecuted();
+      }));
     } catch (e) {
       throw e instanceof QmpError ? new Error(`the pull's transaction failed; QEMU changed nothing: ${e.desc}`, { cause: e }) : e;
     }
@@ -168,7 +173,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
       const d = s.run.plan;
       const t = run.targets[i]!;
       try {
-        fs.mkdirSync(path.dirname(t.partial), { recursive: true });
+        mkdirPrivate(path.dirname(t.partial));
         // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
         const g = this.granularity.get(d.disk.name);
         const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;

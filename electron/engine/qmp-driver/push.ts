@@ -4,9 +4,8 @@
 // or cancelled together. The backup session (engine/backup/session.ts) does everything else.
 
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { syncFileData } from '../../os/atomic-file';
+import { mkdirPrivate, syncFileData } from '../../os/atomic-file';
 import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
@@ -17,7 +16,7 @@ import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strateg
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { useCopyRange } from './copy-range';
 import { JobGroup, type JobState } from './jobs';
-import { refuseIfQemuBusy, type QmpBackupState } from './recovery';
+import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
 
 const MiB = 1024 * 1024;
@@ -69,7 +68,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     // Targets: plain qcow2 files, an incremental's backing file being the base layer (relative), opened without it (G7).
     for (const [i, d] of this.disks.entries()) {
       const t = run.targets[i]!;
-      fs.mkdirSync(path.dirname(t.partial), { recursive: true });
+      mkdirPrivate(path.dirname(t.partial));
       await createQcow2(t.partial, d.plan.disk.virtualSize, { backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
       const inject = this.options.injectTargetError?.disk === d.plan.disk.name ? this.options.injectTargetError : undefined;
       const file = inject
@@ -92,7 +91,11 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full', copyRange: this.copyRange });
     this.group = new JobGroup(this.client, this.disks.map((d) => d.jobId));
     const around = this.options.aroundTransaction ?? ((t) => t());
-    await around(() => this.client.execute('transaction', { actions }));
+    await around(() => runTransaction(this.client, actions, this.state().disks, (how) => {
+      run.log.add(how);
+      this.executed = true;
+      run.markExecuted();
+    }));
     this.executed = true;
     run.markExecuted();
     run.log.add('transaction done: jobs started');

@@ -3,10 +3,25 @@
 // qemu-nbd writers and fleece files, then jobs, target/fleece nodes and temporary bitmaps.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as v from 'valibot';
+import { check, list, record, size, text } from '../../../shared/schema';
 import { stopProcess } from '../../nbd/qemu-nbd';
 import type { QmpClient } from '../../qmp/client';
+import { QmpError } from '../../qmp/errors';
 import type { StrategyJournal } from '../backup/lock';
 import { JobGroup, type QmpJob } from './jobs';
+
+const qmpName = text({ min: 1, max: 128 });
+/** The journal's `strategy.state` of a QMP backup, checked before recovery acts on it. */
+const qmpBackupStateSchema = record({
+  disks: list(record({ disk: text({ min: 1, max: 256 }), jobId: qmpName, targetNode: qmpName, tmpBitmap: v.optional(qmpName), sourceNode: qmpName }), { max: 256 }),
+  pull: v.optional(record({
+    exports: list(qmpName, { max: 256 }),
+    qemuNbdPids: list(v.pipe(size(), v.minValue(2)), { max: 256 }),
+    fleeceFiles: list(text({ min: 1 }), { max: 256 }),
+  })),
+});
 
 /** One disk's QEMU objects. */
 export interface QmpDiskJournal {
@@ -38,16 +53,22 @@ export interface QmpBackupState {
 
 type Log = { add(message: string): void };
 
-export function qmpStateOf(strategy: StrategyJournal | undefined): QmpBackupState | undefined {
-  const state = strategy?.state as QmpBackupState | undefined;
-  return state && Array.isArray(state.disks) ? state : undefined;
+/** The QMP state of a journal, validated; undefined when there is none or it is not valid (the reason goes to `log`). */
+export function qmpStateOf(strategy: StrategyJournal | undefined, log?: Log): QmpBackupState | undefined {
+  if (strategy?.state === undefined) return undefined;
+  try {
+    return check(qmpBackupStateSchema, strategy.state, 'journal.strategy.state');
+  } catch (e) {
+    log?.add(`the backup journal's QEMU state is not valid, nothing is done from it: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Undoes what a dead QMP backup left in QEMU and beside it (best effort, each step on its own). */
-export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJournal | undefined, log: Log): Promise<void> {
-  const state = qmpStateOf(strategy);
+export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJournal | undefined, backupId: string, log: Log): Promise<void> {
+  const state = qmpStateOf(strategy, log);
   if (!state) return;
-  if (state.pull) await cleanupPullLeftovers(client, state.pull, log);
+  if (state.pull) await cleanupPullLeftovers(client, state.pull, backupId, log);
   if (!client.isOpen) return;
   const jobs = await client.execute<QmpJob[]>('query-jobs').catch(() => [] as QmpJob[]);
   for (const d of state.disks) {
@@ -71,7 +92,7 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
   }
 }
 
-async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, log: Log): Promise<void> {
+async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backupId: string, log: Log): Promise<void> {
   if (client.isOpen) {
     for (const id of pull.exports) {
       const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
@@ -86,7 +107,14 @@ async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, log: L
     if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
   }
   for (const pid of pull.qemuNbdPids) await stopProcess(pid, 'qemu-nbd');
-  for (const f of pull.fleeceFiles) fs.rmSync(f, { force: true });
+  for (const f of pull.fleeceFiles) {
+    // Only this backup's own fleecing images (pull.ts names them "<backup id>-<disk>.fleece.qcow2"), plain files.
+    if (!isOwnFleeceFile(f, backupId)) {
+      log.add(`the journal names ${JSON.stringify(f)} as a fleecing image of backup ${backupId}; it is not one: left alone`);
+      continue;
+    }
+    fs.rmSync(f, { force: true });
+  }
   if (pull.qemuNbdPids.length || pull.fleeceFiles.length) log.add('writers of the unfinished pull stopped, fleecing images deleted');
 }
 
@@ -95,4 +123,45 @@ export async function refuseIfQemuBusy(client: QmpClient): Promise<void> {
   const jobs = await client.execute<QmpJob[]>('query-jobs');
   const other = jobs.find((j) => j.id.startsWith('tidemark-bk-') && j.status !== 'concluded' && j.status !== 'null');
   if (other) throw new Error(`QEMU is already running a Tidemark backup job (${other.id}, ${other.status}), probably into another repository; wait for it to finish or cancel it`);
+}
+
+function isOwnFleeceFile(file: string, backupId: string): boolean {
+  const base = path.basename(file);
+  if (!path.isAbsolute(file) || !base.startsWith(`${backupId}-`) || !base.endsWith('.fleece.qcow2')) return false;
+  try {
+    return fs.lstatSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a `transaction` whose reply never came (timeout, dropped connection) ran in QEMU: its
+ * jobs exist, or its temporary bitmaps do. undefined when QEMU cannot be asked (then it must be
+ * treated as having run: recovery checks each object before removing it).
+ */
+export async function transactionRan(client: QmpClient, disks: { jobId: string; tmpBitmap?: string; sourceNode: string }[]): Promise<boolean | undefined> {
+  try {
+    const jobs = await client.execute<QmpJob[]>('query-jobs', undefined, { timeoutMs: 10_000 });
+    if (disks.some((d) => jobs.some((j) => j.id === d.jobId))) return true;
+    const nodes = await client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true }, { timeoutMs: 10_000 });
+    return disks.some((d) => d.tmpBitmap !== undefined && nodes.some((n) => n['node-name'] === d.sourceNode && n['dirty-bitmaps']?.some((b) => b.name === d.tmpBitmap)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs a backup's `transaction`. QEMU's own refusal means nothing changed; a missing reply is
+ * answered by asking QEMU what happened, and `onRan` is called when it ran or cannot be ruled out.
+ */
+export async function runTransaction(client: QmpClient, actions: unknown[], disks: { jobId: string; tmpBitmap?: string; sourceNode: string }[], onRan: (how: string) => void): Promise<void> {
+  try {
+    await client.execute('transaction', { actions });
+  } catch (e) {
+    if (e instanceof QmpError) throw e;
+    const ran = await transactionRan(client, disks);
+    if (ran !== false) onRan(ran ? 'the transaction ran although its reply was lost' : 'QEMU could not be asked whether the transaction ran');
+    throw e;
+  }
 }

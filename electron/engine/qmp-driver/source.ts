@@ -34,6 +34,6 @@ export function qmpBackupSource(engine: CheckpointEngineApi, client: QmpClient):
     rollbackCheckpoint: (prepared) => engine.rollbackCreate(prepared),
     checkpointNames: async () => new Set(engine.list().map((c) => c.name)),
     isAlive: () => client.isOpen,
-    recover: (strategy, _journal, log) => recoverQmpLeftovers(client, strategy, log),
+    recover: (strategy, journal, log) => recoverQmpLeftovers(client, strategy, journal.backupId, log),
   };
 }

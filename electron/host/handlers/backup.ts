@@ -96,6 +96,7 @@ export function backupHandlers(ctx: HostContext): Pick<Handlers, BackupChannels>
       const report = await verifyBackups(repo, ids && ids.length > 0 ? { ids } : {});
       // Kept per backup for the backups view; a verification that cannot be recorded still reports.
       try {
+        repo.assertWritable('record the verification');
         recordVerifications(repo, repo.list(), verifyRecords(report, Date.now(), Date.now() - started));
       } catch {
         // the report is the answer; its record is a convenience

@@ -4,6 +4,7 @@
 // recorded at begin.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { abortJob, describeBackup, jobInfo, waitForJobEnd } from '../../../libvirt/backups';
 import type { BackupJournal, StrategyJournal } from '../../backup/lock';
 import type { OperationLog } from '../../operation';
@@ -27,6 +28,15 @@ export function libvirtStateOf(s: StrategyJournal | undefined): LibvirtBackupSta
   return { ownDirs: Array.isArray(st?.ownDirs) ? st.ownDirs.filter((x): x is string => typeof x === 'string') : [], jobPaths: Array.isArray(st?.jobPaths) ? st.jobPaths.filter((x): x is string => typeof x === 'string') : [] };
 }
 
+function isOwnFolder(dir: string): boolean {
+  if (!path.isAbsolute(dir) || !/^\.?tidemark-[A-Za-z0-9._-]+$/.test(path.basename(dir))) return false;
+  try {
+    return fs.lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Ends the domain's backup job when it uses one of `paths` (it is ours); true when one was ended. */
 export async function abortOurJob(h: LibvirtDomainHandle, paths: string[], log?: OperationLog): Promise<boolean> {
   const info = await jobInfo(h.conn, h.uuid);
@@ -48,7 +58,12 @@ export async function recoverLibvirtLeftovers(h: LibvirtDomainHandle, strategy: 
   await ensureConnected(h.conn);
   if (st) {
     await abortOurJob(h, st.jobPaths, log).catch((e: Error) => log.add(`could not end the libvirt job: ${e.message}`));
-    for (const d of st.ownDirs) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of st.ownDirs) {
+      // The journal is a file others may write: only a folder of ours (folders.ts names them
+      // "tidemark-…"/".tidemark-…", made by mkdtemp), a real folder and no link, is removed.
+      if (isOwnFolder(d)) fs.rmSync(d, { recursive: true, force: true });
+      else log.add(`the journal names ${JSON.stringify(d)} as a folder of backup ${journal.backupId}; it is not one: left alone`);
+    }
   }
   // libvirt recorded the checkpoint when the backup began: the session counts it as recorded, so it is undone here.
   const name = journal.prepared?.checkpoint.name;
