@@ -13,7 +13,9 @@ import { isRemote, parseLibvirtUri } from '../../libvirt/uri';
 import type { BackupOps, CheckpointOps, DiskBitmaps, DriverCapabilities, DriverEvent, DriverEvents, RestoreHooks, VmDriver } from '../driver';
 import { TypedEmitter } from '../emitter';
 import type { DurableIdentity } from '../identity';
-import { libvirtBackupOps, libvirtRestoreHooks, withDomainLock, type LibvirtDomainHandle } from './backup';
+import type { LibvirtDomainHandle } from './backup';
+import { withDomainLock } from './domain-lock';
+import { loadLater } from '../lazy';
 import { capacity, LibvirtCheckpoints } from './checkpoints';
 import { checkLibvirtHealth, readImageBitmaps } from './health';
 import { libvirtVmId } from './ids';
@@ -46,6 +48,12 @@ export interface LibvirtDomainOptions {
   state: DomainState;
 }
 
+// The backup and restore code loads on first use (a checkpoint command never needs it; see loadLater).
+const BACKUP = './backup';
+function backupModule(): Promise<typeof import('./backup')> {
+  return loadLater<typeof import('./backup')>(() => require('./backup'), () => import(BACKUP));
+}
+
 export class LibvirtVmDriver implements VmDriver {
   readonly id: string;
   readonly capabilities: DriverCapabilities;
@@ -73,14 +81,14 @@ export class LibvirtVmDriver implements VmDriver {
     });
     // Backups and restore are the backup module's; each call gets a handle on the live connection.
     this.backup = {
-      begin: async (spec, reporter) => libvirtBackupOps(await this.handle()).begin(spec, reporter),
-      end: async (repo, outcome) => libvirtBackupOps(await this.handle()).end(repo, outcome),
-      status: async (repo) => libvirtBackupOps(await this.handle()).status(repo),
-      cancel: async (repo) => libvirtBackupOps(await this.handle()).cancel(repo),
+      begin: async (spec, reporter) => (await backupModule()).libvirtBackupOps(await this.handle()).begin(spec, reporter),
+      end: async (repo, outcome) => (await backupModule()).libvirtBackupOps(await this.handle()).end(repo, outcome),
+      status: async (repo) => (await backupModule()).libvirtBackupOps(await this.handle()).status(repo),
+      cancel: async (repo) => (await backupModule()).libvirtBackupOps(await this.handle()).cancel(repo),
     };
     this.restore = {
-      assertStopped: async (images) => libvirtRestoreHooks(await this.handle()).assertStopped(images),
-      recordInPlace: async (r) => libvirtRestoreHooks(await this.handle()).recordInPlace(r),
+      assertStopped: async (images) => (await backupModule()).libvirtRestoreHooks(await this.handle()).assertStopped(images),
+      recordInPlace: async (r) => (await backupModule()).libvirtRestoreHooks(await this.handle()).recordInPlace(r),
     };
   }
 

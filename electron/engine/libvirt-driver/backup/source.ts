@@ -12,23 +12,10 @@ import type { BackupSource } from '../../backup/strategy';
 import { deleteBackupCheckpoint, type LibvirtPendingCheckpoint } from './checkpoint';
 import type { OperationLog } from '../../operation';
 import type { LibvirtDomainHandle } from './handle';
+import { withDomainLock } from '../domain-lock';
 import { ensureConnected } from './link';
 import { recoverLibvirtLeftovers } from './recovery';
 import { changesUnusable, readDomainView } from './vm-view';
-
-/** One lock per domain and process: a session and a restore never change its checkpoints at once. */
-const locks = new Map<string, Promise<unknown>>();
-
-export async function withDomainLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const before = locks.get(key) ?? Promise.resolve();
-  const mine = before.catch(() => undefined).then(fn);
-  locks.set(key, mine);
-  try {
-    return await mine;
-  } finally {
-    if (locks.get(key) === mine) locks.delete(key);
-  }
-}
 
 export function libvirtBackupSource(h: LibvirtDomainHandle): BackupSource<LibvirtPendingCheckpoint> {
   let images: { disk: string; file: string }[] = [];
@@ -76,3 +63,5 @@ export function libvirtBackupSource(h: LibvirtDomainHandle): BackupSource<Libvir
     recover: (strategy: StrategyJournal | undefined, journal: BackupJournal, log: OperationLog) => recoverLibvirtLeftovers(h, strategy, journal, log),
   };
 }
+
+export { withDomainLock };
