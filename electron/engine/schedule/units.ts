@@ -1,6 +1,7 @@
 // PURE: the files a schedule installs. systemd: tidemark-backup-<id>.service (Type=oneshot, one
 // ExecStart= per command; systemd runs them in order and stops at the first failure, so the prune
-// only follows a successful backup) and tidemark-backup-<id>.timer (OnCalendar=, Persistent=true:
+// never follows a failed backup; a refused one, busy with exit 75, counts as success and the prune
+// after it is refused by the same lock) and tidemark-backup-<id>.timer (OnCalendar=, Persistent=true:
 // a run missed while the machine was off happens once at the next boot). Without systemd: one cron
 // line. Each file carries the schedule as JSON on a "# tidemark-schedule:" comment line, which is
 // how `schedule list` reads schedules back.
