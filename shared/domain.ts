@@ -14,8 +14,9 @@ export interface BitmapInfo {
   persistent: boolean;
   busy: boolean;
   inconsistent: boolean;
-  /** Dirty bytes. */
-  count: number;
+  /** Dirty bytes; absent when the driver cannot tell (a shut-off libvirt domain: libvirt computes
+   *  sizes only for a running one). Never shown as 0. */
+  count?: number;
   granularity: number;
 }
 

@@ -25,7 +25,7 @@ function fakeVm(id: string, over: { connection?: 'connected' | 'disconnected'; c
 }
 
 function poller(vms: ReturnType<typeof fakeVm>[], listening = () => true) {
-  const pushed: { vmId: string; count: number }[] = [];
+  const pushed: { vmId: string; count: number | undefined }[] = [];
   const p = new BitmapPoller({
     vms: () => vms as unknown as VmDriver[],
     intervalMs: 10_000,

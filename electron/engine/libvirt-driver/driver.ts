@@ -146,8 +146,8 @@ export class LibvirtVmDriver implements VmDriver {
     // A running QEMU writes new bitmaps into the image only when it closes it: the image shows them
     // only while the domain is shut off; while it runs, libvirt's --size is the truth.
     const images = this.local && !running ? await readImageBitmaps(dom.disks) : undefined;
-    // Counts only where libvirt computed them (--size, running domains); otherwise 0 with nothing
-    // claimed: the capabilities say counts are 'on-demand', and the UI says so.
+    // Counts only where libvirt computed them (--size, running domains); otherwise absent (never 0):
+    // the capabilities say counts are 'on-demand', and the UI shows "—".
     const sized = running ? await listCheckpoints(conn, this.uuid, { size: true }).catch(() => []) : [];
     const sizes = new Map<string, number>();
     for (const d of dom.disks) {
@@ -173,7 +173,7 @@ export class LibvirtVmDriver implements VmDriver {
           const size = sized.find((c) => c.name === b.name)?.disks.find((x) => x.name === d.target)?.size;
           return {
             name: b.name, recording: b.flags.includes('auto'), persistent: true, busy: false,
-            inconsistent: !running && b.flags.includes('in-use'), count: size ?? 0, granularity: 65536,
+            inconsistent: !running && b.flags.includes('in-use'), ...(size !== undefined ? { count: size } : {}), granularity: 65536,
           };
         }),
       };

@@ -82,8 +82,8 @@ export function baselineBitmaps(
  * that make it up (the union changes only when one of them gains bits). Temporary bitmaps are
  * not part of it, or measuring (which makes one) would look like a change.
  */
-export function chainFingerprint(bitmapNames: readonly string[], live: readonly { name?: string; count: number }[] | undefined): string {
+export function chainFingerprint(bitmapNames: readonly string[], live: readonly { name?: string; count?: number }[] | undefined): string {
   const counts = new Map<string, number>();
-  for (const b of live ?? []) if (b.name !== undefined) counts.set(b.name, b.count);
+  for (const b of live ?? []) if (b.name !== undefined && b.count !== undefined) counts.set(b.name, b.count);
   return bitmapNames.map((n) => `${n}=${counts.get(n) ?? 'missing'}`).join(',');
 }

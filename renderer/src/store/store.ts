@@ -21,7 +21,8 @@ import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } f
  */
 function recordDisk(samples: Record<string, DiskHistory>, disk: string, at: number, bitmaps: readonly BitmapInfo[]): boolean {
   const counts = new Map<string, number>();
-  for (const b of bitmaps) if (b.name !== undefined) counts.set(b.name, b.count);
+  // a count the driver cannot tell (libvirt, shut-off domain) is not history: never recorded as 0
+  for (const b of bitmaps) if (b.name !== undefined && b.count !== undefined) counts.set(b.name, b.count);
   let history = samples[disk];
   if (!history) {
     history = new Map();

@@ -166,6 +166,7 @@ export function changedSinceCurrent(checkpoints: readonly Checkpoint[], current:
     if (d.checkpoint !== 'bitmap') continue;
     const b = live[d.name]?.find((x) => x.name === (d.bitmap ?? cp.name));
     if (b) {
+      if (b.count === undefined) return undefined; // one unknown count makes the sum unknown
       sum += b.count;
       any = true;
     }
