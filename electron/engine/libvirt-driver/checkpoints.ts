@@ -8,9 +8,10 @@
 import type { ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, ListFilter } from '../../../shared/domain';
 import type { LibvirtConnection } from '../../libvirt/connection';
 import { checkpointXml, createCheckpoint, currentCheckpoint, deleteCheckpoint, getCheckpoint, listCheckpoints, redefineCheckpoint } from '../../libvirt/checkpoints';
-import { describeDomain, domainArg, fsFreeze, fsThaw } from '../../libvirt/domains';
+import { describeDomain, domainArg } from '../../libvirt/domains';
 import { LibvirtError } from '../../libvirt/errors';
 import { opt } from '../../libvirt/virsh-protocol';
+import { frozen } from './freeze';
 import { listCheckpoints as filterCheckpoints } from '../checkpoints/query';
 import type { CheckpointOps } from '../driver';
 import { deleteFlags, planCreate, planDelete, toCheckpoint } from './plan';
@@ -78,38 +79,10 @@ export class LibvirtCheckpoints implements CheckpointOps {
     const dom = await describeDomain(conn, this.t.uuid);
     const existing = new Set((await listCheckpoints(conn, this.t.uuid)).map((c) => c.name));
     const plan = planCreate({ options, disks: dom.disks, existing, nowMs: Date.now(), domain: dom.name });
-    if (plan.quiesce) await this.freeze(conn, dom.name);
-    let created = false;
-    try {
-      await createCheckpoint(conn, this.t.uuid, plan.spec);
-      created = true;
-    } finally {
-      if (plan.quiesce) await this.thaw(conn, dom.name, plan.spec.name, created);
-    }
+    const create = () => createCheckpoint(conn, this.t.uuid, plan.spec);
+    if (plan.quiesce) await frozen(conn, { uuid: this.t.uuid, name: dom.name }, `checkpoint ${plan.spec.name}`, create);
+    else await create();
     return this.get(plan.spec.name);
-  }
-
-  private async freeze(conn: LibvirtConnection, domain: string): Promise<void> {
-    try {
-      await fsFreeze(conn, this.t.uuid);
-    } catch (e) {
-      const why = e instanceof LibvirtError ? e.message.replace(/^error: /, '') : (e as Error).message;
-      throw new Error(`cannot quiesce domain ${domain}: libvirt could not freeze its filesystems (${why}); no checkpoint was created`, { cause: e });
-    }
-  }
-
-  /** Thaws after the create, whatever happened; a failed thaw is an error even when the create worked. */
-  private async thaw(conn: LibvirtConnection, domain: string, name: string, created: boolean): Promise<void> {
-    try {
-      await fsThaw(conn, this.t.uuid);
-    } catch (e) {
-      const why = e instanceof LibvirtError ? e.message.replace(/^error: /, '') : (e as Error).message;
-      throw new Error(
-        `${created ? `checkpoint ${name} was created, but` : 'the checkpoint was not created, and'} thawing the filesystems of domain ${domain} failed (${why}); ` +
-          `run virsh domfsthaw ${domain}`,
-        { cause: e },
-      );
-    }
   }
 
   delete(name: string, mode: DeleteMode): Promise<DeleteResult> {

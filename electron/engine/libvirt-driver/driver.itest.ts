@@ -110,7 +110,7 @@ describe.skipIf(!runsAsRoot)('libvirt driver', () => {
   it('refuses the chained layout with the reason, and quiesce without a guest agent, creating nothing', async () => {
     await expect(vm.checkpoints.create({ name: 'ch', layout: 'chained' })).rejects.toThrow(/^domain tm-test-.*: libvirt domains use the independent bitmap layout only/);
     const e = await vm.checkpoints.create({ name: 'q1', quiesce: {} }).catch((x: Error) => x);
-    expect((e as Error).message).toMatch(new RegExp(`^cannot quiesce domain ${dom.name}: libvirt could not freeze its filesystems \\(.*QEMU guest agent is not configured\\); no checkpoint was created$`));
+    expect((e as Error).message).toMatch(new RegExp(`^cannot quiesce domain ${dom.name}: libvirt could not freeze its filesystems \\(.*QEMU guest agent is not configured\\); no checkpoint q1 was created$`));
     expect(virshNames(dom)).toEqual([]);
   });
 

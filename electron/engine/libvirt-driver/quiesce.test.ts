@@ -58,7 +58,7 @@ describe('quiesce on a libvirt checkpoint create', () => {
   it('a failed freeze creates nothing and needs no thaw', async () => {
     const { conn, calls } = fakeConn({ domfsfreeze: 'error: argument unsupported: QEMU guest agent is not configured' });
     await expect(ops(conn).create({ name: 'q1', quiesce: {} })).rejects.toThrow(
-      'cannot quiesce domain web1: libvirt could not freeze its filesystems (argument unsupported: QEMU guest agent is not configured); no checkpoint was created',
+      'cannot quiesce domain web1: libvirt could not freeze its filesystems (argument unsupported: QEMU guest agent is not configured); no checkpoint q1 was created',
     );
     expect(calls).not.toContain('checkpoint-create');
     expect(calls).not.toContain('domfsthaw');

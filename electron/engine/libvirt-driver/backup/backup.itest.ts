@@ -89,6 +89,17 @@ for (const mode of ['push', 'pull'] as const) {
       expect(fs.readdirSync(path.dirname(rig.repo.root)).filter((f) => f.startsWith('.tidemark-staging'))).toEqual([]);
       expect((await rig.conn.command(['domjobinfo', `--domain=${rig.dom.uuid}`])).trim()).toMatch(/Job type:\s+None/);
     }, 240_000);
+
+    it('--quiesce with no guest agent is refused before libvirt begins: no checkpoint, no backup, earlier ones intact', async () => {
+      const ops = libvirtBackupOps(rig.handle);
+      const before = rig.repo.list().map((m) => m.id);
+      const cps = (await listCheckpoints(rig.conn, rig.dom.uuid)).map((c) => c.name);
+      const e = await ops.begin({ mode, repo: rig.repo, checkpoint: 'q1', quiesce: {} }, silentReporter()).catch((x: Error) => x);
+      expect((e as Error).message).toMatch(new RegExp(`failed: cannot quiesce domain ${rig.dom.name}: libvirt could not freeze its filesystems \\(.*guest agent.*\\); no backup \\S+ was created; checkpoint q1 was not created`));
+      expect(rig.repo.list().map((m) => m.id)).toEqual(before);
+      expect((await listCheckpoints(rig.conn, rig.dom.uuid)).map((c) => c.name)).toEqual(cps);
+      await expect(ops.begin({ mode, repo: rig.repo, quiesce: { agent: 'unix:/tmp/x.sock' } }, silentReporter())).rejects.toThrow(/--agent is for QMP VMs/);
+    }, 120_000);
   });
 }
 

@@ -35,9 +35,11 @@ export function libvirtBackupOps(h: LibvirtDomainHandle, tuning: LibvirtBackupTu
     async begin(spec, reporter): Promise<BackupOutcome> {
       if (spec.exportOnly?.tcp) throw new Error('a libvirt pull exports on a unix socket only (TCP with TLS is not supported for libvirt domains yet)');
       if (spec.mode === 'push' && spec.speedMiBps !== undefined) throw new Error('libvirt 9.0 backups take no speed limit; leave out --speed for a libvirt domain');
+      if (spec.quiesce?.agent !== undefined) throw new Error(`domain ${h.name}: --agent is for QMP VMs; libvirt freezes the guest through the domain's own guest agent channel`);
+      const quiesce = spec.quiesce !== undefined;
       const strategy = spec.mode === 'push'
-        ? new LibvirtPushStrategy(h, spec.repo, qemuIds(h))
-        : new LibvirtPullStrategy(h, qemuIds(h), { ...(spec.scratch?.dir !== undefined ? { scratchDir: spec.scratch.dir } : {}), exportOnly: spec.exportOnly !== undefined, ...tuning });
+        ? new LibvirtPushStrategy(h, spec.repo, qemuIds(h), quiesce)
+        : new LibvirtPullStrategy(h, qemuIds(h), { ...(spec.scratch?.dir !== undefined ? { scratchDir: spec.scratch.dir } : {}), exportOnly: spec.exportOnly !== undefined, quiesce, ...tuning });
       const r = await runBackupSession(libvirtBackupSource(h), strategy, {
         repo: spec.repo, ...(spec.full !== undefined ? { full: spec.full } : {}), ...(spec.since !== undefined ? { since: spec.since } : {}),
         ...(spec.checkpoint !== undefined ? { checkpoint: spec.checkpoint } : {}), ...(spec.disks !== undefined ? { disks: spec.disks } : {}),

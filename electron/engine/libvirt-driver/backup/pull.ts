@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { abortJob, beginBackup, describeBackup, waitForJobEnd } from '../../../libvirt/backups';
+import { frozen } from '../freeze';
 import { domainState } from '../../../libvirt/domains';
 import { forwardUnixSocket, type SocketForward } from '../../../libvirt/ssh-forward';
 import { dirtyBitmapContext } from '../../../nbd/protocol';
@@ -34,6 +35,8 @@ export interface LibvirtPullOptions {
   /** Where the run folder goes (local) or which folder on the remote host holds socket and scratch. */
   scratchDir?: string;
   exportOnly: boolean;
+  /** Freeze the guest's filesystems around the one backup-begin (libvirt's guest-agent calls). */
+  quiesce?: boolean;
   pieceBytes?: number;
   parallel?: number;
 }
@@ -99,7 +102,9 @@ export class LibvirtPullStrategy implements BackupStrategy<LibvirtPendingCheckpo
     const all = run.vm.disks.map((d) => d.name);
     const disks = pullDisks(run.plan, all, (disk) => this.scratch.get(disk)!);
     try {
-      await beginBackup(this.h.conn, this.h.uuid, { mode: 'pull', server: { transport: 'unix', socket: this.socket }, disks }, run.checkpoint ? { checkpoint: run.checkpoint.spec } : {});
+      const begin = () => beginBackup(this.h.conn, this.h.uuid, { mode: 'pull', server: { transport: 'unix', socket: this.socket }, disks }, run.checkpoint ? { checkpoint: run.checkpoint.spec } : {});
+      if (this.o.quiesce) await frozen(this.h.conn, this.h, `backup ${run.backupId}`, begin);
+      else await begin();
     } catch (e) {
       if (isConnectionLoss(e)) run.markExecuted();
       throw e;

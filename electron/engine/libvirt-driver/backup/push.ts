@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beginBackup } from '../../../libvirt/backups';
+import { frozen } from '../freeze';
 import { domainState } from '../../../libvirt/domains';
 import { renameDurable, mkdirPrivate } from '../../../os/atomic-file';
 import { createQcow2, QemuImgError, runQemuImg } from '../../backup/qemuimg';
@@ -40,6 +41,8 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
     private readonly h: LibvirtDomainHandle,
     private readonly repo: BackupRepository,
     private readonly ids: () => Promise<QemuIds>,
+    /** Freeze the guest's filesystems around the one backup-begin (libvirt's guest-agent calls). */
+    private readonly quiesce = false,
   ) {}
 
   async check(): Promise<void> {
@@ -68,7 +71,9 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
     const all = run.vm.disks.map((d) => d.name);
     const disks = pushDisks(run.plan, all, (disk) => this.staged.get(disk)!);
     try {
-      await beginBackup(this.h.conn, this.h.uuid, { mode: 'push', disks }, { reuseExternal: true, ...(run.checkpoint ? { checkpoint: run.checkpoint.spec } : {}) });
+      const begin = () => beginBackup(this.h.conn, this.h.uuid, { mode: 'push', disks }, { reuseExternal: true, ...(run.checkpoint ? { checkpoint: run.checkpoint.spec } : {}) });
+      if (this.quiesce) await frozen(this.h.conn, this.h, `backup ${run.backupId}`, begin);
+      else await begin();
     } catch (e) {
       // Lost in flight: libvirt may have begun (and recorded the checkpoint); the rollback finds out.
       if (isConnectionLoss(e)) run.markExecuted();
