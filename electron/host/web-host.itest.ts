@@ -85,7 +85,12 @@ describe('startWebHost with the real demo VM', () => {
     expect(host.startedDemo).toBe(true);
     expect(labStatus(path.join(dir, 's', 'lab')).running).toBe(true);
     const c = client(await connect(host));
-    await c.waitFor(demoConnected);
+    // The login round trip comes first, so the demo may have connected before this client listened:
+    // its vm:list event is then missed, and vm:list itself says so.
+    const end = Date.now() + 20_000;
+    while (!demoConnected({ event: 'vm:list', payload: (await c.call('vm:list')).result }) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const list = await c.call('vm:list');
     expect(list.ok).toBe(true);
     const demo = (list.result as VmSummary[]).find((v) => v.kind === 'demo')!;
