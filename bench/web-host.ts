@@ -11,6 +11,7 @@ import NodeWs from 'ws';
 import type { VmSummary } from '../shared/contract';
 import { stopLab } from '../electron/engine/lab/labvm';
 import { startWebHost } from '../electron/host/web-host';
+import { loginCookie } from '../test/web-host-login';
 
 const rounds = Number(process.argv[2] ?? 200);
 
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const host = await startWebHost({ stateDir, startDemo: true, rendererDir: path.join(stateDir, 'r') });
   const started = performance.now() - t0;
   try {
-    const ws = new NodeWs(`ws://127.0.0.1:${host.port}/ipc?token=${host.token}`, { origin: host.origin });
+    const ws = new NodeWs(`ws://127.0.0.1:${host.port}/ipc`, { origin: host.origin, headers: { Cookie: await loginCookie(host) } });
     await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
     let id = 0;
     const waiting = new Map<number, (m: { ok: boolean; result?: unknown; error?: string }) => void>();

@@ -1,9 +1,10 @@
 // Playwright fixtures for every e2e spec. Each test gets:
 //   host          the web host over the real service, a fresh temp state dir and a REAL demo VM
-//                 (QEMU), stopped and removed afterwards: { url (with token), origin, port, token,
-//                 stateDir, labDir, handlers }
-//   app           a page opened on host.url (the WebSocket transport), ready when the demo VM's
-//                 disks are listed
+//                 (QEMU), stopped and removed afterwards: { url (with the one-time code), origin,
+//                 port, code, cookieName, stateDir, labDir, handlers }
+//   app           a page opened on host.url, logged in the way a user does (the page exchanges the
+//                 code for the session cookie), on the WebSocket transport; ready when the demo
+//                 VM's disks are listed. The code is then spent: the page's context holds the cookie.
 //   consoleErrors console errors, page errors and CSP violations seen on `page`; specs assert it
 //                 stays empty
 // Usage: import { test, expect } from './fixtures';
@@ -17,10 +18,12 @@ import { stopLab } from '../electron/engine/lab/labvm';
 import { startWebHost } from '../electron/host/web-host';
 
 export interface E2eHost {
+  /** http://127.0.0.1:PORT/#code=…: works for one login. */
   url: string;
   origin: string;
   port: number;
-  token: string;
+  code: string;
+  cookieName: string;
   stateDir: string;
   labDir: string;
   /** The service's handlers, to arrange state without clicking through the UI. */
@@ -49,7 +52,7 @@ export const test = base.extend<Fixtures>({
     const labDir = path.join(stateDir, 'lab');
     const host = await startWebHost({ stateDir, labDir, startDemo: true });
     try {
-      await use({ url: host.url, origin: host.origin, port: host.port, token: host.token, stateDir, labDir, handlers: host.handlers });
+      await use({ url: host.url, origin: host.origin, port: host.port, code: host.code, cookieName: host.cookieName, stateDir, labDir, handlers: host.handlers });
     } finally {
       await host.close();
       await stopLab(labDir); // in case the host did not get to it

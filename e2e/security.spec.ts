@@ -1,13 +1,15 @@
 // Security of the web host and the page, checked from a real browser and a raw client:
-// CSP enforcement, the WebSocket's token + Origin checks, contract validation, loopback-only.
+// CSP enforcement, the WebSocket's session-cookie + Origin checks, contract validation, loopback-only.
+// (The login itself, code → cookie, is in smoke.spec.ts.)
 import * as net from 'node:net';
 import * as os from 'node:os';
 import NodeWs from 'ws'; // not "WebSocket": that name would shadow the browser global in page.evaluate
+import { loginCookie } from '../test/web-host-login';
 import { expect, test } from './fixtures';
 
-function rawConnect(url: string, origin?: string): Promise<NodeWs | string> {
+function rawConnect(url: string, origin?: string, cookie?: string): Promise<NodeWs | string> {
   return new Promise((resolve) => {
-    const ws = new NodeWs(url, origin ? { origin } : {});
+    const ws = new NodeWs(url, { ...(origin ? { origin } : {}), ...(cookie ? { headers: { Cookie: cookie } } : {}) });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => resolve(`HTTP ${res.statusCode}`));
     ws.once('error', (e) => resolve(`error ${e.message}`));
@@ -47,28 +49,30 @@ test('CSP: a cross-origin connect and an injected inline script are blocked and 
   expect(violations.seen.some((v) => v.startsWith('script-src'))).toBe(true);
 });
 
-test('the served page carries the CSP header and no token', async ({ host, request }) => {
+test('the served page carries the CSP header and no login code', async ({ host, request }) => {
   const res = await request.get(`${host.origin}/`);
   expect(res.status()).toBe(200);
   expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
   expect(res.headers()['content-security-policy']).toContain("script-src 'self'");
-  expect(await res.text()).not.toContain(host.token);
+  expect(await res.text()).not.toContain(host.code);
   expect((await request.get(`${host.origin}/..%2f..%2fetc%2fpasswd`)).status()).toBe(403);
 });
 
-test('the WebSocket refuses a missing or wrong token and a foreign Origin', async ({ host }) => {
+test('the WebSocket refuses a missing or wrong session cookie and a foreign Origin', async ({ host }) => {
   const ws = `ws://127.0.0.1:${host.port}/ipc`;
   expect(await rawConnect(ws, host.origin)).toBe('HTTP 401');
-  expect(await rawConnect(`${ws}?token=${'x'.repeat(host.token.length)}`, host.origin)).toBe('HTTP 401');
-  expect(await rawConnect(`${ws}?token=${host.token}`, 'http://evil.example')).toBe('HTTP 403');
-  expect(await rawConnect(`${ws}?token=${host.token}`, `http://localhost:${host.port}`)).toBe('HTTP 403');
-  expect(await rawConnect(`${ws}?token=${host.token}`)).toBe('HTTP 403');
-  const ok = await rawConnect(`${ws}?token=${host.token}`, host.origin);
+  expect(await rawConnect(`${ws}?code=${host.code}`, host.origin)).toBe('HTTP 401');
+  const cookie = await loginCookie(host);
+  expect(await rawConnect(ws, host.origin, `${host.cookieName}=${'x'.repeat(43)}`)).toBe('HTTP 401');
+  expect(await rawConnect(ws, 'http://evil.example', cookie)).toBe('HTTP 403');
+  expect(await rawConnect(ws, `http://localhost:${host.port}`, cookie)).toBe('HTTP 403');
+  expect(await rawConnect(ws, undefined, cookie)).toBe('HTTP 403');
+  const ok = await rawConnect(ws, host.origin, cookie);
   expect(typeof ok).not.toBe('string');
   (ok as NodeWs).close();
 });
 
-test('a page on another origin cannot use the WebSocket even with the token', async ({ page, host }) => {
+test('a page on another origin cannot use the WebSocket', async ({ page, host }) => {
   // localhost:PORT is the same server under another origin, as a rebinding or a foreign page would be.
   await page.goto(`http://localhost:${host.port}/`).catch(() => undefined);
   const result = await page.evaluate(
@@ -78,13 +82,13 @@ test('a page on another origin cannot use the WebSocket even with the token', as
         ws.onopen = () => resolve('open');
         ws.onclose = (e) => resolve(`closed ${e.code}`);
       }),
-    `ws://127.0.0.1:${host.port}/ipc?token=${host.token}`,
+    `ws://127.0.0.1:${host.port}/ipc`,
   );
   expect(result).toBe('closed 1006');
 });
 
 test('the host refuses unknown channels and payloads of the wrong shape, with clear messages', async ({ host }) => {
-  const ws = (await rawConnect(`ws://127.0.0.1:${host.port}/ipc?token=${host.token}`, host.origin)) as NodeWs;
+  const ws = (await rawConnect(`ws://127.0.0.1:${host.port}/ipc`, host.origin, await loginCookie(host))) as NodeWs;
   try {
     expect(await call(ws, { id: 1, channel: 'fs:readFile', args: ['/etc/passwd'] })).toEqual({ id: 1, ok: false, error: 'unknown channel "fs:readFile"' });
     expect(await call(ws, { id: 2, channel: 'checkpoint:create', args: ['demo'] })).toEqual({ id: 2, ok: false, error: 'checkpoint:create[1]: expected an object, got nothing' });

@@ -59,7 +59,7 @@ describe('npm start', () => {
     });
     const lines = out.split('\n').filter((l) => l.startsWith('tidemark: '));
     expect(lines.at(-1)).toBe(`tidemark: ELECTRON_BINARY=${path.join(dir, 'no-such-electron')} does not exist; starting the web host instead.`);
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43}$/);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#code=[\w-]{43}$/);
     expect(out).toContain('demo VM: started');
     expect(labStatus(path.join(state, 'lab')).running).toBe(true);
     const page = await fetch(url);

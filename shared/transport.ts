@@ -8,7 +8,7 @@
 
 import type { EventMap, EventName } from './contract/events';
 
-/** Path of the web host's WebSocket endpoint; the page's token goes in its query string. */
+/** Path of the web host's WebSocket endpoint (authorised by the session cookie and the Origin). */
 export const WS_PATH = '/ipc';
 
 /** The outcome of one call. */

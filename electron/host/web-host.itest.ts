@@ -1,5 +1,5 @@
 // The web host over the real service and a real demo VM (QEMU), reached as a browser would:
-// a WebSocket with the token and the host's own Origin.
+// logged in with the one-time code, then a WebSocket with the session cookie and the host's own Origin.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,11 +8,17 @@ import * as path from 'node:path';
 import NodeWs from 'ws';
 import type { VmSummary } from '../../shared/contract';
 import { labStatus, stopLab } from '../engine/lab/labvm';
+import { loginCookie } from '../../test/web-host-login';
 import { startWebHost, type RunningWebHost } from './web-host';
 
-function connect(host: RunningWebHost): Promise<NodeWs> {
+const sessions = new WeakMap<RunningWebHost, string>(); // each host allows one login: keep its cookie
+
+async function connect(host: RunningWebHost): Promise<NodeWs> {
+  const cookie = sessions.get(host) ?? (await loginCookie(host));
+  sessions.set(host, cookie);
+  const headers = { Cookie: cookie };
   return new Promise((resolve, reject) => {
-    const ws = new NodeWs(`ws://127.0.0.1:${host.port}/ipc?token=${host.token}`, { origin: host.origin });
+    const ws = new NodeWs(`ws://127.0.0.1:${host.port}/ipc`, { origin: host.origin, headers });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -79,7 +85,12 @@ describe('startWebHost with the real demo VM', () => {
     expect(host.startedDemo).toBe(true);
     expect(labStatus(path.join(dir, 's', 'lab')).running).toBe(true);
     const c = client(await connect(host));
-    await c.waitFor(demoConnected);
+    // The login round trip comes first, so the demo may have connected before this client listened:
+    // its vm:list event is then missed, and vm:list itself says so.
+    const end = Date.now() + 20_000;
+    while (!demoConnected({ event: 'vm:list', payload: (await c.call('vm:list')).result }) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const list = await c.call('vm:list');
     expect(list.ok).toBe(true);
     const demo = (list.result as VmSummary[]).find((v) => v.kind === 'demo')!;
@@ -115,7 +126,7 @@ describe('tidemark serve (stand-alone process)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('prints the URL with a token, answers on it, and on SIGINT stops with the demo VM', async () => {
+  it('prints the URL with a one-time code, logs in with it once, and on SIGINT stops with the demo VM', async () => {
     const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '../cli/commands/serve.ts'), '--state-dir', dir, '--no-open', '--port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DISPLAY: '' },
@@ -125,7 +136,7 @@ describe('tidemark serve (stand-alone process)', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const url = await new Promise<string>((resolve, reject) => {
       const t = setInterval(() => {
-        const m = /serving on (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43})/.exec(out);
+        const m = /serving on (http:\/\/127\.0\.0\.1:\d+\/#code=[A-Za-z0-9_-]{43})$/m.exec(out);
         // the two lines come from two writes (and may come in either order): wait for both
         if (m && out.includes('demo VM: started')) {
           clearInterval(t);
@@ -139,6 +150,14 @@ describe('tidemark serve (stand-alone process)', () => {
     const u = new URL(url);
     const res = await fetch(`${u.origin}/`);
     expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const code = u.hash.slice('#code='.length);
+    expect(out).toContain(`paste the code: ${code}`);
+    const session = await loginCookie({ origin: u.origin, code });
+    expect(session).toMatch(/^tidemark_session_\d+=[\w-]{43}$/);
+    await expect(loginCookie({ origin: u.origin, code })).rejects.toThrow(/HTTP 403 this login code was already used/);
+    const ws = new NodeWs(`ws://${u.host}/ipc`, { origin: u.origin, headers: { Cookie: session } });
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    ws.close();
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);

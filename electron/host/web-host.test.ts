@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import NodeWs from 'ws';
 import { EVENT_NAMES, type EventMap, type EventName, type Handlers } from '../../shared/contract';
+import { loginCookie } from '../../test/web-host-login';
 import { contentSecurityPolicy, createWebHost, parseRequest, resolveStaticPath, type WebHost } from './web-host';
 
 /** Waits (polling) until `cond` holds or 10 s pass: close frames travel asynchronously, slower on a loaded machine. */
@@ -51,6 +52,8 @@ const handlers = new Proxy({} as Handlers, {
 
 let dir: string;
 let host: WebHost;
+/** "name=value" of the session this file's host gave at its one login. */
+let session: string;
 const events = new Emitter();
 
 beforeAll(async () => {
@@ -61,7 +64,8 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(root, 'assets', 'app.js'), 'console.log(1)');
   fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside');
   fs.symlinkSync(path.join(dir, 'secret.txt'), path.join(root, 'assets', 'link.txt'));
-  host = await createWebHost({ service: { handlers, events }, rendererDir: root, token: 'tok-123' });
+  host = await createWebHost({ service: { handlers, events }, rendererDir: root, code: 'code-123' });
+  session = await loginCookie(host);
 });
 
 afterAll(async () => {
@@ -83,10 +87,11 @@ function get(p: string, headers: Record<string, string> = {}, method = 'GET'): P
   });
 }
 
-function connect(query = '?token=tok-123', origin: string | null = 'SELF', wsPath = '/ipc'): Promise<NodeWs> {
+function connect(cookie: string | null = 'SESSION', origin: string | null = 'SELF', wsPath = '/ipc'): Promise<NodeWs> {
   return new Promise((resolve, reject) => {
     const o = origin === 'SELF' ? host.origin : origin;
-    const ws = new NodeWs(`ws://127.0.0.1:${host.port}${wsPath}${query}`, o ? { origin: o } : {});
+    const c = cookie === 'SESSION' ? session : cookie;
+    const ws = new NodeWs(`ws://127.0.0.1:${host.port}${wsPath}`, { ...(o ? { origin: o } : {}), ...(c ? { headers: { Cookie: c } } : {}) });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
@@ -111,9 +116,9 @@ function request(ws: NodeWs, msg: unknown): Promise<Record<string, unknown>> {
 }
 
 describe('static files', () => {
-  it('listens on 127.0.0.1 only and prints a URL with the token', () => {
+  it('listens on 127.0.0.1 only and prints a URL with the one-time code in its fragment', () => {
     expect(host.origin).toBe(`http://127.0.0.1:${host.port}`);
-    expect(host.url).toBe(`http://127.0.0.1:${host.port}/?token=tok-123`);
+    expect(host.url).toBe(`http://127.0.0.1:${host.port}/#code=code-123`);
   });
 
   it('is not reachable on another local address', async () => {
@@ -128,8 +133,8 @@ describe('static files', () => {
     expect(err).toBe('ECONNREFUSED');
   });
 
-  it('serves index.html with the CSP and hardening headers, and no token in the body', async () => {
-    const r = await get('/?token=tok-123');
+  it('serves index.html without a session, with the CSP and hardening headers, and no secret in the body', async () => {
+    const r = await get('/');
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(r.headers['content-security-policy']).toBe(contentSecurityPolicy(host.port));
@@ -138,7 +143,8 @@ describe('static files', () => {
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     expect(r.headers['referrer-policy']).toBe('no-referrer');
     expect(r.body).toBe('<!doctype html><title>Tidemark</title>');
-    expect(r.body).not.toContain('tok-123');
+    expect(r.body).not.toContain('code-123');
+    expect(r.body).not.toContain(session.split('=')[1]);
   });
 
   it('serves assets with their content type and answers HEAD without a body', async () => {
@@ -199,18 +205,23 @@ describe('parseRequest', () => {
 
 describe('WebSocket /ipc', () => {
   it.each([
-    ['', 'SELF', /^401 missing token/],
-    ['?token=wrong', 'SELF', /^401 wrong token/],
-    ['?token=tok-1234', 'SELF', /^401 wrong token/],
-    ['?token=tok-123', null, /^403 Origin null/],
-    ['?token=tok-123', 'http://evil.example', /^403 Origin "http:\/\/evil.example"/],
-    ['?token=tok-123', 'http://localhost:1', /^403/],
-  ])('refuses the upgrade for query %j and origin %j', async (query, origin, expected) => {
-    await expect(connect(query, origin)).rejects.toThrow(expected);
+    [null, 'SELF', /^401 not logged in/],
+    ['tidemark_session_1=x', 'SELF', /^401 not logged in/],
+    ['WRONG', 'SELF', /^401 not logged in/],
+    ['SESSION', null, /^403 Origin null/],
+    ['SESSION', 'http://evil.example', /^403 Origin "http:\/\/evil.example"/],
+    ['SESSION', 'http://localhost:1', /^403/],
+  ])('refuses the upgrade for cookie %j and origin %j', async (cookie, origin, expected) => {
+    const c = cookie === 'WRONG' ? `${session.split('=')[0]}=${'A'.repeat(43)}` : cookie;
+    await expect(connect(c, origin)).rejects.toThrow(expected);
+  });
+
+  it('refuses the code in the WebSocket URL (the cookie is the only credential)', async () => {
+    await expect(connect(null, 'SELF', '/ipc?code=code-123')).rejects.toThrow(/^401/);
   });
 
   it('refuses other paths', async () => {
-    await expect(connect('?token=tok-123', host.origin, '/ws')).rejects.toThrow(/^404/);
+    await expect(connect('SESSION', host.origin, '/ws')).rejects.toThrow(/^404/);
   });
 
   it('dispatches a valid request to the handler with the validated arguments', async () => {

@@ -1,12 +1,12 @@
 // The web host: the renderer in a browser. One HTTP server on 127.0.0.1 only, serving the built
 // renderer (out/renderer) as static files and a WebSocket at /ipc speaking the contract in the
 // transport's frames (shared/transport.ts).
-// Static files hold no secrets. The WebSocket needs the per-start random token (from the URL the
-// host prints) and an Origin equal to the host's own, so other web pages and other local users'
-// browsers cannot drive the engine. Every request goes through dispatch() (channel allow-list and
+// Static files hold no secrets. The page logs in by exchanging the one-time code of the printed URL
+// (its #fragment, never sent in a request line) at /session for a session cookie (web-login.ts,
+// login-route.ts); the WebSocket needs that cookie and an Origin equal to the host's own, so other
+// web pages and other local users cannot drive the engine. Every request goes through dispatch() (channel allow-list and
 // argument validation); errors travel as their message only, never a stack.
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -16,6 +16,8 @@ import { EVENT_NAMES, dispatch, type EventName, type Handlers } from '../../shar
 import { WS_PATH, encodeEvent, encodeReply, parseRequest, rendererCsp, settle, type WsReply } from '../../shared/transport';
 import { contentTypeFor, resolveStaticPath } from './static-files';
 import { shouldStartDemo } from './first-run';
+import { SESSION_PATH, handleSessionRequest } from './login-route';
+import { createWebLogin } from './web-login';
 import { createService, type ServiceEvents } from './service';
 
 /** What the host needs from the service: the contract handlers and its event source. */
@@ -30,17 +32,22 @@ export interface WebHostOptions {
   rendererDir: string;
   /** 0 or undefined: a free port. */
   port?: number;
-  /** Fixed token (tests); default: 32 random bytes, base64url. */
-  token?: string;
+  /** Fixed one-time login code (tests); default: 32 random bytes, base64url. */
+  code?: string;
+  /** Clock for the code's expiry (tests). */
+  now?: () => number;
 }
 
 export interface WebHost {
-  /** http://127.0.0.1:PORT/?token=… — the address to open. */
+  /** http://127.0.0.1:PORT/#code=… — the address to print (the code works once). */
   url: string;
   /** http://127.0.0.1:PORT */
   origin: string;
   port: number;
-  token: string;
+  /** The one-time login code (in `url`; the login page also takes it pasted). */
+  code: string;
+  /** Name of the session cookie (per port). */
+  cookieName: string;
   /** Number of connected WebSocket clients. */
   clients(): number;
   close(): Promise<void>;
@@ -57,12 +64,6 @@ export function contentSecurityPolicy(port: number): string {
   return rendererCsp({ connect: [`ws://127.0.0.1:${port}`] });
 }
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
   const text = `${reason}\n`;
   socket.end(
@@ -73,7 +74,6 @@ function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
 
 /** Starts the HTTP + WebSocket server on 127.0.0.1 for an existing service. */
 export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
-  const token = options.token ?? randomBytes(32).toString('base64url');
   const rendererDir = path.resolve(options.rendererDir);
   const { handlers, events } = options.service;
   let port = 0;
@@ -91,16 +91,17 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
       'X-Frame-Options': 'DENY',
       'Cache-Control': 'no-cache',
     };
-    const send = (status: number, body: string) => {
-      res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(req.method === 'HEAD' ? undefined : `${body}\n`);
+    const send = (status: number, body: string, extra: http.OutgoingHttpHeaders = {}) => {
+      res.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', ...extra });
+      res.end(req.method === 'HEAD' || status === 204 ? undefined : `${body}\n`);
     };
     if (!hostAllowed(req.headers.host)) return send(421, `unexpected Host header; open ${origin()}/`);
+    const rawPath = (req.url ?? '/').split('?')[0]!;
+    if (rawPath === SESSION_PATH) return handleSessionRequest(req, send, login, origin());
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       headers.Allow = 'GET, HEAD';
       return send(405, 'only GET and HEAD are served');
     }
-    const rawPath = (req.url ?? '/').split('?')[0]!;
     const found = resolveStaticPath(rendererDir, rawPath);
     if ('status' in found) {
       if (found.status === 404 && (rawPath === '/' || rawPath === '/index.html')) {
@@ -125,8 +126,7 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
     if (url.pathname !== WS_PATH) return rejectUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname}`);
     if (!hostAllowed(req.headers.host)) return rejectUpgrade(socket, 421, 'unexpected Host header');
     if (req.headers.origin !== origin()) return rejectUpgrade(socket, 403, `Origin ${JSON.stringify(req.headers.origin ?? null)} is not ${origin()}`);
-    const given = url.searchParams.get('token');
-    if (!given || !sameSecret(given, token)) return rejectUpgrade(socket, 401, given ? 'wrong token' : 'missing token');
+    if (!login.hasSession(req.headers.cookie)) return rejectUpgrade(socket, 401, 'not logged in: open the address `tidemark serve` printed');
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
   });
 
@@ -175,13 +175,17 @@ export async function createWebHost(options: WebHostOptions): Promise<WebHost> {
     });
   });
   port = (server.address() as { port: number }).port;
+  // Made once the port (part of the cookie name) is known; no request can arrive before listen().
+  const login = createWebLogin({ port, code: options.code, now: options.now });
+  const { code, cookieName } = login;
 
   let closing: Promise<void> | undefined;
   return {
-    url: `${origin()}/?token=${token}`,
+    url: `${origin()}/#code=${code}`,
     origin: origin(),
     port,
-    token,
+    code,
+    cookieName,
     clients: () => clients.size,
     close() {
       closing ??= (async () => {

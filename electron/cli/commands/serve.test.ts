@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseServeArgs, runServe } from './serve';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseServeArgs, runServe, startServe } from './serve';
 
 describe('parseServeArgs', () => {
   it('reads every option, in both --flag value and --flag=value forms', () => {
@@ -49,5 +52,28 @@ describe('tidemark serve in the CLI', () => {
   it('refuses bad options with a usage error (exit 2) before starting anything', async () => {
     expect(await cli(['serve', '--port', 'x'])).toMatchObject({ code: 2, stderr: 'error: --port must be a number from 0 to 65535, got "x"\n' });
     expect(await cli(['serve', '--demo', '--no-demo'])).toMatchObject({ code: 2, stderr: 'error: give --demo or --no-demo, not both\n' });
+  });
+});
+
+describe('startServe', () => {
+  it('prints the address with its one-time code, and opens the browser on the plain login page (no secret in argv)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-serve-'));
+    const bin = path.join(dir, 'bin');
+    const argvFile = path.join(dir, 'xdg-open-argv');
+    fs.mkdirSync(bin);
+    // A stand-in xdg-open that records its arguments.
+    fs.writeFileSync(path.join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${argvFile}.tmp' && mv '${argvFile}.tmp' '${argvFile}'\n`, { mode: 0o755 });
+    const out: string[] = [];
+    const host = await startServe({ stateDir: path.join(dir, 'state'), port: 0, open: true, demo: 'never' }, { out: (l) => out.push(l), err: (l) => out.push(l), env: { PATH: `${bin}:/usr/bin:/bin`, DISPLAY: ':0' } });
+    try {
+      expect(out[0]).toBe(`Tidemark is serving on ${host.origin}/#code=${host.code}`);
+      expect(host.code).toMatch(/^[\w-]{43}$/);
+      const end = Date.now() + 10_000;
+      while (!fs.existsSync(argvFile) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      expect(fs.readFileSync(argvFile, 'utf8')).toBe(`${host.origin}/\n`);
+    } finally {
+      await host.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,7 @@
 // `tidemark serve [--port N] [--state-dir DIR] [--no-open] [--demo | --no-demo]`: the web host
-// in the foreground until Ctrl+C. Prints the URL with its access token; opens it in the
-// browser when there is a display. Runs stand-alone (node out/node/electron/cli/commands/serve.js,
+// in the foreground until Ctrl+C. Prints the URL with its one-time login code; when there is a
+// display, opens the plain login page (no code: a browser's argv is readable by every local user
+// in /proc) where the user pastes the code. Runs stand-alone (node out/node/electron/cli/commands/serve.js,
 // used by npm start and `npm run serve`) or as the tidemark CLI's `serve` command (serveCommand).
 
 import { spawn } from 'node:child_process';
@@ -10,10 +11,10 @@ import { UsageError, type ParsedArgs } from '../args';
 import type { Command } from '../command';
 
 export const SERVE_USAGE = `usage: tidemark serve [--port N] [--state-dir DIR] [--no-open] [--demo | --no-demo]
-  Serves the Tidemark UI on http://127.0.0.1 only, with a random access token per start.
+  Serves the Tidemark UI on http://127.0.0.1 only; prints an address with a one-time login code.
   --port N         listen on port N (default: a free port)
   --state-dir DIR  where Tidemark keeps its state (default: $TIDEMARK_STATE_DIR or ~/.local/share/tidemark)
-  --no-open        do not open a browser
+  --no-open        do not open a browser (the login page, which asks for the code)
   --demo           start the demo VM (default: only when no VM is configured)
   --no-demo        never start the demo VM`;
 
@@ -76,16 +77,19 @@ export async function startServe(opts: ServeOptions, io: ServeIo): Promise<Runni
   io.out(`Tidemark is serving on ${host.url}`);
   io.out(`  state: ${stateDir}`);
   if (host.startedDemo) io.out('  demo VM: started (it stops when the host stops)');
-  io.out('  Open the address above (it carries the access token). Press Ctrl+C to stop.');
-  if (opts.open) openBrowser(host.url, io);
+  io.out('  Open the address above: its login code works once (for 10 minutes), then the browser keeps a session cookie.');
+  io.out(`  Or open ${host.origin}/ and paste the code: ${host.code}`);
+  io.out('  Press Ctrl+C to stop.');
+  if (opts.open) openBrowser(`${host.origin}/`, io);
   return host;
 }
 
+/** Opens `url` with xdg-open. Never pass a secret: it lands in the argv of xdg-open and the browser. */
 function openBrowser(url: string, io: ServeIo): void {
   const env = io.env ?? process.env;
   if (!env.DISPLAY && !env.WAYLAND_DISPLAY) return; // no desktop: the printed URL is the way in
   try {
-    const child = spawn('xdg-open', [url], { detached: true, stdio: 'ignore' });
+    const child = spawn('xdg-open', [url], { detached: true, stdio: 'ignore', env });
     child.on('error', () => io.err('(could not run xdg-open; open the address above yourself)'));
     child.unref();
   } catch {
@@ -150,11 +154,11 @@ export function untilSignal(host: RunningWebHost, io: ServeIo): Promise<number> 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve the Tidemark UI to a browser on 127.0.0.1 (until Ctrl+C)',
-  description: 'Prints the address to open; it carries a random access token, new at every start.\nOnly this machine can connect (127.0.0.1), and only with the token.',
+  description: 'Prints the address to open; it carries a one-time login code, new at every start, that the page\nexchanges for a session cookie. Only this machine can connect (127.0.0.1), and only with that session.',
   positionals: [],
   options: [
     { name: 'port', kind: 'value', metavar: 'N', help: 'listen on port N (default: a free port)' },
-    { name: 'no-open', kind: 'flag', help: 'do not open a browser' },
+    { name: 'no-open', kind: 'flag', help: 'do not open a browser (the login page, which asks for the code)' },
     { name: 'demo', kind: 'flag', help: 'start the demo VM (default: only when no VM is configured)' },
     { name: 'no-demo', kind: 'flag', help: 'never start the demo VM' },
   ],

@@ -1,6 +1,6 @@
 // createApi(): the one way the renderer reaches the engine. Inside Electron the preload bridge
-// (window.api) is used; in a browser, a WebSocket client to the web host, authenticated by the
-// token in the page URL.
+// (window.api) is used; in a browser, a WebSocket client to the web host, authorised by the session
+// cookie the page got at login (web-login.ts, run by main.tsx before the app renders).
 
 import type { AppApi } from '../../../shared/contract';
 import { createWsApi, wsUrlFromLocation } from './ws-client';
@@ -21,21 +21,7 @@ let shared: AppApi | undefined;
 export function createApi(win: Window = window): AppApi {
   if (shared) return shared;
   if (win.api) return (shared = win.api);
-  try {
-    shared = createWsApi({ url: wsUrlFromLocation(win.location) });
-  } catch (e) {
-    shared = unavailableApi(e as Error);
-  }
-  return shared;
-}
-
-/** An API whose every call fails with `reason` (so the page can show it instead of crashing). */
-function unavailableApi(reason: Error): AppApi {
-  return {
-    transport: 'websocket',
-    invoke: () => Promise.reject(reason),
-    on: () => () => undefined,
-  };
+  return (shared = createWsApi({ url: wsUrlFromLocation(win.location) }));
 }
 
 /** For tests: forget the cached API. */

@@ -36,7 +36,7 @@ class FakeSocket implements WebSocketLike {
 function setup(reconnectDelayMs = 10) {
   const sockets: FakeSocket[] = [];
   const api = createWsApi({
-    url: 'ws://127.0.0.1:1234/ipc?token=t',
+    url: 'ws://127.0.0.1:1234/ipc',
     reconnectDelayMs,
     createSocket: (url) => {
       const s = new FakeSocket(url);
@@ -55,12 +55,9 @@ afterEach(() => {
 });
 
 describe('wsUrlFromLocation', () => {
-  it('builds the ws URL on the same host with the page token, encoded', () => {
-    expect(wsUrlFromLocation({ protocol: 'http:', host: '127.0.0.1:8123', search: '?token=a%2Bb&x=1' })).toBe('ws://127.0.0.1:8123/ipc?token=a%2Bb');
-    expect(wsUrlFromLocation({ protocol: 'https:', host: 'h:1', search: '?token=z' })).toBe('wss://h:1/ipc?token=z');
-  });
-  it('says where the token comes from when the URL has none', () => {
-    expect(() => wsUrlFromLocation({ protocol: 'http:', host: '127.0.0.1:1', search: '' })).toThrow(/no access token.*tidemark serve/);
+  it('builds the ws URL on the page host, with no secret in it (the cookie authorises it)', () => {
+    expect(wsUrlFromLocation({ protocol: 'http:', host: '127.0.0.1:8123' })).toBe('ws://127.0.0.1:8123/ipc');
+    expect(wsUrlFromLocation({ protocol: 'https:', host: 'h:1' })).toBe('wss://h:1/ipc');
   });
 });
 
@@ -73,7 +70,7 @@ describe('createWsApi', () => {
     sockets[0]!.open();
     await tick();
     expect(sockets).toHaveLength(1);
-    expect(sockets[0]!.url).toBe('ws://127.0.0.1:1234/ipc?token=t');
+    expect(sockets[0]!.url).toBe('ws://127.0.0.1:1234/ipc');
     expect(sockets[0]!.sent).toEqual([
       { id: 1, channel: 'vm:list', args: [] },
       { id: 2, channel: 'vm:info', args: ['vm-1'] },
@@ -154,11 +151,11 @@ describe('createWsApi', () => {
     await expect(q).resolves.toEqual({ running: false });
   });
 
-  it('a refused connection rejects with a hint about the host and the token', async () => {
+  it('a refused connection rejects with a hint about the host and its printed address', async () => {
     const { api, sockets } = setup();
     const p = api.invoke('vm:list');
     sockets[0]!.drop(1006);
-    await expect(p).rejects.toThrow(/failed.*token/);
+    await expect(p).rejects.toThrow(/failed.*tidemark serve.*address it printed/);
   });
 
   it('reconnects by itself while someone listens to events, with back-off', async () => {
@@ -189,10 +186,8 @@ describe('createApi', () => {
     const api = createApi({ api: bridge, location: { protocol: 'app:', host: 'tidemark', search: '' } } as unknown as Window);
     expect(api).toBe(bridge);
   });
-  it('without a token, returns an API whose calls fail with the reason instead of throwing', async () => {
+  it('in a browser, returns the WebSocket client (the login ran before, in main.tsx)', () => {
     const api = createApi({ location: { protocol: 'http:', host: '127.0.0.1:1', search: '' } } as unknown as Window);
     expect(api.transport).toBe('websocket');
-    await expect(api.invoke('vm:list')).rejects.toThrow(/no access token/);
-    expect(typeof api.on('vm:list', () => undefined)).toBe('function');
   });
 });

@@ -18,7 +18,7 @@ export interface WebSocketLike {
 export type WebSocketFactory = (url: string) => WebSocketLike;
 
 export interface WsApiOptions {
-  /** ws://host:port/ipc?token=… */
+  /** ws://host:port/ipc (the browser presents the session cookie) */
   url: string;
   createSocket?: WebSocketFactory;
   /** Delay before reconnecting for event listeners (doubles up to 10 s). */
@@ -32,14 +32,11 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Builds the host's WebSocket URL from the page location (http://127.0.0.1:PORT/?token=…). */
-export function wsUrlFromLocation(loc: { protocol: string; host: string; search: string }): string {
-  const token = new URLSearchParams(loc.search).get('token');
-  if (!token) {
-    throw new Error('this page has no access token in its URL: open the address printed by `tidemark serve` (it ends in ?token=…)');
-  }
+/** The host's WebSocket URL, on the page's own host. No secret: the upgrade is authorised by the
+ *  session cookie (web-login.ts) and the Origin. */
+export function wsUrlFromLocation(loc: { protocol: string; host: string }): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}${WS_PATH}?token=${encodeURIComponent(token)}`;
+  return `${scheme}//${loc.host}${WS_PATH}`;
 }
 
 export function createWsApi(options: WsApiOptions): AppApi & { close(): void } {
@@ -109,7 +106,7 @@ export function createWsApi(options: WsApiOptions): AppApi & { close(): void } {
           socket = undefined;
           opened = undefined;
         }
-        const why = ev.reason ? `: ${ev.reason}` : ev.code === 1006 ? ' (refused or lost: is `tidemark serve` still running, and is the token in the URL current?)' : '';
+        const why = ev.reason ? `: ${ev.reason}` : ev.code === 1006 ? ' (refused or lost: is `tidemark serve` still running? If it was restarted, open the address it printed)' : '';
         const err = new Error(`connection to the Tidemark host ${isOpen ? 'closed' : 'failed'}${why}`);
         if (!isOpen) reject(err);
         for (const [id, p] of pending) {
