@@ -213,7 +213,23 @@ export async function discoverVm(client: QmpExecutor, endpoint: string): Promise
     client.execute<QmpBlockDeviceInfo[]>('query-named-block-nodes', { flat: true }),
     client.execute<QmpBlockGraph>('x-debug-query-block-graph').catch(() => undefined),
   ]);
-  return vmInfoFrom({ name, uuid, status, version, block, namedNodes, graph }, endpoint);
+  return vmInfoFrom({
+    name, uuid, status, version,
+    block: listReply<QmpBlockInfo>(block, 'query-block'),
+    namedNodes: listReply<QmpBlockDeviceInfo>(namedNodes, 'query-named-block-nodes'),
+    graph: isGraph(graph) ? graph : undefined,
+  }, endpoint);
+}
+
+/** A reply that must be a list: any other shape (a broken or impostor peer) is a clear error, not a TypeError later. */
+function listReply<T>(value: unknown, command: string): T[] {
+  if (!Array.isArray(value)) throw new Error(`QMP ${command} replied ${value === null ? 'null' : typeof value} where a list was expected`);
+  return value as T[];
+}
+
+/** The unstable x-debug-query-block-graph is only used when it has the expected shape. */
+function isGraph(g: unknown): g is QmpBlockGraph {
+  return typeof g === 'object' && g !== null && Array.isArray((g as QmpBlockGraph).nodes) && Array.isArray((g as QmpBlockGraph).edges);
 }
 
 /**
