@@ -101,7 +101,8 @@ export function positiveNumber(args: ParsedArgs, name: string, opts: { integer?:
   const raw = args.values.get(name);
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || (opts.integer && !Number.isInteger(n))) {
+  // Plain decimals only: Number() would also take "0x10", "0b1" and "1e3" and silently mean 16, 1, 1000.
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !Number.isFinite(n) || n <= 0 || (opts.integer && !Number.isInteger(n))) {
     throw new UsageError(`option --${name} must be a positive ${opts.integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`);
   }
   return n;
