@@ -49,8 +49,15 @@ export function parseDiskspec(text: string): DiskSpec {
   return spec;
 }
 
+/** escapeXml, and invisible or text-direction characters as character references: the same XML, but a
+ *  terminal shows them instead of rendering them (a name must not look like another). */
+function escapeXmlShown(s: string): string {
+  return escapeXml(s).replace(/[\p{Cf}\u2028\u2029]/gu, (c) => `&#x${c.codePointAt(0)!.toString(16)};`);
+}
+
 /** The XML `virsh checkpoint-create-as --print-xml` prints (virsh builds it itself). */
 export function createAsXml(name: string | undefined, description: string | undefined, disks: DiskSpec[]): string {
+  const escapeXml = escapeXmlShown;
   let s = '<domaincheckpoint>\n';
   if (name !== undefined) s += `  <name>${escapeXml(name)}</name>\n`;
   if (description !== undefined) s += `  <description>${escapeXml(description)}</description>\n`;
