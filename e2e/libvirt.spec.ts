@@ -14,7 +14,7 @@ import { ensureLibvirtDaemons } from '../test/libvirt/daemons';
 import { guestFlush, guestWrite } from '../test/libvirt/guest-writes';
 import { LOCAL_URI, LibvirtTestLab, runsAsRoot, type TestDomain } from '../test/libvirt/lab';
 import { artifact } from './fixtures';
-import { band, createCheckpoint } from './ui';
+import { band, clickCheckpoint, createCheckpoint } from './ui';
 
 interface Fixtures {
   lab: LibvirtTestLab;
@@ -80,6 +80,17 @@ const test = base.extend<Fixtures>({
     await use(page);
   },
 });
+
+/** Adds qemu:///system in the VM panel and picks the test domain once it is listed running. */
+async function addAndPick(app: Page, domain: TestDomain): Promise<void> {
+  const panel = app.getByRole('navigation', { name: 'Virtual machines' });
+  await panel.getByRole('textbox', { name: 'QMP endpoint or libvirt URI' }).fill(LOCAL_URI);
+  await panel.getByRole('button', { name: 'Add VM' }).click();
+  const row = panel.getByRole('list', { name: 'Virtual machine list' }).getByRole('button', { name: new RegExp(domain.name) });
+  await expect(row).toContainText('running', { timeout: 30_000 });
+  await row.click();
+  await expect(app.getByRole('region', { name: 'Disks' }).getByText('vda', { exact: true })).toBeVisible();
+}
 
 test.describe('libvirt domain through the UI', () => {
   test.skip(!runsAsRoot, 'needs root: libvirt\'s system daemon (qemu:///system) and the QEMU file ownership the harness sets up');
@@ -170,5 +181,19 @@ test.describe('libvirt domain through the UI', () => {
     expect([dataAt(1 << 20), dataAt(4 << 20), dataAt(8 << 20)]).toEqual([true, true, false]);
     expect((await host.handlers['vm:list']()).find((v) => v.id === vmId)?.domainState).toBe('running');
     expect(consoleErrors).toEqual([]);
+  });
+
+  // KNOWN BUG (reported, not fixed here): renderer/src/store/store.ts loadVm seeds `live` bitmaps from
+  // vm:info only while `v.live` is unset, and libvirt domains never get vm:bitmaps events (counts are
+  // on demand), so a checkpoint made in the app shows "bitmap missing" until the page is reloaded.
+  // Marked test.fail: it reports once the bug is fixed, and this marker must then go.
+  test('a checkpoint made on a running domain shows its bitmap, not "missing", without a reload', async ({ domain, app }) => {
+    test.fail(true, 'store.ts keeps the first vm:info bitmaps of a libvirt domain (no vm:bitmaps events)');
+    await addAndPick(app, domain);
+    await createCheckpoint(app, 'lv-fresh');
+    await clickCheckpoint(app, 'lv-fresh');
+    const state = app.getByRole('row', { name: /^vda lv-fresh/ });
+    await expect(state).toBeVisible();
+    await expect(state).not.toContainText('missing', { timeout: 10_000 });
   });
 });
