@@ -31,7 +31,7 @@ export function DirtyMapSection({ checkpoint, disks }: { checkpoint: Checkpoint;
               return (
                 <tr key={d.name}>
                   <td className="mono">{d.name}</td>
-                  <td colSpan={3} className={st?.error ? 'error-text' : 'muted'}>{st?.error ? `cannot read the dirty map: ${st.error}` : 'reading the dirty map…'}</td>
+                  <td colSpan={3} className={st?.error ? 'error-text' : 'muted'}>{st?.unavailable ?? (st?.error ? `cannot read the dirty map: ${st.error}` : 'reading the dirty map…')}</td>
                 </tr>
               );
             }

@@ -210,6 +210,13 @@ export function createDirtyMapSlice(
 
     watchDirtyMaps(target) {
       if (sameTarget(target, refresher.current)) return;
+      if (target && get().vms.find((v) => v.id === target.vmId)?.kind === 'libvirt') {
+        // libvirt offers no dirty map outside a pull export: nothing to read, and said so per disk.
+        refresher.watch(undefined, {});
+        const why = 'no disk map for libvirt domains (libvirt shows changed blocks only through a pull backup\'s export)';
+        set({ dirtyMaps: { target, disks: Object.fromEntries(target.disks.map((d) => [d, { loading: false, unavailable: why }])) } });
+        return;
+      }
       // Maps of another baseline or VM would be wrong here: start empty.
       set({ dirtyMaps: { target, disks: {} } });
       refresher.watch(target, target ? fingerprints(target) : {});

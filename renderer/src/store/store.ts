@@ -192,9 +192,10 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
           ]);
           if (loadSeq.get(vmId) !== seq) return; // a newer load is under way
           patchVm(vmId, (v) => {
-            // Seed live bitmaps from vm:info until the first vm:bitmaps event arrives, and the count
-            // history with what vm:info says now (an idle VM sends no vm:bitmaps at all).
-            const live = v.live ?? Object.fromEntries(info.disks.map((d) => [d.name, d.bitmaps]));
+            // Live bitmaps come from vm:info on every load until a vm:bitmaps event has arrived (an idle
+            // VM, and a libvirt domain, never send one: a load after a checkpoint must show its bitmap),
+            // and the count history is seeded with what vm:info says now.
+            const live = v.liveAt !== undefined && v.live ? v.live : Object.fromEntries(info.disks.map((d) => [d.name, d.bitmaps]));
             const samples = { ...v.samples };
             const at = v.liveAt ?? Date.now();
             for (const d of info.disks) if (!samples[d.name]?.size) recordDisk(samples, d.name, at, live[d.name] ?? d.bitmaps);

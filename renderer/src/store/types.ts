@@ -114,6 +114,8 @@ export interface DiskMapState {
   map?: DirtyMap;
   /** Why the latest read failed, when it did. */
   error?: string;
+  /** Why this VM has no dirty map at all (a libvirt domain): said plainly, not as a failure. */
+  unavailable?: string;
   /** A read is under way. */
   loading: boolean;
   /** The disk changed since the map was read (a newer read is due): the map is behind. */

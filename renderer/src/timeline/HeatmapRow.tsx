@@ -71,6 +71,7 @@ export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, ki
   const counts = map ? countCells(map.buckets) : undefined;
   let status: string;
   if (kind === 'no-bitmap') status = `${shown} has no bitmap on ${name}: its changes are not tracked`;
+  else if (state?.unavailable) status = state.unavailable;
   else if (state?.error) status = `⚠ ${map ? 'last refresh failed' : 'cannot read the dirty map'}: ${state.error}`;
   else if (!map) status = 'reading the dirty map…';
   else status = `${formatPart(map.dirtyBytes, map.virtualSize)} dirty`;
