@@ -12,6 +12,7 @@ import { formatDuration } from './warp';
 
 export interface ScheduleMark {
   id: string;
+  every: string;
   /** Pixels from the plot's left edge. */
   x: number;
   next: number;
@@ -53,7 +54,7 @@ export function placeSchedules(schedules: readonly ScheduleInfo[], now: number, 
         beyond = { id: s.id, next, text: `next scheduled backup in ${formatDuration(next - now)}`, label: scheduleLabel(s, next) };
       }
     } else if (x >= 0) {
-      marks.push({ id: s.id, x, next, label: scheduleLabel(s, next) });
+      marks.push({ id: s.id, every: s.every, x, next, label: scheduleLabel(s, next) });
     }
   }
   marks.sort((a, b) => a.next - b.next);
