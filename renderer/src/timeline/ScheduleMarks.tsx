@@ -29,21 +29,29 @@ function Clock({ cx, cy }: { cx: number; cy: number }) {
 
 export function ScheduleMarks({ schedules, now, plotW, toX, top, height }: ScheduleMarksProps) {
   const { marks, beyond } = placeSchedules(schedules, now, plotW, toX);
+  const note = beyond?.text ?? '';
+  const noteW = textWidth(note, 10);
+  // The note takes the top row at the right edge; a marker under it moves the note to the bottom
+  // edge (the rows just below hold the NOW label).
+  const noteY = marks.some((m) => m.x > plotW - noteW - 30) ? height - 10 : top + 12;
   return (
     <g className="schedule-marks">
-      {marks.map((m) => (
-        <g key={m.id} className="sched-mark" data-schedule={m.id} role="img" aria-label={m.label}>
-          <title>{m.label}</title>
-          <line x1={m.x} x2={m.x} y1={top} y2={height} />
-          <Clock cx={m.x} cy={top + 8} />
-          <text className="sched-label" x={m.x + 9} y={top + 12}>{m.every}</text>
-        </g>
-      ))}
+      {marks.map((m) => {
+        const flip = m.x + 9 + textWidth(m.every, 10) > plotW; // near the edge: label left of the tick
+        return (
+          <g key={m.id} className="sched-mark" data-schedule={m.id} role="img" aria-label={m.label}>
+            <title>{m.label}</title>
+            <line x1={m.x} x2={m.x} y1={top} y2={height} />
+            <Clock cx={m.x} cy={top + 8} />
+            <text className="sched-label" x={flip ? m.x - 9 : m.x + 9} y={top + 12} textAnchor={flip ? 'end' : 'start'}>{m.every}</text>
+          </g>
+        );
+      })}
       {beyond && (
         <g className="sched-beyond" data-schedule={beyond.id} role="img" aria-label={`${beyond.text}: ${beyond.label}`}>
           <title>{beyond.label}</title>
-          <text className="sched-label" x={plotW - 4} y={top + 12} textAnchor="end">{`${beyond.text} →`}</text>
-          <Clock cx={plotW - 4 - textWidth(`${beyond.text} →`, 10) - 10} cy={top + 8} />
+          <text className="sched-note" x={plotW - 20} y={noteY} textAnchor="end">{note}</text>
+          <Clock cx={plotW - 9} cy={noteY - 4} />
         </g>
       )}
     </g>
