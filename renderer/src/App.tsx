@@ -26,6 +26,7 @@ import { emptyVmView } from './store/types';
 import { shortName } from './format';
 import { HEATMAP_CELLS } from './timeline/heatmap';
 import { Timeline } from './timeline/Timeline';
+import { schedulesOfVm } from './timeline/schedule-marks';
 
 type DialogState =
   | { kind: 'create' }
@@ -107,6 +108,8 @@ export function App() {
     () => (vmId !== undefined ? backupMarks(records ?? [], checkpoints, Object.values(jobs), (id) => isSameVm(id, vmId, v.info), disks.map((d) => d.name)) : []),
     [records, checkpoints, jobs, vmId, disks, v.info],
   );
+  const allSchedules = useApp((s) => s.schedules);
+  const schedules = useMemo(() => (vmId !== undefined && allSchedules ? schedulesOfVm(allSchedules, vmId, v.info) : []), [allSchedules, vmId, v.info]);
   // "now" follows the clock, but never lags the newest live sample.
   const now = Math.max(clock, v.liveAt ?? 0);
 
@@ -244,6 +247,7 @@ export function App() {
                 focusRequest={focusRequest}
                 figures={figures}
                 dirtyMaps={shownMaps}
+                schedules={schedules}
               />
               <Legend />
             </>

@@ -10,6 +10,7 @@ import { createApi } from '../api';
 import { formatAbsolute, formatBytes, shortName } from '../format';
 import { useApp } from '../store/context';
 import { Modal } from '../dialogs/Modal';
+import { schedulesOfVm } from '../timeline/schedule-marks';
 import { EMPTY_FORM, parsePolicyForm, previewFigures, RULES, type PolicyForm } from './policy-form';
 import './retention.css';
 
@@ -41,6 +42,7 @@ function freed(b: { atLeast: number; atMost: number }): string {
 export function RetentionDialog({ vm, onClose }: RetentionDialogProps) {
   const repository = useApp((s) => s.repository);
   const loadBackups = useApp((s) => s.loadBackups);
+  const info = useApp((s) => s.byVm[vm.id]?.info);
   const [form, setForm] = useState<PolicyForm>({ ...EMPTY_FORM, last: '3', daily: '7', weekly: '4' });
   const [preview, setPreview] = useState<RetentionReport>();
   const [error, setError] = useState<string>();
@@ -65,8 +67,9 @@ export function RetentionDialog({ vm, onClose }: RetentionDialogProps) {
   }, [key, vm.id, repository, phase]);
 
   useEffect(() => {
-    createApi().invoke('schedule:list').then(setSchedules, (e: unknown) => setSchedules(message(e)));
-  }, []);
+    // A schedule names the VM by its durable identity (vm:info's id/UUID), not the host's VM id.
+    createApi().invoke('schedule:list').then((l) => setSchedules({ ...l, schedules: schedulesOfVm(l.schedules, vm.id, info) }), (e: unknown) => setSchedules(message(e)));
+  }, [vm.id, info]);
 
   const apply = async () => {
     if (!parsed.ok) return;
@@ -148,7 +151,7 @@ export function RetentionDialog({ vm, onClose }: RetentionDialogProps) {
       {preview && preview.checkpointsFreed.length > 0 && phase !== 'done' && (
         <p className="muted">Checkpoints only removed points used stay in the VM (delete them to drop their bitmaps): {preview.checkpointsFreed.map((c) => shortName(c, 24)).join(', ')}</p>
       )}
-      <h2 className="ret-h2">Schedules (every VM)</h2>
+      <h2 className="ret-h2">Schedules of this VM</h2>
       {schedules === undefined ? <p className="muted">Loading…</p>
         : typeof schedules === 'string' ? <p className="muted">Cannot list schedules: {schedules}</p>
         : schedules.schedules.length === 0 ? <p className="muted">No backup schedule in {schedules.target.dir}. Add one with <code>tidemark schedule add --every daily --keep-daily 7</code>.</p>

@@ -175,6 +175,12 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
         if (vmId !== undefined) await get().loadVm(vmId);
       },
 
+      async loadSchedules() {
+        // Advisory: a host that cannot list schedules (no cron folder, …) draws no markers.
+        const listing = await api.invoke('schedule:list').catch(() => undefined);
+        set({ schedules: listing?.schedules ?? [] });
+      },
+
       async loadVm(vmId) {
         const seq = (loadSeq.get(vmId) ?? 0) + 1;
         loadSeq.set(vmId, seq);
@@ -209,6 +215,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
           const sel = get().selected;
           if (get().selectedVmId === vmId && sel !== undefined && !checkpoints.some((c) => c.name === sel)) set({ selected: undefined });
           void get().loadBackups(vmId);
+          void get().loadSchedules();
         } catch (e) {
           if (loadSeq.get(vmId) !== seq) return;
           patchVm(vmId, { loading: false, error: message(e) });

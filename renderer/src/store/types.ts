@@ -6,7 +6,7 @@ import type { StoreApi } from 'zustand/vanilla';
 import type {
   AppApi, BackupBeginOptions, BackupBeginResult, BackupDetails, BackupInventory, BackupRecord, BackupVerifyReport, DirtyMap, FleetBackups,
   JobInfo, LabInfo, PullBeginOptions, PullBeginResult,
-  PullExportInfo, PullExportOptions, RestoreOutcome, RestoreRequest, VmSummary, WriteSimOptions,
+  PullExportInfo, PullExportOptions, RestoreOutcome, RestoreRequest, ScheduleInfo, VmSummary, WriteSimOptions,
 } from '../../../shared/contract';
 import type {
   BitmapInfo, ChangesSince, Checkpoint, CreateCheckpointOptions, DeleteMode, DeleteResult, HealthIssue, HealthReport, VmInfo,
@@ -46,11 +46,15 @@ export interface AppState extends BackupSlice, DirtyMapSlice, InventorySlice {
   announcement: string;
   /** A page-level error (the host is unreachable, …). */
   error?: string;
+  /** Backup schedules of every VM (schedule:list, the host's default place), read with the selected VM. */
+  schedules?: ScheduleInfo[];
 
   start(): Promise<void>;
   stop(): void;
   selectVm(vmId: string | undefined): Promise<void>;
   loadVm(vmId: string): Promise<void>;
+  /** Re-reads the schedules (when a VM is selected or loaded, and after a schedule changes). */
+  loadSchedules(): Promise<void>;
   select(name: string | undefined): void;
   addVm(endpoint: string, label?: string): Promise<VmSummary>;
   removeVm(vmId: string): Promise<void>;

@@ -15,6 +15,8 @@ import { panBy, ticks, zoomAt, type TimeView } from './timescale';
 import { placeLabels, textWidth } from './labels';
 import { at } from './geometry';
 import { TreeLayer } from './TreeLayer';
+import { ScheduleMarks } from './ScheduleMarks';
+import type { ScheduleInfo } from '../../../shared/contract';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
 import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
 
@@ -39,6 +41,8 @@ export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups
   figures?: Record<string, ChangedFigure>;
   /** Live dirty maps of the baseline per disk (the disk map row under each band). */
   dirtyMaps?: Record<string, DiskMapState>;
+  /** This VM's backup schedules: their next runs are drawn right of NOW. */
+  schedules?: readonly ScheduleInfo[];
 }
 
 /**
@@ -282,6 +286,9 @@ export function Timeline(props: TimelineProps) {
                 ))}
               </g>
               <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
+              {props.schedules && props.schedules.length > 0 && (
+                <ScheduleMarks schedules={props.schedules} now={now} plotW={plotW} toX={(t) => ((warp.toAxis(t) - view.t0) / span) * plotW} top={AXIS_H - 4} height={height} />
+              )}
               <g transform={`translate(0,${treeTop})`}>
                 <TreeLayer
                   model={model}
