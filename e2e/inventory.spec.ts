@@ -124,6 +124,12 @@ test('backups view: every backup with figures from its manifest, failures and un
   del = app.getByRole('dialog', { name: `Delete backup ${inc2.id}` });
   await expect(del).toContainText('No other backup builds on this one.');
   await del.getByRole('button', { name: `Delete backup ${inc2.id}` }).click();
+  // Refused while a manifest of the VM cannot be read (it might build on this backup's layers): said, nothing deleted.
+  await expect(del.getByRole('alert')).toContainText('cannot be read, and a layer it might build on would be lost');
+  expect((await host.handlers['backup:list']()).backups).toHaveLength(3);
+  // The admin moves the unreadable manifest away; now the delete goes through.
+  fs.renameSync(path.join(vmDir, 'manifests', '20261204-230000-000-dead.json'), path.join(vmDir, '..', 'dead.json.moved'));
+  await del.getByRole('button', { name: `Delete backup ${inc2.id}` }).click();
   await expect(rowOf(app, inc2.id)).toHaveCount(0);
   expect((await host.handlers['backup:list']()).backups.map((b) => b.id)).toEqual([full.id, inc1.id]);
   expect(fs.existsSync(path.join(vmDir, 'verified', `${inc2.id}.json`))).toBe(false);
