@@ -9,6 +9,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RetentionReport } from '../../../shared/contract/retention';
 import { BackupBusyError, BackupLock, removeLock, StaleBackupError } from '../backup/lock';
 import type { BackupManifest } from '../backup/manifest';
 import type { BackupRepository } from '../backup/repository';
@@ -43,18 +44,8 @@ export interface RetentionOptions extends ExecuteOptions {
   dryRun?: boolean;
 }
 
-export interface RetentionOutcome {
-  vmId: string;
-  what: string;
-  dryRun: boolean;
-  /** Points kept, newest first, with the rules or pins that keep them. */
-  kept: { id: string; reasons: string[] }[];
-  /** Points removed, newest first, with why. */
-  removed: { id: string; reason: string }[];
-  /** Layers merged: per fold, the removed layers whose data now lives in `child`'s layer. */
-  merged: { disk: string; child: string; layers: string[]; becomesFull: boolean }[];
-  /** Layers rebased onto an older base (branch points whose parent goes). */
-  rebased: { disk: string; child: string; from: string; onto?: string }[];
+/** The decisions in the contract's words (shared/contract/retention.ts), plus what only the engine keeps. */
+export interface RetentionOutcome extends Pick<RetentionReport, 'vmId' | 'what' | 'dryRun' | 'kept' | 'removed' | 'merged' | 'rebased'> {
   plan: RetentionPlan;
   /** The simulator's table (rows newest first; dry runs print it). */
   preview: RetentionPreview;
