@@ -13,22 +13,9 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
     },
     async 'vm:add'(endpointText, label) {
       const opts = { ...(label !== undefined ? { label } : {}), persist: true };
-      if (looksLikeLibvirtUri(endpointText)) {
-        const { connection, added } = registry.addLibvirt(endpointText, opts);
-        if (added) {
-          try {
-            registry.save();
-          } catch (err) {
-            registry.remove(connection.id);
-            throw err;
-          }
-          ctx.pushVmList();
-          if (ctx.eager) connection.start();
-        }
-        return registry.summaries().find((s) => s.connectionId === connection.id) ?? connection.summary();
-      }
-      const { connection, added } = registry.addEndpoint(endpointText, opts);
-      if (added) {
+      /** Saves endpoints.json with the new connection (undone if the save fails), then announces and starts it. */
+      const keep = (connection: { id: string; start(): void }, added: boolean) => {
+        if (!added) return;
         try {
           registry.save();
         } catch (err) {
@@ -37,7 +24,14 @@ export function vmHandlers(ctx: HostContext): Pick<Handlers, 'vm:list' | 'vm:add
         }
         ctx.pushVmList();
         if (ctx.eager) connection.start();
+      };
+      if (looksLikeLibvirtUri(endpointText)) {
+        const { connection, added } = registry.addLibvirt(endpointText, opts);
+        keep(connection, added);
+        return registry.summaries().find((s) => s.connectionId === connection.id) ?? connection.summary();
       }
+      const { connection, added } = registry.addEndpoint(endpointText, opts);
+      keep(connection, added);
       return connection.driver.summary();
     },
     async 'vm:remove'(vmId) {
