@@ -5,30 +5,16 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { domainXmlFor } from '../../test/libvirt/lab';
 
 export interface DomainDisk {
   dev: string;
   file: string;
 }
 
-/** A guest-less TCG domain (the team's notes, libvirt-9.0-and-virtnbdbackup.md §0): SeaBIOS finds nothing to boot and idles. */
+/** The same guest-less TCG domain the libvirt tests define (test/libvirt/lab.ts). */
 export function domainXml(name: string, disks: DomainDisk[]): string {
-  const d = disks.map((x) => `    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x.file}'/><target dev='${x.dev}' bus='virtio'/></disk>`).join('\n');
-  return `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <features><acpi/></features>
-  <clock offset='utc'/>
-  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-${d}
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>`;
+  return domainXmlFor(name, disks.map((d) => ({ target: d.dev, file: d.file })));
 }
 
 /** A checkpoint with a bitmap on `disks` only (every other disk of `all` is listed as checkpoint='no': libvirt needs each disk named). */

@@ -92,7 +92,8 @@ function installHandlers(): void {
   }
 }
 
-export function domainXmlFor(name: string, disks: TestDisk[]): string {
+/** A guest-less TCG domain's XML (also used by bench/peers). */
+export function domainXmlFor(name: string, disks: Pick<TestDisk, 'target' | 'file'>[]): string {
   const diskXml = disks
     .map((d) => `    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='${d.file}'/>\n      <target dev='${d.target}' bus='virtio'/>\n    </disk>`)
     .join('\n');
