@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { VmInfo } from '../../../shared/domain';
 import { mkdirPrivate, PRIVATE_FILE_MODE, renameDurable, writeFileAtomic } from '../../os/atomic-file';
 import type { OperationLog } from '../operation';
-import { sha256File } from './checksum';
+import { checksumFields, checksumFile } from './checksum';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
 import type { DiskPlan } from './plan';
 import { fsyncFile, imageInfo } from './qemuimg';
@@ -22,10 +22,13 @@ export async function recordLayer(d: DiskPlan, partial: string, final: string, i
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
   fsyncFile(partial);
   renameDurable(partial, final);
-  const sum = await sha256File(final);
-  const info = await imageInfo(final, { format: 'qcow2' });
+  // The hash runs in this process, the two qemu-img reads in theirs: side by side.
+  const [sum, info, src] = await Promise.all([
+    checksumFile(final),
+    imageInfo(final, { format: 'qcow2' }),
+    imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
+  ]);
   if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
-  const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
   const entry: BackupManifestDisk = {
     name: d.disk.name,
     kind: d.kind,
@@ -33,7 +36,7 @@ export async function recordLayer(d: DiskPlan, partial: string, final: string, i
     virtualSize: d.disk.virtualSize,
     bytesCopied,
     fileSize: sum.size,
-    sha256: sum.sha256,
+    ...checksumFields(sum),
     sourceImage: d.disk.imageFile,
     sourceFormat: d.disk.format,
     checkpointBitmap,

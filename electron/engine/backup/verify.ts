@@ -1,9 +1,9 @@
 // backup-verify: every layer of every chain is checked against its manifest — file present, size
-// and SHA-256 of all its bytes, qcow2 header (format, virtual size, backing file) and qemu-img
+// and checksum (BLAKE3, or SHA-256 for older layers) of all its bytes, qcow2 header (format, virtual size, backing file) and qemu-img
 // check. A layer shared by several backups is read once per run.
 
 import * as fs from 'node:fs';
-import { sha256File } from './checksum';
+import { checksumFile, recordedChecksum } from './checksum';
 import type { BackupManifest, BackupManifestDisk } from './manifest';
 import { checkImage, imageInfo } from './qemuimg';
 import type { BackupRepository, RepoProblem } from './repository';
@@ -50,8 +50,9 @@ export async function verifyLayer(file: string, m: BackupManifest, d: BackupMani
     return out();
   }
   if (st.size !== d.fileSize) problems.push(`file size is ${st.size} bytes, the manifest says ${d.fileSize}`);
-  const sum = await sha256File(file, options);
-  if (sum.sha256 !== d.sha256) problems.push(`content changed: sha256 is ${sum.sha256}, the manifest says ${d.sha256}`);
+  const want = recordedChecksum(d);
+  const sum = await checksumFile(file, want.algorithm, options);
+  if (sum.digest !== want.digest) problems.push(`content changed: ${want.algorithm} is ${sum.digest}, the manifest says ${want.digest}`);
   try {
     const info = await imageInfo(file, { format: 'qcow2' });
     if (info.virtualSize !== d.virtualSize) problems.push(`virtual size is ${info.virtualSize}, the manifest says ${d.virtualSize}`);
