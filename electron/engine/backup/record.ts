@@ -9,26 +9,38 @@ import type { OperationLog } from '../operation';
 import { checksumFields, checksumFile } from './checksum';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
 import type { DiskPlan } from './plan';
-import { fsyncFile, imageInfo } from './qemuimg';
+import { imageInfo } from './qemuimg';
 import { BackupRepository } from './repository';
 
 export const TOOL = 'tidemark 0.1.0';
 
+/** fsync of a file in the thread pool, so the event loop goes on hashing meanwhile. */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
- * Puts a finished layer into place (the partial file fsynced, renamed, the folder fsynced: durable
- * before the manifest that names it is written), checksums it, checks its size, and describes it.
+ * Checksums a finished layer, checks its size, describes it, and puts it into place (fsynced,
+ * renamed, the folder fsynced: durable before the manifest that names it is written).
  */
 export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
-  fsyncFile(partial);
-  renameDurable(partial, final);
-  // The hash runs in this process, the two qemu-img reads in theirs: side by side.
+  // Its writer has closed the layer, so its bytes are final: the disk writes them back (fsync) while
+  // this process hashes them from the page cache and two qemu-img processes read headers, side by
+  // side. All of it only reads or syncs the partial file; it is renamed after every step succeeded.
   const [sum, info, src] = await Promise.all([
-    checksumFile(final),
-    imageInfo(final, { format: 'qcow2' }),
+    checksumFile(partial),
+    imageInfo(partial, { format: 'qcow2' }),
     imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
+    syncFile(partial),
   ]);
   if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
+  renameDurable(partial, final);
   const entry: BackupManifestDisk = {
     name: d.disk.name,
     kind: d.kind,

@@ -285,13 +285,17 @@ class Session<P extends PendingCheckpoint> {
 
       // Record: layers renamed into place and checksummed, then the manifest (the commit point), then the checkpoint.
       this.journal({ phase: 'recording' });
-      const disks: BackupManifestDisk[] = [];
-      for (const t of targets) {
+      // Every disk's layer at once (one disk's sync beside another's hash); all settle before a failure is handled.
+      const recorded = await Promise.allSettled(targets.map((t) => {
         const d = t.plan;
         const bitmap = wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap');
-        const entry = await recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap);
-        disks.push(entry);
-        this.log.add(`${d.disk.name}: ${entry.kind}, ${entry.bytesCopied} bytes copied, layer ${entry.fileSize} bytes, ${shortChecksum(entry)}…`);
+        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap);
+      }));
+      const disks: BackupManifestDisk[] = [];
+      for (const r of recorded) {
+        if (r.status === 'rejected') throw r.reason;
+        disks.push(r.value);
+        this.log.add(`${r.value.name}: ${r.value.kind}, ${r.value.bytesCopied} bytes copied, layer ${r.value.fileSize} bytes, ${shortChecksum(r.value)}…`);
       }
       const manifest = buildManifest({
         id: this.id, vm: view.vm, kind: plan.kind, since: plan.since, checkpoint: wantsCheckpoint ? checkpointName : undefined, layout: view.layout,
