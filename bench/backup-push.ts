@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sha256File } from '../electron/engine/backup/checksum';
+import { checksumFile } from '../electron/engine/backup/checksum';
 import { runBackup } from '../electron/engine/qmp-driver/push';
 import { BackupRepository } from '../electron/engine/backup/repository';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
         layer = path.join(repo.vmDir(engine.vmId), m.disks[0]!.image);
         jobShare.push(between(log, 'transaction done', 'jobs finalized'));
       }));
-      shaShare.push(await time(() => sha256File(layer)));
+      shaShare.push(await time(() => checksumFile(layer)));
       fs.rmSync(repo.root, { recursive: true });
       const out = path.join(root, `convert-${i}.qcow2`);
       settle();

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { blake3 as nobleBlake3 } from '@noble/hashes/blake3';
 import { createBLAKE3, createSHA256, createXXHash128 } from 'hash-wasm';
-import { sha256File } from '../electron/engine/backup/checksum';
+import { checksumFile } from '../electron/engine/backup/checksum';
 import { median } from './measure';
 import { nativeBlake3, nativeXxh3 } from './native-hashers';
 import { load } from './peers/proc';
@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     readInto(file, undefined); // into the page cache
     const cases: [string, () => Promise<unknown> | unknown][] = [
       ['read only (8 MiB readSync), the floor', () => readInto(file, undefined)],
-      ['today: sha256File (stream, 4 MiB chunks)', () => sha256File(file)],
+      ['checksumFile sha256 (two 8 MiB buffers, read ahead)', () => checksumFile(file, 'sha256')],
+      ['today: checksumFile blake3 (the layer checksum)', () => checksumFile(file)],
     ];
     for (const [name, make] of Object.entries(ALGOS)) cases.push([`${name}, readSync 8 MiB`, async () => readInto(file, await make())]);
     // The same SHA-256 through the system's OpenSSL and coreutils, as separate processes.

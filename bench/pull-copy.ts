@@ -17,7 +17,7 @@ import { copyOps, splitOps } from '../electron/engine/pull/plan';
 import { NbdClient } from '../electron/nbd/client';
 import { BASE_ALLOCATION, dirtyBitmapContext } from '../electron/nbd/protocol';
 import { startQemuNbd } from '../electron/nbd/qemu-nbd';
-import { sha256File } from '../electron/engine/backup/checksum';
+import { checksumFile } from '../electron/engine/backup/checksum';
 import { median } from './measure';
 import { load, run, settle } from './peers/proc';
 
@@ -127,7 +127,7 @@ os.fsync(fd); os.close(fd); h.shutdown()
         xs.get(name)!.push(performance.now() - t0);
         if (typeof out === 'string' && name.startsWith('today')) {
           const t1 = performance.now();
-          await sha256File(out);
+          await checksumFile(out);
           sha.push(performance.now() - t1);
         }
         for (const f of fs.readdirSync(dir)) if (/^(l|w)\d+\./.test(f) || f === 'py.raw') fs.rmSync(path.join(dir, f));

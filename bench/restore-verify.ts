@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sha256File } from '../electron/engine/backup/checksum';
+import { checksumFile } from '../electron/engine/backup/checksum';
 import { checkImage, compareImages, convertImage, imageInfo } from '../electron/engine/backup/qemuimg';
 import { median } from './measure';
 import { load, run, settle } from './peers/proc';
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     /** Today: verify every layer (hash, info, check), then convert, then compare — three passes. */
     const today = async (writeback: boolean) => {
       const t = performance.now();
-      for (const f of layers) await sha256File(f);
+      for (const f of layers) await checksumFile(f, 'sha256');
       const h = performance.now();
       for (const f of layers) {
         await imageInfo(f, { format: 'qcow2' });

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sha256File } from '../electron/engine/backup/checksum';
+import { checksumFields, checksumFile } from '../electron/engine/backup/checksum';
 import { newBackupId, type BackupManifest } from '../electron/engine/backup/manifest';
 import { BackupRepository } from '../electron/engine/backup/repository';
 import { restoreTo } from '../electron/engine/backup/restore';
@@ -56,13 +56,13 @@ async function buildRepo(root: string, spec: ChainSpec): Promise<BackupRepositor
     // Opened without its backing chain (whole-cluster writes need none), so building stays linear in the points.
     const target = `json:${JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: file }, backing: null })}`;
     for (let w = 0; w < writes.length; w += 400) execFileSync('qemu-io', [...writes.slice(w, w + 400), target], { stdio: 'ignore' });
-    const sum = await sha256File(file);
+    const sum = await checksumFile(file);
     const m: BackupManifest = {
-      format: 'tidemark-backup', version: 1, id, vm: { id: VM }, kind: prev ? 'incremental' : 'full', ...(prev ? { since: prev.id } : {}), checkpoint: id,
+      format: 'tidemark-backup', version: 2, id, vm: { id: VM }, kind: prev ? 'incremental' : 'full', ...(prev ? { since: prev.id } : {}), checkpoint: id,
       startedAt: spec.at(i), completedAt: spec.at(i) + 1000, qemuVersion: '7.2', tool: 'bench',
       disks: [{
         name: 'vda', kind: prev ? 'incremental' : 'full', ...(prev ? { since: prev.id, base: prev.id, backingFile: `${prev.id}.qcow2` } : {}),
-        image: `disks/vda/${id}.qcow2`, virtualSize: spec.diskBytes, bytesCopied: bytes, fileSize: sum.size, sha256: sum.sha256,
+        image: `disks/vda/${id}.qcow2`, virtualSize: spec.diskBytes, bytesCopied: bytes, fileSize: sum.size, ...checksumFields(sum),
         sourceImage: '/bench/vda.qcow2', sourceFormat: 'qcow2', checkpointBitmap: true,
       }],
     };

@@ -27,6 +27,9 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
   absWorkingDir: root,
+  // Loaded from node_modules when needed: the native BLAKE3 binding, and hash-wasm (~0.6 MiB of inlined
+  // wasm, only for verifying BLAKE3 layers where the binding does not load) would slow every start-up.
+  external: ['@napi-rs/blake-hash', 'hash-wasm'],
 });
 // Only the project's own sources: node_modules change through `npm ci`, which is followed by a build.
 const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/')).sort();

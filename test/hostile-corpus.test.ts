@@ -69,7 +69,7 @@ describe('backup manifests', () => {
     ['empty', '', /is not valid JSON/],
     ['a number', '5', /expected an object|got number/],
     ['an array', '[]', /array/],
-    ['unknown version', edit((m) => (m.version = 2)), /manifest version 2 is not supported/],
+    ['unknown version', edit((m) => (m.version = 3)), /manifest version 3 is not supported/],
     ['unknown field', edit((m) => (m.extra = true)), /unexpected field "extra"/],
     ['climbing image path', edit((m) => (m.disks[0]!.image = 'disks/../x.qcow2')), /disks\/<disk>\/<id>\.qcow2/],
     ['absolute image path', edit((m) => (m.disks[0]!.image = '/etc/passwd')), /disks\/<disk>\/<id>\.qcow2/],

@@ -24,7 +24,7 @@ import { cancelBackup } from '../engine/qmp-driver/backup-control';
 import { runBackup } from '../engine/qmp-driver/push';
 import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../engine/backup/itest-helpers';
 import { lockPath, readLock } from '../engine/backup/lock';
-import type { BackupManifest } from '../engine/backup/manifest';
+import { MANIFEST_VERSION, type BackupManifest } from '../engine/backup/manifest';
 import { restoreTo } from '../engine/backup/restore';
 import { verifyBackups } from '../engine/backup/verify';
 
@@ -289,7 +289,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           const p = pick(ps);
           const original = fs.readFileSync(manifestFile(p.id), 'utf8');
           const truncate = rnd() < 0.5;
-          fs.writeFileSync(manifestFile(p.id), truncate ? original.slice(0, int(original.length - 1)) : original.replace('"version": 1', `"version": ${2 + int(8)}`));
+          fs.writeFileSync(manifestFile(p.id), truncate ? original.slice(0, int(original.length - 1)) : original.replace(/"version": \d+/, `"version": ${MANIFEST_VERSION + 1 + int(8)}`));
           p.damaged = { original, how: truncate ? 'truncated' : 'unknown version' };
           bump(truncate ? 'fault: truncated manifest' : 'fault: manifest of an unknown version');
         } else if (roll < 0.93) {

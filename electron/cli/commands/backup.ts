@@ -2,7 +2,7 @@
 // Long commands show per-disk progress on a terminal (stderr) and stay quiet with --json; Ctrl-C cancels.
 
 import * as path from 'node:path';
-import type { BackupRecord, JobInfo, RestoreRequest } from '../../../shared/contract';
+import { shortChecksum, type BackupRecord, type JobInfo, type RestoreRequest } from '../../../shared/contract';
 import { exclusive, positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
@@ -164,7 +164,7 @@ const info: Command = {
       ['Dependents', d.dependents.join(', ') || '-'],
     ]);
     s += `\n${formatTable(DISK_HEADER, diskRows(b))}`;
-    s += `\n${formatTable(['Disk', 'Layer file', 'SHA-256', 'Chain (top first)'], b.disks.map((x) => [x.name, x.image, x.sha256.slice(0, 16), d.chains.find((c) => c.disk === x.name)?.layers.join(' <- ') ?? '']))}`;
+    s += `\n${formatTable(['Disk', 'Layer file', 'Checksum', 'Chain (top first)'], b.disks.map((x) => [x.name, x.image, shortChecksum(x), d.chains.find((c) => c.disk === x.name)?.layers.join(' <- ') ?? '']))}`;
     if (args.flags.has('log')) s += `\n${d.log.join('\n')}\n`;
     ctx.virshOut(s);
   },

@@ -56,7 +56,7 @@ describe('manifest', () => {
   it.each([
     ['not JSON', () => '{', /manifest x.json is not valid JSON/],
     ['another format', () => mutate((m) => (m.format = 'other')), /manifest\.format: expected one of "tidemark-backup"/],
-    ['a newer version', () => mutate((m) => (m.version = 2)), /manifest version 2 is not supported \(this Tidemark reads version 1\)/],
+    ['a newer version', () => mutate((m) => (m.version = 3)), /manifest version 3 is not supported \(this Tidemark reads versions 1 and 2\)/],
     ['a bad checksum', () => mutate((m) => (m.disks[0]!.sha256 = 'xyz')), /manifest\.disks\[0\]\.sha256: expected 64 lower-case hex digits/],
     ['an image outside disks/', () => mutate((m) => (m.disks[0]!.image = '../../etc/passwd')), /manifest\.disks\[0\]\.image: expected disks\/<disk>\/<id>\.qcow2/],
     ['a backing file with a path', () => mutate((m) => (m.disks[0]!.backingFile = '/abs/x.qcow2')), /backingFile: expected <id>\.qcow2/],
@@ -66,6 +66,10 @@ describe('manifest', () => {
     ['a negative size', () => mutate((m) => (m.disks[0]!.fileSize = -1)), /fileSize: must be at least 0/],
     ['no disks', () => mutate((m) => (m.disks = [])), /lists no disks/],
     ['a disk twice', () => mutate((m) => (m.disks[1] = { ...m.disks[0]! })), /disk "vda" is listed twice/],
+    ['a layer with two checksums', () => mutate((m) => (m.disks[0]!.blake3 = 'c'.repeat(64))), /incremental disk "vda" needs exactly one checksum \(blake3 or sha256\)/],
+    ['a layer with no checksum', () => mutate((m) => delete m.disks[1]!.sha256), /full disk "vdc" needs exactly one checksum/],
+    ['a bad BLAKE3', () => mutate((m) => { m.version = 2; delete m.disks[0]!.sha256; m.disks[0]!.blake3 = 'C'.repeat(64); }), /manifest\.disks\[0\]\.blake3: expected 64 lower-case hex digits/],
+    ['BLAKE3 in a version 1 manifest', () => mutate((m) => { delete m.disks[0]!.sha256; m.disks[0]!.blake3 = 'c'.repeat(64); }), /a version 1 manifest records SHA-256 checksums only/],
   ])('rejects %s with an error naming the field, as the schema does', (_what, make, message) => {
     const text = make();
     expect(() => parseManifest(text, 'x.json')).toThrow(message);
@@ -77,6 +81,14 @@ describe('manifest', () => {
     }
     // "a disk twice" is beyond JSON Schema (uniqueness by name); everything else the schema rejects too.
     if (!/listed twice/.test(String(message))) expect(schemaValid(raw)).toBe(false);
+  });
+
+  it('version 2 holds BLAKE3 and SHA-256 layers side by side, and matches the JSON Schema', () => {
+    const base = sampleManifest();
+    const m = sampleManifest({ version: 2, disks: [{ ...base.disks[0]!, sha256: undefined, blake3: 'c'.repeat(64) }, base.disks[1]!] });
+    delete m.disks[0]!.sha256;
+    expect(parseManifest(serializeManifest(m), 'x.json')).toEqual(m);
+    expect(schemaValid(JSON.parse(serializeManifest(m))), JSON.stringify(schemaValid.errors)).toBe(true);
   });
 
   it('backup ids sort by time and are checked', () => {

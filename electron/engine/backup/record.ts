@@ -6,26 +6,41 @@ import * as path from 'node:path';
 import type { VmInfo } from '../../../shared/domain';
 import { mkdirPrivate, PRIVATE_FILE_MODE, renameDurable, writeFileAtomic } from '../../os/atomic-file';
 import type { OperationLog } from '../operation';
-import { sha256File } from './checksum';
+import { checksumFields, checksumFile } from './checksum';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
 import type { DiskPlan } from './plan';
-import { fsyncFile, imageInfo } from './qemuimg';
+import { imageInfo } from './qemuimg';
 import { BackupRepository } from './repository';
 
 export const TOOL = 'tidemark 0.1.0';
 
+/** fsync of a file in the thread pool, so the event loop goes on hashing meanwhile. */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
- * Puts a finished layer into place (the partial file fsynced, renamed, the folder fsynced: durable
- * before the manifest that names it is written), checksums it, checks its size, and describes it.
+ * Checksums a finished layer, checks its size, describes it, and puts it into place (fsynced,
+ * renamed, the folder fsynced: durable before the manifest that names it is written).
  */
 export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
-  fsyncFile(partial);
-  renameDurable(partial, final);
-  const sum = await sha256File(final);
-  const info = await imageInfo(final, { format: 'qcow2' });
+  // Its writer has closed the layer, so its bytes are final: the disk writes them back (fsync) while
+  // this process hashes them from the page cache and two qemu-img processes read headers, side by
+  // side. All of it only reads or syncs the partial file; it is renamed after every step succeeded.
+  const [sum, info, src] = await Promise.all([
+    checksumFile(partial),
+    imageInfo(partial, { format: 'qcow2' }),
+    imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
+    syncFile(partial),
+  ]);
   if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
-  const src = await imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined);
+  renameDurable(partial, final);
   const entry: BackupManifestDisk = {
     name: d.disk.name,
     kind: d.kind,
@@ -33,7 +48,7 @@ export async function recordLayer(d: DiskPlan, partial: string, final: string, i
     virtualSize: d.disk.virtualSize,
     bytesCopied,
     fileSize: sum.size,
-    sha256: sum.sha256,
+    ...checksumFields(sum),
     sourceImage: d.disk.imageFile,
     sourceFormat: d.disk.format,
     checkpointBitmap,

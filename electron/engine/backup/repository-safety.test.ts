@@ -103,7 +103,7 @@ const failure = (p: Promise<unknown>) => p.then(() => new Error('it succeeded'),
 
 describe('unreadable manifests keep their files', () => {
   const cases: [string, (t: string) => string, RegExp][] = [
-    ['an unknown version (a newer Tidemark)', (t) => t.replace('"version": 1', '"version": 2'), /manifest version 2 is not supported \(this Tidemark reads version 1\)/],
+    ['an unknown version (a newer Tidemark)', (t) => t.replace('"version": 1', '"version": 3'), /manifest version 3 is not supported \(this Tidemark reads versions 1 and 2\)/],
     ['an unknown field', (t) => t.replace('"kind"', '"encryption": "aes", "kind"'), /unexpected field "encryption"/],
     ['a truncated file', (t) => t.slice(0, Math.floor(t.length / 2)), /is not valid JSON/],
     ['invalid JSON', () => 'not json at all', /is not valid JSON/],

@@ -15,7 +15,7 @@ import { newBackupId, type BackupManifest } from './manifest';
 import { addBitmap, fsyncFile, imageInfo, QemuImgError } from './qemuimg';
 import type { BackupRepository, ChainLayer } from './repository';
 import { convertWhileVerifying } from './restore-pass';
-import { verifyLayer } from './verify';
+import { startHeaderChecks, verifyLayer } from './verify';
 
 export type ImageFormat = 'qcow2' | 'raw';
 
@@ -31,8 +31,9 @@ export function formatFor(file: string, explicit?: string): ImageFormat {
 /** Verifies every layer of a chain against its manifest; throws listing what is wrong. */
 export async function verifyChain(chain: ChainLayer[], what: string, signal?: AbortSignal): Promise<void> {
   const bad: string[] = [];
-  for (const l of chain) {
-    const r = await verifyLayer(l.file, l.manifest, l.disk, { signal });
+  const headers = startHeaderChecks(chain);
+  for (const [i, l] of chain.entries()) {
+    const r = await verifyLayer(l.file, l.manifest, l.disk, { signal, headers: headers[i] });
     for (const p of r.problems) bad.push(`layer ${l.manifest.id} (${l.file}): ${p}`);
   }
   if (bad.length > 0) throw new Error(`${what} cannot be restored, its backup chain is damaged:\n  ${bad.join('\n  ')}\n(backup-verify lists every problem in the repository)`);

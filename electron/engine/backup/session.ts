@@ -14,6 +14,7 @@ import { cancelMarker, endMarker, waitForEnd } from './control';
 import { BackupLock, isRetentionLock, removeLock, StaleBackupError, UNKNOWN_BACKUP, type BackupJournal } from './lock';
 import { BACKUP_ID_RE, newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
 import { planBackup, type BackupPlan, type BackupRequest } from './plan';
+import { shortChecksum } from './checksum';
 import { buildManifest, recordLayer, TOOL, writeLogFile } from './record';
 import type { BackupRepository } from './repository';
 import type { BackupSource, BackupStrategy, LayerTarget, PendingCheckpoint, PointExport, StrategyRun } from './strategy';
@@ -284,13 +285,17 @@ class Session<P extends PendingCheckpoint> {
 
       // Record: layers renamed into place and checksummed, then the manifest (the commit point), then the checkpoint.
       this.journal({ phase: 'recording' });
-      const disks: BackupManifestDisk[] = [];
-      for (const t of targets) {
+      // Every disk's layer at once (one disk's sync beside another's hash); all settle before a failure is handled.
+      const recorded = await Promise.allSettled(targets.map((t) => {
         const d = t.plan;
         const bitmap = wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap');
-        const entry = await recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap);
-        disks.push(entry);
-        this.log.add(`${d.disk.name}: ${entry.kind}, ${entry.bytesCopied} bytes copied, layer ${entry.fileSize} bytes, sha256 ${entry.sha256.slice(0, 16)}…`);
+        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap);
+      }));
+      const disks: BackupManifestDisk[] = [];
+      for (const r of recorded) {
+        if (r.status === 'rejected') throw r.reason;
+        disks.push(r.value);
+        this.log.add(`${r.value.name}: ${r.value.kind}, ${r.value.bytesCopied} bytes copied, layer ${r.value.fileSize} bytes, ${shortChecksum(r.value)}…`);
       }
       const manifest = buildManifest({
         id: this.id, vm: view.vm, kind: plan.kind, since: plan.since, checkpoint: wantsCheckpoint ? checkpointName : undefined, layout: view.layout,

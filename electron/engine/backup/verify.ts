@@ -1,9 +1,9 @@
 // backup-verify: every layer of every chain is checked against its manifest — file present, size
-// and SHA-256 of all its bytes, qcow2 header (format, virtual size, backing file) and qemu-img
+// and checksum (BLAKE3, or SHA-256 for older layers) of all its bytes, qcow2 header (format, virtual size, backing file) and qemu-img
 // check. A layer shared by several backups is read once per run.
 
 import * as fs from 'node:fs';
-import { sha256File } from './checksum';
+import { checksumFile, recordedChecksum } from './checksum';
 import type { BackupManifest, BackupManifestDisk } from './manifest';
 import { checkImage, imageInfo } from './qemuimg';
 import type { BackupRepository, RepoProblem } from './repository';
@@ -38,8 +38,29 @@ export interface VerifyReport {
   problems: RepoProblem[];
 }
 
-/** Checks one layer file against its manifest entry. */
-export async function verifyLayer(file: string, m: BackupManifest, d: BackupManifestDisk, options: { signal?: AbortSignal } = {}): Promise<LayerReport> {
+/** The qcow2 header and `qemu-img check` of one layer, against its manifest entry (child processes). */
+async function headerProblems(file: string, d: BackupManifestDisk): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    const info = await imageInfo(file, { format: 'qcow2' });
+    if (info.virtualSize !== d.virtualSize) problems.push(`virtual size is ${info.virtualSize}, the manifest says ${d.virtualSize}`);
+    if ((info.backingFile ?? undefined) !== d.backingFile) problems.push(`backing file is ${JSON.stringify(info.backingFile ?? null)}, the manifest says ${JSON.stringify(d.backingFile ?? null)}`);
+    const check = await checkImage(file);
+    if (!check.ok) problems.push(`qemu-img check: ${check.problems.join('; ')}`);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  return problems;
+}
+
+/**
+ * Checks one layer file against its manifest entry: size, checksum of every byte, header, check.
+ * `headers` may be the header checks already started by the caller (they run in qemu-img processes,
+ * beside the hash in this one).
+ */
+export async function verifyLayer(
+  file: string, m: BackupManifest, d: BackupManifestDisk, options: { signal?: AbortSignal; headers?: Promise<string[]> } = {},
+): Promise<LayerReport> {
   const problems: string[] = [];
   const out = (): LayerReport => ({ backup: m.id, disk: d.name, file, ok: problems.length === 0, problems });
   let st: fs.Stats;
@@ -50,18 +71,23 @@ export async function verifyLayer(file: string, m: BackupManifest, d: BackupMani
     return out();
   }
   if (st.size !== d.fileSize) problems.push(`file size is ${st.size} bytes, the manifest says ${d.fileSize}`);
-  const sum = await sha256File(file, options);
-  if (sum.sha256 !== d.sha256) problems.push(`content changed: sha256 is ${sum.sha256}, the manifest says ${d.sha256}`);
+  const headers = options.headers ?? headerProblems(file, d);
+  const want = recordedChecksum(d);
   try {
-    const info = await imageInfo(file, { format: 'qcow2' });
-    if (info.virtualSize !== d.virtualSize) problems.push(`virtual size is ${info.virtualSize}, the manifest says ${d.virtualSize}`);
-    if ((info.backingFile ?? undefined) !== d.backingFile) problems.push(`backing file is ${JSON.stringify(info.backingFile ?? null)}, the manifest says ${JSON.stringify(d.backingFile ?? null)}`);
-    const check = await checkImage(file);
-    if (!check.ok) problems.push(`qemu-img check: ${check.problems.join('; ')}`);
-  } catch (e) {
-    problems.push((e as Error).message);
+    const sum = await checksumFile(file, want.algorithm, options);
+    if (sum.digest !== want.digest) problems.push(`content changed: ${want.algorithm} is ${sum.digest}, the manifest says ${want.digest}`);
+  } finally {
+    problems.push(...(await headers)); // never left running behind an error
   }
   return out();
+}
+
+/**
+ * Starts the header checks of every layer at once (child processes, side by side); the caller
+ * passes each to verifyLayer, which hashes the layers one at a time meanwhile.
+ */
+export function startHeaderChecks(layers: readonly { file: string; disk: BackupManifestDisk }[]): Promise<string[]>[] {
+  return layers.map((l) => (fs.existsSync(l.file) ? headerProblems(l.file, l.disk) : Promise.resolve([])));
 }
 
 /** Verifies the given backups (default: all of the repository, or of one VM). */

@@ -192,7 +192,7 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
     const report = await verifyBackups(r.repo);
     expect(report.ok).toBe(false);
     const lines = describeFailures(report);
-    expect(lines.some((l) => l.includes(layer) && /content changed: sha256/.test(l))).toBe(true);
+    expect(lines.some((l) => l.includes(layer) && /content changed: blake3/.test(l))).toBe(true);
     // every backup whose vda chain goes through that layer fails, the others pass
     const through = new Set([inc.id, ...r.repo.dependents(inc.id, all).map((x) => x.id)]);
     for (const br of report.backups) {

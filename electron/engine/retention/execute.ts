@@ -18,6 +18,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { FileChecksum } from '../backup/checksum';
 import type { BackupRepository } from '../backup/repository';
 import { fsyncDir, PRIVATE_FILE_MODE, renameDurable } from '../../os/atomic-file';
 import { isProcessAlive, processCommandLine, processStartTime } from '../../os/process-liveness';
@@ -41,7 +42,7 @@ export interface ExecuteResult {
   kept: string[];
   removed: string[];
   /** Layers whose file changed, with their new checksum. */
-  rewritten: { point: string; disk: string; sha256: string; fileSize: number }[];
+  rewritten: { point: string; disk: string; checksum: FileChecksum }[];
 }
 
 /** A manifest made after the plan builds on a layer it would change: the plan was stopped at a step boundary. */
@@ -122,7 +123,7 @@ async function continueJournal(repo: BackupRepository, j: RetentionJournal, opti
       await ctx.phase(`${s.op}:start`);
       view.refreshIfChanged();
       const sum = await runStep(ctx, s);
-      if (sum && s.op !== 'drop') result.rewritten.push({ point: s.child, disk: s.disk, sha256: sum.sha256, fileSize: sum.size });
+      if (sum && s.op !== 'drop') result.rewritten.push({ point: s.child, disk: s.disk, checksum: sum });
     } catch (e) {
       const msg = (e as Error).message;
       const where = `${j.what} of VM ${j.vmId}`;
@@ -162,7 +163,7 @@ interface StepContext {
   hooks: HelperHooks;
 }
 
-function runStep(ctx: StepContext, s: RetentionStep): Promise<{ sha256: string; size: number } | undefined> {
+function runStep(ctx: StepContext, s: RetentionStep): Promise<FileChecksum | undefined> {
   if (s.op === 'drop') return runDrop(ctx, s).then(() => undefined);
   if (s.op === 'rebase') return runRebase(ctx, s);
   return runFold(ctx, s);
@@ -191,7 +192,7 @@ function unexpected(file: string, backing: string | undefined, expected: string[
   return new Error(`${file} is in an unexpected state: its backing file is ${JSON.stringify(backing ?? null)}, expected ${expected.map((x) => JSON.stringify(x)).join(' or ')}; something else changed the repository (see backup-verify)`);
 }
 
-async function runRebase(ctx: StepContext, s: RebaseStep): Promise<{ sha256: string; size: number }> {
+async function runRebase(ctx: StepContext, s: RebaseStep): Promise<FileChecksum> {
   const file = layerFile(ctx, s.disk, s.child);
   const tmp = path.join(path.dirname(file), `${s.child}.retention.partial`);
   const oldBacking = `${s.oldBase}.qcow2`;
@@ -225,7 +226,7 @@ async function runRebase(ctx: StepContext, s: RebaseStep): Promise<{ sha256: str
   return sum;
 }
 
-async function runFold(ctx: StepContext, s: FoldStep): Promise<{ sha256: string; size: number }> {
+async function runFold(ctx: StepContext, s: FoldStep): Promise<FileChecksum> {
   const into = layerFile(ctx, s.disk, s.into);
   const top = layerFile(ctx, s.disk, s.child);
   const run = [s.into, ...s.through];

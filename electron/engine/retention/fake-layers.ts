@@ -103,7 +103,7 @@ export function fakeLayerOps(options: { betweenClusters?: () => Promise<void> } 
     },
     async checksum(file) {
       const buf = fs.readFileSync(file);
-      return { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length };
+      return { algorithm: 'sha256', digest: createHash('sha256').update(buf).digest('hex'), size: buf.length };
     },
   };
 }

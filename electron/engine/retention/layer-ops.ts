@@ -11,7 +11,7 @@
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { sha256File } from '../backup/checksum';
+import { checksumFile, type FileChecksum } from '../backup/checksum';
 import { imageInfo } from '../backup/qemuimg';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
 
@@ -29,7 +29,8 @@ export interface LayerOps {
   rebase(file: string, newBacking: string | undefined, hooks: HelperHooks): Promise<void>;
   /** A private copy of `src` at `dst` (a reflink where the file system can). */
   copy(src: string, dst: string): void;
-  checksum(file: string): Promise<{ sha256: string; size: number }>;
+  /** The checksum a rewritten layer is recorded with (BLAKE3 for real layers). */
+  checksum(file: string): Promise<FileChecksum>;
 }
 
 function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<void> {
@@ -83,6 +84,6 @@ export const qemuImgLayerOps: LayerOps = {
     fs.chmodSync(dst, PRIVATE_FILE_MODE);
   },
   checksum(file) {
-    return sha256File(file);
+    return checksumFile(file);
   },
 };

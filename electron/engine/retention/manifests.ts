@@ -4,7 +4,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BackupManifest, BackupManifestDisk } from '../backup/manifest';
+import { withChecksum, type FileChecksum } from '../backup/checksum';
+import { MANIFEST_VERSION, type BackupManifest, type BackupManifestDisk } from '../backup/manifest';
 import type { BackupRepository } from '../backup/repository';
 import { fsyncDir } from '../../os/atomic-file';
 import type { NewLink } from './plan';
@@ -99,11 +100,11 @@ export class ManifestView {
   }
 
   /** Points `id`'s layer of `disk` at its new base with the new file's size and checksum. */
-  relink(id: string, disk: string, link: NewLink, sum: { sha256: string; size: number }): void {
+  relink(id: string, disk: string, link: NewLink, sum: FileChecksum): void {
     const m = this.byId.get(id);
     const d = m?.disks.find((x) => x.name === disk);
     if (!m || !d) throw new Error(`backup ${id} has no layer of ${disk} any more; cannot record its new checksum`);
-    const nd: BackupManifestDisk = { ...d, kind: link.kind, fileSize: sum.size, sha256: sum.sha256 };
+    const nd: BackupManifestDisk = withChecksum({ ...d, kind: link.kind, fileSize: sum.size }, sum);
     delete nd.base;
     delete nd.backingFile;
     delete nd.since;
@@ -113,7 +114,8 @@ export class ManifestView {
       if (link.since !== undefined) nd.since = link.since;
     }
     const disks = m.disks.map((x) => (x.name === disk ? nd : x));
-    this.write(withDisks(m, disks));
+    // Written as the current version: the new checksum may be one version 1 cannot hold.
+    this.write({ ...withDisks(m, disks), version: MANIFEST_VERSION });
   }
 
   private write(m: BackupManifest): void {

@@ -49,7 +49,7 @@ function verifiedCell(r: BackupRow, now: number, busy: boolean) {
   return (
     <span className={v.ok ? 'ok-text' : 'error-text'} title={`${formatAbsolute(v.at)}: ${how}`}>
       <span className="nowrap">{v.ok ? '✓ ok' : '✕ failed'} {formatRelative(v.at, now)}</span>
-      <span className="verify-how muted"> · {v.layers} layer{v.layers === 1 ? '' : 's'}, SHA-256 + qemu-img check</span>
+      <span className="verify-how muted"> · {v.layers} layer{v.layers === 1 ? '' : 's'}, checksum + qemu-img check</span>
     </span>
   );
 }
@@ -136,7 +136,7 @@ export function BackupsView({ vm, now, onRestore }: BackupsViewProps) {
         <label className="inline check-inline"><input type="checkbox" checked={problems} onChange={(e) => setProblems(e.target.checked)} /> failed and unreadable</label>
         <span className="spacer" />
         <span className="muted" aria-live="polite">{inv ? `${rows.length} of ${all.length} rows` : ''}</span>
-        <button type="button" disabled={backupIds.length === 0 || backupIds.every((id) => verifying[id])} onClick={() => verify(backupIds)} title="Verify every backup shown (SHA-256 and qemu-img check of each chain)">
+        <button type="button" disabled={backupIds.length === 0 || backupIds.every((id) => verifying[id])} onClick={() => verify(backupIds)} title="Verify every backup shown (checksum of every layer and qemu-img check of each chain)">
           Verify {backupIds.length === all.filter((r) => r.type === 'backup').length ? 'all' : 'shown'}
         </button>
         <button type="button" onClick={() => void loadInventory(vm.id)} disabled={view?.loading}>{view?.loading ? 'Reading…' : 'Refresh'}</button>
