@@ -19,6 +19,7 @@ import { ScheduleMarks } from './ScheduleMarks';
 import type { ScheduleInfo } from '../../../shared/contract';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
 import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
+import { useRowsNearView } from './visible-rows';
 
 export const GUTTER = 176;
 export const AXIS_H = 26;
@@ -210,6 +211,8 @@ export function Timeline(props: TimelineProps) {
   const treeTop = AXIS_H;
   const bandsTop = AXIS_H + model.treeHeight;
   const height = bandsTop + model.bandsHeight + 8;
+  const bandRows = useMemo(() => model.bands.map((b) => ({ top: bandsTop + b.top, height: b.height })), [model.bands, bandsTop]);
+  const nearBands = useRowsNearView(containerRef, bandRows);
   const nowX = x(now);
   const changed = changedSinceCurrent(checkpoints, current, live);
   const selectedNode = selected !== undefined ? model.tree.byName.get(selected) : undefined;
@@ -312,7 +315,7 @@ export function Timeline(props: TimelineProps) {
                 <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
               )}
               <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} />
+                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} near={nearBands} />
               </g>
             </g>
           </g>
