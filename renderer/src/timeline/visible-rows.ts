@@ -1,8 +1,8 @@
 // Which disk bands are near the visible part of the timeline's scroll box. At 1,000 checkpoints the
 // tree fills most of the box and only one or two of eight bands are on screen; the others skip
 // their lanes, backup marks and dirty-bytes area (most of the timeline's elements, and all of them
-// move on every zoom frame) until scrolling brings them near. One box height above and below is
-// drawn too, so a scroll of less than a screen never shows an empty band.
+// move on every zoom frame) until scrolling brings them near. Half a box height above and below is
+// drawn too, so a wheel notch or two of scrolling never shows an empty band.
 
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 
@@ -13,14 +13,14 @@ export interface Row {
 }
 
 /**
- * The indices of the rows that intersect [scrollTop − viewH, scrollTop + 2·viewH], joined by "," (a
+ * The indices of the rows that intersect [scrollTop − viewH/2, scrollTop + 1.5·viewH], joined by "," (a
  * string, so a scroll that keeps the same rows changes no state). undefined when the box has no
  * height (not laid out, or a test DOM): then every row is drawn.
  */
 export function rowsNearView(rows: readonly Row[], scrollTop: number, viewH: number): string | undefined {
   if (!(viewH > 0)) return undefined;
-  const lo = scrollTop - viewH;
-  const hi = scrollTop + 2 * viewH;
+  const lo = scrollTop - viewH / 2;
+  const hi = scrollTop + 1.5 * viewH;
   return rows.flatMap((r, i) => (r.top + r.height > lo && r.top < hi ? [i] : [])).join(',');
 }
 
