@@ -5,7 +5,7 @@
 //  - the dirty bytes of the baseline as an area over time, with the figure at NOW (BandArea);
 //  - under them, the disk map: where the disk changed since the baseline (HeatmapRow, own x axis).
 
-import type { ReactElement } from 'react';
+import { memo, type ReactElement } from 'react';
 import { formatBytes, shortName } from '../format';
 import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
@@ -91,7 +91,8 @@ function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onTo
   return <>{out}</>;
 }
 
-export function DiskBands(props: Props) {
+/** Memoized: a parent render that changes none of its props (a figure of another layer) skips the bands. */
+export const DiskBands = memo(function DiskBands(props: Props) {
   return (
     <g className="disk-bands">
       {props.model.bands.map((band, i) => (
@@ -105,4 +106,4 @@ export function DiskBands(props: Props) {
       ))}
     </g>
   );
-}
+});

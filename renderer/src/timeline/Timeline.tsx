@@ -91,6 +91,14 @@ export function Timeline(props: TimelineProps) {
   const measured = useWidth(containerRef, 960);
   const width = measured ?? 960;
   const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
+  // The parent's handlers, through stable functions: the layers are memoized, and a handler that
+  // is a new arrow on every parent render would re-render all of them for nothing.
+  const handlers = useRef(props);
+  handlers.current = props;
+  const onSelect = useCallback((name: string) => handlers.current.onSelect(name), []);
+  const onOpen = useCallback((name: string) => handlers.current.onOpen(name), []);
+  const onDelete = useCallback((name: string) => handlers.current.onDelete?.(name), []);
+  const onClearSelection = useCallback(() => handlers.current.onClearSelection?.(), []);
   const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(() => new Set());
   const toggleGroup = useCallback((disk: string) => {
     setOpenGroups((s) => {
@@ -303,10 +311,10 @@ export function Timeline(props: TimelineProps) {
                   x={x}
                   plotW={plotW}
                   changed={changed}
-                  onSelect={props.onSelect}
-                  onOpen={props.onOpen}
-                  onDelete={props.onDelete}
-                  onClearSelection={props.onClearSelection}
+                  onSelect={onSelect}
+                  onOpen={onOpen}
+                  onDelete={props.onDelete && onDelete}
+                  onClearSelection={props.onClearSelection && onClearSelection}
                   focusRequest={props.focusRequest}
                   draft={draft}
                 />
