@@ -303,6 +303,14 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     for (let i = 0; i < 12; i++) await page.mouse.wheel(0, -240);
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-zoomed.png`) });
+    // Bands far from the view are drawn without lanes (visible-rows.ts): scrolled to the last band,
+    // it must be drawn in full.
+    await page.evaluate(() => document.querySelector('.timeline-scroll')!.scrollTo({ top: 1e6 }));
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-scrolled.png`) });
+    if (process.env.BENCH_DEBUG) {
+      console.log(layout, 'scrolled to the end, backup marks and spans per band:', await page.evaluate(() => [...document.querySelectorAll('g.band')].map((b) => `${b.getAttribute('data-disk')} ${b.querySelectorAll('.backup-mark').length}/${b.querySelectorAll('.span').length}`).join(', ')));
+    }
   }
   const heapNow = async () => {
     await cdp.send('HeapProfiler.collectGarbage');

@@ -42,13 +42,15 @@ interface Props {
   x: XScale;
   plotW: number;
   selected?: string;
-  onToggleGroup(disk: string): void;
   /** While the user zooms or pans: no words on the spans. */
   draft?: boolean;
 }
 
-function GroupRow({ band, x, plotW, y, onToggle }: { band: BandModel; x: XScale; plotW: number; y: number; onToggle(): void }) {
+/** The row of the folded older bitmaps: a button that opens or folds them (the lanes' bottom row). */
+export function GroupRow({ band, x, plotW, onToggle }: { band: BandModel; x: XScale; plotW: number; onToggle(): void }) {
   const g = band.lane.folded!;
+  // The group's row is the bottom one: the folded bitmaps are the oldest.
+  const y = band.tracksTop + band.lane.tracks * TRACK_H + 1;
   const disk = band.disk.name;
   // Clamped to the plot (it stays in the DOM off screen: it is a keyboard stop).
   const clamp = (px: number) => Math.max(-20, Math.min(plotW + 20, px));
@@ -87,7 +89,8 @@ function GroupRow({ band, x, plotW, y, onToggle }: { band: BandModel; x: XScale;
   );
 }
 
-export function BandLanes({ band, x, plotW, selected, onToggleGroup, draft }: Props) {
+/** The spans and missing markers (the folded group's row is GroupRow, drawn by the band). */
+export function BandLanes({ band, x, plotW, selected, draft }: Props) {
   const disk = band.disk.name;
   const out: ReactElement[] = [];
   const trackTop = (k: number) => band.tracksTop + (band.lane.tracks - 1 - k) * TRACK_H;
@@ -157,11 +160,6 @@ export function BandLanes({ band, x, plotW, selected, onToggleGroup, draft }: Pr
       );
     }
     flush();
-  }
-  if (band.lane.folded) {
-    // The group's row is the bottom one: the folded bitmaps are the oldest.
-    const y = band.tracksTop + band.lane.tracks * TRACK_H + 1;
-    out.push(<GroupRow key="group" band={band} x={x} plotW={plotW} y={y} onToggle={() => onToggleGroup(disk)} />);
   }
 
   // Missing bitmaps: a ∅ marker each; their words only where they do not overprint each other.

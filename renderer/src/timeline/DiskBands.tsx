@@ -5,13 +5,13 @@
 //  - the dirty bytes of the baseline as an area over time, with the figure at NOW (BandArea);
 //  - under them, the disk map: where the disk changed since the baseline (HeatmapRow, own x axis).
 
-import type { ReactElement } from 'react';
+import { memo, type ReactElement } from 'react';
 import { formatBytes, shortName } from '../format';
 import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
 import { BandArea } from './BandArea';
 import { BandBackups } from './BandBackups';
-import { BandLanes } from './BandLanes';
+import { BandLanes, GroupRow } from './BandLanes';
 import type { XScale } from './geometry';
 import { HeatmapRow } from './HeatmapRow';
 import { BACKUP_ROW_H, BAND_PAD, NOTE_H, type BandModel, type TimelineModel } from './model';
@@ -32,6 +32,8 @@ interface Props {
   onToggleGroup(disk: string): void;
   /** While the user zooms or pans: fewer words (they come back when the view settles). */
   draft?: boolean;
+  /** The bands near the visible part of the scroll box (visible-rows.ts); undefined: all of them. */
+  near?: ReadonlySet<number>;
 }
 
 /** "⚠ 40 bitmaps record every write to vda · 80 KiB of bitmap memory" with the measured cost in its tooltip. */
@@ -51,8 +53,11 @@ function RecordingNote({ band }: { band: BandModel }) {
   );
 }
 
-function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onToggleGroup, draft }: {
+function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onToggleGroup, draft, offscreen }: {
   band: BandModel; x: XScale; plotW: number; nowX: number; selected?: string; baseline?: string; figure?: ChangedFigure; dirtyMap?: DiskMapState; onToggleGroup(disk: string): void; draft?: boolean;
+  /** Far from the visible part of the scroll box: no lanes, backup marks or area (nobody sees them);
+   *  the words, the group's button (a keyboard stop) and the disk map (its accessible name) stay. */
+  offscreen?: boolean;
 }) {
   const disk = band.disk.name;
   const out: ReactElement[] = [<rect key="bg" className="band-bg" x={-20} y={0} width={plotW + 40} height={band.height} />];
@@ -66,10 +71,13 @@ function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onTo
     out.push(<text key="empty" className="band-note" x={8} y={band.tracksTop + 11}>{`no checkpoint bitmaps on ${disk} yet`}</text>);
   }
   if (band.note) out.push(<RecordingNote key="note" band={band} />);
-  out.push(<BandLanes key="lanes" band={band} x={x} plotW={plotW} selected={selected} onToggleGroup={onToggleGroup} draft={draft} />);
-  out.push(<BandBackups key="backups" band={band} x={x} plotW={plotW} draft={draft} />);
+  if (!offscreen) out.push(<BandLanes key="lanes" band={band} x={x} plotW={plotW} selected={selected} draft={draft} />);
+  // Always drawn, in the same place among the band's children: it is a keyboard stop, and focusing
+  // it scrolls its band into view, which must not remount it (focus would be lost).
+  if (band.lane.folded) out.push(<GroupRow key="group" band={band} x={x} plotW={plotW} onToggle={() => onToggleGroup(disk)} />);
+  if (!offscreen) out.push(<BandBackups key="backups" band={band} x={x} plotW={plotW} draft={draft} />);
   if (band.series.points.length > 1) {
-    out.push(<BandArea key="area" band={band} x={x} plotW={plotW} nowX={nowX} baseline={baseline} figure={figure} />);
+    if (!offscreen) out.push(<BandArea key="area" band={band} x={x} plotW={plotW} nowX={nowX} baseline={baseline} figure={figure} />);
   } else if (band.disk.bitmapCapable && baseline === undefined && band.lane.spans.length > 0) {
     out.push(<text key="area-none" className="band-note" x={8} y={band.areaTop + 14}>select a checkpoint to see what changed since it</text>);
   }
@@ -83,17 +91,19 @@ function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onTo
   return <>{out}</>;
 }
 
-export function DiskBands(props: Props) {
+/** Memoized: a parent render that changes none of its props (a figure of another layer) skips the bands. */
+export const DiskBands = memo(function DiskBands(props: Props) {
   return (
     <g className="disk-bands">
-      {props.model.bands.map((band) => (
+      {props.model.bands.map((band, i) => (
         <g key={band.disk.name} className="band" transform={`translate(0,${band.top})`} data-disk={band.disk.name}>
           <Band
             band={band} x={props.x} plotW={props.plotW} nowX={props.nowX} selected={props.selected} baseline={props.model.baseline}
             figure={props.figures?.[band.disk.name]} dirtyMap={props.dirtyMaps?.[band.disk.name]} onToggleGroup={props.onToggleGroup} draft={props.draft}
+            offscreen={props.near !== undefined && !props.near.has(i)}
           />
         </g>
       ))}
     </g>
   );
-}
+});

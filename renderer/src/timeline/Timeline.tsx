@@ -5,22 +5,23 @@
 // (TreeLayer).
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
-import { formatAbsolute, formatBytes, formatRelative, shortName } from '../format';
+import { formatAbsolute } from '../format';
 import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
+import { BandGutters } from './BandGutters';
 import { DiskBands } from './DiskBands';
-import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { buildModel, changedSinceCurrent, type ModelInput } from './model';
 import { panBy, ticks, zoomAt, type TimeView } from './timescale';
 import { placeLabels, textWidth } from './labels';
-import { at } from './geometry';
+import { at, GUTTER } from './geometry';
 import { TreeLayer } from './TreeLayer';
 import { ScheduleMarks } from './ScheduleMarks';
 import type { ScheduleInfo } from '../../../shared/contract';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
 import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
+import { useRowsNearView } from './visible-rows';
 
-export const GUTTER = 176;
+export { GUTTER } from './geometry';
 export const AXIS_H = 26;
 const RIGHT_PAD = 12;
 /** Labels come back this long after the last zoom or pan. */
@@ -64,25 +65,6 @@ function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): n
   return width;
 }
 
-/** Beside a disk map: what one cell is, and how fresh the map is. */
-function HeatmapGutter({ top, virtualSize, state, now }: { top: number; virtualSize: number; state?: DiskMapState; now: number }) {
-  const map = state?.map;
-  const bytes = map?.bucketBytes ?? cellBytes(virtualSize, HEATMAP_CELLS);
-  return (
-    <g className="hm-gutter" transform={`translate(0,${top})`}>
-      <line className="band-sep hm-gutter-sep" x1={12} x2={GUTTER - 20} y1={0.5} y2={0.5} />
-      <text className="gutter-sub hm-gutter-title" x={12} y={13}>disk map (offset →)</text>
-      <text className="gutter-sub" x={12} y={27}>{cellLegend(bytes)}</text>
-      <text className="gutter-sub hm-fresh" x={12} y={41}>
-        {map && <title>{`read ${formatRelative(map.at, Math.max(now, map.at))} (${formatAbsolute(map.at)}) in ${map.elapsedMs.toFixed(0)} ms`}</title>}
-        {map
-          ? state?.offline ? `○ as of ${formatAbsolute(map.at).slice(11)}` : state?.error ? '⚠ not current' : state?.behind ? '⟳ updating…' : '✓ up to date'
-          : state?.loading ? 'reading…' : ''}
-      </text>
-    </g>
-  );
-}
-
 export function Timeline(props: TimelineProps) {
   const { checkpoints, current, disks, live, samples, issues, backups, now, selected, maxTracks } = props;
   const containerRef = useRef<HTMLDivElement>(null);
@@ -90,6 +72,14 @@ export function Timeline(props: TimelineProps) {
   const measured = useWidth(containerRef, 960);
   const width = measured ?? 960;
   const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
+  // The parent's handlers, through stable functions: the layers are memoized, and a handler that
+  // is a new arrow on every parent render would re-render all of them for nothing.
+  const handlers = useRef(props);
+  handlers.current = props;
+  const onSelect = useCallback((name: string) => handlers.current.onSelect(name), []);
+  const onOpen = useCallback((name: string) => handlers.current.onOpen(name), []);
+  const onDelete = useCallback((name: string) => handlers.current.onDelete?.(name), []);
+  const onClearSelection = useCallback(() => handlers.current.onClearSelection?.(), []);
   const [openGroups, setOpenGroups] = useState<ReadonlySet<string>>(() => new Set());
   const toggleGroup = useCallback((disk: string) => {
     setOpenGroups((s) => {
@@ -210,8 +200,11 @@ export function Timeline(props: TimelineProps) {
   const treeTop = AXIS_H;
   const bandsTop = AXIS_H + model.treeHeight;
   const height = bandsTop + model.bandsHeight + 8;
+  const bandRows = useMemo(() => model.bands.map((b) => ({ top: bandsTop + b.top, height: b.height })), [model.bands, bandsTop]);
+  const nearBands = useRowsNearView(containerRef, bandRows);
   const nowX = x(now);
-  const changed = changedSinceCurrent(checkpoints, current, live);
+  // Searches every bitmap of every disk: once per change of the data, not on every zoom frame.
+  const changed = useMemo(() => changedSinceCurrent(checkpoints, current, live), [checkpoints, current, live]);
   const selectedNode = selected !== undefined ? model.tree.byName.get(selected) : undefined;
   const mode = viewState.mode;
 
@@ -300,10 +293,10 @@ export function Timeline(props: TimelineProps) {
                   x={x}
                   plotW={plotW}
                   changed={changed}
-                  onSelect={props.onSelect}
-                  onOpen={props.onOpen}
-                  onDelete={props.onDelete}
-                  onClearSelection={props.onClearSelection}
+                  onSelect={onSelect}
+                  onOpen={onOpen}
+                  onDelete={props.onDelete && onDelete}
+                  onClearSelection={props.onClearSelection && onClearSelection}
                   focusRequest={props.focusRequest}
                   draft={draft}
                 />
@@ -312,26 +305,13 @@ export function Timeline(props: TimelineProps) {
                 <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
               )}
               <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} />
+                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} near={nearBands} />
               </g>
             </g>
           </g>
 
           {/* Band gutters are drawn last so they sit above the plot's grid lines. */}
-          <g transform={`translate(0,${bandsTop})`}>
-            {model.bands.map((b) => (
-              <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
-                <line className="band-sep" x1={0} x2={width} y1={0} y2={0} />
-                <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
-                <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
-                <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>
-                <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>
-                  {!b.disk.bitmapCapable ? '⊘ no persistent bitmaps' : b.issues.length === 0 ? '✓ healthy' : `⚠ ${b.issues.length} issue${b.issues.length === 1 ? '' : 's'}`}
-                </text>
-                {b.heatmap && <HeatmapGutter top={b.heatmapTop} virtualSize={b.disk.virtualSize} state={props.dirtyMaps?.[b.disk.name]} now={now} />}
-              </g>
-            ))}
-          </g>
+          <BandGutters bands={model.bands} top={bandsTop} width={width} dirtyMaps={props.dirtyMaps} now={now} />
         </svg>}
       </div>
     </section>

@@ -5,7 +5,7 @@
 // changed since the current checkpoint (P2). Labels never overprint (labels.ts): long names are
 // shortened with an ellipsis (the full name is in the tooltip and the item's accessible name).
 
-import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactElement } from 'react';
+import { memo, useEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactElement } from 'react';
 import type { Checkpoint } from '../../../shared/domain';
 import { displayName, formatAbsolute, formatBytes, formatRelative, shortName } from '../format';
 import { TREE_PAD, type TimelineModel } from './model';
@@ -55,7 +55,8 @@ function itemLabel(cp: Checkpoint | undefined, name: string, isCurrent: boolean,
   return parts.join(', ');
 }
 
-export function TreeLayer(props: TreeLayerProps) {
+/** Memoized: a parent render that changes none of its props (a figure, a disk map) skips the tree. */
+export const TreeLayer = memo(function TreeLayer(props: TreeLayerProps) {
   const { model, x, plotW, now, current, selected } = props;
   const { tree, rowH } = model;
   const byName = useMemo(() => new Map(props.checkpoints.map((c) => [c.name, c])), [props.checkpoints]);
@@ -274,4 +275,4 @@ export function TreeLayer(props: TreeLayerProps) {
       </g>
     </g>
   );
-}
+});

@@ -1,5 +1,8 @@
 // Small geometry helpers the timeline's layers share (no React, no imports).
 
+/** Width of the left gutter (row titles); the plot starts right of it. */
+export const GUTTER = 176;
+
 /** Time (ms) → x in pixels within the plot, for the view being drawn. */
 export type XScale = (t: number) => number;
 
