@@ -25,6 +25,8 @@ export interface ExportSpec {
   bitmaps?: (string | { node: string; name: string })[];
   /** Export name prefix; a random suffix keeps names unique. */
   prefix?: string;
+  /** A writable export (a pull's new layer, written by Tidemark); default read-only. Never TCP. */
+  writable?: boolean;
 }
 
 export interface QemuExport {
@@ -70,11 +72,12 @@ export class ExportManager {
   }
 
   async add(spec: ExportSpec, listen: ExportListen = { kind: 'unix' }): Promise<QemuExport> {
+    if (spec.writable && listen.kind !== 'unix') throw new Error(`a writable export is served on the unix socket only, not on ${listen.kind}`);
     return this.serial(async () => {
       await this.ensureServer(listen);
       const name = `${spec.prefix ?? 'tidemark'}-${randomBytes(4).toString('hex')}`;
       const id = `tm-exp-${name}`;
-      const args: Record<string, unknown> = { type: 'nbd', id, 'node-name': spec.nodeName, name, writable: false };
+      const args: Record<string, unknown> = { type: 'nbd', id, 'node-name': spec.nodeName, name, writable: spec.writable === true };
       if (spec.bitmaps?.length) args.bitmaps = spec.bitmaps;
       try {
         await this.qmp.execute('block-export-add', args);
