@@ -153,7 +153,7 @@ export class NbdClient {
   }
 
   /**
-   * `extents` over several ranges, in order, up to `parallel` (default 8) ranges asked at once: requests
+   * `extents` over several ranges, in order, up to `parallel` (default 16) ranges asked at once: requests
    * in flight share their round trips. Without `ranges`, the whole export in windows of `windowBytes`
    * (default `STATUS_WINDOW`). Adjacent extents with equal flags are merged.
    */
@@ -171,7 +171,7 @@ export class NbdClient {
         });
       }
     };
-    await settleAll(Array.from({ length: Math.max(1, Math.min(options.parallel ?? 8, asked.length)) }, worker));
+    await settleAll(Array.from({ length: Math.max(1, Math.min(options.parallel ?? 16, asked.length)) }, worker));
     const out: Extent[] = [];
     for (const e of parts.flat()) {
       const last = out[out.length - 1];

@@ -1,5 +1,6 @@
 // Exports of a running QEMU over its own NBD server (nbd-server-start + block-export-add), for the
-// dirty map and pull-mode backups. QEMU runs at most one NBD server, so one ExportManager per QMP
+// dirty map and pull-mode backups (read-only points in time; writable only for the new layer a pull
+// writes, on the unix socket). QEMU runs at most one NBD server, so one ExportManager per QMP
 // connection starts it on demand (unix socket in the state dir, or TCP with TLS only), and stops
 // it when the last export is gone and nobody else has an export on it.
 

@@ -34,8 +34,12 @@ export type LayerCopyOptions = LayerCopyBase & (
   | { runDir: string; onWriter(pid: number | undefined): void }
 );
 
-/** Dirty extents closer than this share one allocation request (a few granules: cheap to ask, saves round trips). */
-const JOIN_GAP = 1024 * 1024;
+/**
+ * Dirty extents closer than this share one allocation request: a request costs a round trip, while
+ * the status of a gap is cheap for QEMU to give (measured: vda's 256 dirty extents 4 MiB apart asked
+ * one by one took 204 ms at load 9, the whole 1 GiB in one request 15 ms).
+ */
+const JOIN_GAP = 64 * 1024 * 1024;
 
 export class LayerCopy {
   private writer: LayerWriter | undefined;
