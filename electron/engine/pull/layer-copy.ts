@@ -5,7 +5,7 @@
 // copies through this (QEMU's own NBD server, libvirt's pull mode).
 
 import * as path from 'node:path';
-import { NbdClient } from '../../nbd/client';
+import { NbdClient, type Extent } from '../../nbd/client';
 import { syncFileData } from '../../os/atomic-file';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import type { NbdAddress } from '../../nbd/uri';
@@ -53,11 +53,13 @@ export class LayerCopy {
     const open = 'writer' in o ? o.writer : qemuNbdWriter(o.runDir, (pid) => o.onWriter(pid));
     this.writer = await open(o.layer);
     const ctx = o.dirtyContext;
-    const src = await NbdClient.connect(o.source, { metaContexts: ctx ? [BASE_ALLOCATION, ctx] : [BASE_ALLOCATION] });
-    this.clients.push(src);
-    const dst = await NbdClient.connect(this.writer.address);
-    this.clients.push(dst);
-    const ops = await planCopy(src, o.kind, ctx);
+    // The dirty map on a connection of its own: a block status request answers for every context the
+    // connection selected, so with base:allocation beside it QEMU would work out allocation over the
+    // whole disk too (what dirtyRanges is there to avoid).
+    const dirty = ctx ? await this.dirtyMap(ctx) : undefined;
+    const src = await this.connect(o.source, { metaContexts: [BASE_ALLOCATION] });
+    const dst = await this.connect(this.writer.address);
+    const ops = await planCopy(src, o.kind, dirty);
     const total = ops.reduce((n, op) => n + op.length, 0);
     o.onProgress(0, total);
     const r = await copyExtents(src, dst, ops, { signal: o.signal, pieceBytes: o.pieceBytes, parallel: o.parallel, onProgress: (done) => o.onProgress(done, total) });
@@ -70,6 +72,20 @@ export class LayerCopy {
     return r;
   }
 
+  private async connect(...args: Parameters<typeof NbdClient.connect>): Promise<NbdClient> {
+    const c = await NbdClient.connect(...args);
+    this.clients.push(c);
+    return c;
+  }
+
+  private async dirtyMap(ctx: string): Promise<Extent[]> {
+    const c = await this.connect(this.o.source, { metaContexts: [ctx] });
+    const dirty = await c.extentsIn(ctx);
+    this.clients.splice(this.clients.indexOf(c), 1);
+    await c.close();
+    return dirty;
+  }
+
   /** After a failure: drops the connections and stops the writer. */
   async abort(why: Error): Promise<void> {
     for (const c of this.clients.splice(0)) c.destroy(why);
@@ -79,12 +95,11 @@ export class LayerCopy {
 }
 
 /**
- * Block status, then the plan. Incremental: the dirty bitmap over the whole disk, then allocation
- * only over the dirty ranges (its cost follows the dirty bytes, not the disk's size).
+ * The plan from block status. Incremental: allocation only over the dirty ranges (its cost follows
+ * the dirty bytes, not the disk's size); full: allocation over the whole disk.
  */
-async function planCopy(src: NbdClient, kind: LayerCopyBase['kind'], ctx: string | undefined): Promise<CopyOp[]> {
-  if (!ctx) return copyOps(kind, await src.extentsIn(BASE_ALLOCATION));
-  const dirty = await src.extentsIn(ctx);
+async function planCopy(src: NbdClient, kind: LayerCopyBase['kind'], dirty: Extent[] | undefined): Promise<CopyOp[]> {
+  if (!dirty) return copyOps(kind, await src.extentsIn(BASE_ALLOCATION));
   const ranges = dirtyRanges(dirty, JOIN_GAP);
   return copyOps(kind, ranges.length ? await src.extentsIn(BASE_ALLOCATION, ranges) : [], dirty);
 }
