@@ -48,6 +48,9 @@ export interface PullJournal {
   layerNodes?: string[];
 }
 
+/** How pull.ts names the node of a layer QEMU writes: the fleece node's name + "-layer". */
+const LAYER_NODE = /^tidemark-bkt-[0-9a-f]+-\d+-layer$/;
+
 /** The `strategy.state` of a QMP backup's journal. */
 export interface QmpBackupState {
   disks: QmpDiskJournal[];
@@ -98,7 +101,12 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
 async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backupId: string, log: Log): Promise<void> {
   if (client.isOpen) {
     // A layer's export is not journaled by id: it is found by its node (added after the node was journaled).
-    const layers = new Set(pull.layerNodes ?? []);
+    // Only nodes named as pull.ts names them (a journal cannot make recovery close someone else's node).
+    const layers = new Set((pull.layerNodes ?? []).filter((n) => {
+      const ours = LAYER_NODE.test(n);
+      if (!ours) log.add(`the journal names ${JSON.stringify(n)} as a layer node of the unfinished pull; it is not one: left alone`);
+      return ours;
+    }));
     const all = layers.size ? await client.execute<{ id: string; 'node-name': string }[]>('query-block-exports').catch(() => []) : [];
     for (const id of [...pull.exports, ...all.filter((e) => layers.has(e['node-name'])).map((e) => e.id)]) {
       const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
@@ -109,7 +117,7 @@ async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backup
         log.add(`export ${id} of the unfinished pull removed`);
       }
     }
-    for (const node of pull.layerNodes ?? []) {
+    for (const node of layers) {
       // After its export is gone; QEMU then writes the layer's metadata, and the session deletes the partial file.
       if (await client.execute('blockdev-del', { 'node-name': node }).then(() => true, () => false)) log.add(`layer node ${node} of the unfinished pull closed`);
     }
