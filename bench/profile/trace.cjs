@@ -59,7 +59,7 @@ if (file) {
     'electron/engine/pull/pull.js': { runPull: true },
     'electron/engine/pull/copy.js': { copyExtents: true },
     'electron/nbd/qemu-nbd.js': { startQemuNbd: true, stopProcess: true },
-    'electron/nbd/client.js': { NbdClient$static: ['connect'], NbdClient: ['extents', 'flush', 'close'] },
+    'electron/nbd/client.js': { NbdClient$static: ['connect'], NbdClient: ['extentsIn', 'flush', 'close'] },
     'electron/engine/checkpoints/engine.js': { CheckpointEngine$static: ['open'], CheckpointEngine: ['health', 'vm', 'create', 'delete', 'prepareCreate', 'commitCreate'] },
     'electron/host/service.js': { createService: true },
   };

@@ -31,6 +31,7 @@ async function failure(p: Promise<unknown>): Promise<Error> {
 }
 
 const MiB = 1024 * 1024;
+const KiB = 1024;
 function big64(v: bigint): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigUInt64BE(v);
@@ -502,6 +503,33 @@ describe('block status', () => {
     expect(await client.extents('qemu:dirty-bitmap:b')).toEqual([{ offset: 0, length: MiB, flags: 1 }, { offset: MiB, length: 3 * MiB, flags: 0 }]);
     expect(await client.extents('qemu:dirty-bitmap:b', MiB / 4, MiB)).toEqual([{ offset: MiB / 4, length: (3 * MiB) / 4, flags: 1 }, { offset: MiB, length: MiB / 4, flags: 0 }]);
     await expect(client.extents('qemu:dirty-bitmap:other')).rejects.toThrow(/"qemu:dirty-bitmap:other" was not selected/);
+  });
+
+  it('extentsIn: the whole export in windows asked together, or only given ranges; in order, merged', async () => {
+    const asked: [number, number][] = [];
+    const s = await serveRequests((c, r, ids) => {
+      asked.push([r.offset, r.length]);
+      // Dirty in [1 MiB - 64 KiB, 1 MiB + 64 KiB) and [3 MiB, 4 MiB); each reply covers what was asked.
+      const dirty = (o: number) => (o >= MiB - 64 * KiB && o < MiB + 64 * KiB) || o >= 3 * MiB;
+      const ext: [number, number][] = [];
+      for (let o = r.offset; o < r.offset + r.length; o += 64 * KiB) ext.push([64 * KiB, dirty(o) ? 1 : 0]);
+      c.status(r.handle, ids.get('qemu:dirty-bitmap:b')!, ext, true);
+    }, { size: 4 * MiB, contexts: ['qemu:dirty-bitmap:b'] });
+    client = await NbdClient.connect(s.uri(), { metaContexts: ['qemu:dirty-bitmap:b'] });
+    const whole = await client.extentsIn('qemu:dirty-bitmap:b', undefined, { windowBytes: MiB, parallel: 3 });
+    expect(whole).toEqual([
+      { offset: 0, length: MiB - 64 * KiB, flags: 0 }, { offset: MiB - 64 * KiB, length: 128 * KiB, flags: 1 },
+      { offset: MiB + 64 * KiB, length: 2 * MiB - 64 * KiB, flags: 0 }, { offset: 3 * MiB, length: MiB, flags: 1 },
+    ]);
+    expect(whole).toEqual(await client.extents('qemu:dirty-bitmap:b'));
+    expect(asked.slice(0, 4).map(([o, l]) => [o / MiB, l / MiB]).sort()).toEqual([[0, 1], [1, 1], [2, 1], [3, 1]]);
+    asked.length = 0;
+    expect(await client.extentsIn('qemu:dirty-bitmap:b', [{ offset: MiB - 64 * KiB, length: 128 * KiB }, { offset: 3 * MiB + 64 * KiB, length: 64 * KiB }])).toEqual([
+      { offset: MiB - 64 * KiB, length: 128 * KiB, flags: 1 }, { offset: 3 * MiB + 64 * KiB, length: 64 * KiB, flags: 1 },
+    ]);
+    expect(asked).toEqual([[MiB - 64 * KiB, 128 * KiB], [3 * MiB + 64 * KiB, 64 * KiB]]);
+    await expect(client.extentsIn('qemu:dirty-bitmap:b', [{ offset: 4 * MiB, length: 512 }])).rejects.toThrow(/go past the end/);
+    await expect(client.extentsIn('qemu:dirty-bitmap:b', undefined, { windowBytes: 0 })).rejects.toThrow(/window size must be a positive integer/);
   });
 
   it('needs a selected context', async () => {

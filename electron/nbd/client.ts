@@ -25,6 +25,8 @@ export interface NbdClientOptions extends NbdHandshakeOptions, NbdTransmissionOp
 }
 
 const MAX_READ_PER_CALL = 1024 * 1024 * 1024;
+/** Whole-export block status is asked in windows of this size, several at once (extentsIn). */
+export const STATUS_WINDOW = 2 * 1024 * 1024 * 1024;
 const U32 = 0x1_0000_0000;
 
 export class NbdClient {
@@ -150,6 +152,35 @@ export class NbdClient {
     return out;
   }
 
+  /**
+   * `extents` over several ranges, in order, up to `parallel` (default 16) ranges asked at once: requests
+   * in flight share their round trips. Without `ranges`, the whole export in windows of `windowBytes`
+   * (default `STATUS_WINDOW`). Adjacent extents with equal flags are merged.
+   */
+  async extentsIn(context: string, ranges?: { offset: number; length: number }[], options: { parallel?: number; windowBytes?: number } = {}): Promise<Extent[]> {
+    const asked = ranges ?? windows(this.size, options.windowBytes ?? STATUS_WINDOW);
+    const parts = new Array<Extent[]>(asked.length);
+    let next = 0;
+    let failed = false;
+    const worker = async () => {
+      while (!failed && next < asked.length) {
+        const k = next++;
+        parts[k] = await this.extents(context, asked[k]!.offset, asked[k]!.length).catch((e: Error) => {
+          failed = true;
+          throw e;
+        });
+      }
+    };
+    await settleAll(Array.from({ length: Math.max(1, Math.min(options.parallel ?? 16, asked.length)) }, worker));
+    const out: Extent[] = [];
+    for (const e of parts.flat()) {
+      const last = out[out.length - 1];
+      if (last && last.flags === e.flags && last.offset + last.length === e.offset) last.length += e.length;
+      else out.push({ ...e });
+    }
+    return out;
+  }
+
   /** Writes `data` at `offset` (split into requests of at most the negotiated maximum). */
   async write(offset: number, data: Buffer, options: { fua?: boolean } = {}): Promise<void> {
     this.checkWritable('write', offset, data.length);
@@ -214,4 +245,12 @@ async function settleAll(ps: Promise<unknown>[]): Promise<void> {
   const results = await Promise.allSettled(ps);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** [0, size) cut into consecutive windows of at most `step` bytes. */
+function windows(size: number, step: number): { offset: number; length: number }[] {
+  if (!Number.isSafeInteger(step) || step < 1) throw new RangeError(`window size must be a positive integer, got ${step}`);
+  const out: { offset: number; length: number }[] = [];
+  for (let pos = 0; pos < size; pos += step) out.push({ offset: pos, length: Math.min(step, size - pos) });
+  return out;
 }

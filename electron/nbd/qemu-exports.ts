@@ -1,5 +1,6 @@
 // Exports of a running QEMU over its own NBD server (nbd-server-start + block-export-add), for the
-// dirty map and pull-mode backups. QEMU runs at most one NBD server, so one ExportManager per QMP
+// dirty map and pull-mode backups (read-only points in time; writable only for the new layer a pull
+// writes, on the unix socket). QEMU runs at most one NBD server, so one ExportManager per QMP
 // connection starts it on demand (unix socket in the state dir, or TCP with TLS only), and stops
 // it when the last export is gone and nobody else has an export on it.
 
@@ -25,6 +26,8 @@ export interface ExportSpec {
   bitmaps?: (string | { node: string; name: string })[];
   /** Export name prefix; a random suffix keeps names unique. */
   prefix?: string;
+  /** A writable export (a pull's new layer, written by Tidemark); default read-only. Never TCP. */
+  writable?: boolean;
 }
 
 export interface QemuExport {
@@ -70,11 +73,12 @@ export class ExportManager {
   }
 
   async add(spec: ExportSpec, listen: ExportListen = { kind: 'unix' }): Promise<QemuExport> {
+    if (spec.writable && listen.kind !== 'unix') throw new Error(`a writable export is served on the unix socket only, not on ${listen.kind}`);
     return this.serial(async () => {
       await this.ensureServer(listen);
       const name = `${spec.prefix ?? 'tidemark'}-${randomBytes(4).toString('hex')}`;
       const id = `tm-exp-${name}`;
-      const args: Record<string, unknown> = { type: 'nbd', id, 'node-name': spec.nodeName, name, writable: false };
+      const args: Record<string, unknown> = { type: 'nbd', id, 'node-name': spec.nodeName, name, writable: spec.writable === true };
       if (spec.bitmaps?.length) args.bitmaps = spec.bitmaps;
       try {
         await this.qmp.execute('block-export-add', args);

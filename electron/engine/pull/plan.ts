@@ -17,6 +17,7 @@ export interface CopyOp {
  * that are not known zeroes are read. An incremental layer sits on its base, so every dirty
  * extent must be written, zeroes included (as explicit zeroes, G7), and nothing else.
  * `allocation` is base:allocation of the fleece export; `dirty` is its qemu:dirty-bitmap context.
+ * For an incremental, `allocation` need only cover the dirty ranges (`dirtyRanges`), in order.
  */
 export function copyOps(kind: 'full' | 'incremental' | 'differential', allocation: Extent[], dirty?: Extent[]): CopyOp[] {
   const out: CopyOp[] = [];
@@ -45,6 +46,24 @@ export function copyOps(kind: 'full' | 'incremental' | 'differential', allocatio
       push(pos, stop - pos, a.flags & NBD_STATE_ZERO ? 'zero' : 'data');
       pos = stop;
     }
+  }
+  return out;
+}
+
+/**
+ * The ranges an incremental copy needs the allocation status of: the dirty extents, merged when
+ * closer than `joinGap` bytes (one block status request for several nearby extents). Asking only
+ * these, not the whole disk, keeps the cost with the dirty bytes, not with the disk's size.
+ */
+export function dirtyRanges(dirty: Extent[], joinGap = 0): { offset: number; length: number }[] {
+  if (!Number.isSafeInteger(joinGap) || joinGap < 0) throw new RangeError(`join gap must be a non-negative integer, got ${joinGap}`);
+  const out: { offset: number; length: number }[] = [];
+  for (const d of dirty) {
+    if (!(d.flags & NBD_STATE_DIRTY) || d.length <= 0) continue;
+    const last = out[out.length - 1];
+    if (last && d.offset < last.offset + last.length) throw new Error(`the dirty map is not in order at offset ${d.offset}`);
+    if (last && d.offset - (last.offset + last.length) <= joinGap) last.length = d.offset + d.length - last.offset;
+    else out.push({ offset: d.offset, length: d.length });
   }
   return out;
 }

@@ -253,7 +253,7 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       const before = await stateOf(r);
       let removed: string[] = [];
       const { err } = await faultyPull(r, `vanish-${how}`, () => (removed = qmpSync(r.lab.qmpSecondary, how)));
-      expect(removed).toHaveLength(2); // both disks' exports were open
+      expect(removed).toHaveLength(3); // both disks' exports were open, and the layer QEMU was writing
       expect(err).toBeInstanceOf(BackupFailedError);
       expect((err as BackupFailedError).cancelled).toBe(false);
       expect(err.message).toMatch(/failed: copying vda: .*closed the connection/);
@@ -309,8 +309,10 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       expect(done).toBeLessThan(total!);
       const held = readLock(r.repo, r.engine.vmId)!;
       const journal = held.journal;
-      expect(qmpStateOf(journal.strategy)?.pull?.qemuNbdPids).toHaveLength(1);
-      const writer = qmpStateOf(journal.strategy)!.pull!.qemuNbdPids[0]!;
+      // The layer is written by QEMU itself (pull-writer.ts): its node is journaled before it exists.
+      expect(qmpStateOf(journal.strategy)?.pull?.layerNodes).toHaveLength(1);
+      const writer = qmpStateOf(journal.strategy)!.pull!.layerNodes![0]!;
+      const nodeNames = async () => (await r.client.execute<{ 'node-name': string }[]>('query-named-block-nodes', { flat: true })).map((n) => n['node-name']);
       const partial = journal.disks.find((d) => d.disk === 'vda')!.partialImage;
       expect(fs.existsSync(partial)).toBe(true);
       // tsx runs the script in a child node process: that one holds the lock. Kill it, then tsx.
@@ -319,9 +321,9 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       await new Promise((res) => child.once('exit', res));
       for (let i = 0; i < 100 && readLock(r.repo, r.engine.vmId)?.alive; i++) await new Promise((res) => setTimeout(res, 20));
       expect(readLock(r.repo, r.engine.vmId)).toMatchObject({ alive: false });
-      // What the dead pull left: its qemu-nbd writer (a daemon) still runs, its exports and checkpoint bitmap exist.
-      expect(fs.readFileSync(`/proc/${writer}/cmdline`, 'utf8')).toContain('qemu-nbd');
-      expect(await r.client.execute<unknown[]>('query-block-exports')).toHaveLength(2);
+      // What the dead pull left: the layer's node and writable export in QEMU, the point-in-time exports, the checkpoint bitmap.
+      expect(await nodeNames()).toContain(writer);
+      expect(await r.client.execute<unknown[]>('query-block-exports')).toHaveLength(3);
 
       // The next backup (a pull) cleans all that up, then has every change since the last good checkpoint.
       const updates: string[] = [];
@@ -330,7 +332,7 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
       r.shadow.snapshot(m.backupId, m.manifest.disks.map((d) => d.name));
       expect(updates.some((l) => l.includes(`cleaning up after an earlier backup that did not finish (${journal.backupId})`))).toBe(true);
       expect(updates.some((l) => /checkpoint killed of unfinished backup \S+ rolled back/.test(l))).toBe(true);
-      expect(fs.existsSync(`/proc/${writer}`) && fs.readFileSync(`/proc/${writer}/cmdline`, 'utf8').includes('qemu-nbd')).toBe(false);
+      expect(await nodeNames()).not.toContain(writer);
       expect(fs.existsSync(partial)).toBe(false);
       expect(r.engine.list().map((c) => c.name)).toEqual([...before.checkpoints, m.backupId]);
       expect(m.manifest.disks.map((d) => [d.name, d.kind, d.since])).toEqual([['vda', 'incremental', before.current], ['vdb', 'incremental', before.current]]);
@@ -413,21 +415,20 @@ describe('pull faults: QEMU killed mid-pull (real QEMU)', () => {
     const files = repoFiles(r);
     const checkpoints = r.engine.list().map((c) => c.name);
     const pid = r.lab.pid!;
-    let writer = 0;
+    let writer = '';
     const { err } = await faultyPull(r, 'doomed', () => {
-      writer = qmpStateOf(readLock(r.repo, r.engine.vmId)!.journal.strategy)!.pull!.qemuNbdPids[0]!;
+      writer = qmpStateOf(readLock(r.repo, r.engine.vmId)!.journal.strategy)!.pull!.layerNodes![0]!;
       process.kill(pid, 'SIGKILL');
       blockUntil(() => !isQemuAlive(pid), 'QEMU to die');
     });
     expect(err).toBeInstanceOf(BackupFailedError);
     expect(err.message).toMatch(/failed: the QMP connection closed/);
     expect(err.message).toMatch(/checkpoint doomed was never recorded \(QEMU is gone, and with it the bitmaps it created\)/);
-    // Nothing half-done: the repository as before, the writer stopped, no fleece file; the journal
+    // Nothing half-done: the repository as before (the layer QEMU was writing is gone), no fleece file; the journal
     // stays, stale (QEMU could have lived on with only the connection gone): the next pull cleans up.
     expect(repoFiles(r).filter((f) => !f.endsWith('backup.lock'))).toEqual(files);
     expect(r.repo.orphanImages(r.engine.vmId)).toEqual([]);
-    expect(writer).toBeGreaterThan(0);
-    expect(fs.existsSync(`/proc/${writer}`) && fs.readFileSync(`/proc/${writer}/cmdline`, 'utf8').includes('qemu-nbd')).toBe(false);
+    expect(writer).toMatch(/-layer$/);
     expect(fs.readdirSync(path.join(r.stateDir, 'run', 'fleece'))).toEqual([]);
     expect(readLock(r.repo, r.engine.vmId)).toMatchObject({ alive: false, journal: { abandoned: expect.stringMatching(/connection to the hypervisor was lost/) as unknown } });
     expect(r.engine.list().map((c) => c.name)).toEqual(checkpoints);

@@ -198,6 +198,11 @@ describe('export-only pulls', () => {
             const e = exports[0]!;
             expect(e.uri).toMatch(/^nbd\+unix:\/\/\/tidemark-pull-[0-9a-f]{8}\?socket=.*\.sock$/);
             expect(e.dirtyContext).toMatch(/^qemu:dirty-bitmap:tidemark-tmp-bk-/);
+            // The point in time is read-only (only the layer a copying pull writes is served writable).
+            const ro = await NbdClient.connect(e.uri);
+            expect(ro.info.readOnly).toBe(true);
+            await expect(ro.write(0, Buffer.alloc(512))).rejects.toThrow(/read-only/);
+            await ro.close();
             await write('vda', 4 * MiB, 128 * KiB, 0x99); // after the point in time
             const dirty = nbdinfoMap(e.uri, e.dirtyContext).filter((x) => x.flags & 1).map((x) => [x.offset, x.length]);
             // Since p3: the cancelled pull's 8 MiB at 0 (which covers the 4 MiB write) and 64 KiB at 16 MiB.

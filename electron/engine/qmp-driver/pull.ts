@@ -2,8 +2,9 @@
 // then ONE transaction: temporary bitmaps + the new checkpoint + a sync=none fleecing job per disk
 // (why this method: actions.ts). Each fleece node is exported read-only over QEMU's NBD server with
 // its temporary bitmap; Tidemark copies only the dirty extents into the same qcow2-chain repository
-// as push (engine/pull/layer-copy.ts), or, export-only, an outside tool reads the exports until
-// backup-end. The backup session (engine/backup/session.ts) does everything else.
+// as push (engine/pull/layer-copy.ts; QEMU itself writes the new layer, pull-writer.ts), or,
+// export-only, an outside tool reads the exports until backup-end. The backup session
+// (engine/backup/session.ts) does everything else.
 
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -21,18 +22,19 @@ import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../backup/strategy';
 import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fleece';
-import { LayerCopy, writerRunDir } from '../pull/layer-copy';
+import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
+import { qemuLayerWriter } from './pull-writer';
 import { qmpBackupSource } from './source';
 
 export interface PullOptions {
-  /** Tidemark's state directory (NBD socket and qemu-nbd files under run/). */
+  /** Tidemark's state directory (the NBD socket under run/). */
   stateDir: string;
   /** Where the fleece images go (default STATE/run/fleece). */
   fleeceDir?: string;
   fleece?: FleeceLimits;
-  /** Largest single read/write and pieces in flight while copying (defaults 4 MiB × 4). */
+  /** Largest single read/write and pieces in flight while copying (defaults 4 MiB × 16). */
   pieceBytes?: number;
   parallel?: number;
   /** Wraps only the one transaction (quiesce: the guest's file systems frozen for it). */
@@ -62,7 +64,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
   readonly rollbackNote = 'partial images and fleecing images deleted; earlier backups and checkpoints untouched';
   private disks: DiskState[] = [];
   private readonly granularity = new Map<string, number>();
-  private readonly pullJ: PullJournal = { exports: [], qemuNbdPids: [], fleeceFiles: [] };
+  private readonly pullJ: PullJournal = { exports: [], qemuNbdPids: [], fleeceFiles: [], layerNodes: [] };
   private readonly fleeceDir: string;
   private readonly exportsOf: ExportManager;
   private executed = false;
@@ -180,17 +182,17 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
         await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
         s.copy = new LayerCopy({
           source: s.exp!.address, dirtyContext: s.run.tmpBitmap ? dirtyBitmapContext(s.run.tmpBitmap) : undefined, kind: d.kind, layer: t.partial,
-          runDir: writerRunDir(this.o.stateDir), pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
+          pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
           onProgress: (n, total) => {
             done.set(d.disk.name, n);
             totals.set(d.disk.name, total);
             progress();
           },
-          onWriter: (pid) => {
-            if (pid !== undefined) this.pullJ.qemuNbdPids.push(pid);
-            else this.pullJ.qemuNbdPids = [];
+          // QEMU itself writes the layer, served on its NBD server beside the point in time (no qemu-nbd process).
+          writer: qemuLayerWriter(this.client, this.exportsOf, `${s.run.targetNode}-layer`, (node) => {
+            (this.pullJ.layerNodes ??= []).push(node);
             run.journal(this.state());
-          },
+          }),
         });
         const r = await s.copy.run();
         s.copy = undefined;

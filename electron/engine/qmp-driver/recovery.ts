@@ -20,6 +20,7 @@ const qmpBackupStateSchema = record({
     exports: list(qmpName, { max: 256 }),
     qemuNbdPids: list(v.pipe(size(), v.minValue(2)), { max: 256 }),
     fleeceFiles: list(text({ min: 1 }), { max: 256 }),
+    layerNodes: v.optional(list(qmpName, { max: 256 })),
   })),
 });
 
@@ -43,7 +44,12 @@ export interface PullJournal {
   qemuNbdPids: number[];
   /** Fleece image files. */
   fleeceFiles: string[];
+  /** Nodes of new layers QEMU writes (the pull's writer, pull-writer.ts); absent in older journals. */
+  layerNodes?: string[];
 }
+
+/** How pull.ts names the node of a layer QEMU writes: the fleece node's name + "-layer". */
+const LAYER_NODE = /^tidemark-bkt-[0-9a-f]+-\d+-layer$/;
 
 /** The `strategy.state` of a QMP backup's journal. */
 export interface QmpBackupState {
@@ -94,7 +100,15 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
 
 async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backupId: string, log: Log): Promise<void> {
   if (client.isOpen) {
-    for (const id of pull.exports) {
+    // A layer's export is not journaled by id: it is found by its node (added after the node was journaled).
+    // Only nodes named as pull.ts names them (a journal cannot make recovery close someone else's node).
+    const layers = new Set((pull.layerNodes ?? []).filter((n) => {
+      const ours = LAYER_NODE.test(n);
+      if (!ours) log.add(`the journal names ${JSON.stringify(n)} as a layer node of the unfinished pull; it is not one: left alone`);
+      return ours;
+    }));
+    const all = layers.size ? await client.execute<{ id: string; 'node-name': string }[]>('query-block-exports').catch(() => []) : [];
+    for (const id of [...pull.exports, ...all.filter((e) => layers.has(e['node-name'])).map((e) => e.id)]) {
       const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
       gone.catch(() => undefined);
       const ok = await client.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false);
@@ -102,6 +116,10 @@ async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backup
         await gone.catch(() => undefined);
         log.add(`export ${id} of the unfinished pull removed`);
       }
+    }
+    for (const node of layers) {
+      // After its export is gone; QEMU then writes the layer's metadata, and the session deletes the partial file.
+      if (await client.execute('blockdev-del', { 'node-name': node }).then(() => true, () => false)) log.add(`layer node ${node} of the unfinished pull closed`);
     }
     const left = await client.execute<unknown[]>('query-block-exports').catch(() => undefined);
     if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
