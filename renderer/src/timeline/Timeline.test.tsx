@@ -187,6 +187,26 @@ describe('<Timeline> disk bands', () => {
     }
   });
 
+  it('draws a long wheel zoom again on the way, so the plot is never stretched more than 2×', () => {
+    vi.useFakeTimers();
+    try {
+      const { container } = renderTimeline();
+      const svg = container.querySelector('svg.timeline-svg')!;
+      const plot = svg.querySelector('g.timeline-plot')!;
+      const span0 = Number(svg.getAttribute('data-span-ms'));
+      fireEvent.wheel(svg, { deltaY: -1200, clientX: 400, clientY: 60 }); // ×6
+      act(() => vi.advanceTimersByTime(20));
+      const live = Number(plot.getAttribute('data-live-span-ms'));
+      expect(live).toBeLessThan(span0 / 4);
+      expect(Number(svg.getAttribute('data-span-ms'))).toBeCloseTo(live, -1); // rendered already
+      expect(plot.getAttribute('transform')).toBe('translate(0,0)');
+      expect(svg.getAttribute('data-draft')).toBe('true');
+      expect(container.querySelectorAll('.node-label').length).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a button press during a wheel gesture moves on from where the gesture left the view', () => {
     vi.useFakeTimers();
     try {

@@ -27,6 +27,8 @@ export const AXIS_H = 26;
 const RIGHT_PAD = 12;
 /** Labels come back this long after the last zoom or pan. */
 export const SETTLE_MS = 180;
+/** During a wheel or drag gesture the plot is re-rendered once the transform stretches it this much. */
+const MAX_STRETCH = 2;
 
 export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups'> {
   vmLabel: string;
@@ -161,8 +163,14 @@ export function Timeline(props: TimelineProps) {
   const moveLive = useCallback((change: (v: TimeView, w: number) => TimeView) => {
     const { view: v, ctx: c } = latest.current;
     const s = gesture.current;
-    gesture.current = afterUserMove(change(s ? effectiveView(s, c) : v, c.plotW), c);
+    const next = afterUserMove(change(s ? effectiveView(s, c) : v, c.plotW), c);
+    gesture.current = next;
     showGesture();
+    // A long gesture is drawn again on the way (labels still off), so stretching stays under 2×
+    // and what was not drawn (the edges a zoom out or a pan uncovers) under a quarter of the plot.
+    const m = gestureTransform(v, effectiveView(next, c), c.plotW);
+    const uncovered = Math.max(0, m.tx) + Math.max(0, c.plotW - m.k * c.plotW - m.tx);
+    if (m.k > MAX_STRETCH || m.k < 1 / MAX_STRETCH || uncovered > c.plotW / 4) setViewState(next);
     startSettle(() => {
       const reached = takeGesture();
       if (reached) setViewState(reached);
