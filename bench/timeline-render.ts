@@ -5,6 +5,9 @@
 //   - time to first render (data served → timeline drawn) and the page's DOM size
 //   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
 //   - frame interval while zooming continuously (one wheel event per animation frame)
+//   - the render when the view settles after that zoom (a build that moves the plot by one
+//     transform during a gesture renders the new window only then; data-live-span-ms is the
+//     window the gesture has reached)
 //   - ingest of one vm:bitmaps event carrying all 8,000 bitmaps
 //   - main-thread CPU time of each of those (CDP Performance metrics in the threadTicks domain):
 //     unlike wall-clock times they do not grow when other processes load the machine
@@ -169,6 +172,8 @@ interface Figures {
   cpuFirstMs: number;
   cpuStepMs: number;
   cpuFrameMs: number;
+  /** Main-thread CPU from the last wheel event of the continuous zoom until the view settled. */
+  cpuSettleMs: number;
   /** JS heap after GC (MiB) every quarter of the live-update run. */
   liveHeapMiB: number[];
   /** CPU per zoom step by kind: Script, RecalcStyle, Layout (ms). */
@@ -239,7 +244,8 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     }));
   }
 
-  // Zoom steps: wheel → React render → commit (data-span-ms changes) → forced layout.
+  // Zoom steps: wheel → React render → commit (data-span-ms changes, or during a gesture the
+  // plot's data-live-span-ms) → forced layout.
   const cpuSteps0 = await cpu();
   const parts0 = await parts();
   if (PROFILE) await cdp.send('Profiler.start');
@@ -255,12 +261,12 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
         void document.body.offsetHeight;
         resolve(performance.now() - t);
       });
-      mo.observe(svg, { attributes: true, attributeFilter: ['data-span-ms'] });
+      mo.observe(svg, { attributes: true, subtree: true, attributeFilter: ['data-span-ms', 'data-live-span-ms'] });
       svg.dispatchEvent(new WheelEvent('wheel', { deltaY, bubbles: true, cancelable: true, ...at }));
     });
     const zoomIn: number[] = [];
     const all: number[] = [];
-    const span = () => Number(svg.getAttribute('data-span-ms'));
+    const span = () => Number(svg.querySelector('[data-live-span-ms]')?.getAttribute('data-live-span-ms') ?? svg.getAttribute('data-span-ms'));
     const before = span();
     for (let i = 0; i < n; i++) zoomIn.push(await step(-120)); // in: fewer elements on screen
     // A bench that measures nothing is worse than none: the wheel must really have zoomed.
@@ -297,10 +303,19 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     return times.slice(1).map((t, k) => t - times[k]!);
   }, STEPS);
   const cpuFrameMs = ((await cpu()) - cpuFrames0) / frameMs.length;
+  // The view settles (labels back; with a gesture transform, the new window rendered): CPU from the
+  // last wheel event until it has, idle wait included.
+  const cpuSettle0 = await cpu();
+  await page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
+  const cpuSettleMs = (await cpu()) - cpuSettle0;
 
   if (SHOTS) {
     await page.mouse.move(900, 300);
     for (let i = 0; i < 12; i++) await page.mouse.wheel(0, -240);
+    // During the gesture (before it settles), then settled.
+    const live = await page.evaluate(() => document.querySelector('[data-live-span-ms]') !== null);
+    await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-zooming.png`) });
+    console.log(layout, `zooming screenshot: ${live ? 'during the gesture' : 'already settled'}`);
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(SHOTS, `timeline-bench-${layout}-zoomed.png`) });
     // Bands far from the view are drawn without lanes (visible-rows.ts): scrolled to the last band,
@@ -334,7 +349,7 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   }
   return {
     layout, firstRenderMs: first.at, loadToDrawnMs: first.at - first.served, domNodes: size.dom, svgElements: size.svg,
-    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, liveHeapMiB, stepParts, firstParts,
+    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
   };
 }
 
@@ -373,9 +388,9 @@ async function main() {
   }
   console.log('(first render: from navigation start; zoom step: wheel event → React commit + layout, paint excluded; frame: rAF interval during continuous zoom)');
   console.log('\nmain-thread CPU time (not inflated by other load on the machine) and the heap over live updates');
-  console.log('layout       first render   zoom step   zoom frame   heap after GC, every quarter of the live events');
+  console.log('layout       first render   zoom step   zoom frame   settle   heap after GC, every quarter of the live events');
   for (const r of results) {
-    console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
+    console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
     console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
   }
 }

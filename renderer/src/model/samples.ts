@@ -56,10 +56,13 @@ export function recordCounts(history: DiskHistory, at: number, counts: ReadonlyM
     }
   }
   for (const [name, count] of counts) {
-    let s = history.get(name);
+    const s = history.get(name);
     if (!s) {
-      s = { t: [], c: [], n: 0 };
-      history.set(name, s);
+      // Made with its first point (not an empty series pushed to): the first intake of a VM's
+      // counts (8,000 at 1,000 checkpoints × 8 disks) is on the timeline's first render.
+      history.set(name, { t: [at], c: [count], n: 1 });
+      changed = true;
+      continue;
     }
     if (s.n > 0 && s.c[s.n - 1] === count) continue;
     if (s.n > 0 && at < s.t[s.n - 1]!) continue; // out of order: keep the series monotonic in time

@@ -160,6 +160,72 @@ describe('<Timeline> disk bands', () => {
     }
   });
 
+  it('moves the plot by one transform while the wheel zooms, and renders the view when it settles', () => {
+    vi.useFakeTimers();
+    try {
+      const { container } = renderTimeline();
+      const svg = container.querySelector('svg.timeline-svg')!;
+      const plot = svg.querySelector('g.timeline-plot')!;
+      const span0 = Number(svg.getAttribute('data-span-ms'));
+      const circles0 = svg.querySelectorAll('circle').length;
+      fireEvent.wheel(svg, { deltaY: -240, clientX: 400, clientY: 60 });
+      act(() => vi.advanceTimersByTime(20)); // the next animation frame
+      const live = Number(plot.getAttribute('data-live-span-ms'));
+      expect(live).toBeLessThan(span0 * 0.8);
+      expect(plot.getAttribute('transform')).toMatch(/^translate\(-?[\d.e-]+,0\) scale\([\d.]+,1\)$/);
+      expect(Number(svg.getAttribute('data-span-ms'))).toBe(span0); // not rendered yet
+      expect(svg.getAttribute('data-draft')).toBe('true');
+      act(() => vi.advanceTimersByTime(SETTLE_MS + 1));
+      expect(Number(svg.getAttribute('data-span-ms'))).toBeCloseTo(live, -1);
+      expect(plot.hasAttribute('transform')).toBe(false);
+      expect(plot.hasAttribute('data-live-span-ms')).toBe(false);
+      expect(svg.hasAttribute('data-draft')).toBe(false);
+      expect(svg.querySelectorAll('circle').length).toBeGreaterThan(0);
+      expect(circles0).toBeGreaterThan(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('draws a long wheel zoom again on the way, so the plot is never stretched more than 2×', () => {
+    vi.useFakeTimers();
+    try {
+      const { container } = renderTimeline();
+      const svg = container.querySelector('svg.timeline-svg')!;
+      const plot = svg.querySelector('g.timeline-plot')!;
+      const span0 = Number(svg.getAttribute('data-span-ms'));
+      fireEvent.wheel(svg, { deltaY: -1200, clientX: 400, clientY: 60 }); // ×6
+      act(() => vi.advanceTimersByTime(20));
+      const live = Number(plot.getAttribute('data-live-span-ms'));
+      expect(live).toBeLessThan(span0 / 4);
+      expect(Number(svg.getAttribute('data-span-ms'))).toBeCloseTo(live, -1); // rendered already
+      expect(plot.getAttribute('transform')).toBe('translate(0,0)');
+      expect(svg.getAttribute('data-draft')).toBe('true');
+      expect(container.querySelectorAll('.node-label').length).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a button press during a wheel gesture moves on from where the gesture left the view', () => {
+    vi.useFakeTimers();
+    try {
+      const { container } = renderTimeline();
+      const svg = container.querySelector('svg.timeline-svg')!;
+      const plot = svg.querySelector('g.timeline-plot')!;
+      fireEvent.wheel(svg, { deltaY: -240, clientX: 400, clientY: 60 });
+      act(() => vi.advanceTimersByTime(20));
+      const live = Number(plot.getAttribute('data-live-span-ms'));
+      fireEvent.click(screen.getByRole('button', { name: 'Zoom in' }));
+      expect(plot.hasAttribute('transform')).toBe(false);
+      expect(Number(svg.getAttribute('data-span-ms')) / live).toBeCloseTo(1 / 1.6, 2);
+      act(() => vi.advanceTimersByTime(SETTLE_MS + 1));
+      expect(Number(svg.getAttribute('data-span-ms')) / live).toBeCloseTo(1 / 1.6, 2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('zooms with the buttons and returns to the fitted view', () => {
     const { container } = renderTimeline();
     const svg = container.querySelector('svg.timeline-svg')!;

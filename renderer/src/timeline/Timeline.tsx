@@ -18,14 +18,17 @@ import { TreeLayer } from './TreeLayer';
 import { ScheduleMarks } from './ScheduleMarks';
 import type { ScheduleInfo } from '../../../shared/contract';
 import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewState } from './view-state';
-import { compressIdle, formatDuration, IDENTITY_WARP } from './warp';
+import { compressIdle, formatDuration, IDENTITY_WARP, type TimeWarp } from './warp';
 import { useRowsNearView } from './visible-rows';
+import { gestureTransform, transformAttr } from './gesture';
 
 export { GUTTER } from './geometry';
 export const AXIS_H = 26;
 const RIGHT_PAD = 12;
 /** Labels come back this long after the last zoom or pan. */
 export const SETTLE_MS = 180;
+/** During a wheel or drag gesture the plot is re-rendered once the transform stretches it this much. */
+const MAX_STRETCH = 2;
 
 export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups'> {
   vmLabel: string;
@@ -109,13 +112,70 @@ export function Timeline(props: TimelineProps) {
   const [draft, setDraft] = useState(false);
   const settle = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(settle.current), []);
-  const move = useCallback((change: (v: TimeView, w: number) => TimeView) => {
-    const { view: v, ctx: c } = latest.current;
-    setViewState(afterUserMove(change(v, c.plotW), c));
+  // A wheel or drag gesture in progress: where it has moved the view to. Until it settles, the plot
+  // shows it by one transform (gesture.ts) and React renders nothing per frame.
+  const gesture = useRef<ViewState | null>(null);
+  const plotRef = useRef<SVGGElement>(null);
+  const rangeRef = useRef<HTMLSpanElement>(null);
+  const showGesture = useCallback(() => {
+    const g = plotRef.current;
+    if (!g) return;
+    const s = gesture.current;
+    if (!s) {
+      g.removeAttribute('transform');
+      g.removeAttribute('data-live-span-ms');
+      return;
+    }
+    const { view: drawn, ctx: c } = latest.current;
+    const target = effectiveView(s, c);
+    g.setAttribute('transform', transformAttr(gestureTransform(drawn, target, c.plotW)));
+    g.setAttribute('data-live-span-ms', String(Math.round(target.t1 - target.t0)));
+    if (rangeRef.current) rangeRef.current.textContent = rangeText(target, c.warp);
+  }, []);
+  // After every render: the transform is relative to what that render drew (or gone).
+  useLayoutEffect(showGesture);
+  /** Ends a gesture in progress: the view it reached, or undefined. */
+  const takeGesture = () => {
+    const s = gesture.current;
+    gesture.current = null;
+    return s ?? undefined;
+  };
+  const setView = (state: ViewState) => {
+    takeGesture();
+    setViewState(state);
+  };
+  const startSettle = (then?: () => void) => {
     setDraft(true);
     clearTimeout(settle.current);
-    settle.current = setTimeout(() => setDraft(false), SETTLE_MS);
-  }, []);
+    settle.current = setTimeout(() => {
+      then?.();
+      setDraft(false);
+    }, SETTLE_MS);
+  };
+  // Buttons and keys: the view moves at once (from where a gesture may have left it).
+  const move = useCallback((change: (v: TimeView, w: number) => TimeView) => {
+    const { view: v, ctx: c } = latest.current;
+    const s = takeGesture();
+    setViewState(afterUserMove(change(s ? effectiveView(s, c) : v, c.plotW), c));
+    startSettle();
+  }, []); // refs and state setters only
+  // Wheel and drag: one transform per frame; the real render once the view settles.
+  const moveLive = useCallback((change: (v: TimeView, w: number) => TimeView) => {
+    const { view: v, ctx: c } = latest.current;
+    const s = gesture.current;
+    const next = afterUserMove(change(s ? effectiveView(s, c) : v, c.plotW), c);
+    gesture.current = next;
+    showGesture();
+    // A long gesture is drawn again on the way (labels still off), so stretching stays under 2×
+    // and what was not drawn (the edges a zoom out or a pan uncovers) under a quarter of the plot.
+    const m = gestureTransform(v, effectiveView(next, c), c.plotW);
+    const uncovered = Math.max(0, m.tx) + Math.max(0, c.plotW - m.k * c.plotW - m.tx);
+    if (m.k > MAX_STRETCH || m.k < 1 / MAX_STRETCH || uncovered > c.plotW / 4) setViewState(next);
+    startSettle(() => {
+      const reached = takeGesture();
+      if (reached) setViewState(reached);
+    });
+  }, [showGesture]); // refs and state setters only
 
   const zoom = (factor: number, at = plotW * 0.75) => move((v, w) => zoomAt(v, w, at, factor));
 
@@ -131,7 +191,7 @@ export function Timeline(props: TimelineProps) {
       const p = pending;
       pending = undefined;
       if (!p) return;
-      move((v, w) => {
+      moveLive((v, w) => {
         const zoomed = p.factor !== 1 ? zoomAt(v, w, p.x, p.factor) : v;
         return p.dx !== 0 ? panBy(zoomed, w, p.dx) : zoomed;
       });
@@ -152,7 +212,7 @@ export function Timeline(props: TimelineProps) {
       svg.removeEventListener('wheel', onWheel);
       if (raf) cancelAnimationFrame(raf);
     };
-  }, [move, measured !== undefined]); // the <svg> exists once the width is measured
+  }, [moveLive, measured !== undefined]); // the <svg> exists once the width is measured
 
   const drag = useRef<{ x: number; moved: boolean } | null>(null);
   const onPointerDown = (e: ReactPointerEvent<SVGSVGElement>) => {
@@ -167,7 +227,7 @@ export function Timeline(props: TimelineProps) {
     if (!d.moved) svgRef.current?.setPointerCapture?.(e.pointerId);
     d.moved = true;
     d.x = e.clientX;
-    move((v, w) => panBy(v, w, dx));
+    moveLive((v, w) => panBy(v, w, dx));
   };
   const endDrag = () => {
     drag.current = null;
@@ -211,16 +271,14 @@ export function Timeline(props: TimelineProps) {
   return (
     <section className="timeline" aria-label="Timeline" id="timeline" tabIndex={-1}>
       <div className="timeline-toolbar" role="toolbar" aria-label="Timeline view">
-        <span className="timeline-range" aria-live="off">
-          {formatAbsolute(warp.toTime(view.t0))} — {formatAbsolute(warp.toTime(view.t1))}
-        </span>
+        <span className="timeline-range" aria-live="off" ref={rangeRef}>{rangeText(view, warp)}</span>
         <span className="spacer" />
         <button type="button" onClick={() => zoom(1.6)} aria-label="Zoom in" title="Zoom in (wheel up)">+</button>
         <button type="button" onClick={() => zoom(1 / 1.6)} aria-label="Zoom out" title="Zoom out (wheel down)">−</button>
         <button type="button" onClick={() => move((v, w) => panBy(v, w, w * 0.3))} aria-label="Pan earlier">◀</button>
         <button type="button" onClick={() => move((v, w) => panBy(v, w, -w * 0.3))} aria-label="Pan later">▶</button>
-        <button type="button" onClick={() => setViewState(jumpToNow(view, plotW))} aria-pressed={mode === 'follow'} title="Keep NOW in view as time passes">Follow now</button>
-        <button type="button" onClick={() => setViewState({ mode: 'fit' })} aria-pressed={mode === 'fit'}>Fit all</button>
+        <button type="button" onClick={() => setView(jumpToNow(view, plotW))} aria-pressed={mode === 'follow'} title="Keep NOW in view as time passes">Follow now</button>
+        <button type="button" onClick={() => setView({ mode: 'fit' })} aria-pressed={mode === 'fit'}>Fit all</button>
         <button type="button" onClick={() => setCompress((c) => !c)} aria-pressed={compress} title="Draw long idle stretches shorter, so bursts of checkpoints stay readable">
           Compress idle time
         </button>
@@ -263,49 +321,51 @@ export function Timeline(props: TimelineProps) {
 
           <g transform={`translate(${GUTTER},0)`}>
             <g clipPath="url(#tm-plot-clip)">
-              <g className="axis" aria-hidden="true">
-                {breaks.map(({ b, x0, x1, label }) => (
-                  <g key={b.t0} className="idle-break">
-                    <title>{`${formatDuration(b.gap)} with no checkpoint or backup, drawn shorter (${formatAbsolute(b.t0)} – ${formatAbsolute(b.t1)})`}</title>
-                    <rect x={x0} y={AXIS_H - 4} width={x1 - x0} height={height} />
-                    {label && <text className="tick idle-label" transform={at(label.x, AXIS_H - 9)}>{label.text}</text>}
-                  </g>
-                ))}
-                {axisTicks.map((tk) => (
-                  <g key={tk.t}>
-                    <line className="grid" x1={tk.x} x2={tk.x} y1={AXIS_H - 4} y2={height} />
-                    {tk.label && <text className="tick" transform={at(tk.x + 3, AXIS_H - 9)}>{tk.label}</text>}
-                  </g>
-                ))}
-              </g>
-              <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
-              {props.schedules && props.schedules.length > 0 && (
-                <ScheduleMarks schedules={props.schedules} now={now} plotW={plotW} toX={(t) => ((warp.toAxis(t) - view.t0) / span) * plotW} top={AXIS_H - 4} height={height} />
-              )}
-              <g transform={`translate(0,${treeTop})`}>
-                <TreeLayer
-                  model={model}
-                  vmLabel={props.vmLabel}
-                  checkpoints={checkpoints}
-                  current={current}
-                  selected={selected}
-                  now={now}
-                  x={x}
-                  plotW={plotW}
-                  changed={changed}
-                  onSelect={onSelect}
-                  onOpen={onOpen}
-                  onDelete={props.onDelete && onDelete}
-                  onClearSelection={props.onClearSelection && onClearSelection}
-                  focusRequest={props.focusRequest}
-                  draft={draft}
-                />
-              </g>
-              {selectedNode && (
-                <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
-              )}
-              <g transform={`translate(0,${bandsTop})`}>
-                <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} near={nearBands} />
+              <g className="timeline-plot" ref={plotRef}>
+                <g className="axis" aria-hidden="true">
+                  {breaks.map(({ b, x0, x1, label }) => (
+                    <g key={b.t0} className="idle-break">
+                      <title>{`${formatDuration(b.gap)} with no checkpoint or backup, drawn shorter (${formatAbsolute(b.t0)} – ${formatAbsolute(b.t1)})`}</title>
+                      <rect x={x0} y={AXIS_H - 4} width={x1 - x0} height={height} />
+                      {label && <text className="tick idle-label" transform={at(label.x, AXIS_H - 9)}>{label.text}</text>}
+                    </g>
+                  ))}
+                  {axisTicks.map((tk) => (
+                    <g key={tk.t}>
+                      <line className="grid" x1={tk.x} x2={tk.x} y1={AXIS_H - 4} y2={height} />
+                      {tk.label && <text className="tick" transform={at(tk.x + 3, AXIS_H - 9)}>{tk.label}</text>}
+                    </g>
+                  ))}
+                </g>
+                <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
+                {props.schedules && props.schedules.length > 0 && (
+                  <ScheduleMarks schedules={props.schedules} now={now} plotW={plotW} toX={(t) => ((warp.toAxis(t) - view.t0) / span) * plotW} top={AXIS_H - 4} height={height} />
+                )}
+                <g transform={`translate(0,${treeTop})`}>
+                  <TreeLayer
+                    model={model}
+                    vmLabel={props.vmLabel}
+                    checkpoints={checkpoints}
+                    current={current}
+                    selected={selected}
+                    now={now}
+                    x={x}
+                    plotW={plotW}
+                    changed={changed}
+                    onSelect={onSelect}
+                    onOpen={onOpen}
+                    onDelete={props.onDelete && onDelete}
+                    onClearSelection={props.onClearSelection && onClearSelection}
+                    focusRequest={props.focusRequest}
+                    draft={draft}
+                  />
+                </g>
+                {selectedNode && (
+                  <line className="selected-rule" x1={x(selectedNode.time)} x2={x(selectedNode.time)} y1={treeTop} y2={height} aria-hidden="true" />
+                )}
+                <g transform={`translate(0,${bandsTop})`}>
+                  <DiskBands model={model} x={x} plotW={plotW} nowX={nowX} selected={selected} figures={props.figures} dirtyMaps={props.dirtyMaps} onToggleGroup={toggleGroup} draft={draft} near={nearBands} />
+                </g>
               </g>
             </g>
           </g>
@@ -316,4 +376,9 @@ export function Timeline(props: TimelineProps) {
       </div>
     </section>
   );
+}
+
+/** The toolbar's words for the window shown. */
+function rangeText(view: TimeView, warp: TimeWarp): string {
+  return `${formatAbsolute(warp.toTime(view.t0))} — ${formatAbsolute(warp.toTime(view.t1))}`;
 }
