@@ -21,6 +21,7 @@ import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recover
 import { qmpBackupSource } from './source';
 
 const MiB = 1024 * 1024;
+const PROGRESS_JOURNAL_MS = 5_000;
 
 export interface PushOptions {
   /** Speed limit per disk, MiB/s. */
@@ -109,13 +110,15 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   async transfer(run: Run): Promise<CopiedBytes> {
     const group = this.group!;
-    let lastJournal = 0;
+    // Progress goes to the journal for backup-status only (recovery never reads it): not in the
+    // first seconds, then every few seconds, so a short backup writes none.
+    let lastJournal = Date.now();
     await group.waitSettled({
       signal: run.signal,
       onProgress: (states) => {
         run.log.progress(this.progressOf(states));
         run.cancelRequested();
-        if (Date.now() - lastJournal > 1000) {
+        if (Date.now() - lastJournal > PROGRESS_JOURNAL_MS) {
           lastJournal = Date.now();
           run.journal(this.state(), { progress: run.log.progressState, log: run.log.lines.slice(-50) });
         }
