@@ -89,7 +89,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     this.fullSync = fullSyncModes(this.disks, this.sources);
     // Not under a speed limit: copy_file_range moves up to 16 MiB per request, so the limit would come in bursts.
     const dirs = [...new Set(run.targets.map((t) => path.dirname(t.partial)))];
-    this.copyRange = this.options.speedMiBps === undefined && (await Promise.all(dirs.map((dir) => useCopyRange(this.client, dir)))).every(Boolean);
+    this.copyRange = this.options.speedMiBps === undefined && dirs.every((dir) => useCopyRange(run.vm.qemuVersion, dir));
     if (this.copyRange) run.log.add('QEMU copies with copy_file_range (the repository\'s filesystem cannot share extents)');
   }
 
