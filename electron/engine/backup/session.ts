@@ -234,11 +234,13 @@ class Session<P extends PendingCheckpoint> {
 
       const copied = await this.strategy.transfer(run);
       this.throwIfAborted();
-      this.journal({ phase: 'finalizing' }, true); // nothing recovery reads changes until the manifest
+      // Phases from here are for backup-status only: nothing recovery reads changes until the manifest
+      // (whose existence is what it checks), so they ride along with a later write, if any.
+      this.journal({ phase: 'finalizing' }, true);
       await this.strategy.finish(run);
 
       // Record: layers renamed into place and checksummed, then the manifest (the commit point), then the checkpoint.
-      this.journal({ phase: 'recording' });
+      this.journal({ phase: 'recording' }, true);
       // Every disk's layer at once (one disk's sync beside another's hash); all settle before a failure is handled.
       const recorded = await Promise.allSettled(targets.map((t) => {
         const d = t.plan;
