@@ -21,7 +21,9 @@ import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recover
 import { qmpBackupSource } from './source';
 
 const MiB = 1024 * 1024;
-const PROGRESS_JOURNAL_MS = 5_000;
+/** Progress in the journal (for backup-status only): first after this long, then every PROGRESS_EVERY_MS. */
+const PROGRESS_FIRST_MS = 1_000;
+const PROGRESS_EVERY_MS = 5_000;
 
 export interface PushOptions {
   /** Speed limit per disk, MiB/s. */
@@ -111,15 +113,15 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   async transfer(run: Run): Promise<CopiedBytes> {
     const group = this.group!;
     // Progress goes to the journal for backup-status only (recovery never reads it): not in the
-    // first seconds, then every few seconds, so a short backup writes none.
-    let lastJournal = Date.now();
+    // first second, then every few seconds, so a short backup writes none.
+    let nextJournal = Date.now() + PROGRESS_FIRST_MS;
     await group.waitSettled({
       signal: run.signal,
       onProgress: (states) => {
         run.log.progress(this.progressOf(states));
         run.cancelRequested();
-        if (Date.now() - lastJournal > PROGRESS_JOURNAL_MS) {
-          lastJournal = Date.now();
+        if (Date.now() >= nextJournal) {
+          nextJournal = Date.now() + PROGRESS_EVERY_MS;
           run.journal(this.state(), { progress: run.log.progressState, log: run.log.lines.slice(-50) });
         }
       },
