@@ -145,6 +145,8 @@ function placeholderJournal(vmId: string, why: string): BackupJournal {
 }
 
 export class BackupLock {
+  private staged = false;
+
   private constructor(
     private readonly file: string,
     private journalValue: BackupJournal,
@@ -171,9 +173,22 @@ export class BackupLock {
     return this.journalValue;
   }
 
+  /** Applies `patch` and writes the journal (durably: file and folder synced). */
   update(patch: Partial<BackupJournal>): void {
     this.journalValue = { ...this.journalValue, ...patch, updatedAt: Date.now() };
     writeFileAtomic(this.file, JSON.stringify(this.journalValue, null, 2));
+    this.staged = false;
+  }
+
+  /** Applies `patch` in memory only: it reaches the file with the next update (or flush). */
+  stage(patch: Partial<BackupJournal>): void {
+    this.journalValue = { ...this.journalValue, ...patch };
+    this.staged = true;
+  }
+
+  /** True when staged changes wait for the next update. */
+  get hasStaged(): boolean {
+    return this.staged;
   }
 
   release(): void {

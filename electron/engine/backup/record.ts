@@ -24,22 +24,32 @@ async function syncFile(file: string): Promise<void> {
   }
 }
 
+/** What a driver read from the hypervisor already (QMP), so that no `qemu-img info` runs for it. */
+export interface LayerFacts {
+  /** The layer's virtual size as the hypervisor had it open, before it closed it. */
+  virtualSize: number;
+  /** The source image's qcow2 compat level and cluster size. */
+  sourceCompat?: string;
+  sourceClusterSize?: number;
+}
+
 /**
  * Checksums a finished layer, checks its size, describes it, and puts it into place (fsynced,
- * renamed, the folder fsynced: durable before the manifest that names it is written).
+ * renamed, the folder fsynced: durable before the manifest that names it is written). The size and
+ * the source's compat come from `facts` when the driver has them, else from qemu-img.
  */
-export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean): Promise<BackupManifestDisk> {
+export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean, facts?: LayerFacts): Promise<BackupManifestDisk> {
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
   // Its writer has closed the layer, so its bytes are final: the disk writes them back (fsync) while
-  // this process hashes them from the page cache and two qemu-img processes read headers, side by
-  // side. All of it only reads or syncs the partial file; it is renamed after every step succeeded.
-  const [sum, info, src] = await Promise.all([
+  // this process hashes them from the page cache and (without facts) two qemu-img processes read
+  // headers, side by side. All of it only reads or syncs the partial file; it is renamed after every step succeeded.
+  const [sum, size, src] = await Promise.all([
     checksumFile(partial),
-    imageInfo(partial, { format: 'qcow2' }),
-    imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
+    facts ? facts.virtualSize : imageInfo(partial, { format: 'qcow2' }).then((i) => i.virtualSize),
+    facts ? { compat: facts.sourceCompat, clusterSize: facts.sourceClusterSize } : imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
     syncFile(partial),
   ]);
-  if (info.virtualSize !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${info.virtualSize}, expected ${d.disk.virtualSize}`);
+  if (size !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${size}, expected ${d.disk.virtualSize}`);
   renameDurable(partial, final);
   const entry: BackupManifestDisk = {
     name: d.disk.name,

@@ -133,6 +133,28 @@ describe('backup session', () => {
     expect(err.message).toMatch(/failed: QEMU refused the transaction; checkpoint b2 was not created; partial images deleted$/);
   });
 
+  it('the disks to delete are in the journal on disk before the strategy creates anything, and before the checkpoint is prepared', async () => {
+    const seen: Record<string, unknown> = {};
+    const onDisk = () => readLock(repo, 'uuid-1')?.journal;
+    const s = strategy({ fail: 'start' });
+    // a strategy that journals its own state first (as the QMP ones do): that one write carries the plan's disks
+    const setup = s.setup.bind(s);
+    s.setup = async (run) => {
+      seen.before = onDisk()?.disks.length;
+      run.journal({ nodes: ['n1'] });
+      seen.first = { disks: onDisk()?.disks.map((d) => d.disk), state: onDisk()?.strategy?.state };
+      await setup(run);
+    };
+    const src = source({ prepareCheckpoint: async (o) => ((seen.prepare = onDisk()?.disks.length), { checkpoint: { ...c1, name: o.name!, parent: 'c1' } }) });
+    await failure(runBackupSession(src, s, { repo, full: true, checkpoint: 'b2' }, new RecordingReporter()));
+    expect(seen).toEqual({ before: 0, first: { disks: ['vda', 'vdb'], state: { nodes: ['n1'] } }, prepare: 2 });
+    // a strategy that journals nothing in setup: the disks are written right after it, still before the checkpoint
+    calls.length = 0;
+    const quiet = strategy({ fail: 'start' });
+    await failure(runBackupSession(source({ prepareCheckpoint: async (o) => ((seen.quiet = onDisk()?.disks.map((d) => d.disk)), { checkpoint: { ...c1, name: o.name!, parent: 'c1' } }) }), quiet, { repo, full: true, checkpoint: 'b3' }, new RecordingReporter()));
+    expect(seen.quiet).toEqual(['vda', 'vdb']);
+  });
+
   it('a failure after the operation rolls the checkpoint back and deletes the partial layers', async () => {
     const s = strategy({
       fail: 'transfer',

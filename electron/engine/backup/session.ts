@@ -11,15 +11,17 @@ import * as fs from 'node:fs';
 import { validateCheckpointName } from '../names';
 import { OperationLog, type OperationReporter } from '../operation';
 import { cancelMarker, endMarker, waitForEnd } from './control';
-import { BackupLock, isRetentionLock, removeLock, StaleBackupError, UNKNOWN_BACKUP, type BackupJournal } from './lock';
-import { BACKUP_ID_RE, newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
+import { BackupLock, StaleBackupError, type BackupJournal } from './lock';
+import { newBackupId, type BackupManifest, type BackupManifestDisk } from './manifest';
 import { planBackup, type BackupPlan, type BackupRequest } from './plan';
 import { shortChecksum } from './checksum';
 import { buildManifest, recordLayer, TOOL, writeLogFile } from './record';
+import { recoverStale } from './recover';
 import type { BackupRepository } from './repository';
 import type { BackupSource, BackupStrategy, LayerTarget, PendingCheckpoint, PointExport, StrategyRun } from './strategy';
 
 export { TOOL };
+export { recoverStale };
 
 /** What to back up; the same for push and pull. */
 export interface BackupSpec {
@@ -108,62 +110,6 @@ async function acquireBackupLock<P extends PendingCheckpoint>(source: BackupSour
   }
 }
 
-/**
- * Rolls back a backup whose process died (or that lost its hypervisor connection), from its
- * validated journal; then removes its lock. Files are deleted only when they are the paths derived
- * from the journal's own backup id and disk names, inside the repository, and only while no
- * manifest file of that backup exists (readable or not).
- */
-export async function recoverStale<P extends PendingCheckpoint>(source: BackupSource<P>, repo: BackupRepository, journal: BackupJournal | undefined, log: OperationLog): Promise<void> {
-  const key = source.identity.key;
-  if (journal && isRetentionLock(journal)) {
-    // Not a backup's: the prune's own journal says what is left, and only retention may finish it.
-    throw new Error(`the backup lock of VM ${JSON.stringify(key)} was left by an interrupted prune or merge (process ${journal.pid}), not by a backup; ` +
-      'the next backup-begin, backup-prune or backup-merge finishes it first');
-  }
-  repo.assertWritable('clean up an unfinished backup');
-  if (journal && journal.backupId !== UNKNOWN_BACKUP && BACKUP_ID_RE.test(journal.backupId) && journal.vmId === key) {
-    const id = journal.backupId;
-    const done = repo.list(key).some((m) => m.id === id);
-    const hasManifestFile = repo.hasManifestFile(key, id);
-    const known = await source.checkpointNames();
-    const prepared = journal.prepared as P | undefined;
-    const name = prepared?.checkpoint.name;
-    if (done) {
-      // The manifest was written: the backup is complete; only its checkpoint may be unrecorded.
-      if (prepared && !known.has(name!)) {
-        await source.commitCheckpoint(prepared).then(
-          () => log.add(`checkpoint ${name} of completed backup ${id} recorded`),
-          (e: Error) => log.add(`checkpoint ${name} could not be recorded: ${e.message}`),
-        );
-      }
-    } else {
-      await source.recover(journal.strategy, journal, log);
-      if (prepared && journal.executed && !known.has(name!)) {
-        await source.rollbackCheckpoint(prepared).then(
-          () => log.add(`checkpoint ${name} of unfinished backup ${id} rolled back`),
-          (e: Error) => log.add(`checkpoint ${name} of unfinished backup ${id} not rolled back: ${e.message}`),
-        );
-      }
-      if (hasManifestFile) {
-        log.add(`unfinished backup ${id}: its manifest exists but cannot be read, so its files are kept (see backup-verify)`);
-      } else {
-        for (const d of journal.disks) {
-          const final = repo.imagePath(key, d.disk, id);
-          if (d.partialImage !== `${final}.partial`) {
-            log.add(`unfinished backup ${id}: the journal names ${JSON.stringify(d.partialImage)} for disk ${JSON.stringify(d.disk)}, not ${final}.partial; left alone`);
-            continue;
-          }
-          repo.removeFile(`${final}.partial`);
-          repo.removeFile(final);
-        }
-        log.add(`unfinished backup ${id}: partial images deleted`);
-      }
-    }
-  }
-  removeLock(repo, key);
-}
-
 /** One run, under the VM's lock: plan → the strategy's one operation → transfer → record. */
 class Session<P extends PendingCheckpoint> {
   private readonly abort = new AbortController();
@@ -182,10 +128,16 @@ class Session<P extends PendingCheckpoint> {
     this.noun = strategy.mode === 'pull' ? 'pull' : 'backup';
   }
 
-  /** Journal updates are for status and crash recovery; failing to write one (a full disk) must not mask the real outcome. */
-  private journal(patch: Partial<BackupJournal>): void {
+  /**
+   * Journal updates are for crash recovery (and backup-status); failing to write one (a full disk)
+   * must not mask the real outcome. Only what recovery reads is written at once (the disks and the
+   * strategy's state before anything is created, the prepared checkpoint, `executed`); `staged`
+   * patches (phases for backup-status) ride along with the next write.
+   */
+  private journal(patch: Partial<BackupJournal>, staged = false): void {
     try {
-      this.lock.update(patch);
+      if (staged) this.lock.stage(patch);
+      else this.lock.update(patch);
     } catch (e) {
       if (!this.log.lines.some((l) => l.includes('cannot update the backup journal'))) this.log.add(`cannot update the backup journal: ${(e as Error).message}`);
     }
@@ -237,7 +189,8 @@ class Session<P extends PendingCheckpoint> {
       return { plan: d, final, partial: `${final}.partial` };
     });
     const journalDisks = targets.map((t) => ({ disk: t.plan.disk.name, kind: t.plan.kind, partialImage: t.partial }));
-    this.journal({ endpoint: view.vm.endpoint, kind: plan.kind, since: plan.since, checkpoint: wantsCheckpoint ? checkpointName : undefined, disks: journalDisks, log: this.log.lines });
+    // Written by the strategy's first journal entry in setup, before it creates anything (else right after setup).
+    this.journal({ endpoint: view.vm.endpoint, kind: plan.kind, since: plan.since, checkpoint: wantsCheckpoint ? checkpointName : undefined, disks: journalDisks, log: this.log.lines }, true);
 
     const marker = cancelMarker(repo, this.key);
     let executed = false;
@@ -268,6 +221,7 @@ class Session<P extends PendingCheckpoint> {
     let manifestWritten = false;
     try {
       await this.strategy.setup(run);
+      if (this.lock.hasStaged) this.journal({});
       if (wantsCheckpoint) {
         const description = `${prefix}backup ${this.id}`;
         run.checkpoint = await this.source.prepareCheckpoint({ name: checkpointName, description, disks: plan.checkpointDisks });
@@ -280,16 +234,18 @@ class Session<P extends PendingCheckpoint> {
 
       const copied = await this.strategy.transfer(run);
       this.throwIfAborted();
-      this.journal({ phase: 'finalizing' });
+      // Phases from here are for backup-status only: nothing recovery reads changes until the manifest
+      // (whose existence is what it checks), so they ride along with a later write, if any.
+      this.journal({ phase: 'finalizing' }, true);
       await this.strategy.finish(run);
 
       // Record: layers renamed into place and checksummed, then the manifest (the commit point), then the checkpoint.
-      this.journal({ phase: 'recording' });
+      this.journal({ phase: 'recording' }, true);
       // Every disk's layer at once (one disk's sync beside another's hash); all settle before a failure is handled.
       const recorded = await Promise.allSettled(targets.map((t) => {
         const d = t.plan;
         const bitmap = wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap');
-        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap);
+        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap, this.strategy.layerFacts?.(d.disk.name));
       }));
       const disks: BackupManifestDisk[] = [];
       for (const r of recorded) {

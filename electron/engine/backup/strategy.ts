@@ -11,6 +11,7 @@ import type { DurableIdentity } from '../identity';
 import type { OperationLog } from '../operation';
 import type { BackupJournal, JournalDisk, StrategyJournal } from './lock';
 import type { BackupPlan, DiskPlan } from './plan';
+import type { LayerFacts } from './record';
 
 /** A checkpoint prepared to be created inside the backup's one operation (its shape is the driver's). */
 export interface PendingCheckpoint {
@@ -118,6 +119,9 @@ export interface BackupStrategy<P extends PendingCheckpoint = PendingCheckpoint>
   finish(run: StrategyRun<P>): Promise<void>;
   /** After a failure: undoes what it put into the hypervisor (best effort); its own scratch files too. */
   rollback(run: StrategyRun<P>): Promise<void>;
+  /** After finish: a layer's virtual size and its source's compat as the hypervisor reported them
+   *  (recordLayer then runs no `qemu-img info`); undefined: recordLayer reads them with qemu-img. */
+  layerFacts?(disk: string): LayerFacts | undefined;
   /** Why a failure happened, in words that name the real cause (e.g. the hypervisor went away). */
   explain?(reason: string): string;
   /** e.g. "fleecing peak 3.0 MiB", for the last log line. */

@@ -25,7 +25,7 @@ export interface PreparedCheckpoint {
 
 export interface CheckpointEngineApi {
   readonly vmId: string;
-  /** Live VM state (re-queried). */
+  /** Live VM state (re-queried; inside a withLock hold QEMU is read once, at the first read: live-vm.ts). */
   vm(): Promise<VmInfo>;
   health(): Promise<HealthReport>;
   layout(): BitmapLayout | undefined;

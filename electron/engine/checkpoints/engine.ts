@@ -14,9 +14,10 @@ import type {
 import { TEMP_BITMAP_PREFIX, validateCheckpointName } from '../names';
 import { discoverVm, type QmpExecutor } from '../vm/discovery';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint, QmpAction } from './api';
-import { assertNotBusy, liveView, measureChanges, rediscoverVm, runTransaction } from './execute';
+import { assertNotBusy, liveView, measureChanges, runTransaction } from './execute';
 import { checkHealth } from './health';
 import { LockHolds } from './hold';
+import { LiveVm } from './live-vm';
 import { assertCommittable, PendingCheckpoints, rollbackState } from './pending';
 import {
   assertDeleteMode, deleteOrder, planCreate, planDelete, planNewCheckpoint, planRollbackCreate, updatedSurvivors, withUnrecorded, type PlanLive, type PlanState,
@@ -24,7 +25,7 @@ import {
 import { planTempBitmap, withSizes } from './plan-changes';
 import { checkXmlRequest, disksFromXml, planRedefine } from './plan-redefine';
 import { listCheckpoints } from './query';
-import { MetadataStore, type StagedChanges, type VmRecord } from './store';
+import { MetadataStore, stageBefore, type StagedChanges, type VmRecord } from './store';
 import { formatCheckpointXml, parseCheckpointXml } from './xml';
 
 export interface CheckpointEngineOptions {
@@ -39,7 +40,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   readonly vmId: string;
   private vmRec: VmRecord | undefined;
   private checkpoints = new Map<string, Checkpoint>();
-  private lastVm: VmInfo;
+  private readonly liveVm: LiveVm;
   private lastIssues: HealthIssue[] = [];
   private readonly holds: LockHolds;
   /** The command of the lock hold in progress (what a pending checkpoint's owner is called). */
@@ -54,15 +55,19 @@ export class CheckpointEngine implements CheckpointEngineApi {
     private readonly opts: CheckpointEngineOptions,
   ) {
     this.vmId = vm.id;
-    this.lastVm = vm;
+    this.liveVm = new LiveVm(client, opts.endpoint, vm.id, vm);
     this.pending = new PendingCheckpoints(store);
     this.holds = new LockHolds({
       acquire: async (command) => {
         const release = await store.lock(command, opts.lockWaitMs);
         this.holdCommand = command;
+        this.liveVm.forgetHeld();
         return release;
       },
-      beforeRelease: () => this.pending.settle(() => discoverVm(client, opts.endpoint)),
+      beforeRelease: async () => {
+        this.liveVm.forgetHeld();
+        await this.pending.settle(() => discoverVm(client, opts.endpoint));
+      },
     });
   }
 
@@ -83,12 +88,20 @@ export class CheckpointEngine implements CheckpointEngineApi {
     this.checkpoints = checkpoints;
   }
 
-  /** Re-reads metadata and the live VM; updates the cached health. */
+  /** Re-reads metadata and the live VM (once per lock hold: live-vm.ts); updates the cached health. */
   private async refresh(): Promise<VmInfo> {
     this.assertOpen();
     this.reload();
-    const vm = await rediscoverVm(this.client, this.opts.endpoint, this.vmId);
-    this.lastVm = vm;
+    const vm = await this.liveVm.read(this.holds.inside);
+    this.lastIssues = this.computeHealth(vm);
+    return vm;
+  }
+
+  /** After a transaction (ours or a caller's): metadata and the bitmaps re-read; the cached health updated. */
+  private async refreshBitmaps(): Promise<VmInfo> {
+    this.assertOpen();
+    this.reload();
+    const vm = await this.liveVm.rereadBitmaps(this.holds.inside);
     this.lastIssues = this.computeHealth(vm);
     return vm;
   }
@@ -96,7 +109,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** After a change was recorded: a QEMU that went away just now does not turn success into failure. */
   private async refreshAfterChange(): Promise<void> {
     try {
-      await this.refresh();
+      await this.refreshBitmaps();
     } catch {
       // the next operation re-reads everything anyway
     }
@@ -127,7 +140,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** Rolls back left-over pending checkpoints (see pending.ts); returns the names rolled back. */
   private async reapLeftovers(vm: VmInfo): Promise<string[]> {
     const reaped = await this.pending.reapLeftovers(vm, (name) => this.checkpoints.has(name), (cp, what) => this.undoBitmaps(withUnrecorded(this.planState(), cp), cp, vm, what));
-    if (reaped.length > 0) await this.refresh();
+    if (reaped.length > 0) await this.refreshBitmaps();
     return reaped;
   }
 
@@ -200,7 +213,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
     if (options.name !== undefined) validateCheckpointName(options.name);
     return this.withLock(async () => {
       let vm = await this.refresh();
-      if ((await this.reapLeftovers(vm)).length > 0) vm = this.lastVm;
+      if ((await this.reapLeftovers(vm)).length > 0) vm = this.liveVm.last;
       const checkpoint = planNewCheckpoint({
         options, storedLayout: this.vmRec?.layout, checkpoints: this.checkpoints, current: this.current()?.name, disks: vm.disks, nowMs: Date.now(), vmLabel: this.label,
       });
@@ -214,16 +227,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** The new checkpoint's metadata, written aside until commit (it becomes current). */
   private stageRecord(prepared: PreparedCheckpoint): StagedChanges {
     const cp = prepared.checkpoint;
-    return this.store.stage({ write: [cp], vm: { ...this.baseRecord(this.lastVm), layout: cp.layout, current: cp.name } });
-  }
-
-  /** Stages metadata before QEMU is touched: if the state directory cannot take it, nothing changed. */
-  private stageBefore(stage: () => StagedChanges): StagedChanges {
-    try {
-      return stage();
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; nothing was changed`, { cause: e });
-    }
+    return this.store.stage({ write: [cp], vm: { ...this.baseRecord(this.liveVm.last), layout: cp.layout, current: cp.name } });
   }
 
   private record(prepared: PreparedCheckpoint): void {
@@ -238,7 +242,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** Records a prepared checkpoint whose actions succeeded; it becomes current. */
   async commitCreate(prepared: PreparedCheckpoint): Promise<void> {
     await this.withLock(async () => {
-      const vm = await this.refresh();
+      const vm = await this.refreshBitmaps(); // after the caller's transaction
       const cp = prepared.checkpoint;
       assertCommittable(cp, this.checkpoints.has(cp.name), this.current()?.name, this.live(vm));
       this.record(prepared);
@@ -250,7 +254,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   /** Undoes a prepared checkpoint whose actions ran (chained: merge back, re-enable predecessor). */
   async rollbackCreate(prepared: PreparedCheckpoint): Promise<void> {
     await this.withLock(async () => {
-      const vm = await this.refresh();
+      const vm = await this.refreshBitmaps(); // after the caller's transaction (if it ran)
       const cp = prepared.checkpoint;
       const recorded = this.checkpoints.has(cp.name);
       // Nothing to undo when none of its bitmaps exist (never created, or already cleaned up).
@@ -262,7 +266,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
         this.reload();
       }
       this.pending.resolve(cp.name);
-      await this.refresh();
+      await this.refreshBitmaps();
     }, `roll back checkpoint ${prepared.checkpoint.name}`);
   }
 
@@ -272,7 +276,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       // No pending record: the metadata is committed in this same hold, right after the transaction.
       const prepared = await this.prepare(options, false);
       // Metadata first, aside: a state directory that cannot take it fails before QEMU changes.
-      const staged = this.stageBefore(() => this.stageRecord(prepared));
+      const staged = stageBefore(() => this.stageRecord(prepared));
       try {
         await around(() => runTransaction(this.client, prepared.actions, `creating checkpoint ${prepared.checkpoint.name}`));
       } catch (e) {
@@ -293,7 +297,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
     return this.withLock(async () => {
       let vm = await this.refresh();
       const reaped = await this.reapLeftovers(vm);
-      if (reaped.length > 0) vm = this.lastVm;
+      if (reaped.length > 0) vm = this.liveVm.last;
       if (!this.checkpoints.has(name)) {
         // A left-over pending checkpoint is deleted by rolling it back (done just above).
         if (reaped.includes(name)) return { deleted: [name], reparented: [] };
@@ -309,7 +313,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
       // The new metadata is staged before QEMU changes; committed after: survivors first (a crash
       // in between leaves a valid tree), then vm.json, then the removals.
       const survivors = updatedSurvivors(this.checkpoints, plan);
-      const staged = this.stageBefore(() => this.store.stage({ write: survivors, vm: { ...this.baseRecord(vm), current: plan.state.current }, remove: plan.deleted }));
+      const staged = stageBefore(() => this.store.stage({ write: survivors, vm: { ...this.baseRecord(vm), current: plan.state.current }, remove: plan.deleted }));
       try {
         await runTransaction(this.client, plan.actions, `deleting checkpoint ${order.length > 1 ? order.join(', ') : name}`);
       } catch (e) {
@@ -327,7 +331,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
   tempBitmapActions(since: string, disk: string, tmpName: string): QmpAction[] {
     if (!tmpName.startsWith(TEMP_BITMAP_PREFIX)) throw new Error(`temporary bitmap name ${JSON.stringify(tmpName)} must start with "${TEMP_BITMAP_PREFIX}"`);
     this.get(since);
-    return planTempBitmap(this.planState(), since, disk, tmpName, this.live(this.lastVm));
+    return planTempBitmap(this.planState(), since, disk, tmpName, this.live(this.liveVm.last));
   }
 
   async changesSince(name: string): Promise<ChangesSince> {
@@ -376,7 +380,7 @@ export class CheckpointEngine implements CheckpointEngineApi {
         parsed: { ...parsed, name }, checkpoints: this.checkpoints, current: this.vmRec?.current, layout, disks: vm.disks,
         validate: Boolean(options.validate), nowMs: Date.now(), vmLabel: this.label,
       });
-      this.stageBefore(() => this.store.stage({ write: [checkpoint], vm: { ...this.baseRecord(vm), layout, current } })).commit();
+      stageBefore(() => this.store.stage({ write: [checkpoint], vm: { ...this.baseRecord(vm), layout, current } })).commit();
       this.reload();
       await this.refreshAfterChange();
       return this.get(name);

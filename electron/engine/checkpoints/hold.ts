@@ -37,6 +37,11 @@ export class LockHolds {
     }
   }
 
+  /** True inside a hold of this engine (in the async call chain that runs it). */
+  get inside(): boolean {
+    return this.inHold.getStore() === true;
+  }
+
   /** Resolves when every hold started or queued so far has ended. */
   idle(): Promise<void> {
     return this.queue;

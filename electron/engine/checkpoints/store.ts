@@ -246,3 +246,12 @@ export class MetadataStore {
     return acquireLock(this.lockFile, { command, waitMs, what: `metadata of VM ${this.label}` });
   }
 }
+
+/** Stages metadata before QEMU is touched: if the state directory cannot take it, nothing changed. */
+export function stageBefore(stage: () => StagedChanges): StagedChanges {
+  try {
+    return stage();
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; nothing was changed`, { cause: e });
+  }
+}

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canReflink, hasCopyRange } from './copy-range';
+import { canReflink, hasCopyRange, useCopyRange } from './copy-range';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-reflink-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -12,6 +12,13 @@ describe('copy-range', () => {
     expect(hasCopyRange({ major: 5, minor: 2 })).toBe(false);
     expect(hasCopyRange({ major: 6, minor: 0 })).toBe(true);
     expect(hasCopyRange({ major: 7, minor: 2 })).toBe(true);
+  });
+
+  it('reads the version discovery reports; an unknown version never uses it', () => {
+    const reflink = canReflink(dir);
+    expect(useCopyRange('7.2.0', dir)).toBe(!reflink);
+    expect(useCopyRange('5.2.0', dir)).toBe(false);
+    expect(useCopyRange('unknown', dir)).toBe(false);
   });
 
   it('the reflink probe answers what the kernel says, and leaves nothing behind', () => {

@@ -11,7 +11,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { QmpClient } from '../../qmp/client';
 
 const probed = new Map<string, boolean>();
 
@@ -45,8 +44,8 @@ export function hasCopyRange(version: { major: number; minor: number }): boolean
   return version.major > 6 || (version.major === 6 && version.minor >= 0);
 }
 
-/** Whether this push may use copy_file_range for targets in `dir`. */
-export async function useCopyRange(client: QmpClient, dir: string): Promise<boolean> {
-  const v = (await client.execute('query-version')) as { qemu: { major: number; minor: number } };
-  return hasCopyRange(v.qemu) && !canReflink(dir);
+/** Whether this push may use copy_file_range for targets in `dir`; `qemuVersion` as discovery reports it ("7.2.0"; "unknown": no). */
+export function useCopyRange(qemuVersion: string, dir: string): boolean {
+  const m = /^(\d+)\.(\d+)\./.exec(qemuVersion);
+  return m !== null && hasCopyRange({ major: Number(m[1]), minor: Number(m[2]) }) && !canReflink(dir);
 }

@@ -10,16 +10,20 @@ import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
-import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
+import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { useCopyRange } from './copy-range';
+import { createQcow2InQemu } from './create-image';
 import { JobGroup, type JobState } from './jobs';
 import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
 
 const MiB = 1024 * 1024;
+/** Progress in the journal (for backup-status only): first after this long, then every PROGRESS_EVERY_MS. */
+const PROGRESS_FIRST_MS = 1_000;
+const PROGRESS_EVERY_MS = 5_000;
 
 export interface PushOptions {
   /** Speed limit per disk, MiB/s. */
@@ -41,6 +45,9 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   private disks: QmpDiskRun[] = [];
   private readonly attached = new Set<string>();
   private fullSync = new Map<string, 'full' | 'top'>();
+  /** Per disk, what recordLayer checks and records, read from QEMU (no qemu-img info). */
+  private readonly facts = new Map<string, LayerFacts>();
+  private sources = new Map<string, SourceNode>();
   private copyRange = false;
   private group: JobGroup | undefined;
   private executed = false;
@@ -65,11 +72,12 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   async setup(run: Run): Promise<void> {
     this.disks = qmpDiskRuns(run.plan, backupNames(randomBytes(3).toString('hex')), (since, disk, tmp) => this.engine.tempBitmapActions(since, disk, tmp));
     run.journal(this.state());
-    // Targets: plain qcow2 files, an incremental's backing file being the base layer (relative), opened without it (G7).
+    // Targets: plain qcow2 files (created by QEMU itself, 0600), an incremental's backing file being
+    // the base layer (relative), opened without it (G7).
     for (const [i, d] of this.disks.entries()) {
       const t = run.targets[i]!;
       mkdirPrivate(path.dirname(t.partial));
-      await createQcow2(t.partial, d.plan.disk.virtualSize, { backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
+      await createQcow2InQemu(this.client, d.targetNode, { file: t.partial, sizeBytes: d.plan.disk.virtualSize, backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
       const inject = this.options.injectTargetError?.disk === d.plan.disk.name ? this.options.injectTargetError : undefined;
       const file = inject
         ? { driver: 'blkdebug', image: { driver: 'file', filename: t.partial }, 'inject-error': [{ event: 'write_aio', errno: inject.errno }] }
@@ -79,10 +87,11 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
       await this.client.execute('blockdev-add', { driver: 'qcow2', 'node-name': d.targetNode, file, backing: null, cache: { 'no-flush': true } });
       this.attached.add(d.targetNode);
     }
-    this.fullSync = await fullSyncModes(this.client, this.disks);
+    this.sources = await sourceNodes(this.client, this.disks);
+    this.fullSync = fullSyncModes(this.disks, this.sources);
     // Not under a speed limit: copy_file_range moves up to 16 MiB per request, so the limit would come in bursts.
     const dirs = [...new Set(run.targets.map((t) => path.dirname(t.partial)))];
-    this.copyRange = this.options.speedMiBps === undefined && (await Promise.all(dirs.map((dir) => useCopyRange(this.client, dir)))).every(Boolean);
+    this.copyRange = this.options.speedMiBps === undefined && dirs.every((dir) => useCopyRange(run.vm.qemuVersion, dir));
     if (this.copyRange) run.log.add('QEMU copies with copy_file_range (the repository\'s filesystem cannot share extents)');
   }
 
@@ -103,14 +112,16 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   async transfer(run: Run): Promise<CopiedBytes> {
     const group = this.group!;
-    let lastJournal = 0;
+    // Progress goes to the journal for backup-status only (recovery never reads it): not in the
+    // first second, then every few seconds, so a short backup writes none.
+    let nextJournal = Date.now() + PROGRESS_FIRST_MS;
     await group.waitSettled({
       signal: run.signal,
       onProgress: (states) => {
         run.log.progress(this.progressOf(states));
         run.cancelRequested();
-        if (Date.now() - lastJournal > 1000) {
-          lastJournal = Date.now();
+        if (Date.now() >= nextJournal) {
+          nextJournal = Date.now() + PROGRESS_EVERY_MS;
           run.journal(this.state(), { progress: run.log.progressState, log: run.log.lines.slice(-50) });
         }
       },
@@ -136,6 +147,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     await group.dismissAll();
     group.dispose();
     this.group = undefined;
+    await this.readFacts();
     for (const d of this.disks) {
       await this.client.execute('blockdev-del', { 'node-name': d.targetNode }); // writes qcow2's cached metadata
       this.attached.delete(d.targetNode);
@@ -177,6 +189,23 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     }
   }
 
+  /** The targets' virtual sizes as QEMU opened them (before they are closed) and the sources' compat and cluster size. */
+  private async readFacts(): Promise<void> {
+    const nodes = await this.client.execute<QmpNode[]>('query-named-block-nodes', { flat: true });
+    for (const d of this.disks) {
+      const target = nodes.find((n) => n['node-name'] === d.targetNode);
+      if (!target) throw new Error(`the target of ${d.plan.disk.name} (${d.targetNode}) is no longer open in QEMU`);
+      const src = this.sources.get(d.plan.disk.name)?.image;
+      const compat = src?.['format-specific']?.data?.compat;
+      const cluster = src?.['cluster-size'];
+      this.facts.set(d.plan.disk.name, { virtualSize: target.image['virtual-size'], ...(compat ? { sourceCompat: compat } : {}), ...(cluster ? { sourceClusterSize: cluster } : {}) });
+    }
+  }
+
+  layerFacts(disk: string): LayerFacts | undefined {
+    return this.facts.get(disk);
+  }
+
   private countCopied(group: JobGroup): void {
     for (const s of group.jobs) {
       const disk = this.disks.find((d) => d.jobId === s.id)?.plan.disk.name;
@@ -192,12 +221,24 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   }
 }
 
+interface QmpNode {
+  'node-name': string;
+  backing_file?: string;
+  image: { 'virtual-size': number; 'cluster-size'?: number; 'backing-image'?: unknown; 'backing-filename'?: string; 'format-specific'?: { data?: { compat?: string } } };
+}
+type SourceNode = QmpNode | undefined;
+
+/** Each disk's source (format) node as QEMU reports it now, by disk name. */
+async function sourceNodes(client: QmpClient, disks: QmpDiskRun[]): Promise<Map<string, SourceNode>> {
+  const nodes = await client.execute<QmpNode[]>('query-named-block-nodes', { flat: true });
+  return new Map(disks.map((d) => [d.plan.disk.name, nodes.find((x) => x['node-name'] === d.plan.disk.nodeName)]));
+}
+
 /** sync=top copies only what the source holds itself; right for a full backup when the disk has no backing file (sparse disks stay cheap). */
-async function fullSyncModes(client: QmpClient, disks: QmpDiskRun[]): Promise<Map<string, 'full' | 'top'>> {
-  const nodes = await client.execute<{ 'node-name': string; backing_file?: string; image?: { 'backing-image'?: unknown; 'backing-filename'?: string } }[]>('query-named-block-nodes', { flat: true });
+function fullSyncModes(disks: QmpDiskRun[], sources: Map<string, SourceNode>): Map<string, 'full' | 'top'> {
   const out = new Map<string, 'full' | 'top'>();
   for (const d of disks) {
-    const n = nodes.find((x) => x['node-name'] === d.plan.disk.nodeName);
+    const n = sources.get(d.plan.disk.name);
     const hasBacking = !n || Boolean(n.backing_file || n.image?.['backing-filename'] || n.image?.['backing-image']);
     out.set(d.plan.disk.name, hasBacking ? 'full' : 'top');
   }
