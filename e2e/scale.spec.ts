@@ -28,8 +28,10 @@ test('forty checkpoints: the newest and the selected bitmaps stay drawn, the old
   await expect(vda.locator('.band-warn')).toContainText('80.0 KiB of bitmap memory'); // 40 × 1 GiB / 64 KiB / 8
   await app.screenshot({ path: artifact('scale-40-independent') });
 
-  // Selecting an old checkpoint draws its bitmap (it was folded) and measures from it.
-  await clickCheckpoint(app, 'cp-03');
+  // Selecting an old checkpoint draws its bitmap (it was folded) and measures from it. Selected from
+  // the list: under load the creation times bunch up, and the tree may leave cp-03's node undrawn
+  // (nodes closer than 8 px are skipped; arrow keys and the list still reach them).
+  await app.getByRole('table', { name: 'All checkpoints' }).getByRole('button', { name: 'cp-03', exact: true }).click();
   await expect(vda.locator('.span[data-checkpoint="cp-03"]')).toHaveCount(1);
   await expect(vda.locator('.span[data-checkpoint="cp-03"]')).toHaveClass(/span-selected/);
   // Its figure is its own bitmap's live count: exact, as the engine says.
@@ -91,8 +93,8 @@ test('a burst after hours of idle stays readable; 1024×700 with the VMs panel f
     return Math.max(...xs) - Math.min(...xs);
   });
   const compressed = await burstWidth();
-  const labelled = await svg.locator('.node-label').count();
-  expect(labelled).toBeGreaterThan(5);
+  // Polled: the labels are placed in passes after the nodes are drawn.
+  await expect.poll(() => svg.locator('.node-label').count()).toBeGreaterThan(5);
   await app.screenshot({ path: artifact('scale-burst-compressed') });
   await app.getByRole('button', { name: 'Compress idle time' }).click();
   await expect(app.getByRole('button', { name: 'Compress idle time' })).toHaveAttribute('aria-pressed', 'false');
