@@ -14,7 +14,8 @@ const main = {
   externalizeDeps: false,
   rollupOptions: {
     input: { main: resolve(__dirname, 'electron/main.ts') },
-    output: { format: 'cjs', entryFileNames: '[name].js' },
+    // One file: dynamic imports (hash-wasm, loaded only to verify BLAKE3 layers) are inlined, not chunks.
+    output: { format: 'cjs', entryFileNames: '[name].js', codeSplitting: false },
   },
 };
 

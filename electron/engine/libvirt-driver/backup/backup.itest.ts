@@ -26,7 +26,7 @@ afterAll(async () => {
 }, 120_000);
 
 /** The disk fields a QMP-mode manifest has (a full layer; incremental ones add since, base, backingFile). */
-const FULL_DISK_KEYS = ['bytesCopied', 'checkpointBitmap', 'fileSize', 'image', 'kind', 'name', 'sha256', 'sourceClusterSize', 'sourceCompat', 'sourceFormat', 'sourceImage', 'virtualSize'];
+const FULL_DISK_KEYS = ['blake3', 'bytesCopied', 'checkpointBitmap', 'fileSize', 'image', 'kind', 'name', 'sourceClusterSize', 'sourceCompat', 'sourceFormat', 'sourceImage', 'virtualSize'];
 
 async function restoredEqual(rig: BackupRig, m: BackupManifest, label: string): Promise<string[]> {
   const bad: string[] = [];
