@@ -24,7 +24,6 @@ import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../b
 import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fleece';
 import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
-import { createQcow2InQemu } from './create-image';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
 import { qemuLayerWriter } from './pull-writer';
 import { qmpBackupSource } from './source';
@@ -111,7 +110,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     this.disks = runs.map((d) => ({ run: d, fleeceFile: path.join(this.fleeceDir, `${run.backupId}-${d.plan.disk.name}.fleece.qcow2`), fleeceAttached: false }));
     run.journal(this.state());
     for (const s of this.disks) {
-      await createQcow2InQemu(this.client, s.run.targetNode, { file: s.fleeceFile, sizeBytes: s.run.plan.disk.virtualSize });
+      await createQcow2(s.fleeceFile, s.run.plan.disk.virtualSize); // by qemu-img: see push.ts on blockdev-create
       this.pullJ.fleeceFiles.push(s.fleeceFile);
       run.journal(this.state());
       await qmpStep(this.client, 'blockdev-add', fleeceNodeArgs(s.run.targetNode, s.fleeceFile, s.run.plan.disk.nodeName), `cannot open the fleecing image of ${s.run.plan.disk.name}`);

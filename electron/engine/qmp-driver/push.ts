@@ -10,12 +10,12 @@ import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
+import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { useCopyRange } from './copy-range';
-import { createQcow2InQemu } from './create-image';
 import { JobGroup, type JobState } from './jobs';
 import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
@@ -72,12 +72,14 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   async setup(run: Run): Promise<void> {
     this.disks = qmpDiskRuns(run.plan, backupNames(randomBytes(3).toString('hex')), (since, disk, tmp) => this.engine.tempBitmapActions(since, disk, tmp));
     run.journal(this.state());
-    // Targets: plain qcow2 files (created by QEMU itself, 0600), an incremental's backing file being
-    // the base layer (relative), opened without it (G7).
+    // Targets: plain qcow2 files, an incremental's backing file being the base layer (relative), opened
+    // without it (G7). Made by qemu-img, not by QEMU's blockdev-create: QEMU 7.2 aborts (qcow2.c:5222,
+    // qcow2_get_specific_info) when any client queries the block nodes while a qcow2 image is being
+    // created in it, which the app's poller does every few seconds.
     for (const [i, d] of this.disks.entries()) {
       const t = run.targets[i]!;
       mkdirPrivate(path.dirname(t.partial));
-      await createQcow2InQemu(this.client, d.targetNode, { file: t.partial, sizeBytes: d.plan.disk.virtualSize, backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
+      await createQcow2(t.partial, d.plan.disk.virtualSize, { backing: d.plan.base ? `${d.plan.base}.qcow2` : undefined });
       const inject = this.options.injectTargetError?.disk === d.plan.disk.name ? this.options.injectTargetError : undefined;
       const file = inject
         ? { driver: 'blkdebug', image: { driver: 'file', filename: t.partial }, 'inject-error': [{ event: 'write_aio', errno: inject.errno }] }

@@ -10,7 +10,6 @@ import { stopProcess } from '../../nbd/qemu-nbd';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
 import type { StrategyJournal } from '../backup/lock';
-import { creationNames } from './create-image';
 import { JobGroup, type QmpJob } from './jobs';
 
 const qmpName = text({ min: 1, max: 128 });
@@ -82,12 +81,7 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
     const job = jobs.find((x) => x.id === d.jobId);
     if (job && job.status !== 'concluded') await client.execute('job-cancel', { id: d.jobId }).catch(() => undefined);
   }
-  // An image creation (create-image.ts) the process died in: its job and its file node.
-  const creations = state.disks.map((d) => creationNames(d.targetNode)).filter((c) => jobs.some((x) => x.id === c.jobId)).map((c) => c.jobId);
-  for (const id of creations) {
-    if (jobs.find((x) => x.id === id)?.status !== 'concluded') await client.execute('job-cancel', { id }).catch(() => undefined);
-  }
-  const ours = [...state.disks.filter((d) => jobs.some((x) => x.id === d.jobId)).map((d) => d.jobId), ...creations];
+  const ours = state.disks.filter((d) => jobs.some((x) => x.id === d.jobId)).map((d) => d.jobId);
   if (ours.length > 0) {
     const g = new JobGroup(client, ours);
     await g.waitConcluded(15_000);
@@ -97,8 +91,6 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
   const nodes = await client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true }).catch(() => []);
   for (const d of state.disks) {
     if (nodes.some((n) => n['node-name'] === d.targetNode)) await client.execute('blockdev-del', { 'node-name': d.targetNode }).catch(() => undefined);
-    const { fileNode } = creationNames(d.targetNode);
-    if (nodes.some((n) => n['node-name'] === fileNode)) await client.execute('blockdev-del', { 'node-name': fileNode }).catch(() => undefined);
     const src = nodes.find((n) => n['node-name'] === d.sourceNode);
     if (d.tmpBitmap && src?.['dirty-bitmaps']?.some((b) => b.name === d.tmpBitmap)) {
       await client.execute('block-dirty-bitmap-remove', { node: d.sourceNode, name: d.tmpBitmap }).catch(() => undefined);
