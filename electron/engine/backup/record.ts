@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { VmInfo } from '../../../shared/domain';
-import { mkdirPrivate, PRIVATE_FILE_MODE, renameDurable, writeFileAtomic } from '../../os/atomic-file';
+import { mkdirPrivate, PRIVATE_FILE_MODE, renameDurable, syncFileData, writeFileAtomic } from '../../os/atomic-file';
 import type { OperationLog } from '../operation';
 import { checksumFields, checksumFile } from './checksum';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupKind, type BackupManifest, type BackupManifestDisk } from './manifest';
@@ -13,16 +13,6 @@ import { imageInfo } from './qemuimg';
 import { BackupRepository } from './repository';
 
 export const TOOL = 'tidemark 0.1.0';
-
-/** fsync of a file in the thread pool, so the event loop goes on hashing meanwhile. */
-async function syncFile(file: string): Promise<void> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** What a driver read from the hypervisor already (QMP), so that no `qemu-img info` runs for it. */
 export interface LayerFacts {
@@ -34,20 +24,21 @@ export interface LayerFacts {
 }
 
 /**
- * Checksums a finished layer, checks its size, describes it, and puts it into place (fsynced,
+ * Checksums a finished layer, checks its size, describes it, and puts it into place (synced,
  * renamed, the folder fsynced: durable before the manifest that names it is written). The size and
  * the source's compat come from `facts` when the driver has them, else from qemu-img.
  */
 export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean, facts?: LayerFacts): Promise<BackupManifestDisk> {
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
-  // Its writer has closed the layer, so its bytes are final: the disk writes them back (fsync) while
-  // this process hashes them from the page cache and (without facts) two qemu-img processes read
+  // Its writer has closed the layer, so its bytes are final. This is the one place a layer is synced
+  // (every writer runs with flushes off): the disk writes it back (fdatasync, in the thread pool) while
+  // this process hashes it from the page cache and (without facts) two qemu-img processes read
   // headers, side by side. All of it only reads or syncs the partial file; it is renamed after every step succeeded.
   const [sum, size, src] = await Promise.all([
     checksumFile(partial),
     facts ? facts.virtualSize : imageInfo(partial, { format: 'qcow2' }).then((i) => i.virtualSize),
     facts ? { compat: facts.sourceCompat, clusterSize: facts.sourceClusterSize } : imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
-    syncFile(partial),
+    syncFileData(partial),
   ]);
   if (size !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${size}, expected ${d.disk.virtualSize}`);
   renameDurable(partial, final);

@@ -6,7 +6,6 @@
 
 import * as path from 'node:path';
 import { NbdClient, type Extent } from '../../nbd/client';
-import { syncFileData } from '../../os/atomic-file';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import type { NbdAddress } from '../../nbd/uri';
 import { copyExtents, type CopyResult } from './copy';
@@ -47,7 +46,7 @@ export class LayerCopy {
 
   constructor(private readonly o: LayerCopyOptions) {}
 
-  /** Copies, closes the writer and syncs the layer file. */
+  /** Copies and closes the writer (the record step syncs the layer file). */
   async run(): Promise<CopyResult> {
     const o = this.o;
     const open = 'writer' in o ? o.writer : qemuNbdWriter(o.runDir, (pid) => o.onWriter(pid));
@@ -67,8 +66,7 @@ export class LayerCopy {
     for (const c of this.clients.splice(0)) await c.close();
     await this.writer.close();
     this.writer = undefined;
-    // The writer ran without flushes: this one sync makes the layer durable before it is recorded.
-    await syncFileData(o.layer);
+    // The writer ran without flushes: the record step (backup/record.ts) syncs the layer once, beside its hash.
     return r;
   }
 

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { mkdirPrivate, syncFileData } from '../../os/atomic-file';
+import { mkdirPrivate } from '../../os/atomic-file';
 import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
@@ -85,7 +85,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
         ? { driver: 'blkdebug', image: { driver: 'file', filename: t.partial }, 'inject-error': [{ event: 'write_aio', errno: inject.errno }] }
         : { driver: 'file', filename: t.partial };
       // no-flush: qcow2 orders its metadata updates with a flush each (770 fdatasyncs for 256 writes
-      // spread over 1 TiB, bench/README.md); the target is synced once, after it is closed (finish).
+      // spread over 1 TiB, bench/README.md); the target is synced once, by the record step (backup/record.ts).
       await this.client.execute('blockdev-add', { driver: 'qcow2', 'node-name': d.targetNode, file, backing: null, cache: { 'no-flush': true } });
       this.attached.add(d.targetNode);
     }
@@ -154,8 +154,6 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
       await this.client.execute('blockdev-del', { 'node-name': d.targetNode }); // writes qcow2's cached metadata
       this.attached.delete(d.targetNode);
     }
-    // The targets ran without flushes: their data and metadata reach the disk here, before any is recorded.
-    for (const t of run.targets) await syncFileData(t.partial);
     for (const d of this.disks) {
       if (d.tmpBitmap) await this.client.execute('block-dirty-bitmap-remove', { node: d.plan.disk.nodeName, name: d.tmpBitmap });
     }
