@@ -105,6 +105,16 @@ export function mkdirPrivate(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
 }
 
+/** fsync of a whole file, data and metadata (a restored or merged image before it is linked or renamed into place). */
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Puts a file written by another program with flushes off (qemu-nbd cache=unsafe, a QEMU target
  * with no-flush) on disk: its data and the metadata needed to read it (fdatasync). Async: a layer

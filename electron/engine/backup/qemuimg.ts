@@ -123,16 +123,6 @@ export function createPrivateFile(file: string): void {
   }
 }
 
-/** fsync a file's data and metadata (a restored image before it is linked or renamed into place). */
-export function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 export interface CheckResult {
   ok: boolean;
   /** What is wrong, in qemu-img's words, when not ok. */

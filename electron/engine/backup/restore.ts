@@ -9,10 +9,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BitmapLayout } from '../../../shared/domain';
-import { fsyncDir, renameDurable } from '../../os/atomic-file';
+import { fsyncDir, fsyncFile, renameDurable } from '../../os/atomic-file';
 import { OperationLog, silentReporter, type OperationReporter } from '../operation';
 import { newBackupId, type BackupManifest } from './manifest';
-import { addBitmap, fsyncFile, imageInfo, QemuImgError } from './qemuimg';
+import { addBitmap, imageInfo, QemuImgError } from './qemuimg';
 import type { BackupRepository, ChainLayer } from './repository';
 import { convertWhileVerifying } from './restore-pass';
 import { startHeaderChecks, verifyLayer } from './verify';

@@ -20,10 +20,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FileChecksum } from '../backup/checksum';
 import type { BackupRepository } from '../backup/repository';
-import { fsyncDir, PRIVATE_FILE_MODE, renameDurable } from '../../os/atomic-file';
+import { fsyncDir, fsyncFile, PRIVATE_FILE_MODE, renameDurable } from '../../os/atomic-file';
 import { isProcessAlive, processCommandLine, processStartTime } from '../../os/process-liveness';
 import { newJournal, readJournal, removeJournal, writeJournal, type RetentionJournal } from './journal';
-import { fsyncFile, qemuImgLayerOps, type HelperHooks, type LayerOps } from './layer-ops';
+import { qemuImgLayerOps, type HelperHooks, type LayerOps } from './layer-ops';
 import { ManifestView } from './manifests';
 import type { DropStep, FoldStep, RebaseStep, RetentionPlan, RetentionStep } from './plan';
 

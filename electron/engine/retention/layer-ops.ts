@@ -56,16 +56,6 @@ function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<vo
   });
 }
 
-/** Flushes a file's data and metadata to disk. */
-export function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 export const qemuImgLayerOps: LayerOps = {
   async backingOf(file) {
     return (await imageInfo(file, { format: 'qcow2' })).backingFile ?? undefined;
