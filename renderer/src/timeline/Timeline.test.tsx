@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render, screen, within } from '@testing-library/react';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BitmapInfo } from '../../../shared/domain';
 import { checkpoint, disk, MiB } from '../test/fake-api';
 import { recordCounts, type DiskHistory } from '../model/samples';
@@ -143,9 +143,11 @@ describe('<Timeline> disk bands', () => {
     expect(vda.querySelector('.area-scale')!.textContent).toBe('changed since d · scale 8.0 MiB');
   });
 
-  it('draws no labels while the view moves, and brings them back when it settles', () => {
-    vi.useFakeTimers();
-    try {
+  describe('while the view moves (fake timers)', () => {
+    beforeEach(() => vi.useFakeTimers());
+    afterEach(() => vi.useRealTimers());
+
+    it('draws no labels while the view moves, and brings them back when it settles', () => {
       const { container } = renderTimeline();
       const labels = () => container.querySelectorAll('.node-label').length;
       expect(labels()).toBeGreaterThan(0);
@@ -155,14 +157,9 @@ describe('<Timeline> disk bands', () => {
       act(() => vi.advanceTimersByTime(SETTLE_MS + 1));
       expect(container.querySelector('svg.timeline-svg')!.hasAttribute('data-draft')).toBe(false);
       expect(labels()).toBeGreaterThan(0);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
+    });
 
-  it('moves the plot by one transform while the wheel zooms, and renders the view when it settles', () => {
-    vi.useFakeTimers();
-    try {
+    it('moves the plot by one transform while the wheel zooms, and renders the view when it settles', () => {
       const { container } = renderTimeline();
       const svg = container.querySelector('svg.timeline-svg')!;
       const plot = svg.querySelector('g.timeline-plot')!;
@@ -182,14 +179,9 @@ describe('<Timeline> disk bands', () => {
       expect(svg.hasAttribute('data-draft')).toBe(false);
       expect(svg.querySelectorAll('circle').length).toBeGreaterThan(0);
       expect(circles0).toBeGreaterThan(0);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
+    });
 
-  it('draws a long wheel zoom again on the way, so the plot is never stretched more than 2×', () => {
-    vi.useFakeTimers();
-    try {
+    it('draws a long wheel zoom again on the way, so the plot is never stretched more than 2×', () => {
       const { container } = renderTimeline();
       const svg = container.querySelector('svg.timeline-svg')!;
       const plot = svg.querySelector('g.timeline-plot')!;
@@ -202,14 +194,9 @@ describe('<Timeline> disk bands', () => {
       expect(plot.getAttribute('transform')).toBe('translate(0,0)');
       expect(svg.getAttribute('data-draft')).toBe('true');
       expect(container.querySelectorAll('.node-label').length).toBe(0);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
+    });
 
-  it('a button press during a wheel gesture moves on from where the gesture left the view', () => {
-    vi.useFakeTimers();
-    try {
+    it('a button press during a wheel gesture moves on from where the gesture left the view', () => {
       const { container } = renderTimeline();
       const svg = container.querySelector('svg.timeline-svg')!;
       const plot = svg.querySelector('g.timeline-plot')!;
@@ -221,9 +208,7 @@ describe('<Timeline> disk bands', () => {
       expect(Number(svg.getAttribute('data-span-ms')) / live).toBeCloseTo(1 / 1.6, 2);
       act(() => vi.advanceTimersByTime(SETTLE_MS + 1));
       expect(Number(svg.getAttribute('data-span-ms')) / live).toBeCloseTo(1 / 1.6, 2);
-    } finally {
-      vi.useRealTimers();
-    }
+    });
   });
 
   it('zooms with the buttons and returns to the fitted view', () => {
