@@ -8,6 +8,8 @@
 // step; each row prints every tool's median [min..max] and Tidemark's paired median ratio to each
 // peer and to the reference. A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json]
+// BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the full push row as one more
+// tool, interleaved (an A/B of a change inside one run).
 
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -140,9 +142,11 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
 
 async function fullRow(ctx: Ctx): Promise<Row> {
   const { m, s } = ctx;
+  const baseline = process.env.BENCH_BASELINE;
   const row = new Row('full push backup, vda 1 GiB of random data', [
     TM(),
     ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh backup-begin', role: 'peer' as const }] : []),
+    ...(baseline ? [{ key: 'baseline', label: `tidemark CLI of ${baseline}`, role: 'peer' as const }] : []),
     { key: 'qemu-img', label: 'qemu-img convert -U -t writeback', role: 'reference' },
   ]);
   const steps = [
@@ -155,6 +159,16 @@ async function fullRow(ctx: Ctx): Promise<Row> {
     } },
     { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(m.lab!.image('vda'), true) },
   ];
+  if (baseline) {
+    steps.push({ row, tool: 'baseline', fn: async (r: number) => {
+      const repo = m.p('out', `base-${r}`);
+      const bin = path.join(baseline, 'bin', 'tidemark.js');
+      const t = await s.timedTidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--checkpoint', `base${r}`], bin);
+      await s.tidemark(['checkpoint-delete', `base${r}`]);
+      await run('rm', ['-rf', repo]);
+      return t;
+    } });
+  }
   if (ctx.libvirt) {
     steps.push({ row, tool: 'virsh', fn: async (r: number) => {
       const t = await s.virshPush('vda', `vfull${r}`);

@@ -20,14 +20,15 @@ export interface Timed {
 export class Steps {
   constructor(readonly m: Machines) {}
 
-  /** `tidemark --state-dir STATE --connect <lab's second QMP socket> ARGS`, timed from spawn to exit. */
-  tidemark(args: string[]): Promise<Ran> {
-    return run('node', [BIN, '--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: { ...process.env, TIDEMARK_DEBUG: '' } });
+  /** `tidemark --state-dir STATE --connect <lab's second QMP socket> ARGS`, timed from spawn to exit;
+   *  `bin`: another checkout's bin/tidemark.js (the baseline of an A/B run). */
+  tidemark(args: string[], bin = BIN): Promise<Ran> {
+    return run('node', [bin, '--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: { ...process.env, TIDEMARK_DEBUG: '' } });
   }
 
-  async timedTidemark(args: string[]): Promise<Timed> {
+  async timedTidemark(args: string[], bin = BIN): Promise<Timed> {
     settle();
-    const r = await this.tidemark(args);
+    const r = await this.tidemark(args, bin);
     return { ms: r.ms, detail: args.includes('--json') ? idOf(r.stdout) : undefined };
   }
 

@@ -26,9 +26,13 @@ export interface LayerFacts {
 /**
  * Checksums a finished layer, checks its size, describes it, and puts it into place (synced,
  * renamed, the folder fsynced: durable before the manifest that names it is written). The size and
- * the source's compat come from `facts` when the driver has them, else from qemu-img.
+ * the source's compat come from `facts` when the driver has them, else from qemu-img. `earlySync` is
+ * the writer's own writeback of the layer while it was written (os/early-writeback.ts), if any: its
+ * error fails the layer like this step's own sync.
  */
-export async function recordLayer(d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean, facts?: LayerFacts): Promise<BackupManifestDisk> {
+export async function recordLayer(
+  d: DiskPlan, partial: string, final: string, id: string, bytesCopied: number, checkpointBitmap: boolean, facts?: LayerFacts, earlySync?: Promise<void>,
+): Promise<BackupManifestDisk> {
   fs.chmodSync(partial, PRIVATE_FILE_MODE);
   // Its writer has closed the layer, so its bytes are final. This is the one place a layer is synced
   // (every writer runs with flushes off): the disk writes it back (fdatasync, in the thread pool) while
@@ -39,6 +43,7 @@ export async function recordLayer(d: DiskPlan, partial: string, final: string, i
     facts ? facts.virtualSize : imageInfo(partial, { format: 'qcow2' }).then((i) => i.virtualSize),
     facts ? { compat: facts.sourceCompat, clusterSize: facts.sourceClusterSize } : imageInfo(d.disk.imageFile, { shared: true }).catch(() => undefined),
     syncFileData(partial),
+    earlySync,
   ]);
   if (size !== d.disk.virtualSize) throw new Error(`layer ${final} has size ${size}, expected ${d.disk.virtualSize}`);
   renameDurable(partial, final);

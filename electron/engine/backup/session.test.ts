@@ -175,6 +175,28 @@ describe('backup session', () => {
     expect(fs.readFileSync(repo.logPath('uuid-1', s.seen!.backupId), 'utf8')).toMatch(/rolling back/);
   });
 
+  it('a failed writeback of a layer during the copy fails the backup: no manifest, rolled back, partial layers deleted', async () => {
+    const s = strategy({
+      onTransfer: async (run) => {
+        for (const t of run.targets) {
+          fs.mkdirSync(path.dirname(t.partial), { recursive: true });
+          fs.writeFileSync(t.partial, 'layer bytes');
+        }
+      },
+    });
+    // The layer facts spare qemu-img; the record step's own sync and hash succeed on these files.
+    s.layerFacts = () => ({ virtualSize: GiB });
+    s.earlyWriteback = (name) => (name === 'vda' ? Promise.reject(new Error('writing vda.qcow2.partial to disk failed: EIO')) : Promise.resolve());
+    const err = (await failure(runBackupSession(source(), s, { repo, full: true, checkpoint: 'b2' }, new RecordingReporter()))) as BackupFailedError;
+    expect(err.message).toMatch(/writing vda\.qcow2\.partial to disk failed: EIO; checkpoint b2 rolled back; partial images deleted$/);
+    expect(calls).not.toContain('commit b2');
+    expect(repo.list('uuid-1')).toEqual([]);
+    for (const t of s.seen!.targets) {
+      expect(fs.existsSync(t.partial)).toBe(false);
+      expect(fs.existsSync(t.final)).toBe(false);
+    }
+  });
+
   it('a cancel (the reporter\'s signal) rolls back and says "cancelled"', async () => {
     const ac = new AbortController();
     const s = strategy({ onTransfer: async (run) => {

@@ -245,7 +245,7 @@ class Session<P extends PendingCheckpoint> {
       const recorded = await Promise.allSettled(targets.map((t) => {
         const d = t.plan;
         const bitmap = wantsCheckpoint && plan.checkpointDisks.some((c) => c.name === d.disk.name && c.checkpoint === 'bitmap');
-        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap, this.strategy.layerFacts?.(d.disk.name));
+        return recordLayer(d, t.partial, t.final, this.id, copied.get(d.disk.name) ?? 0, bitmap, this.strategy.layerFacts?.(d.disk.name), this.strategy.earlyWriteback?.(d.disk.name));
       }));
       const disks: BackupManifestDisk[] = [];
       for (const r of recorded) {

@@ -122,6 +122,9 @@ export interface BackupStrategy<P extends PendingCheckpoint = PendingCheckpoint>
   /** After finish: a layer's virtual size and its source's compat as the hypervisor reported them
    *  (recordLayer then runs no `qemu-img info`); undefined: recordLayer reads them with qemu-img. */
   layerFacts?(disk: string): LayerFacts | undefined;
+  /** After finish: the end of the strategy's own syncs of this disk's layer while it was written
+   *  (rejects with their first error); recordLayer's sync runs beside it. */
+  earlyWriteback?(disk: string): Promise<void> | undefined;
   /** Why a failure happened, in words that name the real cause (e.g. the hypervisor went away). */
   explain?(reason: string): string;
   /** e.g. "fleecing peak 3.0 MiB", for the last log line. */

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { mkdirPrivate } from '../../os/atomic-file';
+import { startEarlyWriteback } from '../../os/early-writeback';
 import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
@@ -52,6 +53,8 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   private group: JobGroup | undefined;
   private executed = false;
   private readonly copied: CopiedBytes = new Map();
+  /** Per disk, the end of the layer's writeback during the job (resolves with its first error). */
+  private readonly writebacks = new Map<string, Promise<Error | undefined>>();
 
   constructor(
     private readonly engine: CheckpointEngineApi,
@@ -114,6 +117,32 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   async transfer(run: Run): Promise<CopiedBytes> {
     const group = this.group!;
+    // The targets go to disk while QEMU still writes them (no-flush puts them in the page cache).
+    const writebacks = this.disks.map((d, i) => [d.plan.disk.name, startEarlyWriteback(run.targets[i]!.partial)] as const);
+    try {
+      await this.waitForJobs(run, group);
+    } finally {
+      for (const [disk, w] of writebacks) this.writebacks.set(disk, w.stop());
+    }
+    if (run.signal.aborted) return this.copied; // the session throws the reason
+    const failed = group.jobs.filter((s) => s.failed);
+    if (failed.length > 0 || !group.jobs.every((s) => s.ready)) {
+      // Name the job that failed first; the others were cancelled because of it.
+      const f = failed.find((s) => group.firstFailed.includes(s.id)) ?? failed[0];
+      const disk = this.disks.find((d) => d.jobId === f?.id)?.plan.disk.name;
+      throw new Error(f ? `the backup job of ${disk} failed: ${f.failed}` : 'a backup job did not finish');
+    }
+    this.countCopied(group);
+    return this.copied;
+  }
+
+  earlyWriteback(disk: string): Promise<void> | undefined {
+    return this.writebacks.get(disk)?.then((e) => {
+      if (e) throw e;
+    });
+  }
+
+  private async waitForJobs(run: Run, group: JobGroup): Promise<void> {
     // Progress goes to the journal for backup-status only (recovery never reads it): not in the
     // first second, then every few seconds, so a short backup writes none.
     let nextJournal = Date.now() + PROGRESS_FIRST_MS;
@@ -128,16 +157,6 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
         }
       },
     });
-    if (run.signal.aborted) return this.copied; // the session throws the reason
-    const failed = group.jobs.filter((s) => s.failed);
-    if (failed.length > 0 || !group.jobs.every((s) => s.ready)) {
-      // Name the job that failed first; the others were cancelled because of it.
-      const f = failed.find((s) => group.firstFailed.includes(s.id)) ?? failed[0];
-      const disk = this.disks.find((d) => d.jobId === f?.id)?.plan.disk.name;
-      throw new Error(f ? `the backup job of ${disk} failed: ${f.failed}` : 'a backup job did not finish');
-    }
-    this.countCopied(group);
-    return this.copied;
   }
 
   /** Finalizes every job together, then dismisses them, closes the targets (flushes them, G11) and removes the temporary bitmaps. */
@@ -174,6 +193,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     } finally {
       group?.dispose();
     }
+    await Promise.all(this.writebacks.values()); // no sync left running on a file the session deletes (errors: rolled back anyway)
     if (!alive) return;
     for (const d of this.disks) {
       if (!this.attached.has(d.targetNode)) continue;
