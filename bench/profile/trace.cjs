@@ -50,12 +50,15 @@ if (file) {
   // Engine steps worth seeing on their own: module path suffix → export → (class methods | function).
   const WRAP = {
     'electron/qmp/client.js': { QmpClient: ['execute', 'hmp'], QmpClient$static: ['connect'] },
-    'electron/engine/backup/checksum.js': { sha256File: true },
+    'electron/os/atomic-file.js': { syncFileData: true, renameDurable: true },
+    'electron/os/early-writeback.js': { startEarlyWriteback: true },
+    'electron/engine/backup/checksum.js': { checksumFile: true },
     'electron/engine/backup/qemuimg.js': { imageInfo: true, createQcow2: true, checkImage: true, convertImage: true, compareImages: true },
     'electron/engine/backup/restore.js': { verifyChain: true, restoreTo: true },
     'electron/engine/backup/verify.js': { verifyLayer: true },
-    'electron/engine/backup/push.js': { runBackup: true, recordLayer: true },
-    'electron/engine/backup/jobs.js': { JobGroup: ['waitSettled', 'finalizeAll', 'dismissAll'] },
+    'electron/engine/backup/record.js': { recordLayer: true, writeLogFile: true },
+    'electron/engine/qmp-driver/push.js': { runBackup: true },
+    'electron/engine/qmp-driver/jobs.js': { JobGroup: ['waitSettled', 'finalizeAll', 'dismissAll'] },
     'electron/engine/pull/pull.js': { runPull: true },
     'electron/engine/pull/copy.js': { copyExtents: true },
     'electron/nbd/qemu-nbd.js': { startQemuNbd: true, stopProcess: true },

@@ -56,6 +56,22 @@ describe('checksumFile', () => {
     expect(after[1]).not.toBe(before[1]);
   });
 
+  it('a file ending exactly at a slice (16 MiB) or a read (1 MiB) boundary is hashed whole', async () => {
+    for (const n of [16 * 1024 * 1024, 3 * 1024 * 1024]) {
+      const data = randomBytes(n);
+      const sum = await checksumFile(fileOf(`exact-${n}`, data), 'sha256');
+      expect(sum).toEqual({ algorithm: 'sha256', digest: createHash('sha256').update(data).digest('hex'), size: n });
+    }
+  });
+
+  it('a cancel between slices stops the hash with the signal\'s reason', async () => {
+    const ac = new AbortController();
+    const f = fileOf('slices', randomBytes(40 * 1024 * 1024));
+    const pending = checksumFile(f, 'blake3', { signal: ac.signal });
+    setImmediate(() => ac.abort(new Error('cancelled while hashing')));
+    await expect(pending).rejects.toThrow('cancelled while hashing');
+  });
+
   it("stops with the signal's reason when cancelled, and a missing file is an error", async () => {
     const ac = new AbortController();
     ac.abort(new Error('cancelled by the test'));
