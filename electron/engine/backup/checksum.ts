@@ -8,12 +8,13 @@
 // node:crypto computes faster than any BLAKE3 without the binary, and BLAKE3 layers are still
 // verified, by hash-wasm (same digest, slower). The manifest names the algorithm of each layer.
 //
-// Read with readSync into one 1 MiB buffer that stays in the CPU's cache between the read and the
-// hash, in slices of 16 MiB with a turn of the event loop between slices (a slice takes a few ms).
-// Measured here (bench/README.md, "Writeback during the copy"): BLAKE3 of 64 MiB from the page cache
-// 25-30 ms of CPU against 109-123 ms for the earlier two 8 MiB buffers read ahead in the thread pool
-// (fresh 8 MiB buffers fault in page by page, and the hash re-reads them from memory), 1 GiB
-// 276-367 ms against 314-483 ms. A read stream costs more than either (its per-chunk allocations).
+// Read with FileHandle.read into two reused 1 MiB buffers, the next read in flight (in the thread
+// pool) while the current one is hashed, instead of a read stream: the stream's per-chunk
+// allocations and copies cost more CPU than the hash itself. 1 MiB, not 8: two fresh 8 MiB buffers
+// fault in page by page on every call and the hash re-reads them from memory, not from the cache:
+// BLAKE3 of a 64 MiB layer cost 109-123 ms of CPU with them against 30-44 ms (bench/README.md,
+// "Writeback during the copy"). Reading synchronously on the main thread costs less CPU still, but
+// on a loaded machine one runnable thread gets half the share of two, and the push got slower.
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -36,7 +37,6 @@ interface Hasher {
 }
 
 const CHUNK = 1024 * 1024;
-const SLICE = 16 * CHUNK;
 
 type NativeBlake3 = new () => Hasher;
 let native: NativeBlake3 | null | undefined;
@@ -81,24 +81,26 @@ export async function checksumFile(
 ): Promise<FileChecksum> {
   options.signal?.throwIfAborted();
   const hash = await hasherFor(algorithm, options.implementation);
-  const fd = fs.openSync(file, 'r');
+  const fh = await fs.promises.open(file, 'r');
   try {
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     let size = 0;
+    let turn = 0;
+    let pending = fh.read(bufs[0]!, 0, CHUNK, 0);
     for (;;) {
-      const sliceEnd = size + SLICE;
-      let bytesRead = 0;
-      while (size < sliceEnd && (bytesRead = fs.readSync(fd, buf, 0, CHUNK, size)) > 0) {
-        hash.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
-        size += bytesRead;
-      }
-      if (bytesRead === 0) break;
-      await new Promise<void>((resolve) => setImmediate(resolve)); // let other work (events, another disk's hash) run
+      const { bytesRead } = await pending;
       options.signal?.throwIfAborted();
+      if (bytesRead === 0) break;
+      const current = bufs[turn]!;
+      size += bytesRead;
+      turn ^= 1;
+      // The other buffer is free (its bytes were hashed last round): read ahead into it.
+      pending = fh.read(bufs[turn]!, 0, CHUNK, size);
+      hash.update(bytesRead === CHUNK ? current : current.subarray(0, bytesRead));
     }
     return { algorithm, digest: hash.digest('hex'), size };
   } finally {
-    fs.closeSync(fd);
+    await fh.close();
   }
 }
 
