@@ -6,11 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { mkdirPrivate } from '../../os/atomic-file';
-import { startEarlyWriteback } from '../../os/early-writeback';
 import type { QmpClient } from '../../qmp/client';
 import type { AroundTransaction, CheckpointEngineApi, PreparedCheckpoint } from '../checkpoints/api';
 import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
+import { LayerWritebacks } from '../backup/layer-writeback';
 import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { LayerFacts } from '../backup/record';
@@ -53,8 +53,8 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   private group: JobGroup | undefined;
   private executed = false;
   private readonly copied: CopiedBytes = new Map();
-  /** Per disk, the end of the layer's writeback during the job (resolves with its first error). */
-  private readonly writebacks = new Map<string, Promise<Error | undefined>>();
+  /** The targets written back to disk while the jobs run. */
+  private readonly writebacks = new LayerWritebacks();
 
   constructor(
     private readonly engine: CheckpointEngineApi,
@@ -118,11 +118,11 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   async transfer(run: Run): Promise<CopiedBytes> {
     const group = this.group!;
     // The targets go to disk while QEMU still writes them (no-flush puts them in the page cache).
-    const writebacks = this.disks.map((d, i) => [d.plan.disk.name, startEarlyWriteback(run.targets[i]!.partial)] as const);
+    this.writebacks.start(this.disks.map((d, i) => [d.plan.disk.name, run.targets[i]!.partial] as const));
     try {
       await this.waitForJobs(run, group);
     } finally {
-      for (const [disk, w] of writebacks) this.writebacks.set(disk, w.stop());
+      this.writebacks.stop();
     }
     if (run.signal.aborted) return this.copied; // the session throws the reason
     const failed = group.jobs.filter((s) => s.failed);
@@ -137,9 +137,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   }
 
   earlyWriteback(disk: string): Promise<void> | undefined {
-    return this.writebacks.get(disk)?.then((e) => {
-      if (e) throw e;
-    });
+    return this.writebacks.of(disk);
   }
 
   private async waitForJobs(run: Run, group: JobGroup): Promise<void> {
@@ -193,7 +191,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     } finally {
       group?.dispose();
     }
-    await Promise.all(this.writebacks.values()); // no sync left running on a file the session deletes (errors: rolled back anyway)
+    await this.writebacks.settle(); // no sync left running on a file the session deletes
     if (!alive) return;
     for (const d of this.disks) {
       if (!this.attached.has(d.targetNode)) continue;

@@ -11,6 +11,7 @@ import { beginBackup } from '../../../libvirt/backups';
 import { frozen } from '../freeze';
 import { domainState } from '../../../libvirt/domains';
 import { renameDurable, mkdirPrivate } from '../../../os/atomic-file';
+import { LayerWritebacks } from '../../backup/layer-writeback';
 import { createQcow2, QemuImgError, runQemuImg } from '../../backup/qemuimg';
 import type { BackupRepository } from '../../backup/repository';
 import { TOOL } from '../../backup/session';
@@ -36,6 +37,8 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
   private staged = new Map<string, string>();
   private began = false;
   private stopped: string | undefined;
+  /** The targets written back to disk while libvirt's job runs. */
+  private readonly writebacks = new LayerWritebacks();
 
   constructor(
     private readonly h: LibvirtDomainHandle,
@@ -85,13 +88,23 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
   }
 
   async transfer(run: Run): Promise<CopiedBytes> {
-    const done = await waitForPush(this.h, run, run.plan.disks.map((d) => d.disk.name));
+    this.writebacks.start(run.plan.disks.map((d) => [d.disk.name, this.staged.get(d.disk.name)!] as const));
+    let done: Awaited<ReturnType<typeof waitForPush>>;
+    try {
+      done = await waitForPush(this.h, run, run.plan.disks.map((d) => d.disk.name));
+    } finally {
+      this.writebacks.stop();
+    }
     const copied: CopiedBytes = new Map();
     if (!done) return copied; // aborted: the session throws the reason
     run.log.add(`libvirt's job completed: ${done.diskProcessed ?? 0} bytes over ${run.plan.disks.length} disk(s) in ${done.timeElapsedMs ?? 0} ms`);
     this.began = false;
     for (const d of run.plan.disks) copied.set(d.disk.name, await layerBytes(this.staged.get(d.disk.name)!));
     return copied;
+  }
+
+  earlyWriteback(disk: string): Promise<void> | undefined {
+    return this.writebacks.of(disk);
   }
 
   /** The job has ended: the targets move into the repository as the session's partial layers. */
@@ -113,6 +126,7 @@ export class LibvirtPushStrategy implements BackupStrategy<LibvirtPendingCheckpo
       if (st && st.state !== 'running' && st.state !== 'paused') this.stopped = `domain ${this.h.name} is ${st.state === 'shutoff' ? 'shut off' : st.state}${st.reason ? ` (${st.reason})` : ''}`;
       if (this.began || run.signal.aborted) await abortOurJob(this.h, [...this.staged.values()], run.log);
     } finally {
+      await this.writebacks.settle(); // no sync left running on a file removed next
       this.removeStaging();
     }
   }
