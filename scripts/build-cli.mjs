@@ -6,12 +6,37 @@
 //   node scripts/build-cli.mjs        (part of `npm run build:node` / `npm run build`)
 import { build } from 'esbuild';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'out', 'cli');
 const outfile = path.join(outDir, 'tidemark.cjs');
+
+/**
+ * Node built-ins that a module imports at its top but only some commands use (child_process alone costs
+ * more than the rest of `--help`): each becomes a stand-in whose properties load the real module on
+ * first use. Same functions and classes (getters return the built-in's own), so the code cannot tell.
+ * fs and path are not here: Node has loaded them before the bundle runs.
+ */
+const LAZY_BUILTINS = ['child_process', 'crypto', 'http', 'https', 'net', 'os', 'stream', 'tls', 'zlib'];
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
+    b.onResolve({ filter }, (args) =>
+      args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
+      const names = Object.getOwnPropertyNames(createRequire(import.meta.url)(`node:${args.path}`));
+      return {
+        loader: 'js',
+        contents: `let real;\nconst load = () => (real ??= require('node:${args.path}'));\n` +
+          `for (const name of ${JSON.stringify(names)}) Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });\n`,
+      };
+    });
+  },
+};
 
 fs.mkdirSync(outDir, { recursive: true });
 const startedAt = Date.now();
@@ -22,17 +47,24 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  minify: false, // readable stacks under TIDEMARK_DEBUG=1; minifying saved ~2 % of CPU (bench/startup.ts)
-  sourcemap: false,
+  // Half the bytes to read, all ASCII (a non-ASCII comment made V8 hold the whole source as UTF-16), no
+  // comments: bench/cli-start.ts. keepNames: class and function names (error names, stacks) stay the sources'.
+  minify: true,
+  keepNames: true,
+  // TIDEMARK_DEBUG=1 runs the bundle with source maps on, so its stacks name the TypeScript sources.
+  sourcemap: 'linked',
   metafile: true,
   logLevel: 'warning',
   absWorkingDir: root,
-  // Loaded from node_modules when needed: the native BLAKE3 binding, and hash-wasm (~0.6 MiB of inlined
-  // wasm, only for verifying BLAKE3 layers where the binding does not load) would slow every start-up.
-  external: ['@napi-rs/blake-hash', 'hash-wasm'],
+  // Loaded from node_modules when needed: the native BLAKE3 binding, hash-wasm (~0.6 MiB of inlined wasm,
+  // only for verifying BLAKE3 layers where the binding does not load) and ws (130 KiB, only `serve`)
+  // would slow every start-up.
+  external: ['@napi-rs/blake-hash', 'hash-wasm', 'ws'],
+  plugins: [lazyBuiltins],
 });
-// Only the project's own sources: node_modules change through `npm ci`, which is followed by a build.
-const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/')).sort();
+// Only the project's own sources: node_modules change through `npm ci`, which is followed by a build
+// (and the lazy built-ins' stand-ins are no files).
+const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
 // The build's start time: an input saved during the build counts as newer than the bundle.
 const stamp = { builtAt: startedAt, inputs };
 const tmp = path.join(outDir, `.tidemark.inputs.json.${process.pid}`);

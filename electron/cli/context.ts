@@ -73,6 +73,11 @@ export class CliContext {
     return this.global.connect !== undefined && this.mod.looksLikeLibvirtUri(this.global.connect);
   }
 
+  /** The demo VM's id (the lab commands act on it). */
+  get demoVmId(): string {
+    return this.mod.DEMO_VM_ID;
+  }
+
   /** The registry id of the --connect libvirt URI. */
   libvirtConnectionId(): string {
     return this.mod.libvirtConnectionId(this.global.connect!);

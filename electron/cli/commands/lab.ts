@@ -1,7 +1,6 @@
 // lab start|stop|status|write: the demo VM (a real QEMU without guest OS) and its write simulator.
 
 import type { JobInfo, LabInfo, WritePattern } from '../../../shared/contract';
-import { DEMO_VM_ID } from '../../host/service';
 import { positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
@@ -32,7 +31,7 @@ const start: Command = {
   async run(ctx, args) {
     const lab = await ctx.call('lab:start');
     // After an unclean stop the checkpoints' bitmaps come back inconsistent: say so now.
-    const health = await ctx.call('vm:health', DEMO_VM_ID).catch((e: Error) => e);
+    const health = await ctx.call('vm:health', ctx.demoVmId).catch((e: Error) => e);
     if (health instanceof Error) ctx.io.stderr(`warning: cannot check the checkpoints: ${health.message}\n`);
     else ctx.io.stderr(healthWarnings(health.issues));
     if (args.flags.has('json')) return ctx.json(lab);
@@ -127,7 +126,7 @@ const write: Command = {
     const json = args.flags.has('json');
     const job = await runJob(
       ctx,
-      () => ctx.call('lab:write', DEMO_VM_ID, { disk, pattern: pattern as WritePattern, mib, ...(rate !== undefined ? { rateMibPerS: rate } : {}) }),
+      () => ctx.call('lab:write', ctx.demoVmId, { disk, pattern: pattern as WritePattern, mib, ...(rate !== undefined ? { rateMibPerS: rate } : {}) }),
       ctx.io.isTTY && !json,
     );
     if (job.state === 'cancelled') throw new Error(`write simulation cancelled after ${formatBytes(job.progress[0]?.done ?? 0)}`);

@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { resolveStateDir } from '../../engine/statedir';
-import { startWebHost, type RunningWebHost } from '../../host/web-host';
+import type { RunningWebHost } from '../../host/web-host';
 import { UsageError, type ParsedArgs } from '../args';
 import type { Command } from '../command';
 
@@ -73,6 +73,8 @@ export interface ServeIo {
 export async function startServe(opts: ServeOptions, io: ServeIo): Promise<RunningWebHost> {
   const env = io.env ?? process.env;
   const stateDir = resolveStateDir(opts.stateDir, env);
+  // Loaded here, not at the top: `tidemark help` lists this command without loading the web host (http, ws).
+  const { startWebHost } = await import('../../host/web-host');
   const host = await startWebHost({ stateDir, port: opts.port, startDemo: opts.demo === 'never' ? false : opts.demo === 'always' ? true : 'if-unconfigured' });
   io.out(`Tidemark is serving on ${host.url}`);
   io.out(`  state: ${stateDir}`);
