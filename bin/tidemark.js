@@ -23,7 +23,11 @@ function mtime(file) {
   }
 }
 
-/** True when the bundle exists and no source it was built from is newer than its build (or gone). */
+/**
+ * True when the bundle exists and no source it was built from is newer than its build (or gone).
+ * One stat per input (~180): plain string paths, and no exception for a missing file, keep it at ~3 ms
+ * (path.join alone cost more than the stats).
+ */
 function bundleIsFresh() {
   let stamp;
   try {
@@ -33,8 +37,13 @@ function bundleIsFresh() {
   }
   if (!Array.isArray(stamp.inputs) || typeof stamp.builtAt !== 'number' || mtime(bundle) < 0) return false;
   for (const rel of stamp.inputs) {
-    const t = mtime(path.join(root, rel));
-    if (t < 0 || t >= stamp.builtAt) return false;
+    let st;
+    try {
+      st = fs.statSync(`${root}/${rel}`, { throwIfNoEntry: false });
+    } catch {
+      return false;
+    }
+    if (st === undefined || st.mtimeMs >= stamp.builtAt) return false;
   }
   return true;
 }
@@ -91,7 +100,11 @@ function runBundle() {
   } catch {
     cachedData = undefined;
   }
-  const script = new vm.Script(Module.wrap(fs.readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  // scripts/build-cli.mjs makes the bundle ASCII, which latin1 decodes to the same text several times
+  // faster than UTF-8 (~5 vs ~15 ms at load); a bundle that is not (an edited build) is read as UTF-8.
+  const bytes = fs.readFileSync(bundle);
+  const source = require('buffer').isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
   const m = new Module(bundle, module);
   m.filename = bundle;
   m.paths = Module._nodeModulePaths(path.dirname(bundle));

@@ -72,4 +72,6 @@ fs.writeFileSync(tmp, `${JSON.stringify(stamp)}\n`);
 fs.renameSync(tmp, path.join(outDir, 'tidemark.inputs.json'));
 // A code cache of an older bundle would be rejected by V8 anyway; drop it so the next run writes a fresh one.
 fs.rmSync(path.join(outDir, 'tidemark.cjs.v8cache'), { force: true });
+// bin/tidemark.js decodes an ASCII bundle as latin1 (fast); anything else falls back to UTF-8 (slower).
+if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: out/cli/tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
 console.log(`out/cli/tidemark.cjs: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);
