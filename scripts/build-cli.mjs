@@ -3,7 +3,7 @@
 // wall ×0.73 of out/node). Command groups stay lazy (esbuild turns import() into a deferred require).
 // Next to it, tidemark.inputs.json lists the sources the bundle was built from, so bin/tidemark.js can
 // tell a stale bundle (an input edited after the build) without walking the whole tree.
-//   node scripts/build-cli.mjs        (part of `npm run build:node` / `npm run build`)
+//   node scripts/build-cli.mjs [--outdir DIR]   (part of `npm run build:node` / `npm run build`; DIR: tests)
 import { build } from 'esbuild';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = path.join(root, 'out', 'cli');
+const outDirArg = process.argv.indexOf('--outdir');
+const outDir = outDirArg >= 0 ? path.resolve(process.argv[outDirArg + 1]) : path.join(root, 'out', 'cli');
 const outfile = path.join(outDir, 'tidemark.cjs');
 
 /**
@@ -73,5 +74,5 @@ fs.renameSync(tmp, path.join(outDir, 'tidemark.inputs.json'));
 // A code cache of an older bundle would be rejected by V8 anyway; drop it so the next run writes a fresh one.
 fs.rmSync(path.join(outDir, 'tidemark.cjs.v8cache'), { force: true });
 // bin/tidemark.js decodes an ASCII bundle as latin1 (fast); anything else falls back to UTF-8 (slower).
-if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: out/cli/tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
-console.log(`out/cli/tidemark.cjs: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);
+if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
+console.log(`${path.relative(root, outfile)}: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);

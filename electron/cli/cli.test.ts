@@ -227,6 +227,10 @@ describe('lazy command modules', () => {
     for (const other of ['domain', 'backup', 'lab']) expect(help).not.toContain(path.join('cli', 'commands', `${other}.ts`));
     expect(help).not.toContain(path.join('cli', 'commands', 'serve.ts'));
     expect(help).not.toContain(path.join('host', 'service.ts'));
+    // the general help lists every group's commands without loading the service or the web host
+    const general = loadedBy(['--help']);
+    expect(general).toContain(path.join('cli', 'commands', 'serve.ts'));
+    for (const mod of [['host', 'service.ts'], ['host', 'web-host.ts'], ['engine', 'lab', 'demo.ts']]) expect(general).not.toContain(path.join(...mod));
     const printXml = loadedBy(['checkpoint-create-as', 'x', '--print-xml']);
     expect(printXml).not.toContain(path.join('host', 'service.ts'));
     expect(printXml).not.toContain(path.join('engine', 'checkpoints', 'engine.ts'));

@@ -1,0 +1,106 @@
+// What bin/tidemark.js runs and what scripts/build-cli.mjs builds for it: a stale bundle is never run
+// (an input edited after the build, or gone), a fresh one is (ASCII or not, with its code cache), and
+// the built bundle lists only real files as inputs, is ASCII, and loads no heavy Node built-in for --help.
+// The launcher is run from a copy in a temp "checkout" whose bundle and compiled CLI are stand-ins that
+// say which of them ran.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.join(__dirname, '..');
+let dir: string;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-launcher-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A temp checkout: bin/tidemark.js, a bundle printing `bundleText`, its inputs (src/a.ts, src/b.ts), a compiled CLI. */
+function checkout(name: string, bundleText: string): string {
+  const co = path.join(dir, name);
+  for (const d of ['bin', 'out/cli', 'out/node/electron/cli', 'electron', 'shared', 'src']) fs.mkdirSync(path.join(co, d), { recursive: true });
+  fs.copyFileSync(path.join(root, 'bin', 'tidemark.js'), path.join(co, 'bin', 'tidemark.js'));
+  fs.writeFileSync(path.join(co, 'out/cli/tidemark.cjs'), `exports.main = () => process.stdout.write(${JSON.stringify(bundleText)} + ' ' + process.argv.slice(2).join(' '));\n`);
+  fs.writeFileSync(path.join(co, 'out/node/electron/cli/main.js'), "exports.main = () => process.stdout.write('compiled');\n");
+  const past = new Date(Date.now() - 60_000);
+  for (const f of ['src/a.ts', 'src/b.ts']) {
+    fs.writeFileSync(path.join(co, f), '');
+    fs.utimesSync(path.join(co, f), past, past);
+  }
+  fs.writeFileSync(path.join(co, 'out/cli/tidemark.inputs.json'), JSON.stringify({ builtAt: Date.now() - 1_000, inputs: ['src/a.ts', 'src/b.ts'] }));
+  return co;
+}
+
+function launch(co: string, env: NodeJS.ProcessEnv = {}): string {
+  const base = { ...process.env };
+  delete base.TIDEMARK_CLI_MODE;
+  delete base.TIDEMARK_DEBUG;
+  const r = spawnSync(process.execPath, [path.join(co, 'bin', 'tidemark.js'), 'x', 'y'], { encoding: 'utf8', env: { ...base, ...env } });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+describe('bin/tidemark.js', () => {
+  it('runs a fresh bundle, and writes its code cache on the first run', () => {
+    const co = checkout('fresh', 'bundle');
+    expect(launch(co)).toBe('bundle x y');
+    expect(fs.statSync(path.join(co, 'out/cli/tidemark.cjs.v8cache')).size).toBeGreaterThan(0);
+    expect(launch(co)).toBe('bundle x y');
+  });
+
+  it('reads a bundle that is not ASCII as UTF-8', () => {
+    expect(launch(checkout('utf8', 'bündle ✓'))).toBe('bündle ✓ x y');
+  });
+
+  it('never runs a bundle whose input changed after the build, or is gone', () => {
+    const edited = checkout('edited', 'bundle');
+    fs.writeFileSync(path.join(edited, 'src/b.ts'), 'changed');
+    expect(launch(edited)).toBe('compiled');
+    const gone = checkout('gone', 'bundle');
+    fs.rmSync(path.join(gone, 'src/a.ts'));
+    expect(launch(gone)).toBe('compiled');
+    const noStamp = checkout('nostamp', 'bundle');
+    fs.writeFileSync(path.join(noStamp, 'out/cli/tidemark.inputs.json'), '{"inputs": "src/a.ts"}');
+    expect(launch(noStamp)).toBe('compiled');
+  });
+
+  it('TIDEMARK_CLI_MODE and TIDEMARK_DEBUG=1 still run the bundle when asked', () => {
+    const co = checkout('modes', 'bundle');
+    expect(launch(co, { TIDEMARK_CLI_MODE: 'compiled' })).toBe('compiled');
+    expect(launch(co, { TIDEMARK_DEBUG: '1' })).toBe('bundle x y');
+    fs.writeFileSync(path.join(co, 'src/a.ts'), 'changed');
+    expect(launch(co, { TIDEMARK_CLI_MODE: 'bundle' })).toBe('bundle x y');
+  });
+});
+
+describe('scripts/build-cli.mjs', () => {
+  let out: string;
+  beforeAll(() => {
+    out = path.join(dir, 'build');
+    execFileSync(process.execPath, [path.join(root, 'scripts', 'build-cli.mjs'), '--outdir', out], { cwd: root, stdio: 'pipe' });
+  }, 120_000);
+
+  it('lists as inputs only files of the checkout (a missing one would make every run stale)', () => {
+    const stamp = JSON.parse(fs.readFileSync(path.join(out, 'tidemark.inputs.json'), 'utf8')) as { builtAt: number; inputs: string[] };
+    expect(stamp.inputs).toContain('electron/cli/main.ts');
+    for (const rel of stamp.inputs) expect(fs.statSync(path.join(root, rel)).isFile(), rel).toBe(true);
+  });
+
+  it('makes an ASCII bundle that prints help without loading child_process, crypto, net or the web host', () => {
+    const bundle = path.join(out, 'tidemark.cjs');
+    expect(fs.readFileSync(bundle).every((b) => b < 0x80)).toBe(true);
+    const listFile = path.join(dir, 'loaded.json');
+    const script = `require(${JSON.stringify(bundle)}).main().then(() => require('fs').writeFileSync(${JSON.stringify(listFile)}, JSON.stringify(process.moduleLoadList)));`;
+    // output to files: a pipe would be a net.Socket, loading net itself
+    const outFile = path.join(dir, 'help.txt');
+    const fd = fs.openSync(outFile, 'w');
+    spawnSync(process.execPath, ['-e', script, '--', 'argv1', '--help'], { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    expect(fs.readFileSync(outFile, 'utf8')).toContain('checkpoint-create-as');
+    const loaded = JSON.parse(fs.readFileSync(listFile, 'utf8')) as string[];
+    for (const m of ['child_process', 'crypto', 'net', 'http', 'tls', 'zlib']) expect(loaded).not.toContain(`NativeModule ${m}`);
+  });
+});
