@@ -74,10 +74,26 @@ function compiledIsFresh() {
 }
 
 /**
- * Loads the bundle (minified, so half the bytes to read) with a V8 code cache beside it: Node 22+ has module.enableCompileCache; on Node 20
- * the bundle is compiled through vm.Script with cachedData, and the cache is (re)written at exit when
- * it was missing or rejected (a rebuilt bundle, another Node). A cache that cannot be written (a
- * read-only install) only costs the compile.
+ * Which code cache a run uses: a cache holds the functions compiled by the run that wrote it, so each
+ * command has its own (the first word after the global options; "help" for any help), and a
+ * checkpoint-create-as does not start from what `--help` compiled (~10 ms of CPU). A wrong guess only
+ * costs compiling, never the result.
+ */
+function cacheKey(argv) {
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-c' || a === '--connect' || a === '--domain' || a === '--state-dir') i++;
+    else if (!a.startsWith('-')) return /^[a-z][a-z-]{0,39}$/.test(a) ? a : 'other';
+  }
+  return 'help';
+}
+
+/**
+ * Loads the bundle (minified, so half the bytes to read) with a V8 code cache beside it: Node 22+ has
+ * module.enableCompileCache; on Node 20 the bundle is compiled through vm.Script with cachedData, and the
+ * cache (one per command, cacheKey) is (re)written at exit when it was missing or rejected (a rebuilt
+ * bundle, another Node). A cache that cannot be written (a read-only install) only costs the compile.
  */
 function runBundle() {
   if (process.env.TIDEMARK_DEBUG === '1') {
@@ -93,7 +109,7 @@ function runBundle() {
     return;
   }
   const vm = require('vm');
-  const cacheFile = `${bundle}.v8cache`;
+  const cacheFile = `${bundle}.${cacheKey(process.argv.slice(2))}.v8cache`;
   let cachedData;
   try {
     cachedData = fs.readFileSync(cacheFile);

@@ -71,8 +71,8 @@ const stamp = { builtAt: startedAt, inputs };
 const tmp = path.join(outDir, `.tidemark.inputs.json.${process.pid}`);
 fs.writeFileSync(tmp, `${JSON.stringify(stamp)}\n`);
 fs.renameSync(tmp, path.join(outDir, 'tidemark.inputs.json'));
-// A code cache of an older bundle would be rejected by V8 anyway; drop it so the next run writes a fresh one.
-fs.rmSync(path.join(outDir, 'tidemark.cjs.v8cache'), { force: true });
+// Code caches of an older bundle would be rejected by V8 anyway; drop them so the next runs write fresh ones.
+for (const f of fs.readdirSync(outDir)) if (/^tidemark\.cjs\.(.+\.)?v8cache$/.test(f)) fs.rmSync(path.join(outDir, f), { force: true });
 // bin/tidemark.js decodes an ASCII bundle as latin1 (fast); anything else falls back to UTF-8 (slower).
 if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
 console.log(`${path.relative(root, outfile)}: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);

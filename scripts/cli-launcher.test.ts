@@ -34,11 +34,11 @@ function checkout(name: string, bundleText: string): string {
   return co;
 }
 
-function launch(co: string, env: NodeJS.ProcessEnv = {}): string {
+function launch(co: string, env: NodeJS.ProcessEnv = {}, args = ['x', 'y']): string {
   const base = { ...process.env };
   delete base.TIDEMARK_CLI_MODE;
   delete base.TIDEMARK_DEBUG;
-  const r = spawnSync(process.execPath, [path.join(co, 'bin', 'tidemark.js'), 'x', 'y'], { encoding: 'utf8', env: { ...base, ...env } });
+  const r = spawnSync(process.execPath, [path.join(co, 'bin', 'tidemark.js'), ...args], { encoding: 'utf8', env: { ...base, ...env } });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout;
 }
@@ -47,8 +47,17 @@ describe('bin/tidemark.js', () => {
   it('runs a fresh bundle, and writes its code cache on the first run', () => {
     const co = checkout('fresh', 'bundle');
     expect(launch(co)).toBe('bundle x y');
-    expect(fs.statSync(path.join(co, 'out/cli/tidemark.cjs.v8cache')).size).toBeGreaterThan(0);
+    expect(fs.statSync(path.join(co, 'out/cli/tidemark.cjs.x.v8cache')).size).toBeGreaterThan(0);
     expect(launch(co)).toBe('bundle x y');
+  });
+
+  it('keeps one code cache per command, and one for help', () => {
+    const co = checkout('caches', 'bundle');
+    expect(launch(co, {}, ['--state-dir', 'S', '-c', 'unix:/x', 'checkpoint-list', '--name'])).toBe('bundle --state-dir S -c unix:/x checkpoint-list --name');
+    expect(launch(co, {}, ['lab', 'start', '--help'])).toBe('bundle lab start --help');
+    expect(launch(co, {}, ['--connect=unix:/x'])).toBe('bundle --connect=unix:/x');
+    const caches = fs.readdirSync(path.join(co, 'out/cli')).filter((f) => f.endsWith('.v8cache')).sort();
+    expect(caches).toEqual(['tidemark.cjs.checkpoint-list.v8cache', 'tidemark.cjs.help.v8cache']);
   });
 
   it('reads a bundle that is not ASCII as UTF-8', () => {
