@@ -8,8 +8,8 @@
 // step; each row prints every tool's median [min..max] and Tidemark's paired median ratio to each
 // peer and to the reference. A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json]
-// BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the full push row as one more
-// tool, interleaved (an A/B of a change inside one run).
+// BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint and full push rows
+// as one more tool, interleaved (an A/B of a change inside one run).
 
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -123,9 +123,11 @@ async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string
 const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label, role: 'tidemark' });
 
 async function checkpointRow(ctx: Ctx): Promise<Row> {
+  const baseline = process.env.BENCH_BASELINE;
   const row = new Row('checkpoint create, 2 disks (CLI end to end)', [
     TM(),
     ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh checkpoint-create-as', role: 'peer' as const }] : []),
+    ...(baseline ? [{ key: 'baseline', label: `tidemark CLI of ${baseline}`, role: 'peer' as const }] : []),
     // not a peer: the floor any Node CLI starts from
     { key: 'node', label: 'node -e 0 (Node start-up alone)', role: 'reference' },
   ]);
@@ -134,6 +136,16 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
     { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'])).ms }) },
   ];
   if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });
+  if (baseline) {
+    const bin = path.join(baseline, 'bin', 'tidemark.js');
+    steps.push({ row, tool: 'baseline', fn: async (r) => {
+      const t = await ctx.s.timedTidemark(['checkpoint-create-as', `base${r}`, '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no'], bin);
+      await ctx.s.tidemark(['checkpoint-delete', `base${r}`]);
+      return t;
+    } });
+    await ctx.s.timedTidemark(['checkpoint-create-as', 'base-warm-up', '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no'], bin); // writes its code cache
+    await ctx.s.tidemark(['checkpoint-delete', 'base-warm-up']);
+  }
   await ctx.s.tmCheckpoint('warm-up'); // the first run of a fresh state directory records the VM
   await interleave(ctx, [row], steps);
   console.log(formatRow(row));
