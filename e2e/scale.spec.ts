@@ -14,8 +14,12 @@ test('forty checkpoints: the newest and the selected bitmaps stay drawn, the old
   }
   await host.handlers['checkpoint:create'](vm!.id, { name: LONG });
   await writeThroughContract(host, vm!.id, 'vda', 8);
-  // Every checkpoint is listed (the tree draws the ones with room; arrow keys reach all of them).
-  await expect(app.getByRole('table', { name: 'All checkpoints' }).getByRole('row')).toHaveCount(41);
+  // Every checkpoint is listed (the tree draws the ones with room; arrow keys reach all of them). The
+  // list renders the rows in view (issue 11) and tells the full count; the newest row is first.
+  const list = app.getByRole('table', { name: 'All checkpoints' });
+  await expect(list).toHaveAttribute('aria-rowcount', '41');
+  await expect(list.getByRole('row').nth(1)).toHaveAttribute('aria-rowindex', '2');
+  await expect(list.getByRole('row').nth(1).getByRole('button')).toHaveAttribute('title', LONG);
 
   const vda = band(app, 'vda');
   // The current bitmap (the long name) is drawn, the oldest are folded into one group row.
@@ -31,7 +35,11 @@ test('forty checkpoints: the newest and the selected bitmaps stay drawn, the old
   // Selecting an old checkpoint draws its bitmap (it was folded) and measures from it. Selected from
   // the list: under load the creation times bunch up, and the tree may leave cp-03's node undrawn
   // (nodes closer than 8 px are skipped; arrow keys and the list still reach them).
-  await app.getByRole('table', { name: 'All checkpoints' }).getByRole('button', { name: 'cp-03', exact: true }).click();
+  // cp-03 is near the end of the list: scroll to it as an admin would, with the wheel.
+  await list.hover();
+  await app.mouse.wheel(0, 2000);
+  await expect(list.getByRole('button', { name: 'cp-01', exact: true }).locator('xpath=ancestor::tr')).toHaveAttribute('aria-rowindex', '41');
+  await list.getByRole('button', { name: 'cp-03', exact: true }).click();
   await expect(vda.locator('.span[data-checkpoint="cp-03"]')).toHaveCount(1);
   await expect(vda.locator('.span[data-checkpoint="cp-03"]')).toHaveClass(/span-selected/);
   // Its figure is its own bitmap's live count: exact, as the engine says.
@@ -81,7 +89,7 @@ test('a burst after hours of idle stays readable; 1024×700 with the VMs panel f
   // Then a burst of thirty, a second or so apart.
   for (let i = 1; i <= 30; i++) await host.handlers['checkpoint:create'](vm!.id, { name: `q-${String(i).padStart(2, '0')}`, layout: 'independent' });
   await host.handlers['checkpoint:create'](vm!.id, { name: LONG });
-  await expect(app.getByRole('table', { name: 'All checkpoints' }).getByRole('row')).toHaveCount(35);
+  await expect(app.getByRole('table', { name: 'All checkpoints' })).toHaveAttribute('aria-rowcount', '35');
 
   // Compressed: the hours become short breaks that say how long they were; the burst gets the width.
   const svg = app.locator('svg.timeline-svg');

@@ -1,10 +1,9 @@
 // Details of the selected checkpoint, and the text alternative of the timeline (P15): per disk the
 // bitmap, its state in words, its dirty bytes and what changed since it (exact, or a range that
-// says so: model/figures.ts). With nothing selected it lists every checkpoint; "All checkpoints"
-// (or Escape) goes back to the list.
+// says so: model/figures.ts). With nothing selected it lists every checkpoint (CheckpointList.tsx);
+// "All checkpoints" (or Escape) goes back to the list, scrolled to the checkpoint selected last.
 
 import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
-import type { Checkpoint } from '../../../shared/domain';
 import { displayName, formatAbsolute, formatBytes, formatPart, formatRelative, shortName } from '../format';
 import type { ChangedFigure } from '../model/figures';
 import { figureText } from '../timeline/BandArea';
@@ -13,6 +12,7 @@ import { GLYPH } from '../timeline/model';
 import { diskLanes } from '../timeline/spans';
 import { spanWords } from '../timeline/DiskBands';
 import { useApp } from '../store/context';
+import { CheckpointList } from './CheckpointList';
 import { DirtyMapSection } from './DirtyMap';
 import { emptyVmView } from '../store/types';
 
@@ -25,35 +25,6 @@ export interface DetailsPanelProps {
   figures?: Record<string, ChangedFigure>;
 }
 
-/** Rows shown before "Show all": a long history would otherwise cost every render. */
-const LIST_LIMIT = 40;
-
-function CheckpointList({ checkpoints, current, now, onSelect }: { checkpoints: readonly Checkpoint[]; current?: string; now: number; onSelect(n: string): void }) {
-  const [all, setAll] = useState(false);
-  if (checkpoints.length === 0) return <p className="muted">No checkpoints yet. Create one to start tracking changes.</p>;
-  const rows = [...checkpoints].reverse().slice(0, all ? undefined : LIST_LIMIT);
-  return (
-    <>
-    <table className="grid" aria-label="All checkpoints">
-      <thead><tr><th>Name</th><th>Created</th><th>Parent</th><th>Disks with a bitmap</th></tr></thead>
-      <tbody>
-        {rows.map((c) => (
-          <tr key={c.name}>
-            <td><button type="button" className="small name-button" onClick={() => onSelect(c.name)} title={displayName(c.name)}>{shortName(c.name, 40)}</button>{c.name === current ? ' (current)' : ''}</td>
-            <td title={formatAbsolute(c.createdAtMs)}>{formatRelative(c.createdAtMs, now)}</td>
-            <td title={c.parent !== undefined ? displayName(c.parent) : undefined}>{c.parent !== undefined ? shortName(c.parent, 32) : '—'}</td>
-            <td>{c.disks.filter((d) => d.checkpoint === 'bitmap').map((d) => d.name).join(', ') || '—'}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-    {rows.length < checkpoints.length && (
-      <button type="button" className="small" onClick={() => setAll(true)}>Show all {checkpoints.length} checkpoints</button>
-    )}
-    </>
-  );
-}
-
 export function DetailsPanel({ now, openToken, backups, figures }: DetailsPanelProps) {
   const vmId = useApp((s) => s.selectedVmId);
   const view = useApp((s) => (s.selectedVmId !== undefined ? s.byVm[s.selectedVmId] : undefined)) ?? emptyVmView();
@@ -63,6 +34,11 @@ export function DetailsPanel({ now, openToken, backups, figures }: DetailsPanelP
   const ref = useRef<HTMLElement>(null);
   const [measuring, setMeasuring] = useState(false);
   const [measureError, setMeasureError] = useState<string>();
+  // The checkpoint selected last: the list brings its row into view when it comes back.
+  const [lastSelected, setLastSelected] = useState<string>();
+  useEffect(() => {
+    if (selected !== undefined) setLastSelected(selected);
+  }, [selected]);
   const cp = view.checkpoints.find((c) => c.name === selected);
   // States and counts per disk; independent of the clock (the page re-renders on every tick).
   const lanes = useMemo(
@@ -96,9 +72,9 @@ export function DetailsPanel({ now, openToken, backups, figures }: DetailsPanelP
 
   if (!cp) {
     return (
-      <section className="pane" aria-label="Checkpoint details" id="details" ref={ref} tabIndex={-1}>
+      <section className="pane pane-list" aria-label="Checkpoint details" id="details" ref={ref} tabIndex={-1}>
         <h2>Checkpoints</h2>
-        <CheckpointList checkpoints={view.checkpoints} current={view.current} now={now} onSelect={select} />
+        <CheckpointList checkpoints={view.checkpoints} current={view.current} now={now} onSelect={select} reveal={lastSelected} />
       </section>
     );
   }
