@@ -79,6 +79,9 @@ export function displayName(name: string): string {
 
 /** `text` cut to at most `max` characters with an ellipsis in the middle. */
 export function middleEllipsis(text: string, max: number): string {
+  // A string of at most `max` UTF-16 units has at most `max` characters: most names end here,
+  // without splitting them into characters (thousands of names on the timeline's first render).
+  if (text.length <= max) return text;
   const chars = [...text];
   if (chars.length <= max) return text;
   if (max <= 1) return '…';

@@ -75,6 +75,21 @@ export function recordCounts(history: DiskHistory, at: number, counts: ReadonlyM
   return changed;
 }
 
+/**
+ * The first counts of an empty history: what recordCounts records for them, without building a map
+ * of the counts first. A bitmap without a name or a count (a driver that cannot tell) is not
+ * history and is skipped, as recordDisk does; a name seen twice keeps its last count.
+ */
+export function firstCounts(history: DiskHistory, at: number, bitmaps: readonly { name?: string; count?: number }[]): boolean {
+  let changed = false;
+  for (const b of bitmaps) {
+    if (b.name === undefined || b.count === undefined) continue;
+    history.set(b.name, { t: [at], c: [b.count], n: 1 });
+    changed = true;
+  }
+  return changed;
+}
+
 export interface DirtyPoint {
   t: number;
   bytes: number;

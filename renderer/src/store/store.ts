@@ -8,7 +8,7 @@ import { createStore as createZustandStore } from 'zustand/vanilla';
 import type { AppApi, EventMap, JobInfo } from '../../../shared/contract';
 import type { BitmapInfo } from '../../../shared/domain';
 import { baselineBitmaps, chainFingerprint } from '../model/bitmaps';
-import { recordCounts, type DiskHistory } from '../model/samples';
+import { firstCounts, recordCounts, type DiskHistory } from '../model/samples';
 import { isSameVm } from '../model/vm-ids';
 import { createBackupSlice } from './backups';
 import { createDirtyMapSlice } from './dirtymaps';
@@ -20,14 +20,12 @@ import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } f
  * caller makes a new `samples` object when this returns true, for React to see the change).
  */
 function recordDisk(samples: Record<string, DiskHistory>, disk: string, at: number, bitmaps: readonly BitmapInfo[]): boolean {
+  const history = samples[disk];
+  // The first intake (a VM's load: up to 8,000 counts) needs no comparison with earlier counts.
+  if (!history || history.size === 0) return firstCounts((samples[disk] ??= new Map()), at, bitmaps);
   const counts = new Map<string, number>();
   // a count the driver cannot tell (libvirt, shut-off domain) is not history: never recorded as 0
   for (const b of bitmaps) if (b.name !== undefined && b.count !== undefined) counts.set(b.name, b.count);
-  let history = samples[disk];
-  if (!history) {
-    history = new Map();
-    samples[disk] = history;
-  }
   return recordCounts(history, at, counts);
 }
 
