@@ -1,8 +1,11 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { checkpoint } from '../test/fake-api';
+import { StoreProvider } from '../store/context';
+import { createStore } from '../store/store';
+import { checkpoint, disk, FakeApi, vmInfo } from '../test/fake-api';
 import { CheckpointList } from './CheckpointList';
+import { DetailsPanel } from './DetailsPanel';
 
 afterEach(cleanup);
 
@@ -74,5 +77,30 @@ describe('<CheckpointList>', () => {
     render(<CheckpointList checkpoints={history(1000)} now={0} onSelect={() => undefined} reveal="cp-3" />);
     expect(nameButton('cp-3').tabIndex).toBe(0);
     expect(nameButton('cp-3').closest('tr')!.getAttribute('aria-rowindex')).toBe(String(1000 - 3 + 1));
+  });
+});
+
+describe('<DetailsPanel> and the list', () => {
+  it('a checkpoint selected elsewhere (the tree) is the list\'s tab stop, rendered, when the list comes back', async () => {
+    const cps = history(1000);
+    const api = new FakeApi()
+      .handle('vm:list', () => [{ id: 'demo', label: 'Demo VM', endpoint: 'unix:/q', kind: 'demo', connection: 'connected' }])
+      .handle('lab:status', () => ({ running: true, qmp: '', qmpSecondary: '', disks: [] }))
+      .handle('job:list', () => [])
+      .handle('vm:info', () => vmInfo('uuid-1', [disk('vda'), disk('vdb')]))
+      .handle('checkpoint:list', () => cps)
+      .handle('checkpoint:current', () => cps.at(-1)!)
+      .handle('vm:health', () => ({ vmId: 'uuid-1', checkedAt: 1, issues: [] }))
+      .handle('backup:list', () => ({ repo: '/r', backups: [], problems: [] }));
+    const store = createStore(api);
+    await store.getState().start();
+    await waitFor(() => expect(store.getState().byVm.demo?.checkpoints.length).toBe(1000));
+    render(<StoreProvider store={store}><DetailsPanel now={60_000_000} openToken={0} backups={[]} /></StoreProvider>);
+    expect(within(table()).queryByRole('button', { name: 'cp-7' })).toBeNull();
+    act(() => store.getState().select('cp-7'));
+    expect(screen.getByRole('heading', { name: 'Checkpoint cp-7' })).toBeTruthy();
+    act(() => store.getState().select(undefined));
+    expect(nameButton('cp-7').tabIndex).toBe(0);
+    expect(nameButton('cp-7').closest('tr')!.getAttribute('aria-rowindex')).toBe(String(1000 - 7 + 1));
   });
 });
