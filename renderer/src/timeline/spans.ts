@@ -118,19 +118,29 @@ class MinHeap {
   }
 }
 
+/** Packing order: by start, then by checkpoint name (a total order: names are unique in a lane). */
+function byStart(a: BitmapSpan, b: BitmapSpan): number {
+  return a.start - b.start || (a.checkpoint < b.checkpoint ? -1 : 1);
+}
+
 /**
  * Greedy interval packing in start order, each span on the lowest free track (stable when spans
- * are added later in time); sets each span's track and returns the track count. O(n log n): a
- * thousand concurrent bitmaps (the independent layout) pack in well under a millisecond.
+ * are added later in time), over `sorted` (in byStart order) skipping the spans `take` refuses;
+ * sets each taken span's track and returns the track count. O(n log n). With a `limit` it stops as
+ * soon as more than `limit` tracks are needed (and returns limit + 1): enough to say "does not fit",
+ * and in the independent layout, where every bitmap records until now, the difference between
+ * packing a lane's thousand spans and packing a few.
  */
-function packTracks(spans: BitmapSpan[]): number {
-  const sorted = [...spans].sort((a, b) => a.start - b.start || (a.checkpoint < b.checkpoint ? -1 : 1));
+function packSorted(sorted: readonly BitmapSpan[], take: (i: number) => boolean, limit = Infinity): number {
   const ends: number[] = [];
   const busy = new MinHeap((t) => ends[t]!); // tracks in use, by end time
   const free = new MinHeap((t) => t); // tracks free again, by index
-  for (const s of sorted) {
+  for (let i = 0; i < sorted.length; i++) {
+    if (!take(i)) continue;
+    const s = sorted[i]!;
     while (busy.size > 0 && ends[busy.peek()!]! <= s.start) free.push(busy.pop()!);
     const t = free.size > 0 ? free.pop()! : ends.length;
+    if (t >= limit) return limit + 1;
     ends[t] = s.end;
     s.track = t;
     busy.push(t);
@@ -138,41 +148,53 @@ function packTracks(spans: BitmapSpan[]): number {
   return ends.length;
 }
 
+const ALL = () => true;
+
 /**
  * Which spans get a track when they do not all fit in `maxTracks` rows: the kept ones (current,
  * selected), then the newest, as long as they pack into maxTracks - 1 rows (the last row is the
  * group's). The others are folded (track -1).
  */
 function fold(spans: BitmapSpan[], maxTracks: number, keep: ReadonlySet<string>, open: boolean): { tracks: number; folded?: FoldedGroup } {
-  const all = packTracks(spans);
+  // Sorted once: every packing below walks this order and skips the spans it leaves out.
+  const sorted = [...spans].sort(byStart);
+  // An open group draws every span on its own track: the whole packing. Otherwise only whether they
+  // fit matters here (when they do not, every span's track is set again below).
+  const all = packSorted(sorted, ALL, open ? Infinity : maxTracks);
   if (all <= maxTracks) return { tracks: all };
-  const kept = spans.filter((s) => keep.has(s.checkpoint));
-  const rest = spans.filter((s) => !keep.has(s.checkpoint)).sort((a, b) => b.start - a.start || (a.checkpoint < b.checkpoint ? 1 : -1));
+  // The others newest first are the sorted order backwards: rank[i] is the place of sorted[i]
+  // among them (-1 for a kept span).
+  const rank = new Array<number>(sorted.length);
+  let others = 0;
+  for (let i = sorted.length - 1; i >= 0; i--) rank[i] = keep.has(sorted[i]!.checkpoint) ? -1 : others++;
   const room = Math.max(1, maxTracks - 1);
   // The kept spans and the longest run of the newest others that packs into `room` rows. First-fit
   // in start order needs as many rows as the most spans overlapping at one time, which adding spans
   // never lowers: the runs that fit are the first k, found by bisection (trying one more span at a
   // time re-packed up to a thousand spans a thousand times per disk: ~100 ms in the chained layout).
   let lo = 0;
-  let hi = rest.length;
+  let hi = others;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (packTracks([...kept, ...rest.slice(0, mid)]) <= room) lo = mid;
+    if (packSorted(sorted, (i) => rank[i]! < mid, room) <= room) lo = mid;
     else hi = mid - 1;
   }
-  const shown = [...kept, ...rest.slice(0, lo)];
-  const shownSet = new Set(shown);
-  const hidden = spans.filter((s) => !shownSet.has(s));
+  const shown = (i: number) => rank[i]! < lo;
+  const hidden = sorted.filter((_, i) => !shown(i));
+  const hiddenSet = new Set(hidden);
   const folded: FoldedGroup = {
     count: hidden.length,
     start: Math.min(...hidden.map((s) => s.start)),
     end: Math.max(...hidden.map((s) => s.end)),
     recording: hidden.filter((s) => s.recording).length,
-    states: [...new Set(hidden.map((s) => s.state))],
+    states: [...new Set(spans.filter((s) => hiddenSet.has(s)).map((s) => s.state))], // in the lane's order
     open,
   };
-  if (open) return { tracks: packTracks(spans), folded };
-  const tracks = packTracks(shown);
+  if (open) {
+    // The bisection's packings moved tracks: the whole packing again, as drawn.
+    return { tracks: packSorted(sorted, ALL), folded };
+  }
+  const tracks = packSorted(sorted, shown);
   for (const s of hidden) s.track = -1;
   return { tracks, folded };
 }
