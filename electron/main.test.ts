@@ -125,7 +125,7 @@ const invokeHandler = () => m.electron.ipcMain.handle.mock.calls[0]![1] as (e: u
 describe('startup', () => {
   it('registers app:// as a privileged standard scheme before the app is ready (#18)', () => {
     expect(m.electron.protocol.registerSchemesAsPrivileged).toHaveBeenCalledWith([
-      { scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } },
+      { scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true, codeCache: true } },
     ]);
     expect(m.order.indexOf('registerSchemesAsPrivileged')).toBeLessThan(m.order.indexOf('whenReady'));
     expect(m.electron.protocol.handle).toHaveBeenCalledWith('app', expect.any(Function));
