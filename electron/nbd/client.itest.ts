@@ -344,6 +344,59 @@ describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () =>
   });
 });
 
+describe("block status over a sparse 20 GiB disk on QEMU's own NBD server", () => {
+  const GiB = 1024 * MiB;
+  let labDir: string;
+  let qmp: QmpClient;
+  const sock = () => path.join(labDir, 'nbd.sock');
+
+  beforeAll(async () => {
+    labDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-nbdbig-'));
+    await startLab({ dir: labDir, disks: [{ name: 'vda', sizeBytes: 20 * GiB }] });
+    qmp = await connectLab(labDir);
+  });
+  afterAll(async () => {
+    await qmp?.close().catch(() => undefined);
+    await stopLab(labDir);
+    fs.rmSync(labDir, { recursive: true, force: true });
+  });
+
+  it('windows asked together (4 GiB, 64 in flight) give the same extents as requests one after another, and as nbdinfo --map', async () => {
+    const io = (cmd: string) => qmp.hmp(`qemu-io drive-vda "${cmd}"`);
+    await qmp.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: 'c1', persistent: true });
+    // Writes on both sides of window edges (STATUS_WINDOW = 4 GiB - 1 MiB, and 1 GiB below), a zero write, the last cluster.
+    const window = 4 * GiB - MiB;
+    const writes: [number, number][] = [[0, 64 * KiB], [window - 64 * KiB, 192 * KiB], [GiB - 64 * KiB, 128 * KiB], [2 * window + 3 * MiB, 256 * KiB], [13 * GiB, 64 * KiB], [20 * GiB - 64 * KiB, 64 * KiB]];
+    for (const [o, l] of writes) await io(`write -P 0x5a ${o} ${l}`);
+    await io(`write -z ${9 * GiB} ${2 * MiB}`);
+    await qmp.execute('transaction', {
+      actions: [
+        { type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 'tm-tmp', persistent: false, disabled: true } },
+        { type: 'block-dirty-bitmap-merge', data: { node: 'vda-fmt', target: 'tm-tmp', bitmaps: ['c1'] } },
+      ],
+    });
+    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: sock() } } });
+    await qmp.execute('block-export-add', { type: 'nbd', id: 'big', 'node-name': 'vda-fmt', name: 'vda', writable: false, bitmaps: ['tm-tmp'] });
+    const uri = `nbd+unix:///vda?socket=${sock()}`;
+    const ctx = dirtyBitmapContext('tm-tmp');
+    for (const context of [ctx, BASE_ALLOCATION]) {
+      const c = await connect(uri, { metaContexts: [context], maxInFlight: 64 });
+      const pipelined = await c.extentsIn(context, undefined, { parallel: 64 });
+      expect(await c.extentsIn(context, undefined, { parallel: 1 })).toEqual(pipelined);
+      expect(await c.extentsIn(context, undefined, { parallel: 1, windowBytes: GiB })).toEqual(pipelined);
+      expect(await c.extents(context)).toEqual(pipelined);
+      expect(pipelined).toEqual(nbdinfoMap(uri, context));
+      if (context === ctx) {
+        const dirty = pipelined.filter((e) => e.flags & 1).map((e) => [e.offset, e.length]);
+        expect(dirty).toEqual([[0, 64 * KiB], [GiB - 64 * KiB, 128 * KiB], [window - 64 * KiB, 192 * KiB], [2 * window + 3 * MiB, 256 * KiB], [9 * GiB, 2 * MiB], [13 * GiB, 64 * KiB], [20 * GiB - 64 * KiB, 64 * KiB]]);
+      }
+      await c.close();
+    }
+    await qmp.execute('block-export-del', { id: 'big' });
+    await qmp.execute('nbd-server-stop');
+  });
+});
+
 // A sanity check of the comparison helper itself (so a broken merge cannot hide a difference).
 describe('mergeExtents', () => {
   it('merges only adjacent extents with equal flags', () => {

@@ -25,8 +25,12 @@ export interface NbdClientOptions extends NbdHandshakeOptions, NbdTransmissionOp
 }
 
 const MAX_READ_PER_CALL = 1024 * 1024 * 1024;
-/** Whole-export block status is asked in windows of this size, several at once (extentsIn). */
-export const STATUS_WINDOW = 2 * 1024 * 1024 * 1024;
+/**
+ * Whole-export block status is asked in windows of this size, several at once (extentsIn): the
+ * largest multiple of 1 MiB a 32-bit NBD length holds (4 GiB - 1 MiB; 1 MiB is a multiple of any
+ * minimum block size, a power of two up to 64 KiB), so a 1 TiB walk is 257 requests, not 512.
+ */
+export const STATUS_WINDOW = 0x1_0000_0000 - 1024 * 1024;
 const U32 = 0x1_0000_0000;
 
 export class NbdClient {
@@ -126,8 +130,10 @@ export class NbdClient {
     this.checkRange('block status', offset, length);
     if (length === 0) throw new RangeError('block status of 0 bytes');
     const align = this.info.blockSize?.minimum ?? 1;
-    // The length field is 32 bits; the server may answer for less anyway.
-    const len = Math.min(length, Math.floor((U32 - 1) / align) * align, Math.floor(0x8000_0000 / align) * align);
+    // The length field is 32 bits (kept a multiple of the minimum block size); the server may answer
+    // for less anyway. No payload travels, so the maximum block size does not bound it (QEMU's server
+    // advertises 32 MiB and answers block status of any 32-bit length).
+    const len = Math.min(length, Math.floor((U32 - 1) / align) * align);
     return this.tx.blockStatus(offset, len, options.reqOne ? P.NBD_CMD_FLAG_REQ_ONE : 0);
   }
 

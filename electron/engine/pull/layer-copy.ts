@@ -40,6 +40,12 @@ export type LayerCopyOptions = LayerCopyBase & (
  */
 const JOIN_GAP = 64 * 1024 * 1024;
 
+/**
+ * Block status requests of the dirty map in flight at once: a 1 TiB walk is 257 requests whose
+ * replies are a few extents each (bench/pull-status.ts: 16 → 64 in flight, 12 → 7 ms warm).
+ */
+const STATUS_IN_FLIGHT = 64;
+
 export class LayerCopy {
   private writer: LayerWriter | undefined;
   private readonly clients: NbdClient[] = [];
@@ -55,9 +61,13 @@ export class LayerCopy {
     // The dirty map on a connection of its own: a block status request answers for every context the
     // connection selected, so with base:allocation beside it QEMU would work out allocation over the
     // whole disk too (what dirtyRanges is there to avoid).
-    const dirty = ctx ? await this.dirtyMap(ctx) : undefined;
-    const src = await this.connect(o.source, { metaContexts: [BASE_ALLOCATION] });
-    const dst = await this.connect(this.writer.address);
+    // The three connections open side by side, and the dirty map is walked while the other two connect.
+    // All three settle before a failure is thrown, so abort() finds every connection that opened.
+    const [dirty, src, dst] = await allSettled([
+      ctx ? this.dirtyMap(ctx) : Promise.resolve(undefined),
+      this.connect(o.source, { metaContexts: [BASE_ALLOCATION] }),
+      this.connect(this.writer.address),
+    ] as const);
     const ops = await planCopy(src, o.kind, dirty);
     const total = ops.reduce((n, op) => n + op.length, 0);
     o.onProgress(0, total);
@@ -76,9 +86,10 @@ export class LayerCopy {
     return c;
   }
 
+  /** The whole disk's dirty map: 4 GiB windows (the largest a 32-bit length holds), many in flight (each reply is small). */
   private async dirtyMap(ctx: string): Promise<Extent[]> {
-    const c = await this.connect(this.o.source, { metaContexts: [ctx] });
-    const dirty = await c.extentsIn(ctx);
+    const c = await this.connect(this.o.source, { metaContexts: [ctx], maxInFlight: STATUS_IN_FLIGHT });
+    const dirty = await c.extentsIn(ctx, undefined, { parallel: STATUS_IN_FLIGHT });
     this.clients.splice(this.clients.indexOf(c), 1);
     await c.close();
     return dirty;
@@ -100,6 +111,14 @@ async function planCopy(src: NbdClient, kind: LayerCopyBase['kind'], dirty: Exte
   if (!dirty) return copyOps(kind, await src.extentsIn(BASE_ALLOCATION));
   const ranges = dirtyRanges(dirty, JOIN_GAP);
   return copyOps(kind, ranges.length ? await src.extentsIn(BASE_ALLOCATION, ranges) : [], dirty);
+}
+
+/** Like Promise.all, but rejects only once every promise has settled. */
+async function allSettled<T extends readonly Promise<unknown>[]>(ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
 /** The run directory of qemu-nbd writers in a state directory. */
