@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../nbd/client';
 import { makeTlsCreds, freePort, nbdinfoMap } from '../../nbd/testkit';
+import { imageInfo } from '../backup/qemuimg';
 import { BackupRepository } from '../backup/repository';
 import { requestExportEnd as requestPullEnd } from '../backup/control';
 import { readLock } from '../backup/lock';
@@ -122,6 +123,12 @@ describe('pull backups into the repository', () => {
     const vda = inc.manifest.disks.find((d) => d.name === 'vda')!;
     const vdb = inc.manifest.disks.find((d) => d.name === 'vdb')!;
     expect([vda.kind, vda.since, vda.base]).toEqual(['incremental', 'p1', full.backupId]);
+    // The layers' facts were read from QEMU before it closed them (no qemu-img info): qemu-img agrees.
+    for (const d of [vda, vdb]) {
+      const src = await imageInfo(d.sourceImage, { shared: true });
+      expect([d.virtualSize, d.sourceCompat, d.sourceClusterSize]).toEqual([src.virtualSize, src.compat, src.clusterSize]);
+      expect((await imageInfo(repo.imagePath(rig.engine.vmId, d.name, inc.backupId))).virtualSize).toBe(d.virtualSize);
+    }
     // Only the dirty data travels: 64 KiB + 2 MiB on vda (the zeroes are written, not read), 64 × 4 KiB on vdb.
     expect(vda.bytesCopied).toBe(64 * KiB + 2 * MiB);
     expect(vdb.bytesCopied).toBe(64 * 4 * KiB);

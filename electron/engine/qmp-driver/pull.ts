@@ -20,12 +20,13 @@ import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
 import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
+import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../backup/strategy';
 import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fleece';
 import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
-import { qemuLayerWriter } from './pull-writer';
+import { qemuLayerWriter, readLayerFacts } from './pull-writer';
 import { qmpBackupSource } from './source';
 
 export interface PullOptions {
@@ -64,6 +65,8 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
   readonly rollbackNote = 'partial images and fleecing images deleted; earlier backups and checkpoints untouched';
   private disks: DiskState[] = [];
   private readonly granularity = new Map<string, number>();
+  /** Each layer's facts, read from QEMU just before it closed the layer (no `qemu-img info` when recording). */
+  private readonly facts = new Map<string, LayerFacts>();
   private readonly pullJ: PullJournal = { exports: [], qemuNbdPids: [], fleeceFiles: [], layerNodes: [] };
   private readonly fleeceDir: string;
   private readonly exportsOf: ExportManager;
@@ -109,13 +112,28 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     }
     this.disks = runs.map((d) => ({ run: d, fleeceFile: path.join(this.fleeceDir, `${run.backupId}-${d.plan.disk.name}.fleece.qcow2`), fleeceAttached: false }));
     run.journal(this.state());
+    // Every qemu-img create at once (by qemu-img: see push.ts on blockdev-create): the fleece images,
+    // and the new layers too (the session journaled their paths already; it deletes them on rollback).
+    await settleAll([
+      ...this.disks.map((s) => createQcow2(s.fleeceFile, s.run.plan.disk.virtualSize)),
+      ...(this.exportOnly ? [] : run.targets.map((t) => this.createLayer(t))),
+    ]);
+    this.pullJ.fleeceFiles.push(...this.disks.map((s) => s.fleeceFile));
+    run.journal(this.state());
     for (const s of this.disks) {
-      await createQcow2(s.fleeceFile, s.run.plan.disk.virtualSize); // by qemu-img: see push.ts on blockdev-create
-      this.pullJ.fleeceFiles.push(s.fleeceFile);
-      run.journal(this.state());
       await qmpStep(this.client, 'blockdev-add', fleeceNodeArgs(s.run.targetNode, s.fleeceFile, s.run.plan.disk.nodeName), `cannot open the fleecing image of ${s.run.plan.disk.name}`);
       s.fleeceAttached = true;
     }
+  }
+
+  /** The new layer of one disk, empty, on its base (created in setup, written in transfer). */
+  private async createLayer(t: Run['targets'][number]): Promise<void> {
+    const d = t.plan;
+    mkdirPrivate(path.dirname(t.partial));
+    // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
+    const g = this.granularity.get(d.disk.name);
+    const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;
+    await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
   }
 
   async start(run: Run): Promise<void> {
@@ -175,11 +193,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
       const d = s.run.plan;
       const t = run.targets[i]!;
       try {
-        mkdirPrivate(path.dirname(t.partial));
-        // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
-        const g = this.granularity.get(d.disk.name);
-        const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;
-        await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
+        const layerNode = `${s.run.targetNode}-layer`;
         s.copy = new LayerCopy({
           source: s.exp!.address, dirtyContext: s.run.tmpBitmap ? dirtyBitmapContext(s.run.tmpBitmap) : undefined, kind: d.kind, layer: t.partial,
           pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
@@ -189,10 +203,10 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
             progress();
           },
           // QEMU itself writes the layer, served on its NBD server beside the point in time (no qemu-nbd process).
-          writer: qemuLayerWriter(this.client, this.exportsOf, `${s.run.targetNode}-layer`, (node) => {
+          writer: qemuLayerWriter(this.client, this.exportsOf, layerNode, (node) => {
             (this.pullJ.layerNodes ??= []).push(node);
             run.journal(this.state());
-          }),
+          }, async () => void this.facts.set(d.disk.name, await readLayerFacts(this.client, layerNode, d.disk.nodeName))),
         });
         const r = await s.copy.run();
         s.copy = undefined;
@@ -228,6 +242,10 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
   /** QEMU killed mid-copy first shows as a closed NBD socket; by then the QMP connection has closed too: say so. */
   explain(reason: string): string {
     return !this.client.isOpen && !/QMP connection closed/.test(reason) ? `the QMP connection closed (QEMU stopped or was killed); ${reason}` : reason;
+  }
+
+  layerFacts(disk: string): LayerFacts | undefined {
+    return this.facts.get(disk);
   }
 
   summary(): string {
@@ -289,6 +307,12 @@ function watchFleeceJobs(client: QmpClient, disks: DiskState[], trip: (why: stri
     off();
     offClose();
   };
+}
+
+/** Like Promise.all, but waits for every promise before rejecting (no qemu-img left running). */
+async function settleAll(ps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function qmpStep(client: QmpClient, command: string, args: Record<string, unknown>, what: string): Promise<void> {
