@@ -1,5 +1,6 @@
 // Copies planned extents from the fleece export (NBD) into the new layer (NBD, qemu-nbd), a few
-// pieces at a time so memory stays bounded, reporting progress after every piece.
+// pieces at a time so memory stays bounded, reporting progress after every piece. The plan is a
+// list, or batches that arrive while the copy runs (streamed-plan.ts), taken in order.
 
 import type { NbdClient } from '../../nbd/client';
 import { splitOps, type CopyOp } from './plan';
@@ -18,17 +19,17 @@ export interface CopyResult {
   zeroBytes: number;
 }
 
-export async function copyExtents(src: NbdClient, dst: NbdClient, ops: CopyOp[], options: CopyOptions = {}): Promise<CopyResult> {
+export async function copyExtents(src: NbdClient, dst: NbdClient, plan: CopyOp[] | AsyncIterable<CopyOp[]>, options: CopyOptions = {}): Promise<CopyResult> {
   if (src.size !== dst.size) throw new Error(`cannot copy a ${src.size}-byte export into a ${dst.size}-byte layer`);
-  const pieces = splitOps(ops, options.pieceBytes ?? 4 * 1024 * 1024);
+  const nextPiece = pieceSource(Array.isArray(plan) ? once(plan) : plan, options.pieceBytes ?? 4 * 1024 * 1024);
   const result: CopyResult = { dataBytes: 0, zeroBytes: 0 };
-  let next = 0;
   let done = 0;
   let failed: Error | undefined;
   const worker = async () => {
-    while (!failed && next < pieces.length) {
+    while (!failed) {
       if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('the copy was cancelled');
-      const p = pieces[next++]!;
+      const p = await nextPiece();
+      if (!p || failed) return;
       if (p.op === 'data') {
         await dst.write(p.offset, await src.read(p.offset, p.length));
         result.dataBytes += p.length;
@@ -46,4 +47,28 @@ export async function copyExtents(src: NbdClient, dst: NbdClient, ops: CopyOp[],
   await Promise.all(workers);
   if (failed) throw failed;
   return result;
+}
+
+/** Pieces of at most `max` bytes, in plan order; undefined once the plan is exhausted. Workers share one batch fetch. */
+function pieceSource(batches: AsyncIterable<CopyOp[]>, max: number): () => Promise<CopyOp | undefined> {
+  const it = batches[Symbol.asyncIterator]();
+  let pieces: CopyOp[] = [];
+  let at = 0;
+  let ended = false;
+  let refill: Promise<void> | undefined;
+  return async () => {
+    while (at >= pieces.length) {
+      if (ended) return undefined;
+      refill ??= it.next().then((r) => {
+        if (r.done) ended = true;
+        else [pieces, at] = [splitOps(r.value, max), 0];
+      }).finally(() => (refill = undefined));
+      await refill;
+    }
+    return pieces[at++];
+  };
+}
+
+async function* once(ops: CopyOp[]): AsyncGenerator<CopyOp[]> {
+  yield ops;
 }

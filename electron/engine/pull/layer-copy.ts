@@ -5,11 +5,12 @@
 // copies through this (QEMU's own NBD server, libvirt's pull mode).
 
 import * as path from 'node:path';
-import { NbdClient, type Extent } from '../../nbd/client';
+import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import type { NbdAddress } from '../../nbd/uri';
 import { copyExtents, type CopyResult } from './copy';
-import { copyOps, dirtyRanges, type CopyOp } from './plan';
+import { copyOps, type CopyOp } from './plan';
+import { streamIncrementalPlan } from './streamed-plan';
 import { qemuNbdWriter, type LayerWriter, type OpenLayerWriter } from './writer';
 
 interface LayerCopyBase {
@@ -60,18 +61,30 @@ export class LayerCopy {
     const ctx = o.dirtyContext;
     // The dirty map on a connection of its own: a block status request answers for every context the
     // connection selected, so with base:allocation beside it QEMU would work out allocation over the
-    // whole disk too (what dirtyRanges is there to avoid).
-    // The three connections open side by side, and the dirty map is walked while the other two connect.
-    // All three settle before a failure is thrown, so abort() finds every connection that opened.
-    const [dirty, src, dst] = await allSettled([
-      ctx ? this.dirtyMap(ctx) : Promise.resolve(undefined),
+    // whole disk too (what dirtyRanges is there to avoid). The connections open side by side; all
+    // settle before a failure is thrown, so abort() finds every one that opened.
+    const [dirtyMap, src, dst] = await allSettled([
+      ctx ? this.connect(o.source, { metaContexts: [ctx], maxInFlight: STATUS_IN_FLIGHT }) : Promise.resolve(undefined),
       this.connect(o.source, { metaContexts: [BASE_ALLOCATION] }),
       this.connect(this.writer.address),
     ] as const);
-    const ops = await planCopy(src, o.kind, dirty);
-    const total = ops.reduce((n, op) => n + op.length, 0);
-    o.onProgress(0, total);
-    const r = await copyExtents(src, dst, ops, { signal: o.signal, pieceBytes: o.pieceBytes, parallel: o.parallel, onProgress: (done) => o.onProgress(done, total) });
+    let plan: CopyOp[] | AsyncIterable<CopyOp[]>;
+    let total: () => number;
+    if (dirtyMap && o.kind !== 'full') {
+      // Incremental: the plan streams in while the copy runs (streamed-plan.ts); the total is the
+      // dirty bytes, known once the whole dirty map has arrived (the bytes known so far until then).
+      const streamed = streamIncrementalPlan(dirtyMap, ctx!, src, o.kind, JOIN_GAP);
+      let known: number | undefined;
+      void streamed.total.then((t) => (known = t), () => undefined);
+      [plan, total] = [streamed.batches, () => known ?? streamed.knownBytes()];
+    } else {
+      if (o.kind !== 'full') throw new Error(`a ${o.kind} pull needs the dirty bitmap's context`);
+      const ops = copyOps('full', await src.extentsIn(BASE_ALLOCATION));
+      const bytes = ops.reduce((n, op) => n + op.length, 0);
+      [plan, total] = [ops, () => bytes];
+    }
+    o.onProgress(0, total());
+    const r = await copyExtents(src, dst, plan, { signal: o.signal, pieceBytes: o.pieceBytes, parallel: o.parallel, onProgress: (done) => o.onProgress(done, Math.max(done, total())) });
     await dst.flush();
     for (const c of this.clients.splice(0)) await c.close();
     await this.writer.close();
@@ -86,31 +99,12 @@ export class LayerCopy {
     return c;
   }
 
-  /** The whole disk's dirty map: 4 GiB windows (the largest a 32-bit length holds), many in flight (each reply is small). */
-  private async dirtyMap(ctx: string): Promise<Extent[]> {
-    const c = await this.connect(this.o.source, { metaContexts: [ctx], maxInFlight: STATUS_IN_FLIGHT });
-    const dirty = await c.extentsIn(ctx, undefined, { parallel: STATUS_IN_FLIGHT });
-    this.clients.splice(this.clients.indexOf(c), 1);
-    await c.close();
-    return dirty;
-  }
-
   /** After a failure: drops the connections and stops the writer. */
   async abort(why: Error): Promise<void> {
     for (const c of this.clients.splice(0)) c.destroy(why);
     await this.writer?.abort();
     this.writer = undefined;
   }
-}
-
-/**
- * The plan from block status. Incremental: allocation only over the dirty ranges (its cost follows
- * the dirty bytes, not the disk's size); full: allocation over the whole disk.
- */
-async function planCopy(src: NbdClient, kind: LayerCopyBase['kind'], dirty: Extent[] | undefined): Promise<CopyOp[]> {
-  if (!dirty) return copyOps(kind, await src.extentsIn(BASE_ALLOCATION));
-  const ranges = dirtyRanges(dirty, JOIN_GAP);
-  return copyOps(kind, ranges.length ? await src.extentsIn(BASE_ALLOCATION, ranges) : [], dirty);
 }
 
 /** Like Promise.all, but rejects only once every promise has settled. */
