@@ -20,6 +20,7 @@ import { silentReporter, type OperationReporter } from '../operation';
 import type { BackupManifest } from '../backup/manifest';
 import { createQcow2 } from '../backup/qemuimg';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
+import { LayerWritebacks } from '../backup/layer-writeback';
 import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../backup/strategy';
 import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fleece';
@@ -67,6 +68,8 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
   private readonly granularity = new Map<string, number>();
   /** Each layer's facts, read from QEMU just before it closed the layer (no `qemu-img info` when recording). */
   private readonly facts = new Map<string, LayerFacts>();
+  /** The layers written back to disk while the copy runs (backup/layer-writeback.ts). */
+  private readonly writebacks = new LayerWritebacks();
   private readonly pullJ: PullJournal = { exports: [], qemuNbdPids: [], fleeceFiles: [], layerNodes: [] };
   private readonly fleeceDir: string;
   private readonly exportsOf: ExportManager;
@@ -185,10 +188,26 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   /** Copy: each disk's dirty (incremental) or allocated (full) extents into a new layer. */
   async transfer(run: Run): Promise<CopiedBytes> {
+    const copied: CopiedBytes = new Map();
+    // The layers go to disk while QEMU still writes them (no-flush puts them in the page cache), as push's do.
+    this.writebacks.start(this.disks.map((s, i) => [s.run.plan.disk.name, run.targets[i]!.partial] as const));
+    try {
+      await this.copyAll(run, copied);
+    } finally {
+      this.writebacks.stop();
+    }
+    this.watch?.check();
+    return copied;
+  }
+
+  earlyWriteback(disk: string): Promise<void> | undefined {
+    return this.writebacks.of(disk);
+  }
+
+  private async copyAll(run: Run, copied: CopiedBytes): Promise<void> {
     const done = new Map<string, number>();
     const totals = new Map<string, number>();
     const progress = () => run.log.progress(this.disks.map((s) => ({ disk: s.run.plan.disk.name, done: done.get(s.run.plan.disk.name) ?? 0, total: totals.get(s.run.plan.disk.name) ?? 0 })));
-    const copied: CopiedBytes = new Map();
     for (const [i, s] of this.disks.entries()) {
       const d = s.run.plan;
       const t = run.targets[i]!;
@@ -219,8 +238,6 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
         throw run.signal.aborted ? e : new Error(`copying ${d.disk.name}: ${(e as Error).message}`, { cause: e });
       }
     }
-    this.watch?.check();
-    return copied;
   }
 
   async finish(run: Run): Promise<void> {
@@ -235,6 +252,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     this.stopJobWatch();
     this.watch?.stop();
     for (const s of this.disks) await s.copy?.abort(new Error('pull rolled back'));
+    await this.writebacks.settle(); // no sync left running on a file the session deletes
     if (this.client.isOpen) await this.teardown(run).catch((err: Error) => run.log.add(`clean-up in QEMU incomplete: ${err.message}`));
     for (const s of this.disks) fs.rmSync(s.fleeceFile, { force: true });
   }
