@@ -4,7 +4,8 @@
 // commands, child processes, fsyncs, engine steps), and optionally under `--cpu-prof` (V8 profile,
 // grouped by place) and `strace -c -f` (syscalls of every process, fsync family counted).
 // Run: npx tsx bench/profile.ts [--cpu-prof] [--strace] [--ops checkpoint,full,inc-push,inc-pull,big-push,big-pull,restore]
-// Profiles go to bench/results/profile-<time>/ (ignored by git).
+// Profiles go to bench/results/profile-<time>/ (ignored by git). Traced runs use the compiled CLI (out/node),
+// whose modules the trace can wrap, so their start-up is not the bundle's (bench/cli-start.ts measures that).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
       const traceFile = path.join(outDir, `${label}.trace.json`);
       const nodeArgs = ['-r', PRELOAD, ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', outDir, '--cpu-prof-name', `${label}.cpuprofile`] : []), BIN, ...base, ...args];
       settle();
-      const env = { ...process.env, TIDEMARK_TRACE: traceFile };
+      // The compiled CLI (out/node), not the bundle: the trace wraps modules by their file (trace.cjs).
+      const env = { ...process.env, TIDEMARK_TRACE: traceFile, TIDEMARK_CLI_MODE: 'compiled' };
       const r = strace
         ? await run('strace', ['-c', '-f', '-o', path.join(outDir, `${label}.strace.txt`), 'node', ...nodeArgs], { env })
         : await run('node', nodeArgs, { env });

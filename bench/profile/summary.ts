@@ -46,7 +46,15 @@ export function traceSummary(tr: Trace, wallMs: number): string {
   const fsyncs = by('fsync');
   lines.push(`    fsync/fdatasync                ${f(fsyncs.reduce((n, s) => n + s.ms, 0))}  (${fsyncs.length} calls)`);
   lines.push('    engine steps (start offset, duration):');
-  for (const s of by('step')) lines.push(`      @${s.t.toFixed(0).padStart(5)}  ${f(s.ms)}  ${s.what}`);
+  // A step called many times (e.g. one allocation request per 4 GiB window) is one line: first start, count, sum.
+  const steps = new Map<string, { t: number; n: number; ms: number }>();
+  for (const s of by('step')) {
+    const g = steps.get(s.what) ?? { t: s.t, n: 0, ms: 0 };
+    g.n++;
+    g.ms += s.ms;
+    steps.set(s.what, g);
+  }
+  for (const [what, g] of steps) lines.push(`      @${g.t.toFixed(0).padStart(5)}  ${f(g.ms)}  ${what}${g.n > 1 ? ` (×${g.n}, summed)` : ''}`);
   lines.push(`    exit at                        ${f(tr.exitAtMs)}`);
   return lines.join('\n');
 }
