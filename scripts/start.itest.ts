@@ -49,8 +49,9 @@ describe('npm start', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const url = await new Promise<string>((resolve, reject) => {
       const t = setInterval(() => {
+        // The banner's last line: its lines are separate writes and may arrive in separate chunks.
         const m = /serving on (\S+)/.exec(out);
-        if (m) {
+        if (m && out.includes('Press Ctrl+C to stop.')) {
           clearInterval(t);
           resolve(m[1]!);
         }
