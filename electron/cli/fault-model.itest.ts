@@ -76,8 +76,17 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
       const throughDamaged = (p: Point | undefined): boolean => p !== undefined && (p.damaged !== undefined || p.bases.some((b) => throughDamaged(points.get(b))));
       const readable = () => [...points.values()].filter((p) => !throughDamaged(p));
 
-      /** A `tidemark` child killed with SIGKILL after `delayMs` (or its natural end, whichever is first). */
-      const killedChild = (args: string[], delayMs: number) => new Promise<{ killed: boolean; code: number | null }>((resolve) => {
+      /** How long each kind of command took when it ran to its end (the last one): kills are timed inside it. */
+      const lastRunMs = new Map<string, number>();
+      /**
+       * A `tidemark` child killed with SIGKILL at a random moment of its expected run (or its natural
+       * end, whichever is first): between `minMs` and 1.2× the last full run of the same command (at
+       * least `minMs` + `spanMs`), so the kills keep landing as the CLI gets faster.
+       */
+      const killedChild = (args: string[], minMs: number, spanMs: number) => new Promise<{ killed: boolean; code: number | null }>((resolve) => {
+        const started = Date.now();
+        const last = lastRunMs.get(args[0]!);
+        const delayMs = minMs + int(Math.max(spanMs, last === undefined ? spanMs : 1.2 * last - minMs));
         const child = spawn('node', [TIDEMARK_BIN, '--state-dir', r.stateDir, '--connect', qmp2, ...args], { stdio: 'ignore' });
         let killed = false;
         const timer = setTimeout(() => {
@@ -85,6 +94,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
         }, delayMs);
         child.once('exit', (code) => {
           clearTimeout(timer);
+          if (!killed) lastRunMs.set(args[0]!, Date.now() - started);
           resolve({ killed, code });
         });
       });
@@ -239,10 +249,11 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
             bump('backup-delete');
           }
         } else if (roll < 0.72) {
-          // kill -9 of a CLI backup (slowed down so the kill often lands while QEMU copies)
+          // kill -9 of a CLI backup (slowed down so the kill often lands while QEMU copies; timed within the
+          // last backup's run: fixed delays of 0.3-4.3 s missed three backups in four once the CLI got faster)
           r.shadow.snapshot(PENDING);
           const args = ['backup-begin', '--repo', r.repo.root, '--no-checkpoint', '--speed', String(pick([4, 16, 64])), ...(rnd() < 0.3 ? ['--full'] : [])];
-          const res = await killedChild(args, 300 + int(4000));
+          const res = await killedChild(args, 150, 400);
           bump(res.killed ? 'fault: kill -9 during backup' : 'backup child ended before its kill');
           adoptNewPoints();
           await recoverIfStale();
@@ -252,7 +263,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           const p = pick(ps);
           const disk = pick(p.disks);
           const to = path.join(out, `${p.id}-${disk}-killed.qcow2`);
-          const res = await killedChild(['restore', '--repo', r.repo.root, '--backup', p.id, '--disk', disk, '--to', to], 300 + int(3000));
+          const res = await killedChild(['restore', '--repo', r.repo.root, '--backup', p.id, '--disk', disk, '--to', to], 300, 3000);
           bump(res.killed ? 'fault: kill -9 during restore' : 'restore child ended before its kill');
           // The next command: the same restore again (its partial file is replaced), or the finished file compared.
           await restoreAndCompare(p, disk, to);
@@ -262,7 +273,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           if (ps.length === 0) continue;
           repairAll(); // a delete needs every manifest readable
           const p = pick(ps);
-          const res = await killedChild(['backup-delete', p.id, '--repo', r.repo.root, '--with-dependents'], 200 + int(1500));
+          const res = await killedChild(['backup-delete', p.id, '--repo', r.repo.root, '--with-dependents'], 200, 1500);
           bump(res.killed ? 'fault: kill -9 during backup-delete' : 'delete child ended before its kill');
           forgetDeleted();
         } else if (roll < 0.86) {
