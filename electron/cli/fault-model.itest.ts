@@ -263,7 +263,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           const p = pick(ps);
           const disk = pick(p.disks);
           const to = path.join(out, `${p.id}-${disk}-killed.qcow2`);
-          const res = await killedChild(['restore', '--repo', r.repo.root, '--backup', p.id, '--disk', disk, '--to', to], 300, 3000);
+          const res = await killedChild(['restore', '--repo', r.repo.root, '--backup', p.id, '--disk', disk, '--to', to], 150, 400);
           bump(res.killed ? 'fault: kill -9 during restore' : 'restore child ended before its kill');
           // The next command: the same restore again (its partial file is replaced), or the finished file compared.
           await restoreAndCompare(p, disk, to);
@@ -273,7 +273,7 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
           if (ps.length === 0) continue;
           repairAll(); // a delete needs every manifest readable
           const p = pick(ps);
-          const res = await killedChild(['backup-delete', p.id, '--repo', r.repo.root, '--with-dependents'], 200, 1500);
+          const res = await killedChild(['backup-delete', p.id, '--repo', r.repo.root, '--with-dependents'], 100, 300);
           bump(res.killed ? 'fault: kill -9 during backup-delete' : 'delete child ended before its kill');
           forgetDeleted();
         } else if (roll < 0.86) {

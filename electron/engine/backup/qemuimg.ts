@@ -4,6 +4,7 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
+import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
 export interface ImageInfo {
   filename: string;
@@ -166,7 +167,9 @@ export function convertImage(
   args.push(src, dst);
   createPrivateFile(dst);
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-img', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
+    // Dies with this process: a restore killed mid-copy leaves no writer behind (os/tied-child.ts).
+    const run = tiedToThisProcess('qemu-img', args);
+    const child = spawn(run.cmd, run.args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
     let stderr = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -184,6 +187,7 @@ export function convertImage(
     });
     child.once('close', (code, sig) => {
       if (code === 0) resolve();
+      else if (tiedProgramMissing(code, stderr)) reject(new Error('qemu-img is not installed (install qemu-utils)'));
       else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${firstLine(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
       else reject(new Error(`copying ${src} to ${dst} stopped: qemu-img was killed (${sig})`));
     });

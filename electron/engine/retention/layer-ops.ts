@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { checksumFile, type FileChecksum } from '../backup/checksum';
 import { imageInfo } from '../backup/qemuimg';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
+import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
 export interface HelperHooks {
   /** Called with the helper process's pid as soon as it runs (the journal records it). */
@@ -35,7 +36,9 @@ export interface LayerOps {
 
 function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-img', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Dies with this process (os/tied-child.ts): a killed prune leaves no merge writing behind it.
+    const run = tiedToThisProcess('qemu-img', args);
+    const child = spawn(run.cmd, run.args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (s: string) => (stderr += s.slice(0, 4096)));
@@ -50,6 +53,7 @@ function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<vo
     child.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? 'qemu-img is not installed (install qemu-utils)' : `${what}: ${e.message}`)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
+      if (tiedProgramMissing(code, stderr)) return reject(new Error('qemu-img is not installed (install qemu-utils)'));
       const msg = stderr.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-2).join('; ');
       reject(new Error(`${what}: ${msg || (signal ? `qemu-img was killed (${signal})` : `qemu-img exited with ${code}`)}`));
     });
