@@ -97,7 +97,12 @@ test('the host refuses unknown channels and payloads of the wrong shape, with cl
     });
     expect(await call(ws, { id: 4, channel: 'lab:write', args: ['demo', { disk: 'vda', pattern: 'random', mib: -5 }] })).toMatchObject({ ok: false, error: 'lab:write[1].mib: must be at least 1' });
     expect(await call(ws, '{"id":5,')).toEqual({ id: null, ok: false, error: 'request is not valid JSON' });
-    // an engine error is a message, not a stack
+    // an engine error is a message, not a stack (asked once the demo VM is connected: the spec before
+    // may have left it reconnecting, and then the error is "not connected", which names no checkpoint)
+    await expect.poll(async () => {
+      const list = await call(ws, { id: 7, channel: 'vm:list', args: [] });
+      return (list.result as { id: string; connection: string }[] | undefined)?.find((v) => v.id === 'demo')?.connection;
+    }, { timeout: 30_000 }).toBe('connected');
     const r = await call(ws, { id: 6, channel: 'checkpoint:get', args: ['demo', 'no-such-checkpoint'] });
     expect(r.ok).toBe(false);
     expect(String(r.error)).toContain('no-such-checkpoint');
