@@ -16,6 +16,7 @@ import { negotiate, type NbdExportInfo, type NbdHandshakeOptions, type Negotiate
 import * as P from './protocol';
 import { Transmission, type Extent, type NbdTransmissionOptions } from './transmission';
 import { NbdAddress, parseNbdUri } from './uri';
+import { settleAll } from '../os/settle-all';
 
 export type { NbdBlockSize, NbdExportInfo, NbdTlsOptions } from './handshake';
 export type { Extent } from './transmission';
@@ -244,13 +245,6 @@ export class NbdClient {
   destroy(reason: Error): void {
     this.conn.destroy(reason);
   }
-}
-
-/** Like Promise.all, but waits for every promise before rejecting (no request is left dangling). */
-async function settleAll(ps: Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(ps);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** [0, size) cut into consecutive windows of at most `step` bytes. */

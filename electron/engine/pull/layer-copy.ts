@@ -12,6 +12,7 @@ import { copyExtents, type CopyResult } from './copy';
 import { copyOps, type CopyOp } from './plan';
 import { streamIncrementalPlan } from './streamed-plan';
 import { qemuNbdWriter, type LayerWriter, type OpenLayerWriter } from './writer';
+import { settleAll } from '../../os/settle-all';
 
 interface LayerCopyBase {
   /** The export of the disk at the point in time. */
@@ -63,7 +64,7 @@ export class LayerCopy {
     // connection selected, so with base:allocation beside it QEMU would work out allocation over the
     // whole disk too (what dirtyRanges is there to avoid). The connections open side by side; all
     // settle before a failure is thrown, so abort() finds every one that opened.
-    const [dirtyMap, src, dst] = await allSettled([
+    const [dirtyMap, src, dst] = await settleAll([
       ctx ? this.connect(o.source, { metaContexts: [ctx], maxInFlight: STATUS_IN_FLIGHT }) : Promise.resolve(undefined),
       this.connect(o.source, { metaContexts: [BASE_ALLOCATION] }),
       this.connect(this.writer.address),
@@ -105,14 +106,6 @@ export class LayerCopy {
     await this.writer?.abort();
     this.writer = undefined;
   }
-}
-
-/** Like Promise.all, but rejects only once every promise has settled. */
-async function allSettled<T extends readonly Promise<unknown>[]>(ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const rs = await Promise.allSettled(ps);
-  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
 /** The run directory of qemu-nbd writers in a state directory. */

@@ -29,6 +29,7 @@ import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun 
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
 import { qemuLayerWriter, readLayerFacts } from './pull-writer';
 import { qmpBackupSource } from './source';
+import { settleAll } from '../../os/settle-all';
 
 export interface PullOptions {
   /** Tidemark's state directory (the NBD socket under run/). */
@@ -328,11 +329,6 @@ function watchFleeceJobs(client: QmpClient, disks: DiskState[], trip: (why: stri
 }
 
 /** Like Promise.all, but waits for every promise before rejecting (no qemu-img left running). */
-async function settleAll(ps: Promise<unknown>[]): Promise<void> {
-  const failed = (await Promise.allSettled(ps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
 async function qmpStep(client: QmpClient, command: string, args: Record<string, unknown>, what: string): Promise<void> {
   try {
     await client.execute(command, args);
