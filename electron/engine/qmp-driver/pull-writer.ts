@@ -3,13 +3,12 @@
 // 0600). No qemu-nbd process to start and stop. The node is journaled before it exists: recovery.ts
 // removes a dead backup's node and any export of it. Closing = export removed, then blockdev-del
 // (QEMU writes its cached qcow2 metadata to the file); the record step then syncs the file once.
-// Just before closing, the layer's facts are read from QEMU (readLayerFacts), so the record step runs
+// Just before closing, the layer's facts are read from QEMU (layer-facts.ts), so the record step runs
 // no `qemu-img info` for a pulled layer.
 
 import type { ExportManager, QemuExport } from '../../nbd/qemu-exports';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
-import type { LayerFacts } from '../backup/record';
 import type { OpenLayerWriter } from '../pull/writer';
 
 /**
@@ -47,20 +46,4 @@ export function qemuLayerWriter(client: QmpClient, exportsOf: ExportManager, nod
       abort: () => (client.isOpen ? detach().catch(() => undefined) : Promise.resolve()),
     };
   };
-}
-
-interface QmpNode {
-  'node-name': string;
-  image: { 'virtual-size': number; 'cluster-size'?: number; 'format-specific'?: { data?: { compat?: string } } };
-}
-
-/** The open layer's virtual size and its source's compat and cluster size, as QEMU reports them (one query). */
-export async function readLayerFacts(client: QmpClient, layerNode: string, sourceNode: string): Promise<LayerFacts> {
-  const nodes = await client.execute<QmpNode[]>('query-named-block-nodes', { flat: true });
-  const layer = nodes.find((n) => n['node-name'] === layerNode);
-  if (!layer) throw new Error(`the new layer (${layerNode}) is no longer open in QEMU`);
-  const src = nodes.find((n) => n['node-name'] === sourceNode)?.image;
-  const compat = src?.['format-specific']?.data?.compat;
-  const cluster = src?.['cluster-size'];
-  return { virtualSize: layer.image['virtual-size'], ...(compat ? { sourceCompat: compat } : {}), ...(cluster ? { sourceClusterSize: cluster } : {}) };
 }

@@ -27,7 +27,8 @@ import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fl
 import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
-import { qemuLayerWriter, readLayerFacts } from './pull-writer';
+import { readLayerFacts } from './layer-facts';
+import { qemuLayerWriter } from './pull-writer';
 import { qmpBackupSource } from './source';
 import { settleAll } from '../../os/settle-all';
 

@@ -18,6 +18,7 @@ import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strateg
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { useCopyRange } from './copy-range';
 import { JobGroup, type JobState } from './jobs';
+import { layerFactsOf } from './layer-facts';
 import { refuseIfQemuBusy, runTransaction, type QmpBackupState } from './recovery';
 import { qmpBackupSource } from './source';
 
@@ -211,12 +212,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   private async readFacts(): Promise<void> {
     const nodes = await this.client.execute<QmpNode[]>('query-named-block-nodes', { flat: true });
     for (const d of this.disks) {
-      const target = nodes.find((n) => n['node-name'] === d.targetNode);
-      if (!target) throw new Error(`the target of ${d.plan.disk.name} (${d.targetNode}) is no longer open in QEMU`);
-      const src = this.sources.get(d.plan.disk.name)?.image;
-      const compat = src?.['format-specific']?.data?.compat;
-      const cluster = src?.['cluster-size'];
-      this.facts.set(d.plan.disk.name, { virtualSize: target.image['virtual-size'], ...(compat ? { sourceCompat: compat } : {}), ...(cluster ? { sourceClusterSize: cluster } : {}) });
+      this.facts.set(d.plan.disk.name, layerFactsOf(nodes, d.targetNode, d.plan.disk.nodeName, `the target of ${d.plan.disk.name} (${d.targetNode})`));
     }
   }
 
