@@ -121,13 +121,16 @@ async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string
 }
 
 const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label, role: 'tidemark' });
+/** BENCH_BASELINE: another built checkout whose CLI runs as one more tool in the same rounds. */
+const BASELINE = process.env.BENCH_BASELINE;
+const BASELINE_BIN = BASELINE ? path.join(BASELINE, 'bin', 'tidemark.js') : undefined;
+const baselineTools = (): Tool[] => (BASELINE ? [{ key: 'baseline', label: `tidemark CLI of ${BASELINE}`, role: 'peer' }] : []);
 
 async function checkpointRow(ctx: Ctx): Promise<Row> {
-  const baseline = process.env.BENCH_BASELINE;
   const row = new Row('checkpoint create, 2 disks (CLI end to end)', [
     TM(),
     ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh checkpoint-create-as', role: 'peer' as const }] : []),
-    ...(baseline ? [{ key: 'baseline', label: `tidemark CLI of ${baseline}`, role: 'peer' as const }] : []),
+    ...baselineTools(),
     // not a peer: the floor any Node CLI starts from
     { key: 'node', label: 'node -e 0 (Node start-up alone)', role: 'reference' },
   ]);
@@ -136,15 +139,9 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
     { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'])).ms }) },
   ];
   if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });
-  if (baseline) {
-    const bin = path.join(baseline, 'bin', 'tidemark.js');
-    steps.push({ row, tool: 'baseline', fn: async (r) => {
-      const t = await ctx.s.timedTidemark(['checkpoint-create-as', `base${r}`, '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no'], bin);
-      await ctx.s.tidemark(['checkpoint-delete', `base${r}`]);
-      return t;
-    } });
-    await ctx.s.timedTidemark(['checkpoint-create-as', 'base-warm-up', '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no'], bin); // writes its code cache
-    await ctx.s.tidemark(['checkpoint-delete', 'base-warm-up']);
+  if (BASELINE_BIN) {
+    steps.push({ row, tool: 'baseline', fn: (r) => ctx.s.tmCheckpoint(`base${r}`, BASELINE_BIN) });
+    await ctx.s.tmCheckpoint('base-warm-up', BASELINE_BIN); // writes its code cache
   }
   await ctx.s.tmCheckpoint('warm-up'); // the first run of a fresh state directory records the VM
   await interleave(ctx, [row], steps);
@@ -154,33 +151,17 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
 
 async function fullRow(ctx: Ctx): Promise<Row> {
   const { m, s } = ctx;
-  const baseline = process.env.BENCH_BASELINE;
   const row = new Row('full push backup, vda 1 GiB of random data', [
     TM(),
     ...(ctx.libvirt ? [{ key: 'virsh', label: 'virsh backup-begin', role: 'peer' as const }] : []),
-    ...(baseline ? [{ key: 'baseline', label: `tidemark CLI of ${baseline}`, role: 'peer' as const }] : []),
+    ...baselineTools(),
     { key: 'qemu-img', label: 'qemu-img convert -U -t writeback', role: 'reference' },
   ]);
   const steps = [
-    { row, tool: 'tidemark', fn: async (r: number) => {
-      const repo = m.p('out', `full-${r}`);
-      const t = await s.timedTidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--checkpoint', `full${r}`]);
-      await s.tidemark(['checkpoint-delete', `full${r}`]);
-      await run('rm', ['-rf', repo]);
-      return t;
-    } },
+    { row, tool: 'tidemark', fn: (r: number) => s.tmFullPush(`full${r}`) },
     { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(m.lab!.image('vda'), true) },
   ];
-  if (baseline) {
-    steps.push({ row, tool: 'baseline', fn: async (r: number) => {
-      const repo = m.p('out', `base-${r}`);
-      const bin = path.join(baseline, 'bin', 'tidemark.js');
-      const t = await s.timedTidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--checkpoint', `base${r}`], bin);
-      await s.tidemark(['checkpoint-delete', `base${r}`]);
-      await run('rm', ['-rf', repo]);
-      return t;
-    } });
-  }
+  if (BASELINE_BIN) steps.push({ row, tool: 'baseline', fn: (r: number) => s.tmFullPush(`base${r}`, BASELINE_BIN) });
   if (ctx.libvirt) {
     steps.push({ row, tool: 'virsh', fn: async (r: number) => {
       const t = await s.virshPush('vda', `vfull${r}`);

@@ -43,9 +43,19 @@ export class Steps {
 
   // ------------------------------------------------------------------ checkpoint create
 
-  async tmCheckpoint(name: string): Promise<Timed> {
-    const t = await this.timedTidemark(['checkpoint-create-as', name, '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no']);
+  /** `bin`: another checkout's CLI for the timed create (the delete runs with this one). */
+  async tmCheckpoint(name: string, bin = BIN): Promise<Timed> {
+    const t = await this.timedTidemark(['checkpoint-create-as', name, '--diskspec', 'vda', '--diskspec', 'vdb', '--diskspec', 'vdc,checkpoint=no'], bin);
     await this.tidemark(['checkpoint-delete', name]);
+    return t;
+  }
+
+  /** A full push of vda with checkpoint `name` into its own repository, then both removed (untimed). */
+  async tmFullPush(name: string, bin = BIN): Promise<Timed> {
+    const repo = this.m.p('out', name);
+    const t = await this.timedTidemark(['backup-begin', '--full', '--repo', repo, '--disk', 'vda', '--checkpoint', name], bin);
+    await this.tidemark(['checkpoint-delete', name]);
+    await run('rm', ['-rf', repo]);
     return t;
   }
 
