@@ -23,20 +23,24 @@ function mtime(file) {
   }
 }
 
-/**
- * True when the bundle exists and no source it was built from is newer than its build (or gone).
- * One stat per input (~180): plain string paths, and no exception for a missing file, keep it at ~3 ms
- * (path.join alone cost more than the stats).
- */
-function bundleIsFresh() {
-  let stamp;
+/** out/cli/tidemark.inputs.json: when the bundles were built and from which sources (undefined: unreadable). */
+function readStamp() {
   try {
-    stamp = JSON.parse(fs.readFileSync(path.join(root, 'out', 'cli', 'tidemark.inputs.json'), 'utf8'));
+    const stamp = JSON.parse(fs.readFileSync(path.join(root, 'out', 'cli', 'tidemark.inputs.json'), 'utf8'));
+    return typeof stamp.builtAt === 'number' && Array.isArray(stamp.inputs) ? stamp : undefined;
   } catch {
-    return false;
+    return undefined;
   }
-  if (!Array.isArray(stamp.inputs) || typeof stamp.builtAt !== 'number' || mtime(bundle) < 0) return false;
-  for (const rel of stamp.inputs) {
+}
+
+/**
+ * True when `file` exists and none of `inputs` is newer than the build (or gone).
+ * One stat per input (~190 for the bundle): plain string paths, and no exception for a missing file,
+ * keep it at ~3 ms (path.join alone cost more than the stats).
+ */
+function builtFresh(stamp, inputs, file) {
+  if (stamp === undefined || !Array.isArray(inputs) || mtime(file) < 0) return false;
+  for (const rel of inputs) {
     let st;
     try {
       st = fs.statSync(`${root}/${rel}`, { throwIfNoEntry: false });
@@ -140,13 +144,54 @@ function runBundle() {
   m.exports.main();
 }
 
+/**
+ * When a resident host (`tidemark host`) serves the state folder, the command runs there
+ * (electron/cli/host-client.ts) and this process only relays it; else, or when the host says the
+ * command runs in its caller, `local` runs it here. TIDEMARK_HOST=off: always here.
+ */
+function hostOr(client, local) {
+  if (process.env.TIDEMARK_HOST === 'off') return local();
+  const io = {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    isTTY: Boolean(process.stderr.isTTY),
+    env: process.env,
+    cwd: process.cwd(),
+    onInterrupt: (h) => {
+      process.on('SIGINT', h);
+      return () => process.off('SIGINT', h);
+    },
+  };
+  client().runInHost(process.argv.slice(2), io).then((code) => {
+    if (code === undefined) local();
+    else process.exitCode = code;
+  });
+}
+
 const compiled = path.join(outDir, 'electron', 'cli', 'main.js');
-if (mode === 'bundle' || (mode === undefined && bundleIsFresh())) {
-  runBundle();
-} else if (mode !== 'tsx' && (mode === 'compiled' || compiledIsFresh()) && fs.existsSync(compiled)) {
-  require(compiled).main();
+const clientBundle = path.join(root, 'out', 'cli', 'client.cjs');
+const stamp = mode === undefined ? readStamp() : undefined;
+
+/** Runs the command in this process, from the freshest build there is. */
+function runHere() {
+  if (mode === 'bundle' || (mode === undefined && builtFresh(stamp, stamp && stamp.inputs, bundle))) {
+    runBundle();
+  } else if (mode !== 'tsx' && (mode === 'compiled' || compiledIsFresh()) && fs.existsSync(compiled)) {
+    require(compiled).main();
+  } else {
+    // Both of tsx's hooks: the CLI loads its command modules with import() (lazily, one group per run).
+    require('tsx/cjs');
+    import('tsx/esm').then(() => require(path.join(root, 'electron', 'cli', 'main.ts')).main());
+  }
+}
+
+// The thin client first (its few inputs checked, not the bundle's ~190): with a host running, the big
+// bundle is never read.
+const compiledClient = path.join(outDir, 'electron', 'cli', 'host-client.js');
+if (mode === undefined ? builtFresh(stamp, stamp && stamp.clientInputs, clientBundle) : mode === 'bundle' && fs.existsSync(clientBundle)) {
+  hostOr(() => require(clientBundle), runHere);
+} else if (mode === 'compiled' && fs.existsSync(compiledClient)) {
+  hostOr(() => require(compiledClient), runHere);
 } else {
-  // Both of tsx's hooks: the CLI loads its command modules with import() (lazily, one group per run).
-  require('tsx/cjs');
-  import('tsx/esm').then(() => require(path.join(root, 'electron', 'cli', 'main.ts')).main());
+  runHere();
 }

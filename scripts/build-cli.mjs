@@ -63,11 +63,30 @@ const result = await build({
   external: ['@napi-rs/blake-hash', 'hash-wasm', 'ws'],
   plugins: [lazyBuiltins],
 });
+// The thin client (electron/cli/host-client.ts) that bin/tidemark.js loads first: when a resident host
+// serves the state folder the command runs there, and the big bundle is never read.
+const client = await build({
+  entryPoints: [path.join(root, 'electron', 'cli', 'host-client.ts')],
+  outfile: path.join(outDir, 'client.cjs'),
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  keepNames: true,
+  metafile: true,
+  logLevel: 'warning',
+  absWorkingDir: root,
+  plugins: [lazyBuiltins],
+});
 // Only the project's own sources: node_modules change through `npm ci`, which is followed by a build
 // (and the lazy built-ins' stand-ins are no files).
-const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
+const ownSources = (meta) => Object.keys(meta.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
+const clientInputs = ownSources(client.metafile);
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...clientInputs])].filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
 // The build's start time: an input saved during the build counts as newer than the bundle.
-const stamp = { builtAt: startedAt, inputs };
+// clientInputs: the thin client's own few, so bin/tidemark.js can trust client.cjs without checking every input.
+const stamp = { builtAt: startedAt, inputs, clientInputs };
 const tmp = path.join(outDir, `.tidemark.inputs.json.${process.pid}`);
 fs.writeFileSync(tmp, `${JSON.stringify(stamp)}\n`);
 fs.renameSync(tmp, path.join(outDir, 'tidemark.inputs.json'));

@@ -85,6 +85,34 @@ describe('bin/tidemark.js', () => {
   });
 });
 
+describe('bin/tidemark.js and a resident host', () => {
+  /** A checkout whose thin client (out/cli/client.cjs) says it ran and answers `answer` (undefined: "run it here"). */
+  function withClient(name: string, answer: number | undefined): string {
+    const co = checkout(name, 'bundle');
+    fs.writeFileSync(path.join(co, 'out/cli/client.cjs'), `exports.runInHost = (argv, io) => { io.stdout('client ' + argv.join(' ') + ' in ' + io.cwd + '; '); return Promise.resolve(${String(answer)}); };\n`);
+    fs.writeFileSync(path.join(co, 'src/c.ts'), '');
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(path.join(co, 'src/c.ts'), past, past);
+    const stamp = JSON.parse(fs.readFileSync(path.join(co, 'out/cli/tidemark.inputs.json'), 'utf8')) as { inputs: string[] };
+    fs.writeFileSync(path.join(co, 'out/cli/tidemark.inputs.json'), JSON.stringify({ ...stamp, clientInputs: ['src/c.ts'] }));
+    return co;
+  }
+
+  it('hands the command to the thin client first; the bundle runs only when the client says "here"', () => {
+    expect(launch(withClient('host-ran', 0))).toBe(`client x y in ${process.cwd()}; `);
+    expect(launch(withClient('host-local', undefined))).toBe(`client x y in ${process.cwd()}; bundle x y`);
+  });
+
+  it('never loads a stale thin client, nor any with TIDEMARK_HOST=off', () => {
+    const stale = withClient('host-stale', 0);
+    fs.writeFileSync(path.join(stale, 'src/c.ts'), 'changed');
+    expect(launch(stale)).toBe('bundle x y');
+    expect(launch(withClient('host-off', 0), { TIDEMARK_HOST: 'off' })).toBe('bundle x y');
+    // a build from before the thin client existed: no clientInputs, no client.cjs
+    expect(launch(checkout('host-none', 'bundle'))).toBe('bundle x y');
+  });
+});
+
 describe('scripts/build-cli.mjs', () => {
   let out: string;
   beforeAll(() => {

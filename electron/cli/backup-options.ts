@@ -21,7 +21,7 @@ export const QUIESCE_OPTIONS: OptionSpec[] = [
 ];
 
 /** --quiesce [--agent unix:PATH] as the contract's option (undefined without --quiesce). */
-export function quiesceOf(args: ParsedArgs): { agent?: string } | undefined {
+export function quiesceOf(args: ParsedArgs, cwd: string): { agent?: string } | undefined {
   const agent = args.values.get('agent');
   if (!args.flags.has('quiesce')) {
     if (agent !== undefined) throw new UsageError('--agent only applies with --quiesce');
@@ -29,11 +29,11 @@ export function quiesceOf(args: ParsedArgs): { agent?: string } | undefined {
   }
   if (agent === undefined) return {};
   if (!agent.startsWith('unix:') || agent.length === 5) throw new UsageError(`--agent ${JSON.stringify(agent)}: give the guest agent's socket as unix:PATH`);
-  return { agent: `unix:${path.resolve(agent.slice(5))}` };
+  return { agent: `unix:${path.resolve(cwd, agent.slice(5))}` };
 }
 
-/** The --repo value as an absolute path, or undefined for the default repository. */
-export function repoOf(args: ParsedArgs): string | undefined {
+/** The --repo value as an absolute path (relative to the caller's folder `cwd`), or undefined for the default repository. */
+export function repoOf(args: ParsedArgs, cwd: string): string | undefined {
   const r = args.values.get('repo');
-  return r === undefined ? undefined : path.resolve(r);
+  return r === undefined ? undefined : path.resolve(cwd, r);
 }

@@ -16,6 +16,12 @@ export interface Command {
   /** False when this invocation needs no VM and no service (e.g. --print-xml); default true. */
   needsService?(args: ParsedArgs): boolean;
   run(ctx: CliContext, args: ParsedArgs): Promise<void>;
+  /**
+   * False: never run by a resident host (host-server.ts), always in the caller's process: commands
+   * that start or stop long-lived processes, or write files whose place comes from the caller's
+   * environment (serve, host, lab start/stop, schedules).
+   */
+  resident?: false;
 }
 
 export interface CommandGroup {

@@ -6,7 +6,9 @@
 import * as path from 'node:path';
 import { dispatch, type Args, type InvokeChannel, type Result } from '../../shared/contract';
 import { resolveStateDir } from '../engine/statedir';
-import type { Service } from '../host/service';
+import { parseEndpoint } from '../qmp/endpoint';
+import type { Service, ServiceOptions } from '../host/service';
+import type { GlobalOptions } from './global-options';
 
 type ServiceModule = typeof import('../host/service');
 type LabModule = typeof import('../engine/lab/labvm');
@@ -17,25 +19,62 @@ export interface CliIo {
   /** True when stderr is a terminal (progress display). */
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
+  /** The folder relative paths in arguments are taken from (default: this process's). */
+  cwd?: string;
+  /** Calls `handler` on Ctrl-C until the returned function is called (default: this process's SIGINT). */
+  onInterrupt?(handler: () => void): () => void;
 }
 
-export interface GlobalOptions {
-  connect?: string;
-  /** A domain of the libvirt connection --connect names (name or UUID, as virsh's --domain). */
-  domain?: string;
-  stateDir?: string;
+/**
+ * Where a context gets its service from: by default it creates one and closes it at the end; a
+ * resident host (host-server.ts) lends one it keeps open between commands (its QMP and libvirt
+ * connections stay warm), with the very options the command would have created it with.
+ */
+export interface ServiceSource {
+  /** The service for `options` (waiting while another command uses it: `note` says so); release() hands it back. */
+  acquire(options: ServiceOptions, note: (text: string) => void): Promise<ServiceLease>;
+}
+
+/** runCli's shape: runs one command line, resolves to its exit status (RUN_LOCALLY: see host-protocol.ts). */
+export type CliRunner = (argv: string[], io: CliIo, host?: { source: ServiceSource }) => Promise<number>;
+
+export interface ServiceLease {
+  service: Service;
+  release(): void;
 }
 
 export class CliContext {
   readonly stateDir: string;
   private serviceValue: Service | undefined;
+  private lease: ServiceLease | undefined;
   private serviceModule: ServiceModule | undefined;
   private labModule: LabModule | undefined;
   /** The VM id of --domain at the --connect libvirt URI, once resolve() found it. */
   private libvirtVm: string | undefined;
 
-  constructor(readonly io: CliIo, readonly global: GlobalOptions) {
-    this.stateDir = resolveStateDir(global.stateDir, io.env);
+  /**
+   * `source`: a resident host's services (else the context makes its own); `runner`: runCli itself,
+   * passed in so that `tidemark host` can run command lines without the commands importing main.ts.
+   */
+  constructor(readonly io: CliIo, readonly global: GlobalOptions, private readonly source?: ServiceSource, readonly runner?: CliRunner) {
+    this.stateDir = resolveStateDir(global.stateDir, io.env, this.cwd);
+  }
+
+  /** The caller's folder. */
+  get cwd(): string {
+    return this.io.cwd ?? process.cwd();
+  }
+
+  /** `p` as an absolute path, relative to the caller's folder (never the process's: a resident host runs commands for callers anywhere). */
+  path(p: string): string {
+    return path.resolve(this.cwd, p);
+  }
+
+  /** Runs `handler` on Ctrl-C until the returned function is called. */
+  onInterrupt(handler: () => void): () => void {
+    if (this.io.onInterrupt) return this.io.onInterrupt(handler);
+    process.on('SIGINT', handler);
+    return () => void process.removeListener('SIGINT', handler);
   }
 
   get labDir(): string {
@@ -46,6 +85,7 @@ export class CliContext {
   async load(): Promise<void> {
     this.serviceModule ??= await import('../host/service');
     this.labModule ??= await import('../engine/lab/labvm');
+    if (this.source && !this.lease) this.lease = await this.source.acquire(this.serviceOptions(), (t) => this.io.stderr(t));
   }
 
   private get mod(): ServiceModule {
@@ -53,14 +93,28 @@ export class CliContext {
     return this.serviceModule;
   }
 
-  get service(): Service {
-    this.serviceValue ??= this.mod.createService({
+  /** The CLI's service: connects VMs on demand, the demo VM on its secondary socket. */
+  private serviceOptions(): ServiceOptions {
+    return {
       stateDir: this.stateDir,
       connectMode: 'on-demand',
       demoSocket: 'secondary',
-      transientEndpoints: this.global.connect !== undefined ? [this.global.connect] : [],
-    });
+      transientEndpoints: this.global.connect !== undefined ? [this.connect!] : [],
+    };
+  }
+
+  get service(): Service {
+    if (this.lease) return this.lease.service;
+    this.serviceValue ??= this.mod.createService(this.serviceOptions());
     return this.serviceValue;
+  }
+
+  /** --connect, with a relative socket path made absolute from the caller's folder. */
+  get connect(): string | undefined {
+    const c = this.global.connect;
+    if (c === undefined || this.libvirt) return c;
+    const ep = parseEndpoint(c);
+    return ep.kind === 'unix' && !path.isAbsolute(ep.path) ? `unix:${this.path(ep.path)}` : c;
   }
 
   /** Calls one contract channel through dispatch (argument validation included). */
@@ -112,7 +166,7 @@ export class CliContext {
       if (this.libvirtVm === undefined) throw new Error(`--connect ${this.global.connect!.trim()} is a libvirt connection: name the domain with --domain NAME|UUID`);
       return this.libvirtVm;
     }
-    if (this.global.connect !== undefined) return this.mod.endpointId(this.global.connect);
+    if (this.connect !== undefined) return this.mod.endpointId(this.connect);
     const lab = this.labModule!.labStatus(this.labDir);
     if (!lab.running && !(opts.recorded && lab.uuid !== '')) throw new Error('no VM: pass --connect or run tidemark lab start');
     return this.mod.DEMO_VM_ID;
@@ -143,7 +197,10 @@ export class CliContext {
     this.io.stdout(`${JSON.stringify(value, null, 2)}\n`);
   }
 
+  /** Closes the service this context created (a lent one stays with its host). */
   async close(): Promise<void> {
+    if (this.lease) this.lease.release();
+    this.lease = undefined;
     await this.serviceValue?.close();
   }
 }

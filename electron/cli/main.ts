@@ -8,7 +8,9 @@ import { escapeInvisible } from '../../shared/names';
 import { parseArgs, UsageError } from './args';
 import type { Command, CommandGroup } from './command';
 import { loadAllGroups, loadCommand, subcommandNames } from './commands';
-import { CliContext, type CliIo, type GlobalOptions } from './context';
+import { CliContext, type CliIo, type ServiceSource } from './context';
+import { parseGlobal, type GlobalOptions } from './global-options';
+import { RUN_LOCALLY } from './host-protocol';
 
 /** sysexits.h: a temporary failure; the same run later may work. */
 const EX_TEMPFAIL = 75;
@@ -42,7 +44,8 @@ function generalHelp(groups: CommandGroup[]): string {
   s += '    75 busy: a backup, prune or merge of the VM is running (try again later).\n\n';
   s += ' Environment:\n';
   s += '    TIDEMARK_STATE_DIR   default for --state-dir\n';
-  s += '    TIDEMARK_DEBUG=1     print the stack trace after an error\n\n';
+  s += '    TIDEMARK_DEBUG=1     print the stack trace after an error\n';
+  s += '    TIDEMARK_HOST=off    run the command in this process even when `tidemark host` runs\n\n';
   s += "Run 'tidemark help COMMAND' (or COMMAND --help) for a command's options.\n";
   return s;
 }
@@ -90,29 +93,6 @@ async function findCommand(words: string[]): Promise<{ command: Command; rest: s
   return { command: c, rest: words.slice(1) };
 }
 
-/** Global options come before the command, as virsh's -c. */
-function parseGlobal(argv: string[]): { global: GlobalOptions; help: boolean; words: string[] } {
-  const global: GlobalOptions = {};
-  let help = false;
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('-')) break;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = () => {
-      if (inline !== undefined) return inline;
-      if (i + 1 >= argv.length) throw new UsageError(`option ${flag} needs a value`);
-      return argv[++i]!;
-    };
-    if (flag === '-c' || flag === '--connect') global.connect = value();
-    else if (flag === '--domain') global.domain = value();
-    else if (flag === '--state-dir') global.stateDir = value();
-    else if (flag === '-h' || flag === '--help') help = true;
-    else throw new UsageError(`unknown option ${flag} (see: tidemark help)`);
-  }
-  return { global, help, words: argv.slice(i) };
-}
-
 /** Takes virsh's `--domain NAME` (or `--domain=NAME`) out of a command's arguments: every domain command has it. */
 export function takeDomain(rest: string[], global: GlobalOptions): string[] {
   const out: string[] = [];
@@ -141,8 +121,8 @@ function oneLine(message: string): string {
   return message.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' | ');
 }
 
-/** Runs one CLI invocation; returns the exit status. */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+/** Runs one CLI invocation; returns the exit status. `host`: a resident host runs it (host-server.ts). */
+export async function runCli(argv: string[], io: CliIo, host?: { source: ServiceSource }): Promise<number> {
   let ctx: CliContext | undefined;
   try {
     const { global, help, words } = parseGlobal(argv);
@@ -167,7 +147,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return 0;
     }
     const args = parseArgs(command.name, rest, command.options, command.positionals);
-    ctx = new CliContext(io, global);
+    if (host && command.resident === false) return RUN_LOCALLY;
+    ctx = new CliContext(io, global, host?.source, runCli);
     if (command.needsService?.(args) !== false) {
       await ctx.load();
       await ctx.resolve();

@@ -1,7 +1,6 @@
 // backup-* and restore: push backups into a repository of plain qcow2 chains, and restores from it.
 // Long commands show per-disk progress on a terminal (stderr) and stay quiet with --json; Ctrl-C cancels.
 
-import * as path from 'node:path';
 import { shortChecksum, type BackupRecord, type JobInfo, type RestoreRequest } from '../../../shared/contract';
 import { exclusive, positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
@@ -34,12 +33,12 @@ async function withProgress<T>(ctx: CliContext, kind: JobInfo['kind'], show: boo
     if (show) ctx.io.stderr('\ncancelling…\n');
     void cancel(current).catch(() => undefined);
   };
-  process.on('SIGINT', onSigint);
+  const offInterrupt = ctx.onInterrupt(onSigint);
   try {
     return await call();
   } finally {
     off();
-    process.removeListener('SIGINT', onSigint);
+    offInterrupt();
     if (shown) ctx.io.stderr('\r\u001b[K');
   }
 }
@@ -93,9 +92,9 @@ const begin: Command = {
     exclusive(args, 'full', 'since');
     exclusive(args, 'checkpoint', 'no-checkpoint');
     const speed = positiveNumber(args, 'speed');
-    const quiesce = quiesceOf(args);
+    const quiesce = quiesceOf(args, ctx.cwd);
     const json = args.flags.has('json');
-    const repo = repoOf(args);
+    const repo = repoOf(args, ctx.cwd);
     const vmId = ctx.vmId();
     const r = await withProgress(
       ctx, 'backup', ctx.io.isTTY && !json,
@@ -124,7 +123,7 @@ const list: Command = {
   positionals: [],
   options: [REPO_OPTION, { name: 'vm', kind: 'value', metavar: 'VM', help: 'only backups of this VM (id, name or uuid)' }, JSON_OPTION],
   async run(ctx, args) {
-    const listing = await ctx.call('backup:list', repoOf(args), args.values.get('vm'));
+    const listing = await ctx.call('backup:list', repoOf(args, ctx.cwd), args.values.get('vm'));
     for (const p of listing.problems) ctx.io.stderr(`warning: ${p.message}\n`);
     if (args.flags.has('json')) return ctx.json(listing.backups);
     const rows = listing.backups.map((b) => [
@@ -146,7 +145,7 @@ const info: Command = {
   positionals: [{ name: 'ID', required: true, help: 'backup id (see backup-list)' }],
   options: [REPO_OPTION, { name: 'log', kind: 'flag', help: 'also print the job log' }, JSON_OPTION],
   async run(ctx, args) {
-    const d = await ctx.call('backup:info', args.positionals[0]!, repoOf(args));
+    const d = await ctx.call('backup:info', args.positionals[0]!, repoOf(args, ctx.cwd));
     if (args.flags.has('json')) return ctx.json(d);
     const b = d.backup;
     let s = formatInfo([
@@ -178,7 +177,7 @@ const verify: Command = {
   options: [REPO_OPTION, JSON_OPTION],
   async run(ctx, args) {
     const ids = args.positionals[0] !== undefined ? [args.positionals[0]] : undefined;
-    const report = await ctx.call('backup:verify', repoOf(args), ids);
+    const report = await ctx.call('backup:verify', repoOf(args, ctx.cwd), ids);
     const bad = report.backups.filter((b) => !b.ok).length + report.problems.length;
     if (args.flags.has('json')) ctx.json(report);
     else {
@@ -205,7 +204,7 @@ const del: Command = {
   options: [REPO_OPTION, { name: 'with-dependents', kind: 'flag', help: 'also delete the backups that build on it' }, JSON_OPTION],
   async run(ctx, args) {
     const r = await ctx.call('backup:delete', args.positionals[0]!, {
-      ...(repoOf(args) !== undefined ? { repo: repoOf(args)! } : {}),
+      ...(repoOf(args, ctx.cwd) !== undefined ? { repo: repoOf(args, ctx.cwd)! } : {}),
       ...(args.flags.has('with-dependents') ? { withDependents: true } : {}),
     });
     if (args.flags.has('json')) return ctx.json(r);
@@ -219,7 +218,7 @@ const status: Command = {
   positionals: [],
   options: [REPO_OPTION, JSON_OPTION],
   async run(ctx, args) {
-    const st = await ctx.call('backup:status', ctx.vmId(), repoOf(args));
+    const st = await ctx.call('backup:status', ctx.vmId(), repoOf(args, ctx.cwd));
     if (args.flags.has('json')) return ctx.json(st);
     if (!st.backupId) return ctx.virshOut('No backup is running');
     const done = st.progress.reduce((n, p) => n + p.done, 0);
@@ -244,7 +243,7 @@ const cancel: Command = {
   positionals: [],
   options: [REPO_OPTION, JSON_OPTION],
   async run(ctx, args) {
-    const r = await ctx.call('backup:cancel', ctx.vmId(), repoOf(args));
+    const r = await ctx.call('backup:cancel', ctx.vmId(), repoOf(args, ctx.cwd));
     if (args.flags.has('json')) return ctx.json(r);
     ctx.virshOut(r.how === 'cancelled' ? `Backup ${r.backupId} cancelled` : `Unfinished backup ${r.backupId} cleaned up`);
   },
@@ -284,14 +283,14 @@ const restore: Command = {
     if (format !== undefined && to === undefined) throw new UsageError('--format only applies to --to');
     if (args.flags.has('no-safety-copy') && inPlace === undefined) throw new UsageError('--no-safety-copy only applies to --in-place');
     const req: RestoreRequest = { backup };
-    const repo = repoOf(args);
+    const repo = repoOf(args, ctx.cwd);
     if (repo !== undefined) req.repo = repo;
     if (to !== undefined) {
       if (disks.length !== 1) throw new UsageError('--to restores one disk: give --disk once');
-      req.to = { disk: disks[0]!, path: path.resolve(to), ...(format ? { format: format as 'qcow2' | 'raw' } : {}) };
+      req.to = { disk: disks[0]!, path: ctx.path(to), ...(format ? { format: format as 'qcow2' | 'raw' } : {}) };
     } else {
       if (inPlace!.length !== disks.length) throw new UsageError(`give one --in-place IMAGE per --disk (${disks.length} disk(s), ${inPlace!.length} image(s))`);
-      req.inPlace = disks.map((d, i) => ({ disk: d, image: path.resolve(inPlace![i]!) }));
+      req.inPlace = disks.map((d, i) => ({ disk: d, image: ctx.path(inPlace![i]!) }));
       if (args.flags.has('no-safety-copy')) req.noSafetyCopy = true;
     }
     const json = args.flags.has('json');

@@ -110,7 +110,7 @@ const createAs: Command = {
   async run(ctx, args) {
     exclusive(args, 'print-xml', 'json');
     exclusive(args, 'print-xml', 'quiesce');
-    const quiesce = quiesceOf(args);
+    const quiesce = quiesceOf(args, ctx.cwd);
     const name = args.positionals[0];
     const description = args.values.get('description');
     const specs = (args.lists.get('diskspec') ?? []).map(parseDiskspec);
@@ -168,7 +168,7 @@ const create: Command = {
     if (file !== undefined) {
       let size: number;
       try {
-        const st = fs.statSync(file);
+        const st = fs.statSync(ctx.path(file));
         if (!st.isFile()) throw new Error(`${file} is not a regular file`);
         size = st.size;
       } catch (e) {
@@ -176,7 +176,7 @@ const create: Command = {
         throw new Error(err.code === 'ENOENT' ? `cannot read ${file}: no such file` : err.message);
       }
       if (size > MAX_CHECKPOINT_XML_BYTES) throw new Error(`checkpoint XML is ${size} bytes; the limit is ${MAX_CHECKPOINT_XML_BYTES}`);
-      xml = fs.readFileSync(file, 'utf8');
+      xml = fs.readFileSync(ctx.path(file), 'utf8');
     }
     const vmId = ctx.vmId();
     const opts = args.flags.has('redefine') ? { redefine: true, ...(args.flags.has('redefine-validate') ? { validate: true } : {}) } : undefined;

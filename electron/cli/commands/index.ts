@@ -28,6 +28,7 @@ export const GROUPS: LazyGroup[] = [
   { name: 'Pull', names: ['backup-pull', 'backup-end', 'dirty-map'], load: async () => (await import('./pull')).pullCommands },
   { name: 'Demo VM', names: ['lab start', 'lab stop', 'lab status', 'lab write'], load: async () => (await import('./lab')).labCommands },
   { name: 'Web UI', names: ['serve'], load: async () => [(await import('./serve')).serveCommand] },
+  { name: 'Resident host', names: ['host'], load: async () => [(await import('./host')).hostCommand] },
 ];
 
 /** Every group with its commands (loads every module: for help and unknown names). */

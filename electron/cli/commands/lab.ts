@@ -20,6 +20,7 @@ function labText(lab: LabInfo): string {
 
 const start: Command = {
   name: 'lab start',
+  resident: false,
   summary: 'Start the demo VM (QEMU with qcow2 disks, no guest OS)',
   description:
     'Starts a real QEMU (TCG, no guest OS) under STATE/lab with disks vda (1 GiB), vdb (512 MiB) and\n' +
@@ -41,6 +42,7 @@ const start: Command = {
 
 const stop: Command = {
   name: 'lab stop',
+  resident: false,
   summary: 'Stop the demo VM (QMP quit, so bitmaps are stored)',
   description: 'Stops the demo VM with QMP quit, which writes its persistent bitmaps to the images\n(SIGTERM, then SIGKILL, if QEMU does not answer). Running jobs are cancelled first.',
   positionals: [],
@@ -76,9 +78,10 @@ async function runJob(ctx: CliContext, start: () => Promise<JobInfo>, showProgre
   });
   const onSigint = () => void ctx.call('job:cancel', job.id).catch(() => undefined);
   let job!: JobInfo;
+  let offInterrupt = () => undefined as void;
   try {
     job = await start();
-    process.once('SIGINT', onSigint);
+    offInterrupt = ctx.onInterrupt(onSigint);
     let last = job;
     for (;;) {
       const mine = updates.filter((u) => u.id === job.id);
@@ -98,7 +101,7 @@ async function runJob(ctx: CliContext, start: () => Promise<JobInfo>, showProgre
     }
   } finally {
     off();
-    process.removeListener('SIGINT', onSigint);
+    offInterrupt();
   }
 }
 

@@ -2,7 +2,6 @@
 // the exports open until backup-end), backup-end, and dirty-map. Like every command they go
 // through the contract.
 
-import * as path from 'node:path';
 import type { PullExportOptions } from '../../../shared/contract';
 import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args';
 import { BACKUP_POINT_OPTIONS, QUIESCE_OPTIONS, quiesceOf, REPO_OPTION, repoOf } from '../backup-options';
@@ -25,12 +24,12 @@ async function withPullProgress<T>(ctx: CliContext, show: boolean, call: () => P
   const onSigint = () => {
     if (jobId) void ctx.call('job:cancel', jobId).catch(() => undefined);
   };
-  process.on('SIGINT', onSigint);
+  const offInterrupt = ctx.onInterrupt(onSigint);
   try {
     return await call();
   } finally {
     off();
-    process.removeListener('SIGINT', onSigint);
+    offInterrupt();
     if (shown) ctx.io.stderr('\r\u001b[K');
   }
 }
@@ -75,16 +74,16 @@ export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> 
     const exportOnly = args.flags.has('export-only');
     if (!exportOnly && (args.values.has('tcp') || args.values.has('tls-dir'))) throw new UsageError('--tcp and --tls-dir only apply with --export-only');
     const fleeceMax = positiveNumber(args, 'fleece-max');
-    const quiesce = quiesceOf(args);
+    const quiesce = quiesceOf(args, ctx.cwd);
     const vmId = ctx.vmId();
     const options: PullExportOptions = {
-      ...(repoOf(args) !== undefined ? { repo: repoOf(args) } : {}),
+      ...(repoOf(args, ctx.cwd) !== undefined ? { repo: repoOf(args, ctx.cwd) } : {}),
       ...(args.flags.has('full') ? { full: true } : {}),
       ...(args.values.has('since') ? { since: args.values.get('since')! } : {}),
       ...(args.values.has('checkpoint') ? { checkpoint: args.values.get('checkpoint')! } : {}),
       ...(args.flags.has('no-checkpoint') ? { noCheckpoint: true } : {}),
       ...(args.lists.has('disk') ? { disks: args.lists.get('disk')! } : {}),
-      ...(args.values.has('fleece-dir') ? { fleeceDir: path.resolve(args.values.get('fleece-dir')!) } : {}),
+      ...(args.values.has('fleece-dir') ? { fleeceDir: ctx.path(args.values.get('fleece-dir')!) } : {}),
       ...(fleeceMax !== undefined ? { fleeceMaxMiB: fleeceMax } : {}),
       ...(quiesce ? { quiesce } : {}),
     };
@@ -102,7 +101,7 @@ export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> 
       if (!m) throw new UsageError(`--tcp ${JSON.stringify(tcp)} is not HOST:PORT`);
       const tlsDir = args.values.get('tls-dir');
       if (!tlsDir) throw new UsageError('--tcp needs --tls-dir: TCP exports are served with TLS only');
-      options.tcp = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tlsDir: path.resolve(tlsDir) };
+      options.tcp = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tlsDir: ctx.path(tlsDir) };
     }
     const r = await ctx.call('pull:export', vmId, options);
     if (json) ctx.out(`${JSON.stringify(r)}\n`);
@@ -111,14 +110,14 @@ export async function runPull(ctx: CliContext, args: ParsedArgs): Promise<void> 
       ctx.out('Exports open. Read them (e.g. nbdinfo --map=CONTEXT URI), then run: tidemark backup-end --success (or --failure)\n');
     }
     const onSigint = () => void ctx.call('job:cancel', r.jobId).catch(() => undefined);
-    process.on('SIGINT', onSigint);
+    const offInterrupt = ctx.onInterrupt(onSigint);
     try {
       const job = await ctx.call('pull:wait', vmId);
       if (json) return ctx.json(job);
       if (job.state !== 'succeeded') throw new Error(job.error ?? `the pull ended: ${job.state}`);
       ctx.virshOut(`Pull ended: success${job.log.length ? ` (${job.log[job.log.length - 1]})` : ''}`);
     } finally {
-      process.removeListener('SIGINT', onSigint);
+      offInterrupt();
     }
   }
 }
@@ -134,7 +133,7 @@ const end: Command = {
   async run(ctx, args) {
     exclusive(args, 'success', 'failure');
     if (!args.flags.has('success') && !args.flags.has('failure')) throw new UsageError('say how the copy went: --success or --failure');
-    const r = await ctx.call('pull:end', ctx.vmId({ recorded: true }), args.flags.has('success') ? 'success' : 'failure', repoOf(args));
+    const r = await ctx.call('pull:end', ctx.vmId({ recorded: true }), args.flags.has('success') ? 'success' : 'failure', repoOf(args, ctx.cwd));
     ctx.virshOut(`Pull ${r.backupId} ended`);
   },
 };

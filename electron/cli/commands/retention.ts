@@ -76,7 +76,7 @@ const prune: Command = {
   async run(ctx, args) {
     const policy = keepPolicyOf(args);
     const maxChain = maxChainOf(args);
-    const repo = repoOf(args);
+    const repo = repoOf(args, ctx.cwd);
     const vmId = ctx.vmId({ recorded: true });
     if (args.flags.has('finish')) {
       if (policy || maxChain !== undefined || args.flags.has('dry-run')) throw new UsageError('--finish takes no keep rules, --max-chain or --dry-run');
@@ -109,7 +109,7 @@ const merge: Command = {
   options: [REPO_OPTION, { ...MAX_CHAIN_OPTION, required: true }, DRY_RUN_OPTION, JSON_OPTION],
   async run(ctx, args) {
     const maxChain = maxChainOf(args)!;
-    const repo = repoOf(args);
+    const repo = repoOf(args, ctx.cwd);
     const r = await ctx.call('backup:merge', ctx.vmId({ recorded: true }), { ...(repo !== undefined ? { repo } : {}), maxChain, dryRun: args.flags.has('dry-run') });
     if (args.flags.has('json')) return ctx.json(r);
     printReport(ctx, r);

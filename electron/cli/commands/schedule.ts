@@ -26,6 +26,7 @@ function policyText(s: ScheduleInfo): string {
 
 const add: Command = {
   name: 'schedule add',
+  resident: false,
   summary: 'Back up (and prune) the VM on a schedule: a systemd timer, or cron',
   description:
     'Installs tidemark-backup-ID.service and .timer (system: /etc/systemd/system; --user: ~/.config/systemd/user;\n' +
@@ -50,7 +51,7 @@ const add: Command = {
     const policy = keepPolicyOf(args);
     const maxChain = maxChainOf(args);
     if (policy && Object.values(policy).every((n) => n === 0)) throw new UsageError('every keep rule is 0: that policy would remove every backup; give at least one count above 0');
-    const repo = repoOf(args);
+    const repo = repoOf(args, ctx.cwd);
     const id = args.values.get('id');
     const r = await ctx.call('schedule:add', ctx.vmId({ recorded: true }), {
       every: args.values.get('every')!,
@@ -74,6 +75,7 @@ const add: Command = {
 
 const list: Command = {
   name: 'schedule list',
+  resident: false,
   summary: 'List backup schedules with their next run',
   positionals: [],
   options: [...WHERE_OPTIONS, JSON_OPTION],
@@ -90,6 +92,7 @@ const list: Command = {
 
 const remove: Command = {
   name: 'schedule remove',
+  resident: false,
   summary: 'Stop and remove a backup schedule (only files Tidemark wrote)',
   positionals: [{ name: 'ID', required: true, help: 'schedule id (see schedule list)' }],
   options: [...WHERE_OPTIONS, JSON_OPTION],

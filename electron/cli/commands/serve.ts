@@ -124,7 +124,7 @@ export async function runServe(argv: readonly string[], io: ServeIo = { out: (l)
 }
 
 /** Serves until SIGINT/SIGTERM, then closes the host (and the demo VM it started). Resolves to the exit code. */
-export function untilSignal(host: RunningWebHost, io: ServeIo): Promise<number> {
+export function untilSignal(host: { close(): Promise<void>; startedDemo?: boolean }, io: ServeIo): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -155,6 +155,7 @@ export function untilSignal(host: RunningWebHost, io: ServeIo): Promise<number> 
 /** `tidemark serve` in the CLI's command table (global --state-dir applies). */
 export const serveCommand: Command = {
   name: 'serve',
+  resident: false,
   summary: 'Serve the Tidemark UI to a browser on 127.0.0.1 (until Ctrl+C)',
   description: 'Prints the address to open; it carries a one-time login code, new at every start, that the page\nexchanges for a session cookie. Only this machine can connect (127.0.0.1), and only with that session.',
   positionals: [],

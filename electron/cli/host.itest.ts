@@ -1,0 +1,127 @@
+// `tidemark host` with a real demo VM: the real CLI (bin/tidemark.js) hands its commands to the
+// host and prints their output; commands on one VM wait for each other and say so; Ctrl-C and a
+// caller that goes away cancel the command's job; once the host stops, the CLI connects by itself
+// again (the host released the VM's socket).
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labStatus, stopLab } from '../engine/lab/labvm';
+import { QmpClient } from '../qmp/client';
+import { runInHost, type ClientIo } from './host-client';
+import { HOST_PROTOCOL } from './host-protocol';
+import { startCliHost, type CliHost } from './host-server';
+import { runCli } from './main';
+import { runTidemark } from './run-cli';
+
+let dir: string;
+let host: CliHost | undefined;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmh-'));
+  const r = await runTidemark(dir, ['lab', 'start']);
+  if (r.code !== 0) throw new Error(`lab start: ${r.err}`);
+  host = await startCliHost({ stateDir: dir, idleMs: 60_000, run: runCli });
+}, 120_000);
+
+afterAll(async () => {
+  await host?.close();
+  if (dir) {
+    await stopLab(path.join(dir, 'lab'));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+interface Ran {
+  code: number | undefined;
+  out: string;
+  err: string;
+}
+
+/** Runs argv through runInHost (the thin client in this process); `interrupt` receives its Ctrl-C. */
+async function viaHost(argv: string[], interrupt?: (press: () => void) => void): Promise<Ran> {
+  const ran: Ran = { code: undefined, out: '', err: '' };
+  const io: ClientIo = {
+    stdout: (t) => void (ran.out += t),
+    stderr: (t) => void (ran.err += t),
+    isTTY: false,
+    env: {},
+    cwd: dir,
+    onInterrupt: (h) => {
+      interrupt?.(h);
+      return () => undefined;
+    },
+  };
+  ran.code = await runInHost(['--state-dir', dir, ...argv], io);
+  return ran;
+}
+
+/** The bytes checkpoint h1's bitmap on vda counts as written (read on the lab's first QMP socket, which the host never uses). */
+async function vdaDirty(): Promise<number> {
+  const qmp = await QmpClient.connect(labStatus(path.join(dir, 'lab')).qmp);
+  try {
+    const nodes = await qmp.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string; count: number }[] }[]>('query-named-block-nodes', { flat: true });
+    const counts = nodes.flatMap((n) => n['dirty-bitmaps'] ?? []).filter((b) => b.name === 'h1').map((b) => b.count);
+    if (counts.length !== 2) throw new Error(`expected bitmap h1 on vda and vdb, found ${counts.length}`);
+    return counts[0]! + counts[1]!;
+  } finally {
+    await qmp.close();
+  }
+}
+
+describe('tidemark host with the demo VM', () => {
+  it('runs the real CLI\'s commands: same output, and the host ran them', async () => {
+    const before = host!.commandsRun;
+    const made = await runTidemark(dir, ['checkpoint-create-as', 'h1', '--description', 'through the host']);
+    expect(made, made.err).toEqual({ code: 0, out: 'Domain checkpoint h1 created\n', err: '' });
+    expect(host!.commandsRun - before, 'bin/tidemark.js ran the command itself: is out/cli stale? (npm run build:node)').toBe(1);
+    const list = await runTidemark(dir, ['checkpoint-list', '--json']);
+    expect(list.code, list.err).toBe(0);
+    expect((JSON.parse(list.out) as { name: string; description?: string }[]).map((c) => [c.name, c.description])).toEqual([['h1', 'through the host']]);
+    // usage errors and their exit status come back as they are
+    expect(await runTidemark(dir, ['checkpoint-create-as', '--bogus'])).toEqual({ code: 2, out: '', err: 'error: unknown option --bogus for checkpoint-create-as\n' });
+  }, 60_000);
+
+  it('runs commands on one VM one at a time, and tells the one that waits', async () => {
+    const write = viaHost(['lab', 'write', '--disk', 'vda', '--mib', '8', '--rate', '8']);
+    await new Promise((r) => setTimeout(r, 300));
+    const list = await viaHost(['checkpoint-list', '--name']);
+    const w = await write;
+    expect(w.code, w.err).toBe(0);
+    expect(list).toEqual({ code: 0, out: 'h1\n\n', err: 'waiting for another tidemark command on this VM to end…\n' });
+  }, 60_000);
+
+  it('Ctrl-C of the caller cancels the command\'s job', async () => {
+    let press: (() => void) | undefined;
+    const write = viaHost(['lab', 'write', '--disk', 'vda', '--mib', '64', '--rate', '4'], (p) => (press = p));
+    await new Promise((r) => setTimeout(r, 1_500));
+    press!();
+    const w = await write;
+    expect(w.code).toBe(1);
+    expect(w.err).toMatch(/^error: write simulation cancelled after /m);
+  }, 60_000);
+
+  it('a caller that goes away cancels the command\'s job too', async () => {
+    const before = await vdaDirty();
+    const conn = net.connect(host!.socket);
+    await new Promise((r) => conn.once('connect', r));
+    conn.write(`${JSON.stringify({ v: HOST_PROTOCOL, argv: ['--state-dir', dir, 'lab', 'write', '--disk', 'vda', '--pattern', 'sequential', '--mib', '64', '--rate', '4'], cwd: dir, env: {}, isTTY: false })}\n`);
+    await new Promise((r) => setTimeout(r, 1_500));
+    conn.destroy();
+    // waits for the cancelled write to end (same VM), then runs
+    const status = await viaHost(['lab', 'status']);
+    expect(status.code, status.err).toBe(0);
+    const written = (await vdaDirty()) - before;
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThan(32 * 1024 * 1024); // ~6 MiB in 1.5 s at 4 MiB/s; the whole write would dirty ~63 MiB
+  }, 60_000);
+
+  it('once the host stops, the CLI connects to the VM by itself again', async () => {
+    await host!.close();
+    host = undefined;
+    const del = await runTidemark(dir, ['checkpoint-delete', 'h1']);
+    expect(del, del.err).toEqual({ code: 0, out: 'Domain checkpoint h1 deleted\n\n', err: '' });
+  }, 60_000);
+});
