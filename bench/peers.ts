@@ -7,7 +7,8 @@
 // Tools are interleaved within each round (A B C, B C A, …); writeback is settled before each timed
 // step; each row prints every tool's median [min..max] and Tidemark's paired median ratio to each
 // peer and to the reference. A peer that is not installed is skipped with a line saying so.
-// Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json]
+// Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
+// --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
 // BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint and full push rows
 // as one more tool, interleaved (an A/B of a change inside one run).
 
@@ -18,25 +19,29 @@ import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { load, pythonHas, run, settle, which } from './peers/proc';
 import { formatRow, median, rotate, Row, writeJson, type Tool } from './peers/report';
+import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
 
 const ROWS = ['checkpoint', 'full', 'incremental', 'restore'] as const;
 type RowName = (typeof ROWS)[number];
 
-function options(argv: string[]): { rounds: number; rows: RowName[]; json: boolean } {
+function options(argv: string[]): { rounds: number; rows: RowName[]; json: boolean; host: boolean } {
   let rounds = 5;
   let rows: RowName[] = [...ROWS];
   let json = false;
+  let host = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--rounds') rounds = Number(argv[++i]);
     else if (a === '--rows') rows = argv[++i]!.split(',') as RowName[];
     else if (a === '--json') json = true;
-    else throw new Error(`unknown argument ${a} (use --rounds N, --rows ${ROWS.join(',')}, --json)`);
+    else if (a === '--host') host = true;
+    else throw new Error(`unknown argument ${a} (use --rounds N, --rows ${ROWS.join(',')}, --json, --host)`);
   }
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   for (const r of rows) if (!ROWS.includes(r)) throw new Error(`unknown row ${r} (rows: ${ROWS.join(', ')})`);
-  return { rounds, rows, json };
+  if (host && process.env.BENCH_BASELINE) throw new Error('--host and BENCH_BASELINE do not mix: the host holds the lab VM\'s tool socket the baseline CLI would connect to');
+  return { rounds, rows, json, host };
 }
 
 /** Which peers can run here; each missing one is named with what it needs. */
@@ -72,11 +77,16 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const rows: Row[] = [];
+  let resident: RunningHost | undefined;
   try {
     console.log(`Tidemark side by side with its peers: ${opt.rounds} rounds, rows ${opt.rows.join(', ')}; ${os.cpus().length} CPUs, load ${load()}`);
     for (const s of peers.skipped) console.log(`skipped: ${s}`);
     m.makeImages(peers.libvirt);
     await m.startLab();
+    if (opt.host) {
+      resident = await startHost(m.p('state'));
+      hostLabel = ' (resident host)';
+    }
     if (peers.libvirt) await m.startLibvirt(peers.virtnbd);
     const s = new Steps(m);
     const ctx: Ctx = { m, s, rounds: opt.rounds, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
@@ -92,9 +102,10 @@ async function main(): Promise<void> {
   } finally {
     // what was measured is kept, also when a later row failed
     if (opt.json && rows.length > 0) {
-      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows }, rows);
+      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host }, rows);
       console.log(`\nresults: ${file}`);
     }
+    await resident?.stop();
     if (!stopping) await m.close();
   }
 }
@@ -120,7 +131,9 @@ async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string
   }
 }
 
-const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label, role: 'tidemark' });
+/** ' (resident host)' when --host runs one: the Tidemark rows are labelled so. */
+let hostLabel = '';
+const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label: `${label}${hostLabel}`, role: 'tidemark' });
 /** BENCH_BASELINE: another built checkout whose CLI runs as one more tool in the same rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
 const BASELINE_BIN = BASELINE ? path.join(BASELINE, 'bin', 'tidemark.js') : undefined;

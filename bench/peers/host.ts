@@ -1,0 +1,37 @@
+// `--host`: the bench's Tidemark rows with a resident host running (`tidemark host`, as libvirtd runs
+// for virsh): started on the bench's state folder once the lab VM runs, stopped at the end. Every
+// `node bin/tidemark.js` of the run then hands its command to it (electron/cli/host-client.ts).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
+
+export interface RunningHost {
+  stop(): Promise<void>;
+}
+
+/** Starts `tidemark --state-dir STATE host` and waits for its banner (or fails with its output). */
+export function startHost(stateDir: string): Promise<RunningHost> {
+  const child: ChildProcess = spawn('node', [BIN, '--state-dir', stateDir, 'host'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIDEMARK_DEBUG: '' } });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tidemark host did not start within 30 s: ${output.trim()}`)), 30_000);
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (!output.includes('Tidemark host: running')) return;
+      clearTimeout(timer);
+      resolve({
+        stop: () => new Promise<void>((done) => {
+          child.once('exit', () => done());
+          child.kill('SIGINT');
+        }),
+      });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tidemark host exited (${code}): ${output.trim()}`));
+    });
+  });
+}
