@@ -35,6 +35,9 @@ interface RawInfo {
   'format-specific'?: { type: string; data?: { compat?: string; bitmaps?: { name: string; flags: string[]; granularity: number }[] } };
 }
 
+/** What every qemu-img caller says when the program is missing (not found, or setpriv could not start it). */
+export const QEMU_IMG_MISSING = 'qemu-img is not installed (install qemu-utils)';
+
 export class QemuImgError extends Error {
   constructor(
     message: string,
@@ -58,7 +61,7 @@ export function runQemuImg(args: string[], options: { signal?: AbortSignal } = {
     execFile('qemu-img', args, { maxBuffer: 64 * 1024 * 1024, signal: options.signal }, (err, stdout, stderr) => {
       if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
         const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') return reject(new Error('qemu-img is not installed (install qemu-utils)'));
+        if (e.code === 'ENOENT') return reject(new Error(QEMU_IMG_MISSING));
         if (e.code === 'ABORT_ERR') return reject(new Error(`qemu-img ${args[0]} was cancelled`));
         return reject(new Error(`qemu-img ${args[0]} could not run: ${e.message}`));
       }
@@ -181,13 +184,13 @@ export function convertImage(
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => (stderr += chunk));
     child.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') reject(new Error('qemu-img is not installed (install qemu-utils)'));
+      if (e.code === 'ENOENT') reject(new Error(QEMU_IMG_MISSING));
       else if (e.name === 'AbortError') reject(new Error(`copying ${src} to ${dst} was cancelled`));
       else reject(new Error(`qemu-img convert could not run: ${e.message}`));
     });
     child.once('close', (code, sig) => {
       if (code === 0) resolve();
-      else if (tiedProgramMissing(code, stderr)) reject(new Error('qemu-img is not installed (install qemu-utils)'));
+      else if (tiedProgramMissing(code, stderr)) reject(new Error(QEMU_IMG_MISSING));
       else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${firstLine(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
       else reject(new Error(`copying ${src} to ${dst} stopped: qemu-img was killed (${sig})`));
     });
