@@ -4,7 +4,6 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 
 export interface Ran {
   ms: number;
@@ -27,20 +26,6 @@ export function run(cmd: string, args: string[], options: { env?: NodeJS.Process
 /** Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each step pays for the one before). */
 export function settle(): void {
   execFileSync('sync');
-}
-
-/** The path of `tool` on PATH, or undefined. */
-export function which(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    const p = path.join(dir, tool);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
 
 /** True when Debian's python3 can import every module named. */
