@@ -408,8 +408,14 @@ describe("block status over a sparse 20 GiB disk on QEMU's own NBD server", () =
 // A sanity check of the comparison helper itself (so a broken merge cannot hide a difference).
 describe('mergeExtents', () => {
   it('merges only adjacent extents with equal flags', () => {
-    expect(mergeExtents([{ offset: 0, length: 1, flags: 0 }, { offset: 1, length: 1, flags: 0 }, { offset: 2, length: 1, flags: 1 }])).toEqual([
+    expect(mergeExtents([{ offset: 0, length: 1, flags: 0 }, { offset: 1, length: 1, flags: 0 }, { offset: 2, length: 1, flags: 1 }], 'flags')).toEqual([
       { offset: 0, length: 2, flags: 0 }, { offset: 2, length: 1, flags: 1 },
     ]);
+  });
+
+  it('merges by the key it is given, and never across a gap', () => {
+    const ops = [{ offset: 0, length: 1, op: 'data' }, { offset: 1, length: 1, op: 'data' }, { offset: 3, length: 1, op: 'data' }, { offset: 4, length: 1, op: 'zero' }];
+    expect(mergeExtents(ops, 'op')).toEqual([{ offset: 0, length: 2, op: 'data' }, { offset: 3, length: 1, op: 'data' }, { offset: 4, length: 1, op: 'zero' }]);
+    expect(ops[0]).toEqual({ offset: 0, length: 1, op: 'data' }); // the input is left as it was
   });
 });
