@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
-import { median } from './measure';
+import { printWallAndCpu } from './measure';
 import { load, run } from './peers/proc';
 
 const ROOT = path.join(__dirname, '..');
@@ -70,16 +70,8 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`  round ${r + 1}/${rounds} (load ${load()})\n`);
     }
-    const floor = median(wall.get('node -e 0')!);
-    const floorCpu = median(cpu.get('node -e 0')!);
     console.log(`${rounds} interleaved rounds; load ${load()}`);
-    console.log(`  ${''.padEnd(42)} ${'wall median [min..max]'.padStart(24)}  ÷ node -e 0   CPU (user+sys)  ÷ node -e 0`);
-    for (const v of variants) {
-      const w = wall.get(v.name)!;
-      const c = cpu.get(v.name)!;
-      const s = [...w].sort((a, b) => a - b);
-      console.log(`  ${v.name.padEnd(42)} ${median(w).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ×${(median(w) / floor).toFixed(2)}        ${median(c).toFixed(0).padStart(6)} ms    ×${(median(c) / floorCpu).toFixed(2)}`);
-    }
+    printWallAndCpu(new Map(variants.map((v) => [v.name, { wall: wall.get(v.name)!, cpu: cpu.get(v.name)! }])), 'node -e 0', '÷ node -e 0');
   } finally {
     await stopLab(path.join(dir, 'lab'));
     fs.rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildSync } from 'esbuild';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
-import { median } from './measure';
+import { printWallAndCpu } from './measure';
 import { load, run } from './peers/proc';
 
 const ROOT = path.join(__dirname, '..');
@@ -122,15 +122,8 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`  round ${r + 1}/${rounds} (load ${load()})\n`);
     }
-    const base = median(xs.get(variants[0]![0])!);
-    const baseCpu = median(cpu.get(variants[0]![0])!);
     console.log(`checkpoint-create-as on 2 disks, end to end, ${rounds} interleaved rounds; load ${load()}`);
-    console.log(`  ${''.padEnd(56)} ${'wall median [min..max]'.padStart(24)}  vs today   CPU (user+sys)  vs today`);
-    for (const [name, v] of xs) {
-      const s = [...v].sort((a, b) => a - b);
-      const c = cpu.get(name)!;
-      console.log(`  ${name.padEnd(56)} ${median(v).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ×${(median(v) / base).toFixed(2)}   ${median(c).toFixed(0).padStart(6)} ms  ×${(median(c) / baseCpu).toFixed(2)}`);
-    }
+    printWallAndCpu(new Map([...xs].map(([name, wall]) => [name, { wall, cpu: cpu.get(name)! }])), variants[0]![0], 'vs today');
     await stopLab(path.join(dir, 'lab'));
   } finally {
     await stopLab(path.join(dir, 'lab'));
