@@ -4,6 +4,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import type { WallAndCpu } from '../measure';
 
 export interface Ran {
   ms: number;
@@ -21,6 +22,18 @@ export function run(cmd: string, args: string[], options: { env?: NodeJS.Process
       else resolve({ ms, stdout: String(stdout), stderr: String(stderr) });
     });
   });
+}
+
+/**
+ * Runs `node args` under /usr/bin/time (its report goes to `timeFile`) and adds the wall and the CPU
+ * milliseconds (user + system of the whole process tree: steadier than wall time on a loaded machine) to `into`.
+ */
+export async function runNodeTimed(args: string[], env: NodeJS.ProcessEnv | undefined, timeFile: string, into: WallAndCpu): Promise<Ran> {
+  const r = await run('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, 'node', ...args], { env: { ...process.env, ...env } });
+  const [user, sys] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  into.wall.push(r.ms);
+  into.cpu.push((user! + sys!) * 1000);
+  return r;
 }
 
 /** Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each step pays for the one before). */
