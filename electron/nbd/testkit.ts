@@ -56,6 +56,7 @@ export function mergeExtents<T extends { offset: number; length: number }>(exten
   return out;
 }
 
+/** A loopback TCP port that was free a moment ago: nothing listens on it until a test starts a server there. */
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
