@@ -71,13 +71,14 @@ export function runQemuImg(args: string[], options: { signal?: AbortSignal } = {
   });
 }
 
-function firstLine(text: string): string {
-  return text.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-3).join('; ');
+/** qemu-img's own message: the last `lines` lines of its output without the "qemu-img: " prefix, on one line. */
+export function qemuImgMessage(text: string, lines = 3): string {
+  return text.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-lines).join('; ');
 }
 
 async function mustRun(args: string[], what: string, options: { signal?: AbortSignal } = {}): Promise<RunResult> {
   const r = await runQemuImg(args, options);
-  if (r.code !== 0) throw new QemuImgError(`${what}: ${firstLine(r.stderr || r.stdout) || `qemu-img exited with ${r.code}`}`, r.code, r.stderr);
+  if (r.code !== 0) throw new QemuImgError(`${what}: ${qemuImgMessage(r.stderr || r.stdout) || `qemu-img exited with ${r.code}`}`, r.code, r.stderr);
   return r;
 }
 
@@ -145,7 +146,7 @@ export async function checkImage(file: string): Promise<CheckResult> {
   } catch {
     // not JSON: qemu-img could not open the image at all
   }
-  const msg = firstLine(r.stderr);
+  const msg = qemuImgMessage(r.stderr);
   if (msg) problems.push(msg);
   if (problems.length === 0) problems = [`qemu-img check exited with ${r.code}`];
   return { ok: false, problems };
@@ -191,7 +192,7 @@ export function convertImage(
     child.once('close', (code, sig) => {
       if (code === 0) resolve();
       else if (tiedProgramMissing(code, stderr)) reject(new Error(QEMU_IMG_MISSING));
-      else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${firstLine(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
+      else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${qemuImgMessage(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
       else reject(new Error(`copying ${src} to ${dst} stopped: qemu-img was killed (${sig})`));
     });
   });
@@ -201,8 +202,8 @@ export function convertImage(
 export async function compareImages(a: string, aFormat: string, b: string, bFormat: string): Promise<{ identical: boolean; detail: string }> {
   const r = await runQemuImg(['compare', '-f', aFormat, '-F', bFormat, a, b]);
   if (r.code === 0) return { identical: true, detail: r.stdout.trim() };
-  if (r.code === 1) return { identical: false, detail: r.stdout.trim() || firstLine(r.stderr) };
-  throw new QemuImgError(`cannot compare ${a} with ${b}: ${firstLine(r.stderr) || `exit ${r.code}`}`, r.code, r.stderr);
+  if (r.code === 1) return { identical: false, detail: r.stdout.trim() || qemuImgMessage(r.stderr) };
+  throw new QemuImgError(`cannot compare ${a} with ${b}: ${qemuImgMessage(r.stderr) || `exit ${r.code}`}`, r.code, r.stderr);
 }
 
 /** Adds an enabled persistent bitmap to a qcow2 image no process holds. */

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { checksumFile, type FileChecksum } from '../backup/checksum';
-import { imageInfo, QEMU_IMG_MISSING } from '../backup/qemuimg';
+import { imageInfo, QEMU_IMG_MISSING, qemuImgMessage } from '../backup/qemuimg';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
 import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
@@ -54,7 +54,7 @@ function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<vo
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
       if (tiedProgramMissing(code, stderr)) return reject(new Error(QEMU_IMG_MISSING));
-      const msg = stderr.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-2).join('; ');
+      const msg = qemuImgMessage(stderr, 2);
       reject(new Error(`${what}: ${msg || (signal ? `qemu-img was killed (${signal})` : `qemu-img exited with ${code}`)}`));
     });
   });
