@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
-import { median } from './measure';
-import { load, run } from './peers/proc';
+import { printWallAndCpu, type WallAndCpu } from './measure';
+import { load, run, runNodeTimed } from './peers/proc';
 
 const ROOT = path.join(__dirname, '..');
 const MiB = 1024 * 1024;
@@ -44,8 +44,7 @@ async function main(): Promise<void> {
       variants.push({ name: `${label}: --help`, args: [bin, '--help'], env });
       variants.push({ name: `${label}: checkpoint-create-as (2 disks)`, args: [bin, ...common], env, create: bin });
     }
-    const wall = new Map(variants.map((v) => [v.name, [] as number[]]));
-    const cpu = new Map(variants.map((v) => [v.name, [] as number[]]));
+    const figures = new Map<string, WallAndCpu>(variants.map((v) => [v.name, { wall: [], cpu: [] }]));
     // warm-up: records the VM, writes each bundle's code cache (its first run)
     for (const [, checkout, env] of checkouts) {
       const bin = path.join(checkout, 'bin', 'tidemark.js');
@@ -59,10 +58,7 @@ async function main(): Promise<void> {
       for (const v of order) {
         const cp = `s${n++}`;
         const args = v.create ? [...v.args, 'checkpoint-create-as', cp, '--diskspec', 'vda', '--diskspec', 'vdb'] : v.args;
-        const t = await run('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, 'node', ...args], { env: { ...process.env, ...v.env } });
-        const [u, s] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-        wall.get(v.name)!.push(t.ms);
-        cpu.get(v.name)!.push((u! + s!) * 1000);
+        const t = await runNodeTimed(args, v.env, timeFile, figures.get(v.name)!);
         if (v.create) {
           if (!/created/.test(t.stdout)) throw new Error(`${v.name}: unexpected output ${t.stdout} ${t.stderr}`);
           await run('node', [v.create, ...common, 'checkpoint-delete', cp], { env: { ...process.env, ...v.env } });
@@ -70,16 +66,8 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`  round ${r + 1}/${rounds} (load ${load()})\n`);
     }
-    const floor = median(wall.get('node -e 0')!);
-    const floorCpu = median(cpu.get('node -e 0')!);
     console.log(`${rounds} interleaved rounds; load ${load()}`);
-    console.log(`  ${''.padEnd(42)} ${'wall median [min..max]'.padStart(24)}  ÷ node -e 0   CPU (user+sys)  ÷ node -e 0`);
-    for (const v of variants) {
-      const w = wall.get(v.name)!;
-      const c = cpu.get(v.name)!;
-      const s = [...w].sort((a, b) => a - b);
-      console.log(`  ${v.name.padEnd(42)} ${median(w).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ×${(median(w) / floor).toFixed(2)}        ${median(c).toFixed(0).padStart(6)} ms    ×${(median(c) / floorCpu).toFixed(2)}`);
-    }
+    printWallAndCpu(figures, 'node -e 0', '÷ node -e 0');
   } finally {
     await stopLab(path.join(dir, 'lab'));
     fs.rmSync(dir, { recursive: true, force: true });

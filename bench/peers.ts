@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
-import { load, pythonHas, run, settle, which } from './peers/proc';
+import { findOnPath } from '../electron/os/find-on-path';
+import { load, pythonHas, run, settle } from './peers/proc';
 import { formatRow, median, rotate, Row, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
@@ -47,7 +48,7 @@ function options(argv: string[]): { rounds: number; rows: RowName[]; json: boole
 /** Which peers can run here; each missing one is named with what it needs. */
 async function availablePeers(): Promise<{ libvirt: boolean; virtnbd: boolean; skipped: string[] }> {
   const skipped: string[] = [];
-  let libvirt = Boolean(which('virsh')) && pythonHas('libvirt', 'libvirt_qemu', 'nbd');
+  let libvirt = Boolean(findOnPath('virsh')) && pythonHas('libvirt', 'libvirt_qemu', 'nbd');
   if (!libvirt) skipped.push('virsh and libvirt pull: need virsh, and python3-libvirt + python3-libnbd for /usr/bin/python3 (apt-get install libvirt-clients python3-libvirt python3-libnbd)');
   if (libvirt) {
     const up = await run('virsh', ['-c', URI, 'version']).then(() => true, () => false);
@@ -56,7 +57,7 @@ async function availablePeers(): Promise<{ libvirt: boolean; virtnbd: boolean; s
       skipped.push('virsh and libvirt pull: libvirtd does not answer on qemu:///system (no systemd here: as root, `virtlogd --daemon; virtlockd --daemon; libvirtd --daemon`)');
     }
   }
-  const virtnbd = libvirt && Boolean(which('virtnbdbackup')) && Boolean(which('virtnbdrestore'));
+  const virtnbd = libvirt && Boolean(findOnPath('virtnbdbackup')) && Boolean(findOnPath('virtnbdrestore'));
   if (libvirt && !virtnbd) skipped.push('virtnbdbackup / virtnbdrestore: not installed (apt-get install virtnbdbackup)');
   return { libvirt, virtnbd, skipped };
 }

@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Machines } from './peers/machines';
-import { load, run, settle, which } from './peers/proc';
+import { findOnPath } from '../electron/os/find-on-path';
+import { load, run, settle } from './peers/proc';
 import { cpuProfileSummary, straceSummary, traceSummary, type Trace } from './profile/summary';
 
 const BIN = path.join(__dirname, '..', 'bin', 'tidemark.js');
@@ -21,7 +22,7 @@ type Op = (typeof OPS)[number];
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const cpuProf = argv.includes('--cpu-prof');
-  const strace = argv.includes('--strace') && Boolean(which('strace'));
+  const strace = argv.includes('--strace') && Boolean(findOnPath('strace'));
   const i = argv.indexOf('--ops');
   const ops = (i >= 0 ? argv[i + 1]!.split(',') : [...OPS]) as Op[];
   if (argv.includes('--strace') && !strace) console.log('skipped: strace is not installed (apt-get install strace)');

@@ -12,8 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildSync } from 'esbuild';
 import { startLab, stopLab } from '../electron/engine/lab/labvm';
-import { median } from './measure';
-import { load, run } from './peers/proc';
+import { printWallAndCpu, type WallAndCpu } from './measure';
+import { load, run, runNodeTimed } from './peers/proc';
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(__dirname, 'results', 'startup');
@@ -97,17 +97,9 @@ async function main(): Promise<void> {
       ...(haveSnapshot ? [['bundle in a start-up snapshot', ['--snapshot-blob', blob, 'tidemark']] as [string, string[]]] : []),
     ];
     const floor = 'node -e 0 (Node start-up alone)';
-    const xs = new Map<string, number[]>([[floor, []], ...variants.map(([n]) => [n, []] as [string, number[]])]);
-    const cpu = new Map<string, number[]>([...xs.keys()].map((k) => [k, []]));
-    // CPU time (user + system of the whole process tree) says more than wall time on a loaded machine.
+    const figures = new Map<string, WallAndCpu>([floor, ...variants.map(([n]) => n)].map((n) => [n, { wall: [], cpu: [] }]));
     const timeFile = path.join(dir, 'time.txt');
-    const timed = async (name: string, args: string[], env?: NodeJS.ProcessEnv) => {
-      const r = await run('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, 'node', ...args], { env: { ...process.env, ...env } });
-      const [u, sy] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-      xs.get(name)!.push(r.ms);
-      cpu.get(name)!.push((u! + sy!) * 1000);
-      return r;
-    };
+    const timed = (name: string, args: string[], env?: NodeJS.ProcessEnv) => runNodeTimed(args, env, timeFile, figures.get(name)!);
     let n = 0;
     // warm-up: the first checkpoint records the VM; the code cache is written by its first run
     await run('node', [bin, ...common, 'checkpoint-create-as', 'warm', '--diskspec', 'vda', '--diskspec', 'vdb']);
@@ -122,15 +114,8 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`  round ${r + 1}/${rounds} (load ${load()})\n`);
     }
-    const base = median(xs.get(variants[0]![0])!);
-    const baseCpu = median(cpu.get(variants[0]![0])!);
     console.log(`checkpoint-create-as on 2 disks, end to end, ${rounds} interleaved rounds; load ${load()}`);
-    console.log(`  ${''.padEnd(56)} ${'wall median [min..max]'.padStart(24)}  vs today   CPU (user+sys)  vs today`);
-    for (const [name, v] of xs) {
-      const s = [...v].sort((a, b) => a - b);
-      const c = cpu.get(name)!;
-      console.log(`  ${name.padEnd(56)} ${median(v).toFixed(0).padStart(6)} ms [${s[0]!.toFixed(0)}..${s[s.length - 1]!.toFixed(0)}]  ×${(median(v) / base).toFixed(2)}   ${median(c).toFixed(0).padStart(6)} ms  ×${(median(c) / baseCpu).toFixed(2)}`);
-    }
+    printWallAndCpu(figures, variants[0]![0], 'vs today');
     await stopLab(path.join(dir, 'lab'));
   } finally {
     await stopLab(path.join(dir, 'lab'));

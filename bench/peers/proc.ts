@@ -4,7 +4,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
+import type { WallAndCpu } from '../measure';
 
 export interface Ran {
   ms: number;
@@ -24,23 +24,21 @@ export function run(cmd: string, args: string[], options: { env?: NodeJS.Process
   });
 }
 
+/**
+ * Runs `node args` under /usr/bin/time (its report goes to `timeFile`) and adds the wall and the CPU
+ * milliseconds (user + system of the whole process tree: steadier than wall time on a loaded machine) to `into`.
+ */
+export async function runNodeTimed(args: string[], env: NodeJS.ProcessEnv | undefined, timeFile: string, into: WallAndCpu): Promise<Ran> {
+  const r = await run('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, 'node', ...args], { env: { ...process.env, ...env } });
+  const [user, sys] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  into.wall.push(r.ms);
+  into.cpu.push((user! + sys!) * 1000);
+  return r;
+}
+
 /** Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each step pays for the one before). */
 export function settle(): void {
   execFileSync('sync');
-}
-
-/** The path of `tool` on PATH, or undefined. */
-export function which(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    const p = path.join(dir, tool);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
 
 /** True when Debian's python3 can import every module named. */

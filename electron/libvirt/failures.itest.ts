@@ -1,11 +1,10 @@
 // How the libvirt client fails: malformed URIs, hosts that cannot be reached, and libvirtd restarting
 // between two calls (the client reports the loss once noticed, and reconnect() brings it back).
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTlsCreds } from '../nbd/testkit';
+import { freePort, makeTlsCreds } from '../nbd/testkit';
 import { restartLibvirtd } from '../../test/libvirt/daemons';
 import { LOCAL_URI, LibvirtTestLab, type TestDomain, runsAsRoot } from '../../test/libvirt/lab';
 import { LibvirtConnection } from './connection';
@@ -26,15 +25,6 @@ afterAll(async () => {
   await lab?.close();
 }, 120_000);
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
 describe.skipIf(!runsAsRoot)('connection failures', () => {
   it('refuses a malformed URI with one line naming it, before running anything', async () => {
     const e = await LibvirtConnection.open('qemu+ssh//root@host/system').catch((x: Error) => x);
@@ -43,7 +33,7 @@ describe.skipIf(!runsAsRoot)('connection failures', () => {
   });
 
   it('reports an unreachable host with ssh and libvirt text', async () => {
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens on it
     const uri = `qemu+ssh://root@127.0.0.1:${port}/system?no_verify=1`;
     const e = await LibvirtConnection.open(uri).catch((x: Error) => x);
     expect(e).toBeInstanceOf(LibvirtConnectionError);
@@ -53,7 +43,7 @@ describe.skipIf(!runsAsRoot)('connection failures', () => {
   });
 
   it('reports a qemu+tls host that cannot be reached, and missing certificates, in libvirt words', async () => {
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens on it
     const noPki = await LibvirtConnection.open(`qemu+tls://127.0.0.1:${port}/system?pkipath=/nonexistent-tm-pki`).catch((x: Error) => x);
     expect(noPki).toBeInstanceOf(LibvirtConnectionError);
     expect((noPki as Error).message).toMatch(/: error: failed to connect to the hypervisor: Cannot read CA certificate '\/nonexistent-tm-pki\/cacert\.pem': No such file or directory$/);

@@ -273,40 +273,66 @@ describe('nbdkit (an independent server)', () => {
   });
 });
 
-describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () => {
-  let labDir: string;
-  let qmp: QmpClient;
-  const sock = () => path.join(labDir, 'nbd.sock');
-
+/**
+ * The lab VM with one disk, vda, of `sizeBytes`, for the describe block that calls it: started before
+ * its tests, stopped and removed after them.
+ */
+function oneDiskLab(prefix: string, sizeBytes: number) {
+  let dir = '';
+  let qmp: QmpClient | undefined;
   beforeAll(async () => {
-    labDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-nbdlab-'));
-    await startLab({ dir: labDir, disks: [{ name: 'vda', sizeBytes: 64 * MiB }] });
-    qmp = await connectLab(labDir);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    await startLab({ dir, disks: [{ name: 'vda', sizeBytes }] });
+    qmp = await connectLab(dir);
   });
   afterAll(async () => {
     await qmp?.close().catch(() => undefined);
-    await stopLab(labDir);
-    fs.rmSync(labDir, { recursive: true, force: true });
+    await stopLab(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
+  const lab = {
+    get dir(): string {
+      return dir;
+    },
+    get qmp(): QmpClient {
+      if (!qmp) throw new Error('the lab VM did not start');
+      return qmp;
+    },
+    /** A guest write: qemu-io on vda inside QEMU. */
+    io: (cmd: string) => lab.qmp.hmp(`qemu-io drive-vda "${cmd}"`),
+    /** `into`: a disabled copy of bitmap `from` (what a pull backup exports), made in one transaction. */
+    freezeBitmap: (from: string, into: string) =>
+      lab.qmp.execute('transaction', {
+        actions: [
+          { type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: into, persistent: false, disabled: true } },
+          { type: 'block-dirty-bitmap-merge', data: { node: 'vda-fmt', target: into, bitmaps: [from] } },
+        ],
+      }),
+    /** Starts QEMU's NBD server on a unix socket in the lab's folder; the URI export `vda` will have there. */
+    async startNbdServer(): Promise<string> {
+      const sock = path.join(dir, 'nbd.sock');
+      await lab.qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: sock } } });
+      return `nbd+unix:///vda?socket=${sock}`;
+    },
+  };
+  return lab;
+}
+
+describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () => {
+  const lab = oneDiskLab('tm-nbdlab-', 64 * MiB);
 
   it('exports a disabled bitmap that the client and nbdinfo read alike, with point-in-time data', async () => {
-    const io = (cmd: string) => qmp.hmp(`qemu-io drive-vda "${cmd}"`);
+    const { qmp, io } = lab;
     await io('write -P 0x10 0 2M');
     await qmp.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: 'c1', persistent: true });
     await io('write -P 0x20 3M 64k');
     await io('write -P 0x30 10M 256k');
     await io('write -P 0x40 60M 4k');
-    await qmp.execute('transaction', {
-      actions: [
-        { type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 'tm-tmp', persistent: false, disabled: true } },
-        { type: 'block-dirty-bitmap-merge', data: { node: 'vda-fmt', target: 'tm-tmp', bitmaps: ['c1'] } },
-      ],
-    });
-    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: sock() } } });
+    await lab.freezeBitmap('c1', 'tm-tmp');
+    const uri = await lab.startNbdServer();
     // An enabled bitmap cannot go into a read-only export (G8).
     await expect(qmp.execute('block-export-add', { type: 'nbd', id: 'e0', 'node-name': 'vda-fmt', name: 'vda', writable: false, bitmaps: ['c1'] })).rejects.toThrow(/Enabled bitmap 'c1' incompatible with readonly export/);
     await qmp.execute('block-export-add', { type: 'nbd', id: 'e1', 'node-name': 'vda-fmt', name: 'vda', writable: false, bitmaps: ['tm-tmp'] });
-    const uri = `nbd+unix:///vda?socket=${sock()}`;
     const ctx = dirtyBitmapContext('tm-tmp');
     const c = await connect(uri, { metaContexts: [ctx, BASE_ALLOCATION] });
     expect(c.info.contexts.sort()).toEqual([BASE_ALLOCATION, ctx].sort());
@@ -322,7 +348,7 @@ describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () =>
     expect(got.every((x) => x === 0x20)).toBe(true);
     // The whole export equals what nbdcopy reads from it.
     const whole = await c.read(0, c.size);
-    const copied = path.join(labDir, 'copy.raw');
+    const copied = path.join(lab.dir, 'copy.raw');
     run('nbdcopy', [uri, copied]);
     expect(sameBytes(whole, fs.readFileSync(copied))).toBe(true);
     await c.close();
@@ -331,9 +357,10 @@ describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () =>
   });
 
   it('reports QEMU closing the export under a connected client', async () => {
-    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: sock() } } });
+    const { qmp } = lab;
+    const uri = await lab.startNbdServer();
     await qmp.execute('block-export-add', { type: 'nbd', id: 'e2', 'node-name': 'vda-fmt', name: 'vda', writable: false });
-    const c = await connect(`nbd+unix:///vda?socket=${sock()}`);
+    const c = await connect(uri);
     expect((await c.read(0, 4))[0]).toBe(0x10);
     const closed = new Promise<Error>((resolve) => c.onClose(resolve));
     await qmp.execute('block-export-del', { id: 'e2', mode: 'hard' });
@@ -346,38 +373,19 @@ describe("QEMU's own NBD server (lab VM, block-export-add with a bitmap)", () =>
 
 describe("block status over a sparse 20 GiB disk on QEMU's own NBD server", () => {
   const GiB = 1024 * MiB;
-  let labDir: string;
-  let qmp: QmpClient;
-  const sock = () => path.join(labDir, 'nbd.sock');
-
-  beforeAll(async () => {
-    labDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-nbdbig-'));
-    await startLab({ dir: labDir, disks: [{ name: 'vda', sizeBytes: 20 * GiB }] });
-    qmp = await connectLab(labDir);
-  });
-  afterAll(async () => {
-    await qmp?.close().catch(() => undefined);
-    await stopLab(labDir);
-    fs.rmSync(labDir, { recursive: true, force: true });
-  });
+  const lab = oneDiskLab('tm-nbdbig-', 20 * GiB);
 
   it('windows asked together (4 GiB, 64 in flight) give the same extents as requests one after another, and as nbdinfo --map', async () => {
-    const io = (cmd: string) => qmp.hmp(`qemu-io drive-vda "${cmd}"`);
+    const { qmp, io } = lab;
     await qmp.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: 'c1', persistent: true });
     // Writes on both sides of window edges (STATUS_WINDOW = 4 GiB - 1 MiB, and 1 GiB below), a zero write, the last cluster.
     const window = 4 * GiB - MiB;
     const writes: [number, number][] = [[0, 64 * KiB], [window - 64 * KiB, 192 * KiB], [GiB - 64 * KiB, 128 * KiB], [2 * window + 3 * MiB, 256 * KiB], [13 * GiB, 64 * KiB], [20 * GiB - 64 * KiB, 64 * KiB]];
     for (const [o, l] of writes) await io(`write -P 0x5a ${o} ${l}`);
     await io(`write -z ${9 * GiB} ${2 * MiB}`);
-    await qmp.execute('transaction', {
-      actions: [
-        { type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 'tm-tmp', persistent: false, disabled: true } },
-        { type: 'block-dirty-bitmap-merge', data: { node: 'vda-fmt', target: 'tm-tmp', bitmaps: ['c1'] } },
-      ],
-    });
-    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: sock() } } });
+    await lab.freezeBitmap('c1', 'tm-tmp');
+    const uri = await lab.startNbdServer();
     await qmp.execute('block-export-add', { type: 'nbd', id: 'big', 'node-name': 'vda-fmt', name: 'vda', writable: false, bitmaps: ['tm-tmp'] });
-    const uri = `nbd+unix:///vda?socket=${sock()}`;
     const ctx = dirtyBitmapContext('tm-tmp');
     for (const context of [ctx, BASE_ALLOCATION]) {
       const c = await connect(uri, { metaContexts: [context], maxInFlight: 64 });
@@ -400,8 +408,14 @@ describe("block status over a sparse 20 GiB disk on QEMU's own NBD server", () =
 // A sanity check of the comparison helper itself (so a broken merge cannot hide a difference).
 describe('mergeExtents', () => {
   it('merges only adjacent extents with equal flags', () => {
-    expect(mergeExtents([{ offset: 0, length: 1, flags: 0 }, { offset: 1, length: 1, flags: 0 }, { offset: 2, length: 1, flags: 1 }])).toEqual([
+    expect(mergeExtents([{ offset: 0, length: 1, flags: 0 }, { offset: 1, length: 1, flags: 0 }, { offset: 2, length: 1, flags: 1 }], 'flags')).toEqual([
       { offset: 0, length: 2, flags: 0 }, { offset: 2, length: 1, flags: 1 },
     ]);
+  });
+
+  it('merges by the key it is given, and never across a gap', () => {
+    const ops = [{ offset: 0, length: 1, op: 'data' }, { offset: 1, length: 1, op: 'data' }, { offset: 3, length: 1, op: 'data' }, { offset: 4, length: 1, op: 'zero' }];
+    expect(mergeExtents(ops, 'op')).toEqual([{ offset: 0, length: 2, op: 'data' }, { offset: 3, length: 1, op: 'data' }, { offset: 4, length: 1, op: 'zero' }]);
+    expect(ops[0]).toEqual({ offset: 0, length: 1, op: 'data' }); // the input is left as it was
   });
 });

@@ -42,19 +42,21 @@ export async function startNbdkit(runDir: string, args: string[], opts: { tcpPor
 export function nbdinfoMap(uri: string, context?: string): Extent[] {
   const out = execFileSync('nbdinfo', [context ? `--map=${context}` : '--map', '--json', uri], { encoding: 'utf8' });
   const rows = JSON.parse(out) as { offset: number; length: number; type: number }[];
-  return mergeExtents(rows.map((r) => ({ offset: r.offset, length: r.length, flags: r.type })));
+  return mergeExtents(rows.map((r) => ({ offset: r.offset, length: r.length, flags: r.type })), 'flags');
 }
 
-export function mergeExtents(extents: Extent[]): Extent[] {
-  const out: Extent[] = [];
+/** Adjacent ranges with the same `key` (an extent's flags, a copy operation's kind) joined into one. */
+export function mergeExtents<T extends { offset: number; length: number }>(extents: readonly T[], key: keyof T): T[] {
+  const out: T[] = [];
   for (const e of extents) {
     const last = out[out.length - 1];
-    if (last && last.flags === e.flags && last.offset + last.length === e.offset) last.length += e.length;
+    if (last && last[key] === e[key] && last.offset + last.length === e.offset) last.length += e.length;
     else out.push({ ...e });
   }
   return out;
 }
 
+/** A loopback TCP port that was free a moment ago: nothing listens on it until a test starts a server there. */
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));

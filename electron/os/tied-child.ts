@@ -5,25 +5,12 @@
 // `setpriv --pdeathsig KILL`, which sets it and execs the program under the same pid. Where setpriv
 // is missing (it is in util-linux, essential on Debian and Ubuntu) the child is started as before.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { findOnPath } from './find-on-path';
 
 let setpriv: string | null | undefined;
 
 function findSetpriv(): string | null {
-  if (setpriv === undefined) {
-    setpriv = null;
-    for (const dir of (process.env.PATH ?? '').split(':')) {
-      const p = path.join(dir || '.', 'setpriv');
-      try {
-        fs.accessSync(p, fs.constants.X_OK);
-        setpriv = p;
-        break;
-      } catch {
-        // not here
-      }
-    }
-  }
+  if (setpriv === undefined) setpriv = findOnPath('setpriv') ?? null;
   return setpriv;
 }
 

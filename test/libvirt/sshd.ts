@@ -5,9 +5,9 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '../../electron/nbd/testkit';
 
 export interface TestSshd {
   port: number;
@@ -19,14 +19,6 @@ export interface TestSshd {
   /** Cuts every open SSH session (SIGKILL to sshd's per-connection processes); sshd keeps listening. */
   cutConnections(): number;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 /** Direct children of `pid`, from /proc. */

@@ -35,6 +35,9 @@ interface RawInfo {
   'format-specific'?: { type: string; data?: { compat?: string; bitmaps?: { name: string; flags: string[]; granularity: number }[] } };
 }
 
+/** What every qemu-img caller says when the program is missing (not found, or setpriv could not start it). */
+export const QEMU_IMG_MISSING = 'qemu-img is not installed (install qemu-utils)';
+
 export class QemuImgError extends Error {
   constructor(
     message: string,
@@ -58,7 +61,7 @@ export function runQemuImg(args: string[], options: { signal?: AbortSignal } = {
     execFile('qemu-img', args, { maxBuffer: 64 * 1024 * 1024, signal: options.signal }, (err, stdout, stderr) => {
       if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
         const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') return reject(new Error('qemu-img is not installed (install qemu-utils)'));
+        if (e.code === 'ENOENT') return reject(new Error(QEMU_IMG_MISSING));
         if (e.code === 'ABORT_ERR') return reject(new Error(`qemu-img ${args[0]} was cancelled`));
         return reject(new Error(`qemu-img ${args[0]} could not run: ${e.message}`));
       }
@@ -68,13 +71,14 @@ export function runQemuImg(args: string[], options: { signal?: AbortSignal } = {
   });
 }
 
-function firstLine(text: string): string {
-  return text.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-3).join('; ');
+/** qemu-img's own message: the last `lines` lines of its output without the "qemu-img: " prefix, on one line. */
+export function qemuImgMessage(text: string, lines = 3): string {
+  return text.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-lines).join('; ');
 }
 
 async function mustRun(args: string[], what: string, options: { signal?: AbortSignal } = {}): Promise<RunResult> {
   const r = await runQemuImg(args, options);
-  if (r.code !== 0) throw new QemuImgError(`${what}: ${firstLine(r.stderr || r.stdout) || `qemu-img exited with ${r.code}`}`, r.code, r.stderr);
+  if (r.code !== 0) throw new QemuImgError(`${what}: ${qemuImgMessage(r.stderr || r.stdout) || `qemu-img exited with ${r.code}`}`, r.code, r.stderr);
   return r;
 }
 
@@ -142,7 +146,7 @@ export async function checkImage(file: string): Promise<CheckResult> {
   } catch {
     // not JSON: qemu-img could not open the image at all
   }
-  const msg = firstLine(r.stderr);
+  const msg = qemuImgMessage(r.stderr);
   if (msg) problems.push(msg);
   if (problems.length === 0) problems = [`qemu-img check exited with ${r.code}`];
   return { ok: false, problems };
@@ -181,14 +185,14 @@ export function convertImage(
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => (stderr += chunk));
     child.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') reject(new Error('qemu-img is not installed (install qemu-utils)'));
+      if (e.code === 'ENOENT') reject(new Error(QEMU_IMG_MISSING));
       else if (e.name === 'AbortError') reject(new Error(`copying ${src} to ${dst} was cancelled`));
       else reject(new Error(`qemu-img convert could not run: ${e.message}`));
     });
     child.once('close', (code, sig) => {
       if (code === 0) resolve();
-      else if (tiedProgramMissing(code, stderr)) reject(new Error('qemu-img is not installed (install qemu-utils)'));
-      else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${firstLine(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
+      else if (tiedProgramMissing(code, stderr)) reject(new Error(QEMU_IMG_MISSING));
+      else if (code !== null) reject(new QemuImgError(`cannot copy ${src} to ${dst}: ${qemuImgMessage(stderr) || `qemu-img exited with ${code}`}`, code, stderr));
       else reject(new Error(`copying ${src} to ${dst} stopped: qemu-img was killed (${sig})`));
     });
   });
@@ -198,8 +202,8 @@ export function convertImage(
 export async function compareImages(a: string, aFormat: string, b: string, bFormat: string): Promise<{ identical: boolean; detail: string }> {
   const r = await runQemuImg(['compare', '-f', aFormat, '-F', bFormat, a, b]);
   if (r.code === 0) return { identical: true, detail: r.stdout.trim() };
-  if (r.code === 1) return { identical: false, detail: r.stdout.trim() || firstLine(r.stderr) };
-  throw new QemuImgError(`cannot compare ${a} with ${b}: ${firstLine(r.stderr) || `exit ${r.code}`}`, r.code, r.stderr);
+  if (r.code === 1) return { identical: false, detail: r.stdout.trim() || qemuImgMessage(r.stderr) };
+  throw new QemuImgError(`cannot compare ${a} with ${b}: ${qemuImgMessage(r.stderr) || `exit ${r.code}`}`, r.code, r.stderr);
 }
 
 /** Adds an enabled persistent bitmap to a qcow2 image no process holds. */

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient, STATUS_WINDOW } from '../../nbd/client';
 import { BASE_ALLOCATION, dirtyBitmapContext } from '../../nbd/protocol';
 import { startQemuNbd, type QemuNbdServer } from '../../nbd/qemu-nbd';
+import { mergeExtents } from '../../nbd/testkit';
 import { copyExtents } from './copy';
 import { copyOps, type CopyOp } from './plan';
 import { streamIncrementalPlan } from './streamed-plan';
@@ -26,17 +27,6 @@ async function connect(metaContexts: string[]): Promise<NbdClient> {
   const c = await NbdClient.connect(server.address, { metaContexts });
   clients.push(c);
   return c;
-}
-
-/** Adjacent operations of the same kind merged (the streamed plan cuts at window edges). */
-function merged(ops: CopyOp[]): CopyOp[] {
-  const out: CopyOp[] = [];
-  for (const o of ops) {
-    const last = out[out.length - 1];
-    if (last && last.op === o.op && last.offset + last.length === o.offset) last.length += o.length;
-    else out.push({ ...o });
-  }
-  return out;
 }
 
 beforeAll(async () => {
@@ -77,7 +67,7 @@ describe('streamIncrementalPlan', () => {
       const batches: CopyOp[][] = [];
       for await (const b of plan.batches) batches.push(b);
       expect(batches).toHaveLength(Math.ceil((13 * GiB) / STATUS_WINDOW));
-      expect(merged(batches.flat())).toEqual(whole);
+      expect(mergeExtents(batches.flat(), 'op')).toEqual(whole); // joined again where the stream cut at window edges
       expect(await plan.total).toBe(whole.reduce((n, o) => n + o.length, 0));
       expect(plan.knownBytes()).toBe(await plan.total);
       await Promise.all([dirtyMap.close(), allocation.close()]);

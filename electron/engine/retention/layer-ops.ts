@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { checksumFile, type FileChecksum } from '../backup/checksum';
-import { imageInfo } from '../backup/qemuimg';
+import { imageInfo, QEMU_IMG_MISSING, qemuImgMessage } from '../backup/qemuimg';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
 import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
@@ -50,11 +50,11 @@ function runHelper(args: string[], what: string, hooks: HelperHooks): Promise<vo
         reject(e as Error);
       }
     });
-    child.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? 'qemu-img is not installed (install qemu-utils)' : `${what}: ${e.message}`)));
+    child.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? QEMU_IMG_MISSING : `${what}: ${e.message}`)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
-      if (tiedProgramMissing(code, stderr)) return reject(new Error('qemu-img is not installed (install qemu-utils)'));
-      const msg = stderr.trim().replace(/^qemu-img: /gm, '').split('\n').filter(Boolean).slice(-2).join('; ');
+      if (tiedProgramMissing(code, stderr)) return reject(new Error(QEMU_IMG_MISSING));
+      const msg = qemuImgMessage(stderr, 2);
       reject(new Error(`${what}: ${msg || (signal ? `qemu-img was killed (${signal})` : `qemu-img exited with ${code}`)}`));
     });
   });

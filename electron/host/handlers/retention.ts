@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Handlers, RetentionReport, ScheduleInfo, ScheduleWhere } from '../../../shared/contract';
+import { findOnPath } from '../../os/find-on-path';
 import type { BackupRepository } from '../../engine/backup/repository';
 import { applyRetention, finishInterruptedRetention, type RetentionOutcome } from '../../engine/retention/retention';
 import { defaultScheduleId, SCHEDULE_FORMAT, type ScheduleSpec } from '../../engine/schedule/spec';
@@ -43,7 +44,7 @@ function tidemarkCommand(): string[] {
   // Inside Electron, process.execPath is the app, not Node: the service needs a node on the PATH.
   const node = process.versions.electron === undefined
     ? process.execPath
-    : (process.env.PATH ?? '').split(':').map((d) => path.join(d, 'node')).find((p) => path.isAbsolute(p) && fs.existsSync(p));
+    : findOnPath('node');
   if (!node) throw new Error('schedules run the Tidemark command line with Node.js, and no node was found on the PATH');
   return [node, bin];
 }

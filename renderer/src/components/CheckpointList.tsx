@@ -7,6 +7,7 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import type { Checkpoint } from '../../../shared/domain';
 import { displayName, formatAbsolute, formatRelative, shortName } from '../format';
+import { onScrollOrResize } from '../scroll-box';
 import { listParts, listWindow, scrollToRow } from './list-window';
 
 /**
@@ -51,12 +52,9 @@ function useScrollBox(ref: React.RefObject<HTMLDivElement | null>) {
     const later = () => {
       if (frame === 0) frame = requestAnimationFrame(read);
     };
-    el.addEventListener('scroll', later, { passive: true });
-    const ro = typeof ResizeObserver === 'undefined' ? undefined : new ResizeObserver(later);
-    ro?.observe(el);
+    const unsubscribe = onScrollOrResize(el, later);
     return () => {
-      el.removeEventListener('scroll', later);
-      ro?.disconnect();
+      unsubscribe();
       if (frame !== 0) cancelAnimationFrame(frame);
     };
   }, [ref]);

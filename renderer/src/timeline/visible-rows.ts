@@ -5,6 +5,7 @@
 // drawn too, so a wheel notch or two of scrolling never shows an empty band.
 
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { onScrollOrResize } from '../scroll-box';
 
 export interface Row {
   /** y of the row's top and its height, in the scroll box's content coordinates. */
@@ -39,13 +40,7 @@ export function useRowsNearView(ref: React.RefObject<HTMLElement | null>, rows: 
     if (!el) return;
     const update = () => setNear(rowsNearView(latest.current, el.scrollTop, el.clientHeight));
     update();
-    el.addEventListener('scroll', update, { passive: true });
-    const ro = typeof ResizeObserver === 'undefined' ? undefined : new ResizeObserver(update);
-    ro?.observe(el);
-    return () => {
-      el.removeEventListener('scroll', update);
-      ro?.disconnect();
-    };
+    return onScrollOrResize(el, update);
   }, [ref, geometry]);
   return useMemo(() => (near === undefined ? undefined : new Set(near === '' ? [] : near.split(',').map(Number))), [near]);
 }
