@@ -185,7 +185,9 @@ for (const layout of ['independent', 'chained'] as const) {
           throw new Error('the backup never showed as running');
         };
         // 1. backup-cancel from another process
-        const first = tidemark(['backup-begin', '--repo', repo, '--speed', '1']);
+        // --full: 1 GiB at 1 MiB/s still runs when the checks below reach it, however loaded the machine (an
+        // incremental of a few MiB could end first: the busy check then got 0, not 75)
+        const first = tidemark(['backup-begin', '--repo', repo, '--full', '--speed', '1']);
         const st = await waitRunning();
         expect(st.progress.find((p) => p.done > 0)).toBeDefined();
         const busy = await tidemark(['backup-begin', '--repo', repo]);
@@ -196,7 +198,7 @@ for (const layout of ['independent', 'chained'] as const) {
         expect(r1.code).toBe(1);
         expect(r1.err).toMatch(/error: backup \S+ was cancelled; checkpoint \S+ rolled back; partial images deleted/);
         // 2. Ctrl-C
-        const child = execFile('node', [BIN, '--state-dir', dir, 'backup-begin', '--repo', repo, '--speed', '1']);
+        const child = execFile('node', [BIN, '--state-dir', dir, 'backup-begin', '--repo', repo, '--full', '--speed', '1']);
         let err = '';
         child.stderr!.on('data', (d: string) => (err += d));
         await waitRunning();
