@@ -68,12 +68,11 @@ async function main(): Promise<void> {
   // Tidemark's CLI runs its bundle (out/cli) when it is fresh, else out/node or tsx: build it, as a user's build would.
   execFileSync('npm', ['run', '--silent', 'build:node'], { cwd: path.join(__dirname, '..'), stdio: 'inherit' });
   const m = Machines.create();
-  let stopping = false;
+  let stopping: Promise<void> | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
-    stopping = true;
     console.error(`\n${sig}: removing the bench's domain, VM and files…`);
-    void m.close().finally(() => process.exit(130));
+    stopping = m.close().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -106,8 +105,11 @@ async function main(): Promise<void> {
       const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host }, rows);
       console.log(`\nresults: ${file}`);
     }
-    await resident?.stop();
-    if (!stopping) await m.close();
+    await resident?.stop().catch(() => undefined);
+    // After Ctrl-C the step that was running fails too (its tool got the signal): wait for the clean-up
+    // the signal started, or main's rejection would exit before the lab VM is stopped.
+    if (stopping) await stopping;
+    else await m.close();
   }
 }
 

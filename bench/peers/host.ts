@@ -24,6 +24,7 @@ export function startHost(stateDir: string): Promise<RunningHost> {
       clearTimeout(timer);
       resolve({
         stop: () => new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done(); // a Ctrl-C reached it already
           child.once('exit', () => done());
           child.kill('SIGINT');
         }),
