@@ -365,6 +365,21 @@ const ARG = (name: string) => (process.argv.includes(`--${name}`) ? process.argv
 
 interface FirstRender { cpuMs: number; idleCpuMs: number; parts: Record<string, number>; dom: number; svg: number; load: number }
 
+const COMMIT_HOOK = `window.__commits = [];
+window.__REACT_DEVTOOLS_GLOBAL_HOOK__ = { supportsFiber: true, renderers: new Map(), isDisabled: false, checkDCE() {}, inject() { return 1; },
+  onCommitFiberUnmount() {}, onPostCommitFiberRoot() {},
+  onCommitFiberRoot(id, root) {
+    const names = new Map();
+    const walk = (f) => { for (let c = f; c; c = c.sibling) {
+      const n = typeof c.type === 'function' ? c.type.name : c.type && typeof c.type === 'object' ? (c.type.type?.name ?? c.type.render?.name ?? '') : '';
+      const a = c.alternate;
+      if (n && /^[A-Z]/.test(n) && (!a || a.memoizedProps !== c.memoizedProps || a.memoizedState !== c.memoizedState)) names.set(n, (names.get(n) ?? 0) + 1);
+      walk(c.child);
+    } };
+    walk(root.current.child);
+    window.__commits.push(performance.now().toFixed(0) + ' ms: ' + [...names].map(([n, k]) => k > 1 ? n + '×' + k : n).join(' '));
+  } };`;
+
 /** One cold first render of one build: a fresh context (no HTTP or code cache), CPU to drawn and to idle. */
 async function firstRender(browser: Browser, url: string, layout: 'independent' | 'chained', trace?: string, shot?: string, cpuProfile?: string): Promise<FirstRender> {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -374,6 +389,9 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     page.on('pageerror', (e) => errors.push(e.message));
     await page.addInitScript({ content: 'window.__name = (f) => f;' });
     await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
+    // BENCH_DEBUG: every React commit (time, and the components that rendered: the PerformedWork
+    // flag) through the slot React DevTools use; names need a --minify false build.
+    if (process.env.BENCH_DEBUG) await page.addInitScript({ content: COMMIT_HOOK });
     const cdp = await context.newCDPSession(page);
     await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
     const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value * 1000]));
@@ -387,9 +405,11 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     if (trace) await browser.startTracing(page, { path: trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'v8', 'blink', 'loading', 'disabled-by-default-v8.compile', 'disabled-by-default-devtools.timeline.frame'] });
     const load = os.loadavg()[0]!;
     await page.goto(url);
-    await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0, DISKS, { polling: 'raf', timeout: 120_000 });
+    // The page's size when the predicate first holds (a build may add more at idle time).
+    const drawn = await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0
+      && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length }, DISKS, { polling: 'raf', timeout: 120_000 });
     const m1 = await metrics();
-    const size = await page.evaluate(() => ({ dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length }));
+    const size = (await drawn.jsonValue()) as { dom: number; svg: number };
     // Idle: no main-thread task for 300 ms (checked every 100 ms), at most 5 s.
     let last = m1.TaskDuration!;
     for (let quiet = 0, t = 0; quiet < 3 && t < 50; t++) {
@@ -402,6 +422,7 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     if (cpuProfile) fs.writeFileSync(cpuProfile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
     if (shot) await page.screenshot({ path: shot });
     if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
+    if (process.env.BENCH_DEBUG) console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
     const parts = Object.fromEntries(keys.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - m0[k]!]));
     return { cpuMs: m1.TaskDuration! - m0.TaskDuration!, idleCpuMs: last - m0.TaskDuration!, parts, dom: size.dom, svg: size.svg, load };
   } finally {
