@@ -399,7 +399,7 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     const m0 = await metrics();
     if (cpuProfile) {
       await cdp.send('Profiler.enable');
-      await cdp.send('Profiler.setSamplingInterval', { interval: 250 });
+      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
       await cdp.send('Profiler.start');
     }
     if (trace) await browser.startTracing(page, { path: trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'v8', 'blink', 'loading', 'disabled-by-default-v8.compile', 'disabled-by-default-devtools.timeline.frame'] });
