@@ -363,7 +363,7 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
 
 const ARG = (name: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined);
 
-interface FirstRender { cpuMs: number; idleCpuMs: number; parts: Record<string, number>; dom: number; svg: number; load: number }
+interface FirstRender { cpuMs: number; idleCpuMs: number; parts: Record<string, number>; dom: number; svg: number; load: number; wallMs: number }
 
 const COMMIT_HOOK = `window.__commits = [];
 window.__REACT_DEVTOOLS_GLOBAL_HOOK__ = { supportsFiber: true, renderers: new Map(), isDisabled: false, checkDCE() {}, inject() { return 1; },
@@ -407,9 +407,9 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     await page.goto(url);
     // The page's size when the predicate first holds (a build may add more at idle time).
     const drawn = await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0
-      && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length }, DISKS, { polling: 'raf', timeout: 120_000 });
+      && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length, at: performance.now() }, DISKS, { polling: 'raf', timeout: 120_000 });
     const m1 = await metrics();
-    const size = (await drawn.jsonValue()) as { dom: number; svg: number };
+    const size = (await drawn.jsonValue()) as { dom: number; svg: number; at: number };
     // Idle: no main-thread task for 300 ms (checked every 100 ms), at most 5 s.
     let last = m1.TaskDuration!;
     for (let quiet = 0, t = 0; quiet < 3 && t < 50; t++) {
@@ -424,7 +424,7 @@ async function firstRender(browser: Browser, url: string, layout: 'independent' 
     if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
     if (process.env.BENCH_DEBUG) console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
     const parts = Object.fromEntries(keys.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - m0[k]!]));
-    return { cpuMs: m1.TaskDuration! - m0.TaskDuration!, idleCpuMs: last - m0.TaskDuration!, parts, dom: size.dom, svg: size.svg, load };
+    return { cpuMs: m1.TaskDuration! - m0.TaskDuration!, idleCpuMs: last - m0.TaskDuration!, parts, dom: size.dom, svg: size.svg, load, wallMs: size.at };
   } finally {
     await context.close();
   }
@@ -489,8 +489,8 @@ async function abRun(dirs: string[]): Promise<void> {
   console.log(`load average during the rounds: ${mm(runs.flat().map((x) => x.load), 1)}`);
   for (const [i, d] of dirs.entries()) {
     const xs = runs[i]!;
-    const ratio = i === 0 ? '' : `; paired ÷ ${path.basename(dirs[0]!)}: drawn ${mm(xs.map((x, k) => x.cpuMs / runs[0]![k]!.cpuMs), 2)}, idle ${mm(xs.map((x, k) => x.idleCpuMs / runs[0]![k]!.idleCpuMs), 2)}`;
-    console.log(`${d}\n  to drawn ${mm(xs.map((x) => x.cpuMs))} (script ${mm(xs.map((x) => x.parts.Script!))}, style ${mm(xs.map((x) => x.parts.RecalcStyle!), 1)}, layout ${mm(xs.map((x) => x.parts.Layout!), 1)}); to idle ${mm(xs.map((x) => x.idleCpuMs))}; DOM ${xs[0]!.dom}, SVG ${xs[0]!.svg}${ratio}`);
+    const ratio = i === 0 ? '' : `; paired ÷ ${path.basename(dirs[0]!)}: drawn ${mm(xs.map((x, k) => x.cpuMs / runs[0]![k]!.cpuMs), 2)}, idle ${mm(xs.map((x, k) => x.idleCpuMs / runs[0]![k]!.idleCpuMs), 2)}, wall ${mm(xs.map((x, k) => x.wallMs / runs[0]![k]!.wallMs), 2)}`;
+    console.log(`${d}\n  to drawn ${mm(xs.map((x) => x.cpuMs))} (script ${mm(xs.map((x) => x.parts.Script!))}, style ${mm(xs.map((x) => x.parts.RecalcStyle!), 1)}, layout ${mm(xs.map((x) => x.parts.Layout!), 1)}); to idle ${mm(xs.map((x) => x.idleCpuMs))}; wall, navigation → drawn ${mm(xs.map((x) => x.wallMs))}; DOM ${xs[0]!.dom}, SVG ${xs[0]!.svg}${ratio}`);
   }
 }
 
