@@ -456,7 +456,8 @@ document.getElementById('root').append(svg);
 
 /** --ab: first renders of several builds, alternating, on one browser. */
 async function abRun(dirs: string[]): Promise<void> {
-  dirs = dirs.map((d) => (d === 'floor' ? floorPage() : d));
+  const made: string[] = [];
+  dirs = dirs.map((d) => (d === 'floor' ? made[made.push(floorPage()) - 1]! : d));
   const rounds = Number(ARG('rounds') ?? 6);
   const layout = (ARG('layout') ?? 'independent') as 'independent' | 'chained';
   const traceDir = ARG('trace');
@@ -483,6 +484,7 @@ async function abRun(dirs: string[]): Promise<void> {
   } finally {
     await browser.close();
     for (const s of servers) s.close();
+    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
   }
   const mm = (xs: number[], d = 0) => `${median(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)}]`;
   console.log(`\nfirst render only: ${N} checkpoints × ${DISKS} disks, ${layout}, ${rounds} rounds, Chromium ${browser.version()}, 1440×900, main-thread CPU (ms)`);
