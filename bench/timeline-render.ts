@@ -15,14 +15,22 @@
 //     (default 1,200: ten minutes at two a second, sent back to back) whether it stays flat
 //   - with --profile: the functions that took the most CPU (CDP Profiler, self time) during the
 //     first render and during the zoom steps — build with --minify false to read the names
+//   - with --ab DIR,DIR[,…] --rounds N: only the first render, of each build in turn (order
+//     alternating per round), each on a fresh browser context (cold caches); CPU to the first drawn
+//     frame and until the page is idle (work deferred past the first frame counts there), medians
+//     [min..max], paired ratios against the first build, and the load average. --trace DIR also
+//     writes a Chrome trace of each build's first round there (chrome://tracing, Perfetto), or with
+//     --profile a V8 CPU profile (.cpuprofile: Chrome DevTools' Performance panel opens it).
 // Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile]
+//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer [--rounds 6] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 const root = path.resolve(__dirname, '..');
 /** BENCH_RENDERER_DIR: measure another build (e.g. of main, for before/after figures). */
@@ -78,7 +86,7 @@ function ensureBuilt(): void {
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
-function serve(): Promise<http.Server> {
+function serve(rendererDir: string): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '') || 'index.html';
     const file = path.resolve(rendererDir, rel);
@@ -353,9 +361,146 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   };
 }
 
+const ARG = (name: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined);
+
+interface FirstRender { cpuMs: number; idleCpuMs: number; parts: Record<string, number>; dom: number; svg: number; load: number; wallMs: number }
+
+const COMMIT_HOOK = `window.__commits = [];
+window.__REACT_DEVTOOLS_GLOBAL_HOOK__ = { supportsFiber: true, renderers: new Map(), isDisabled: false, checkDCE() {}, inject() { return 1; },
+  onCommitFiberUnmount() {}, onPostCommitFiberRoot() {},
+  onCommitFiberRoot(id, root) {
+    const names = new Map();
+    const walk = (f) => { for (let c = f; c; c = c.sibling) {
+      const n = typeof c.type === 'function' ? c.type.name : c.type && typeof c.type === 'object' ? (c.type.type?.name ?? c.type.render?.name ?? '') : '';
+      const a = c.alternate;
+      if (n && /^[A-Z]/.test(n) && (!a || a.memoizedProps !== c.memoizedProps || a.memoizedState !== c.memoizedState)) names.set(n, (names.get(n) ?? 0) + 1);
+      walk(c.child);
+    } };
+    walk(root.current.child);
+    window.__commits.push(performance.now().toFixed(0) + ' ms: ' + [...names].map(([n, k]) => k > 1 ? n + '×' + k : n).join(' '));
+  } };`;
+
+/** One cold first render of one build: a fresh context (no HTTP or code cache), CPU to drawn and to idle. */
+async function firstRender(browser: Browser, url: string, layout: 'independent' | 'chained', trace?: string, shot?: string, cpuProfile?: string): Promise<FirstRender> {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.addInitScript({ content: 'window.__name = (f) => f;' });
+    await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
+    // BENCH_DEBUG: every React commit (time, and the components that rendered: the PerformedWork
+    // flag) through the slot React DevTools use; names need a --minify false build.
+    if (process.env.BENCH_DEBUG) await page.addInitScript({ content: COMMIT_HOOK });
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
+    const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value * 1000]));
+    const keys = ['TaskDuration', 'ScriptDuration', 'RecalcStyleDuration', 'LayoutDuration'];
+    const m0 = await metrics();
+    if (cpuProfile) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+      await cdp.send('Profiler.start');
+    }
+    if (trace) await browser.startTracing(page, { path: trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'v8', 'blink', 'loading', 'disabled-by-default-v8.compile', 'disabled-by-default-devtools.timeline.frame'] });
+    const load = os.loadavg()[0]!;
+    await page.goto(url);
+    // The page's size when the predicate first holds (a build may add more at idle time).
+    const drawn = await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0
+      && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length, at: performance.now() }, DISKS, { polling: 'raf', timeout: 120_000 });
+    const m1 = await metrics();
+    const size = (await drawn.jsonValue()) as { dom: number; svg: number; at: number };
+    // Idle: no main-thread task for 300 ms (checked every 100 ms), at most 5 s.
+    let last = m1.TaskDuration!;
+    for (let quiet = 0, t = 0; quiet < 3 && t < 50; t++) {
+      await page.waitForTimeout(100);
+      const now = (await metrics()).TaskDuration!;
+      quiet = now - last < 1.5 ? quiet + 1 : 0;
+      last = now;
+    }
+    if (trace) await browser.stopTracing();
+    if (cpuProfile) fs.writeFileSync(cpuProfile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
+    if (shot) await page.screenshot({ path: shot });
+    if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
+    if (process.env.BENCH_DEBUG) console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
+    const parts = Object.fromEntries(keys.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - m0[k]!]));
+    return { cpuMs: m1.TaskDuration! - m0.TaskDuration!, idleCpuMs: last - m0.TaskDuration!, parts, dom: size.dom, svg: size.svg, load, wallMs: size.at };
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * `--ab floor,…`: what the bench itself costs, with no app: a page that asks the synthetic API what the
+ * app asks on its first render (its data generated and cloned as for the app), then draws the elements
+ * the bench waits for.
+ */
+function floorPage(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-bench-floor-'));
+  fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><html><body><div id="root"></div><script type="module" src="./floor.js"></script></body></html>');
+  fs.writeFileSync(path.join(dir, 'floor.js'), `const api = window.api;
+const [vms] = await Promise.all([api.invoke('vm:list'), api.invoke('lab:status'), api.invoke('job:list')]);
+const id = vms[0].id;
+const [info] = await Promise.all([api.invoke('vm:info', id), api.invoke('checkpoint:list', id), api.invoke('checkpoint:current', id), api.invoke('vm:health', id)]);
+await api.invoke('backup:list', id);
+const ns = 'http://www.w3.org/2000/svg';
+const svg = document.createElementNS(ns, 'svg');
+for (const d of info.disks) { const g = document.createElementNS(ns, 'g'); g.setAttribute('class', 'band'); svg.append(g); }
+const item = document.createElementNS(ns, 'g');
+item.setAttribute('role', 'treeitem');
+svg.append(item);
+document.getElementById('root').append(svg);
+`);
+  return dir;
+}
+
+/** --ab: first renders of several builds, alternating, on one browser. */
+async function abRun(dirs: string[]): Promise<void> {
+  const made: string[] = [];
+  dirs = dirs.map((d) => (d === 'floor' ? made[made.push(floorPage()) - 1]! : d));
+  const rounds = Number(ARG('rounds') ?? 6);
+  const layout = (ARG('layout') ?? 'independent') as 'independent' | 'chained';
+  const traceDir = ARG('trace');
+  const servers = await Promise.all(dirs.map((d) => serve(path.resolve(d))));
+  const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/`);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
+  const runs: FirstRender[][] = dirs.map(() => []);
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const order = dirs.map((_, i) => i);
+      if (r % 2 === 1) order.reverse();
+      for (const i of order) {
+        const trace = traceDir && r === 0 ? path.join(traceDir, `first-render-${i}-${path.basename(dirs[i]!)}.json`) : undefined;
+        const shot = SHOTS && r === 0 ? path.join(SHOTS, `first-render-${i}-${path.basename(dirs[i]!)}-${layout}.png`) : undefined;
+        for (const dir of [traceDir, SHOTS]) if (dir) fs.mkdirSync(dir, { recursive: true });
+        const prof = PROFILE && traceDir && r === 0 ? path.join(traceDir, `first-render-${i}-${path.basename(dirs[i]!)}.cpuprofile`) : undefined;
+        runs[i]!.push(await firstRender(browser, urls[i]!, layout, prof ? undefined : trace, shot, prof));
+      }
+      console.log(`round ${r + 1}: ${dirs.map((d, i) => `${path.basename(d)} ${runs[i]!.at(-1)!.cpuMs.toFixed(0)}/${runs[i]!.at(-1)!.idleCpuMs.toFixed(0)} ms`).join(', ')}, load ${os.loadavg()[0]!.toFixed(1)}`);
+    }
+  } finally {
+    await browser.close();
+    for (const s of servers) s.close();
+    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const mm = (xs: number[], d = 0) => `${median(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)}]`;
+  console.log(`\nfirst render only: ${N} checkpoints × ${DISKS} disks, ${layout}, ${rounds} rounds, Chromium ${browser.version()}, 1440×900, main-thread CPU (ms)`);
+  console.log(`load average during the rounds: ${mm(runs.flat().map((x) => x.load), 1)}`);
+  for (const [i, d] of dirs.entries()) {
+    const xs = runs[i]!;
+    const ratio = i === 0 ? '' : `; paired ÷ ${path.basename(dirs[0]!)}: drawn ${mm(xs.map((x, k) => x.cpuMs / runs[0]![k]!.cpuMs), 2)}, idle ${mm(xs.map((x, k) => x.idleCpuMs / runs[0]![k]!.idleCpuMs), 2)}, wall ${mm(xs.map((x, k) => x.wallMs / runs[0]![k]!.wallMs), 2)}`;
+    console.log(`${d}\n  to drawn ${mm(xs.map((x) => x.cpuMs))} (script ${mm(xs.map((x) => x.parts.Script!))}, style ${mm(xs.map((x) => x.parts.RecalcStyle!), 1)}, layout ${mm(xs.map((x) => x.parts.Layout!), 1)}); to idle ${mm(xs.map((x) => x.idleCpuMs))}; wall, navigation → drawn ${mm(xs.map((x) => x.wallMs))}; DOM ${xs[0]!.dom}, SVG ${xs[0]!.svg}${ratio}`);
+  }
+}
+
 async function main() {
+  const ab = ARG('ab');
+  if (ab) return abRun(ab.split(','));
   ensureBuilt();
-  const server = await serve();
+  const server = await serve(rendererDir);
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',

@@ -72,8 +72,24 @@ export function buildHierarchy(input: readonly TreeInput[]): HierarchyNode<Row> 
   const root = stratify<Row>()
     .id((r) => r.id)
     .parentId((r) => r.parentId)(rows);
-  root.sort((a, b) => compareByTime({ time: a.data.time, name: a.data.id }, { time: b.data.time, name: b.data.id }));
+  for (const node of preorder(root)) node.children?.sort((a, b) => compareByTime({ time: a.data.time, name: a.data.id }, { time: b.data.time, name: b.data.id }));
   return root;
+}
+
+/**
+ * The nodes in pre-order (a parent before its children, siblings in order), as d3's eachBefore, but
+ * by plain loops: d3 walks with generators, slow as the cold code of a first render (issue 11).
+ */
+function preorder<T>(root: HierarchyNode<T>): HierarchyNode<T>[] {
+  const out: HierarchyNode<T>[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    out.push(node);
+    const children = node.children;
+    if (children) for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+  return out;
 }
 
 /**
@@ -82,12 +98,13 @@ export function buildHierarchy(input: readonly TreeInput[]): HierarchyNode<Row> 
  */
 export function layoutTree(input: readonly TreeInput[], current?: string): TreeLayout {
   const root = buildHierarchy(input);
+  const all = preorder(root);
 
   // Creation order that never puts a child before its parent (clock skew, redefined checkpoints):
   // effective time = max(own time, parent's effective time); ties broken by depth, then name.
   const eff = new Map<string, number>();
   const order: HierarchyNode<Row>[] = [];
-  root.each((node) => {
+  all.forEach((node) => {
     if (node.data.id === SYNTHETIC_ROOT) return;
     const parentEff = node.parent && node.parent.data.id !== SYNTHETIC_ROOT ? eff.get(node.parent.data.id)! : -Infinity;
     eff.set(node.data.id, Math.max(node.data.time, parentEff));
@@ -133,13 +150,13 @@ export function layoutTree(input: readonly TreeInput[], current?: string): TreeL
 
   const currentPath = new Set<string>();
   if (current !== undefined) {
-    const cur = root.find((n) => n.data.id === current);
+    const cur = all.find((n) => n.data.id === current);
     for (let n = cur; n && n.data.id !== SYNTHETIC_ROOT; n = n.parent ?? undefined) currentPath.add(n.data.id);
   }
 
   const nodes: LaidOutNode[] = [];
   const byName = new Map<string, LaidOutNode>();
-  root.eachBefore((node) => {
+  all.forEach((node) => {
     if (node.data.id === SYNTHETIC_ROOT) return;
     const siblings = node.parent?.children ?? [node];
     const parentId = node.parent && node.parent.data.id !== SYNTHETIC_ROOT ? node.parent.data.id : undefined;
