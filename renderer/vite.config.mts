@@ -18,10 +18,5 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     sourcemap: false,
     target: 'es2022',
-    // V8's explicit compile hint (Chromium ≥ 136): every function of the bundle is compiled on the
-    // background thread that streams the script in, not lazily on the main thread when the first
-    // render calls it (bench/README.md, "First render, round 3": ~8 % of the first render's CPU).
-    // postBanner: added after minification, which would drop a comment.
-    rolldownOptions: { output: { postBanner: '//# allFunctionsCalledOnLoad' } },
   },
 });
