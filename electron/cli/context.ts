@@ -31,8 +31,8 @@ export interface CliIo {
  * connections stay warm), with the very options the command would have created it with.
  */
 export interface ServiceSource {
-  /** The service for `options` (waiting while another command uses it: `note` says so); release() hands it back. */
-  acquire(options: ServiceOptions, note: (text: string) => void): Promise<ServiceLease>;
+  /** The service for `options`; release() hands it back when the command ends. */
+  acquire(options: ServiceOptions): Promise<ServiceLease>;
 }
 
 /** runCli's shape: runs one command line, resolves to its exit status (RUN_LOCALLY: see host-protocol.ts). */
@@ -85,7 +85,7 @@ export class CliContext {
   async load(): Promise<void> {
     this.serviceModule ??= await import('../host/service');
     this.labModule ??= await import('../engine/lab/labvm');
-    if (this.source && !this.lease) this.lease = await this.source.acquire(this.serviceOptions(), (t) => this.io.stderr(t));
+    if (this.source && !this.lease) this.lease = await this.source.acquire(this.serviceOptions());
   }
 
   private get mod(): ServiceModule {

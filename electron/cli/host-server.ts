@@ -3,8 +3,9 @@
 // (host-client.ts) instead of loading the engine and connecting to the VM itself. The host runs the
 // very same runCli with the caller's arguments, folder, terminal flag and Ctrl-C, and keeps one
 // service per VM endpoint open between commands, so QMP and libvirt connections stay warm.
-// Commands on one service run one at a time (as before: a VM's QMP socket took one CLI at a time),
-// so one command's job progress and Ctrl-C never reach another's.
+// Commands share it and run side by side, as the app's calls do (backup-status and backup-cancel while
+// a backup runs): the engine's own locks order what must not overlap, and a command follows only the
+// job it started (own-job.ts).
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -46,46 +47,39 @@ export interface CliHost {
 
 interface PoolEntry {
   service: Service;
-  /** Resolves when the command holding the service releases it. */
-  queue: Promise<void>;
+  /** Commands using it now. */
   holders: number;
   idle?: NodeJS.Timeout;
 }
 
-/** One service per set of options, lent to one command at a time, closed after idleMs unused. */
+/** One service per set of options, lent to every command that asks for it, closed after idleMs unused. */
 export class ServicePool implements ServiceSource {
   private readonly entries = new Map<string, PoolEntry>();
   private closed = false;
 
   constructor(private readonly idleMs: number, private readonly make: (o: ServiceOptions) => Service = createService) {}
 
-  async acquire(options: ServiceOptions, note: (text: string) => void): Promise<ServiceLease> {
-    if (this.closed) throw new Error('the Tidemark host is stopping');
+  acquire(options: ServiceOptions): Promise<ServiceLease> {
+    if (this.closed) return Promise.reject(new Error('the Tidemark host is stopping'));
     const key = JSON.stringify(options);
-    let entry = this.entries.get(key);
-    if (!entry) {
-      entry = { service: this.make(options), queue: Promise.resolve(), holders: 0 };
-      this.entries.set(key, entry);
+    let e = this.entries.get(key);
+    if (!e) {
+      e = { service: this.make(options), holders: 0 };
+      this.entries.set(key, e);
     }
-    const e = entry;
-    clearTimeout(e.idle);
-    if (e.holders > 0) note('waiting for another tidemark command on this VM to end…\n');
-    e.holders++;
-    const before = e.queue;
-    let release!: () => void;
-    e.queue = new Promise<void>((r) => (release = r));
-    await before;
+    const entry = e;
+    clearTimeout(entry.idle);
+    entry.holders++;
     let released = false;
-    return {
-      service: e.service,
+    return Promise.resolve({
+      service: entry.service,
       release: () => {
         if (released) return;
         released = true;
-        e.holders--;
-        release();
-        if (e.holders === 0 && !this.closed) e.idle = setTimeout(() => this.drop(key, e), this.idleMs).unref();
+        entry.holders--;
+        if (entry.holders === 0 && !this.closed) entry.idle = setTimeout(() => this.drop(key, entry), this.idleMs).unref();
       },
-    };
+    });
   }
 
   /** How many services are open (tests). */
@@ -103,9 +97,9 @@ export class ServicePool implements ServiceSource {
     this.closed = true;
     const all = [...this.entries.values()];
     this.entries.clear();
+    // The host waited for its running commands before this (CliHost.close).
     await Promise.all(all.map(async (e) => {
       clearTimeout(e.idle);
-      await e.queue;
       await e.service.close().catch(() => undefined);
     }));
   }

@@ -1,7 +1,7 @@
 // `tidemark host` with a real demo VM: the real CLI (bin/tidemark.js) hands its commands to the
-// host and prints their output; commands on one VM wait for each other and say so; Ctrl-C and a
-// caller that goes away cancel the command's job; once the host stops, the CLI connects by itself
-// again (the host released the VM's socket).
+// host and prints their output; commands run side by side (status and cancel of a running backup);
+// Ctrl-C and a caller that goes away cancel the command's job; once the host stops, the CLI connects
+// by itself again (the host released the VM's socket).
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -84,14 +84,30 @@ describe('tidemark host with the demo VM', () => {
     expect(await runTidemark(dir, ['checkpoint-create-as', '--bogus'])).toEqual({ code: 2, out: '', err: 'error: unknown option --bogus for checkpoint-create-as\n' });
   }, 60_000);
 
-  it('runs commands on one VM one at a time, and tells the one that waits', async () => {
-    const write = viaHost(['lab', 'write', '--disk', 'vda', '--mib', '8', '--rate', '8']);
-    await new Promise((r) => setTimeout(r, 300));
-    const list = await viaHost(['checkpoint-list', '--name']);
-    const w = await write;
-    expect(w.code, w.err).toBe(0);
-    expect(list).toEqual({ code: 0, out: 'h1\n\n', err: 'waiting for another tidemark command on this VM to end…\n' });
-  }, 60_000);
+  it('runs commands side by side: backup-status and backup-cancel answer while a backup runs in the host', async () => {
+    const wrote = await viaHost(['lab', 'write', '--disk', 'vda', '--mib', '32']);
+    expect(wrote.code, wrote.err).toBe(0);
+    const backup = viaHost(['backup-begin', '--full', '--speed', '1']); // ≥ 32 MiB at 1 MiB/s
+    let running = false;
+    for (let i = 0; i < 100 && !running; i++) {
+      const st = await viaHost(['backup-status', '--json']);
+      expect(st.code, st.err).toBe(0);
+      const s = JSON.parse(st.out) as { running: boolean; phase?: string; progress: { done: number }[] };
+      running = s.running && s.phase === 'running' && s.progress.some((p) => p.done > 0);
+      if (!running) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!running) {
+      const b = await backup;
+      throw new Error(`the backup never showed as running: ${JSON.stringify(b)}`);
+    }
+    const cancel = await viaHost(['backup-cancel']);
+    expect(cancel.code, cancel.err).toBe(0);
+    expect(cancel.out).toMatch(/^Backup \S+ cancelled\n/);
+    const b = await backup;
+    expect(b.code).toBe(1);
+    expect(b.err).toMatch(/was cancelled; checkpoint \S+ rolled back/);
+    expect((await viaHost(['checkpoint-list', '--name'])).out).toBe('h1\n\n');
+  }, 120_000);
 
   it('Ctrl-C of the caller cancels the command\'s job', async () => {
     let press: (() => void) | undefined;
@@ -110,12 +126,15 @@ describe('tidemark host with the demo VM', () => {
     conn.write(`${JSON.stringify({ v: HOST_PROTOCOL, argv: ['--state-dir', dir, 'lab', 'write', '--disk', 'vda', '--pattern', 'sequential', '--mib', '64', '--rate', '4'], cwd: dir, env: {}, isTTY: false })}\n`);
     await new Promise((r) => setTimeout(r, 1_500));
     conn.destroy();
-    // waits for the cancelled write to end (same VM), then runs
+    await new Promise((r) => setTimeout(r, 500));
+    const stopped = (await vdaDirty()) - before;
+    // a write still running at 4 MiB/s would dirty ~6 MiB more in these 1.5 s
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await vdaDirty()) - before).toBe(stopped);
+    expect(stopped).toBeGreaterThan(0);
+    expect(stopped).toBeLessThan(32 * 1024 * 1024); // ~6 MiB in 1.5 s at 4 MiB/s; the whole write would dirty ~60 MiB
     const status = await viaHost(['lab', 'status']);
     expect(status.code, status.err).toBe(0);
-    const written = (await vdaDirty()) - before;
-    expect(written).toBeGreaterThan(0);
-    expect(written).toBeLessThan(32 * 1024 * 1024); // ~6 MiB in 1.5 s at 4 MiB/s; the whole write would dirty ~63 MiB
   }, 60_000);
 
   it('once the host stops, the CLI connects to the VM by itself again', async () => {

@@ -5,6 +5,7 @@ import { shortChecksum, type BackupRecord, type JobInfo, type RestoreRequest } f
 import { exclusive, positiveNumber, UsageError } from '../args';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
+import { followOwnJob } from '../own-job';
 import { formatBytes, formatInfo, formatTable, formatTime } from '../format';
 import { PULL_ONLY_OPTIONS, runPull } from './pull';
 import { BACKUP_POINT_OPTIONS, QUIESCE_OPTIONS, quiesceOf, REPO_OPTION, repoOf } from '../backup-options';
@@ -16,11 +17,8 @@ function when(ms: number): string {
 
 /** Runs `call` while showing the progress of the job of `kind` it starts (terminal only); Ctrl-C runs `cancel`. */
 async function withProgress<T>(ctx: CliContext, kind: JobInfo['kind'], show: boolean, call: () => Promise<T>, cancel: (job: JobInfo | undefined) => Promise<unknown>): Promise<T> {
-  let current: JobInfo | undefined;
   let shown = false;
-  const off = ctx.service.events.on('job:update', (j) => {
-    if (j.kind !== kind) return;
-    current = j;
+  const own = followOwnJob(ctx, kind, (j) => {
     if (!show || j.state !== 'running' || j.progress.length === 0) return;
     const parts = j.progress.map((p) => `${p.disk} ${formatBytes(p.done)}/${formatBytes(p.total)}${p.total > 0 ? ` (${Math.floor((p.done / p.total) * 100)}%)` : ''}`);
     ctx.io.stderr(`\r${parts.join('  ')}\u001b[K`);
@@ -31,13 +29,13 @@ async function withProgress<T>(ctx: CliContext, kind: JobInfo['kind'], show: boo
     if (cancelling) return;
     cancelling = true;
     if (show) ctx.io.stderr('\ncancelling…\n');
-    void cancel(current).catch(() => undefined);
+    void cancel(own.current()).catch(() => undefined);
   };
   const offInterrupt = ctx.onInterrupt(onSigint);
   try {
     return await call();
   } finally {
-    off();
+    own.off();
     offInterrupt();
     if (shown) ctx.io.stderr('\r\u001b[K');
   }

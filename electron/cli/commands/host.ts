@@ -12,7 +12,7 @@ export const hostCommand: Command = {
     'As libvirtd for virsh: while it runs, every tidemark command on the same state folder hands its\n' +
     'command line to it (over STATE/run/cli.sock, private to its owner) instead of starting the engine and\n' +
     'connecting to the VM itself, which saves most of a short command\'s time. Output, exit status and\n' +
-    'Ctrl-C are the command\'s own. Commands on one VM run one at a time; the host keeps a VM\'s QMP or\n' +
+    'Ctrl-C are the command\'s own. Commands run side by side (backup-status while a backup runs); the host keeps a VM\'s QMP or\n' +
     'libvirt connection open until it has been idle for --idle seconds, so other QMP clients of that\n' +
     'socket wait until then. The host uses its own environment (PATH, SSH agent) for what it runs.\n' +
     'lab start/stop, schedule and serve always run in the calling process. TIDEMARK_HOST=off in a\n' +

@@ -7,28 +7,27 @@ import { exclusive, positiveNumber, UsageError, type ParsedArgs } from '../args'
 import { BACKUP_POINT_OPTIONS, QUIESCE_OPTIONS, quiesceOf, REPO_OPTION, repoOf } from '../backup-options';
 import { JSON_OPTION, type Command } from '../command';
 import type { CliContext } from '../context';
+import { followOwnJob } from '../own-job';
 import { formatBytes, formatTable } from '../format';
 
 
 /** Shows the pull job's per-disk progress on a terminal; Ctrl-C cancels the job. */
 async function withPullProgress<T>(ctx: CliContext, show: boolean, call: () => Promise<T>): Promise<T> {
-  let jobId: string | undefined;
   let shown = false;
-  const off = ctx.service.events.on('job:update', (j) => {
-    if (j.kind !== 'pull') return;
-    jobId = j.id;
+  const own = followOwnJob(ctx, 'pull', (j) => {
     if (!show || j.state !== 'running' || j.progress.length === 0) return;
     ctx.io.stderr(`\r${j.progress.map((p) => `${p.disk} ${formatBytes(p.done)}/${formatBytes(p.total)}`).join('  ')}\u001b[K`);
     shown = true;
   });
   const onSigint = () => {
-    if (jobId) void ctx.call('job:cancel', jobId).catch(() => undefined);
+    const job = own.current();
+    if (job) void ctx.call('job:cancel', job.id).catch(() => undefined);
   };
   const offInterrupt = ctx.onInterrupt(onSigint);
   try {
     return await call();
   } finally {
-    off();
+    own.off();
     offInterrupt();
     if (shown) ctx.io.stderr('\r\u001b[K');
   }
