@@ -41,9 +41,8 @@ const lazyBuiltins = {
 
 fs.mkdirSync(outDir, { recursive: true });
 const startedAt = Date.now();
-const result = await build({
-  entryPoints: [path.join(root, 'electron', 'cli', 'main.ts')],
-  outfile,
+/** What both bundles are built with. */
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -52,38 +51,30 @@ const result = await build({
   // comments: bench/cli-start.ts. keepNames: class and function names (error names, stacks) stay the sources'.
   minify: true,
   keepNames: true,
-  // TIDEMARK_DEBUG=1 runs the bundle with source maps on, so its stacks name the TypeScript sources.
-  sourcemap: 'linked',
   metafile: true,
   logLevel: 'warning',
   absWorkingDir: root,
+  plugins: [lazyBuiltins],
+};
+const result = await build({
+  ...common,
+  entryPoints: [path.join(root, 'electron', 'cli', 'main.ts')],
+  outfile,
+  // TIDEMARK_DEBUG=1 runs the bundle with source maps on, so its stacks name the TypeScript sources.
+  sourcemap: 'linked',
   // Loaded from node_modules when needed: the native BLAKE3 binding, hash-wasm (~0.6 MiB of inlined wasm,
   // only for verifying BLAKE3 layers where the binding does not load) and ws (130 KiB, only `serve`)
   // would slow every start-up.
   external: ['@napi-rs/blake-hash', 'hash-wasm', 'ws'],
-  plugins: [lazyBuiltins],
 });
 // The thin client (electron/cli/host-client.ts) that bin/tidemark.js loads first: when a resident host
 // serves the state folder the command runs there, and the big bundle is never read.
-const client = await build({
-  entryPoints: [path.join(root, 'electron', 'cli', 'host-client.ts')],
-  outfile: path.join(outDir, 'client.cjs'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  keepNames: true,
-  metafile: true,
-  logLevel: 'warning',
-  absWorkingDir: root,
-  plugins: [lazyBuiltins],
-});
+const client = await build({ ...common, entryPoints: [path.join(root, 'electron', 'cli', 'host-client.ts')], outfile: path.join(outDir, 'client.cjs') });
 // Only the project's own sources: node_modules change through `npm ci`, which is followed by a build
 // (and the lazy built-ins' stand-ins are no files).
 const ownSources = (meta) => Object.keys(meta.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
 const clientInputs = ownSources(client.metafile);
-const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...clientInputs])].filter((f) => !f.startsWith('node_modules/') && !f.startsWith('lazy-builtin:')).sort();
+const inputs = [...new Set([...ownSources(result.metafile), ...clientInputs])].sort();
 // The build's start time: an input saved during the build counts as newer than the bundle.
 // clientInputs: the thin client's own few, so bin/tidemark.js can trust client.cjs without checking every input.
 const stamp = { builtAt: startedAt, inputs, clientInputs };
