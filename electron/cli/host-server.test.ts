@@ -110,6 +110,16 @@ describe('tidemark host: its socket', () => {
     expect((await viaHost(['--state-dir', h.stateDir, 'lab', 'status'])).code).toBeUndefined();
   });
 
+  it('stops although a caller connected and never sent its command (that connection is closed)', async () => {
+    const h = await host('silent');
+    const c = net.connect(h.socket);
+    await new Promise((r) => c.once('connect', r));
+    const closedByHost = new Promise((r) => c.once('close', r));
+    await h.close();
+    await closedByHost;
+    expect(fs.existsSync(h.socket)).toBe(false);
+  });
+
   it('refuses a second host on the same folder, and a path that is not a socket (left as it was)', async () => {
     const h = await host('twice');
     await expect(startCliHost({ stateDir: h.stateDir, run: runCli })).rejects.toThrow(/a Tidemark host already serves this state folder/);

@@ -146,12 +146,19 @@ export async function startCliHost(options: CliHostOptions): Promise<CliHost> {
   const pool = new ServicePool(options.idleMs ?? 10 * 60_000);
   const running = new Set<Promise<void>>();
   const sockets = new Set<net.Socket>();
+  /** Connections whose command has not arrived yet: closing the host closes them (nothing ran). */
+  const waiting = new Set<net.Socket>();
   const log = options.log ?? (() => undefined);
   const counter = { ran: 0 };
   const server = net.createServer((conn) => {
     sockets.add(conn);
-    conn.on('close', () => sockets.delete(conn));
-    const run = serveConnection(conn, { stateDir, pool, log, counter, runCli: options.run }).finally(() => running.delete(run));
+    waiting.add(conn);
+    conn.on('close', () => {
+      sockets.delete(conn);
+      waiting.delete(conn);
+    });
+    const started = () => void waiting.delete(conn);
+    const run = serveConnection(conn, { stateDir, pool, log, counter, runCli: options.run, started }).finally(() => running.delete(run));
     running.add(run);
   });
   await new Promise<void>((resolve, reject) => {
@@ -171,9 +178,13 @@ export async function startCliHost(options: CliHostOptions): Promise<CliHost> {
       return counter.ran;
     },
     close: () => (closing ??= (async () => {
-      await new Promise<void>((r) => server.close(() => r()));
+      // server.close() calls back once every connection has ended: stop listening, drop the callers
+      // that never sent a command, let the running commands end, then end what is left.
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      for (const s of waiting) s.destroy();
       await Promise.all([...running]);
       for (const s of sockets) s.destroy();
+      await stopped;
       await pool.close();
       // Only the socket this host made (a host started since would have its own).
       const st = fs.statSync(socket, { throwIfNoEntry: false });
@@ -182,16 +193,18 @@ export async function startCliHost(options: CliHostOptions): Promise<CliHost> {
   };
 }
 
-/** Reads one request from `conn`, runs it, streams the output back, ends with its exit status. */
 interface Serving {
   stateDir: string;
   pool: ServicePool;
   log(line: string): void;
   counter: { ran: number };
   runCli: CliRunner;
+  /** The command arrived (the connection is no longer one that closing the host may drop). */
+  started(): void;
 }
 
-async function serveConnection(conn: net.Socket, { stateDir, pool, log, counter, runCli }: Serving): Promise<void> {
+/** Reads one request from `conn`, runs it, streams the output back, ends with its exit status. */
+async function serveConnection(conn: net.Socket, { stateDir, pool, log, counter, runCli, started }: Serving): Promise<void> {
   conn.setEncoding('utf8');
   let open = true;
   conn.on('close', () => (open = false));
@@ -227,6 +240,7 @@ async function serveConnection(conn: net.Socket, { stateDir, pool, log, counter,
     });
   });
   if (!request) return void conn.end();
+  started();
   const env = Object.fromEntries(FORWARDED_ENV.filter((k) => request.env[k] !== undefined).map((k) => [k, request.env[k]!]));
   if (!sameStateDir(request, env, stateDir)) {
     send({ local: true });
