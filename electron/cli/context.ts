@@ -32,7 +32,7 @@ export interface CliIo {
  */
 export interface ServiceSource {
   /** The service for `options`; release() hands it back when the command ends. */
-  acquire(options: ServiceOptions): Promise<ServiceLease>;
+  acquire(options: ServiceOptions): ServiceLease;
 }
 
 /** runCli's shape: runs one command line, resolves to its exit status (RUN_LOCALLY: see host-protocol.ts). */
@@ -85,7 +85,7 @@ export class CliContext {
   async load(): Promise<void> {
     this.serviceModule ??= await import('../host/service');
     this.labModule ??= await import('../engine/lab/labvm');
-    if (this.source && !this.lease) this.lease = await this.source.acquire(this.serviceOptions());
+    if (this.source && !this.lease) this.lease = this.source.acquire(this.serviceOptions());
   }
 
   private get mod(): ServiceModule {

@@ -59,19 +59,15 @@ export class ServicePool implements ServiceSource {
 
   constructor(private readonly idleMs: number, private readonly make: (o: ServiceOptions) => Service = createService) {}
 
-  acquire(options: ServiceOptions): Promise<ServiceLease> {
-    if (this.closed) return Promise.reject(new Error('the Tidemark host is stopping'));
+  acquire(options: ServiceOptions): ServiceLease {
+    if (this.closed) throw new Error('the Tidemark host is stopping');
     const key = JSON.stringify(options);
-    let e = this.entries.get(key);
-    if (!e) {
-      e = { service: this.make(options), holders: 0 };
-      this.entries.set(key, e);
-    }
-    const entry = e;
+    const entry = this.entries.get(key) ?? { service: this.make(options), holders: 0 };
+    this.entries.set(key, entry);
     clearTimeout(entry.idle);
     entry.holders++;
     let released = false;
-    return Promise.resolve({
+    return {
       service: entry.service,
       release: () => {
         if (released) return;
@@ -79,12 +75,7 @@ export class ServicePool implements ServiceSource {
         entry.holders--;
         if (entry.holders === 0 && !this.closed) entry.idle = setTimeout(() => this.drop(key, entry), this.idleMs).unref();
       },
-    });
-  }
-
-  /** How many services are open (tests). */
-  get size(): number {
-    return this.entries.size;
+    };
   }
 
   private drop(key: string, e: PoolEntry): void {
