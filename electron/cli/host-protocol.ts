@@ -31,7 +31,7 @@ export function hostSocketPath(stateDir: string): string {
   return path.join(stateDir, 'run', 'cli.sock');
 }
 
-/** Splits a byte stream into lines; refuses a line over MAX_FRAME_BYTES. */
+/** Splits a byte stream into lines; refuses a line over MAX_FRAME_BYTES, whether its end has come or not. */
 export class LineReader {
   private buf = '';
   constructor(private readonly onLine: (line: string) => void) {}
@@ -41,6 +41,7 @@ export class LineReader {
     while ((nl = this.buf.indexOf('\n')) >= 0) {
       const line = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
+      if (line.length > MAX_FRAME_BYTES) throw new Error(`a line longer than ${MAX_FRAME_BYTES} bytes`);
       if (line.trim() !== '') this.onLine(line);
     }
     if (this.buf.length > MAX_FRAME_BYTES) throw new Error(`a line longer than ${MAX_FRAME_BYTES} bytes`);

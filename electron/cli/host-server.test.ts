@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runInHost, type ClientIo } from './host-client';
-import { hostSocketPath, MAX_FRAME_BYTES } from './host-protocol';
+import { hostSocketPath, LineReader, MAX_FRAME_BYTES } from './host-protocol';
 import { startCliHost, type CliHost } from './host-server';
 import { runCli } from './main';
 
@@ -156,6 +156,15 @@ describe('tidemark host: bad requests and bad replies', () => {
     expect(JSON.parse(await raw(h.socket, '{"v":99,"argv":[],"cwd":"/","env":{},"isTTY":false}\n')).error).toMatch(/speaks protocol 1, the caller 99: restart the host/);
     expect(JSON.parse((await raw(h.socket, 'x'.repeat(MAX_FRAME_BYTES + 10))).split('\n')[0]!).error).toMatch(/^malformed request: a line longer than/);
     expect((await viaHost(['--state-dir', h.stateDir, 'lab', 'status'])).code).toBe(0);
+  });
+
+  it('reads lines up to the limit, and refuses a longer one even when its end came in the same chunk', () => {
+    const lines: number[] = [];
+    const r = new LineReader((l) => lines.push(l.length));
+    r.push(`${'a'.repeat(MAX_FRAME_BYTES)}\n\nb`);
+    r.push('\n');
+    expect(lines).toEqual([MAX_FRAME_BYTES, 1]);
+    expect(() => new LineReader(() => undefined).push(`${'a'.repeat(MAX_FRAME_BYTES + 1)}\n`)).toThrow(`a line longer than ${MAX_FRAME_BYTES} bytes`);
   });
 
   /** A fake host on `stateDir`'s socket that answers every request with `reply` (then closes). */
