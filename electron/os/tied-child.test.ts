@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive, processStartTime } from './process-liveness';
-import { tiedProgramMissing, tiedToThisProcess } from './tied-child';
+import { tiedCommand, tiedProgramMissing, tiedToThisProcess } from './tied-child';
 
 const here = __dirname;
 
@@ -27,6 +27,18 @@ describe('tiedToThisProcess', () => {
     while (isProcessAlive(pid) && processStartTime(pid) !== 'zombie' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const left = processStartTime(pid);
     expect(left === undefined || left === 'zombie', `sleep (pid ${pid}) outlived its killed parent`).toBe(true);
+  });
+
+  it('runs the program only while the parent it was started for is alive: an orphan never starts it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-tied-'));
+    // A parent that died before the death signal was armed: the child's parent is no longer it.
+    const orphan = tiedCommand('touch', [path.join(dir, 'orphan')], 1);
+    expect(orphan.cmd).toMatch(/setpriv$/);
+    spawnSync(orphan.cmd, orphan.args);
+    expect(fs.existsSync(path.join(dir, 'orphan'))).toBe(false);
+    const mine = tiedToThisProcess('touch', [path.join(dir, 'mine')]);
+    expect(spawnSync(mine.cmd, mine.args).status).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'mine'))).toBe(true);
   });
 
   it('says when the program itself is missing (setpriv exits 127), and only then', () => {
