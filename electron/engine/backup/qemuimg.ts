@@ -4,6 +4,7 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
+import { emptyQcow2Layout, writeEmptyQcow2 } from './qcow2-empty';
 import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
 export interface ImageInfo {
@@ -104,8 +105,19 @@ export async function imageInfo(file: string, options: { shared?: boolean; forma
   };
 }
 
-/** Creates a qcow2 image; with `backing`, a layer over it (the path is written as given, so relative stays relative). */
+/**
+ * Creates a qcow2 image; with `backing`, a layer over it (the path is written as given, so relative
+ * stays relative). Written by Node where it lays out what qemu-img would (`qcow2-empty.ts`), else by qemu-img.
+ */
 export async function createQcow2(file: string, sizeBytes: number, options: { backing?: string; compat?: string; clusterSize?: number } = {}): Promise<void> {
+  const layout = (options.compat ?? '1.1') === '1.1' ? emptyQcow2Layout(sizeBytes, options) : undefined;
+  if (layout) {
+    try {
+      return await writeEmptyQcow2(file, layout, options.backing);
+    } catch (e) {
+      throw new Error(`cannot create image ${file}: ${(e as Error).message}`);
+    }
+  }
   const opts = [`compat=${options.compat ?? '1.1'}`];
   if (options.clusterSize) opts.push(`cluster_size=${options.clusterSize}`);
   const args = ['create', '-q', '-f', 'qcow2', '-o', opts.join(',')];
