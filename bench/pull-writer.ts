@@ -1,29 +1,28 @@
-// The copy step of an incremental pull, three ways, on the same point-in-time export (figures, never
+// The copy step of an incremental pull, four ways, on the same point-in-time export (figures, never
 // pass/fail). A lab VM holds the side-by-side bench's disks (bench/peers/machines.ts); each round
 // dirties 64 MiB (256 × 256 KiB) of vda (1 GiB) and vdc (1 TiB sparse), then an export-only pull
 // publishes both disks and, while the exports stay open, each variant copies the dirty extents into a
-// new qcow2 layer (create, writer up, block status, copy, flush, writer down, fdatasync):
-//   before:        block status over the whole disk (both contexts) → a qemu-nbd --cache=unsafe writer
-//   qemu-nbd:      dirty bitmap first, allocation only over the dirty ranges → the qemu-nbd writer
-//   QEMU (after):  the same block status → the VM's own QEMU writes the layer (pull-writer.ts)
-// Variants take turns (order rotated per round); medians [min..max] and paired ratios to "before".
+// new qcow2 layer (create, block status, copy, close, fdatasync):
+//   QEMU writes:      the VM's own QEMU opens the layer and serves it writable on its NBD server (before)
+//   Tidemark writes:  Tidemark writes the qcow2 file itself (engine/pull/qcow2-layer.ts, after)
+//   reads alone:      the same block status and reads, every byte discarded (what the reads cost)
+//   libnbd reads:     python3-libnbd, block status then one pread after another, discarded (the
+//                     libvirt peer's reader; its own clock, without Python's start)
+// Variants take turns (order rotated per round); medians [min..max] and paired ratios to "QEMU writes".
 // Run: npx tsx bench/pull-writer.ts [--rounds 3]
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { BackupRepository } from '../electron/engine/backup/repository';
 import { requestExportEnd } from '../electron/engine/backup/control';
 import { createQcow2 } from '../electron/engine/backup/qemuimg';
 import { CheckpointEngine } from '../electron/engine/checkpoints/engine';
-import { copyExtents } from '../electron/engine/pull/copy';
 import { LayerCopy } from '../electron/engine/pull/layer-copy';
-import { copyOps } from '../electron/engine/pull/plan';
 import { runPull, type PullExport } from '../electron/engine/qmp-driver/pull';
-import { qemuLayerWriter } from '../electron/engine/qmp-driver/pull-writer';
-import { NbdClient } from '../electron/nbd/client';
-import { BASE_ALLOCATION } from '../electron/nbd/protocol';
+import { qcow2LayerWriter } from '../electron/engine/pull/qcow2-layer';
+import type { OpenLayerWriter } from '../electron/engine/pull/writer';
+import type { QemuExport } from '../electron/nbd/qemu-exports';
+import { execFileSync } from 'node:child_process';
 import { ExportManager, nbdSocketPath } from '../electron/nbd/qemu-exports';
-import { startQemuNbd } from '../electron/nbd/qemu-nbd';
 import { parseNbdUri } from '../electron/nbd/uri';
 import { syncFileData } from '../electron/os/atomic-file';
 import { QmpClient } from '../electron/qmp/client';
@@ -31,7 +30,7 @@ import { median, stats, time } from './measure';
 import { Machines } from './peers/machines';
 import { load, settle } from './peers/proc';
 
-const VARIANTS = ['before', 'qemu-nbd', 'QEMU (after)'] as const;
+const VARIANTS = ['QEMU writes', 'Tidemark writes', 'reads alone', 'libnbd reads'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 async function main(): Promise<void> {
@@ -47,25 +46,17 @@ async function main(): Promise<void> {
     const engine = await CheckpointEngine.open(client, { endpoint: m.lab!.cliEndpoint, stateDir });
     const repo = BackupRepository.open(m.p('out', 'repo'), { create: true });
     const exportsOf = ExportManager.for(client, nbdSocketPath(stateDir, engine.vmId));
-    const runDir = path.join(stateDir, 'run');
     let n = 0;
     const copy = async (v: Variant, e: PullExport) => {
+      if (v === 'libnbd reads') return libnbdReads(e);
       const layer = m.p('out', `layer-${n++}.qcow2`);
       const ms = await time(async () => {
         await createQcow2(layer, e.size);
-        if (v !== 'before') {
-          const writer = v === 'qemu-nbd' ? { runDir, onWriter: () => undefined } : { writer: qemuLayerWriter(client, exportsOf, `tidemark-bench-${n}`, () => undefined) };
-          await new LayerCopy({ source: parseNbdUri(e.uri), dirtyContext: e.dirtyContext, kind: 'incremental', layer, signal: new AbortController().signal, onProgress: () => undefined, ...writer }).run();
-          return;
-        }
-        const w = await startQemuNbd({ image: layer, format: 'qcow2', runDir, exportName: 'layer', cache: 'unsafe' });
-        const src = await NbdClient.connect(e.uri, { metaContexts: [BASE_ALLOCATION, e.dirtyContext!] });
-        const dst = await NbdClient.connect(w.address);
-        await copyExtents(src, dst, copyOps('incremental', await src.extents(BASE_ALLOCATION), await src.extents(e.dirtyContext!)));
-        await dst.flush();
-        await src.close();
-        await dst.close();
-        await w.stop();
+        const writer: OpenLayerWriter =
+          v === 'QEMU writes' ? qemuWriter(client, exportsOf, `tidemark-bench-${n}`)
+          : v === 'Tidemark writes' ? qcow2LayerWriter({ sizeBytes: e.size, clusterSize: 65536 }, async () => undefined)
+          : async () => ({ target: { direct: discard(e.size), clusterSize: 65536 }, close: async () => undefined, abort: async () => undefined });
+        await new LayerCopy({ source: parseNbdUri(e.uri), dirtyContext: e.dirtyContext, kind: 'incremental', layer, signal: new AbortController().signal, onProgress: () => undefined, writer }).run();
         await syncFileData(layer);
       });
       fs.rmSync(layer);
@@ -103,16 +94,58 @@ async function main(): Promise<void> {
     }
     console.log(`\ncopy step of an incremental pull, 64 MiB as 256 × 256 KiB; ${rounds} rounds, load ${loads.join(' | ')}`);
     for (const disk of ['vda', 'vdc']) {
-      const base = results.get(`${disk} before`)!;
+      const base = results.get(`${disk} QEMU writes`)!;
       for (const v of VARIANTS) {
         const xs = results.get(`${disk} ${v}`)!;
-        console.log(`  ${disk === 'vda' ? 'vda 1 GiB' : 'vdc 1 TiB'}  ${v.padEnd(13)} ${stats(xs)}  ÷ before ${median(xs.map((x, k) => x / base[k]!)).toFixed(2)}×`);
+        console.log(`  ${disk === 'vda' ? 'vda 1 GiB' : 'vdc 1 TiB'}  ${v.padEnd(16)} ${stats(xs)}  ÷ QEMU writes ${median(xs.map((x, k) => x / base[k]!)).toFixed(2)}×`);
       }
     }
     await client.close();
   } finally {
     await m.close();
   }
+}
+
+/** The writer this bench compares with: the VM's own QEMU opens the layer and serves it writable over NBD. */
+function qemuWriter(client: QmpClient, exportsOf: ExportManager, nodeName: string): OpenLayerWriter {
+  return async (layer) => {
+    await client.execute('blockdev-add', { driver: 'qcow2', 'node-name': nodeName, file: { driver: 'file', filename: layer }, cache: { 'no-flush': true } });
+    const exp: QemuExport = await exportsOf.add({ nodeName, writable: true, prefix: 'tidemark-layer' });
+    const detach = async () => {
+      await exp.remove();
+      await client.execute('blockdev-del', { 'node-name': nodeName });
+    };
+    return { target: { address: exp.address }, close: detach, abort: detach };
+  };
+}
+
+/** A target that drops every byte (what the reads alone cost). */
+function discard(size: number): { size: number; write(): Promise<void>; writeZeroes(): Promise<void> } {
+  return { size, write: async () => undefined, writeZeroes: async () => undefined };
+}
+
+/** python3-libnbd: block status of the dirty context, then one pread after another (the libvirt peer's reader). */
+function libnbdReads(e: PullExport): number {
+  const a = parseNbdUri(e.uri).transport;
+  if (a.kind !== 'unix') throw new Error('the bench exports on a unix socket');
+  const py = `
+import nbd, sys, time
+h = nbd.NBD(); h.add_meta_context(sys.argv[3]); h.connect_uri('nbd+unix:///%s?socket=%s' % (sys.argv[1], sys.argv[2]))
+t0 = time.monotonic(); size = h.get_size(); ext = []; st = {'pos': 0}
+def cb(ctx, off, ents, err):
+    pos = off
+    for i in range(0, len(ents), 2):
+        if ents[i + 1] & 1: ext.append((pos, ents[i]))
+        pos += ents[i]
+    st['pos'] = pos
+    return 0
+pos = 0
+while pos < size:
+    h.block_status(min(size - pos, 1 << 30), pos, cb); pos = st['pos']
+for off, n in ext: h.pread(min(n, size - off), off)
+print((time.monotonic() - t0) * 1000)
+`;
+  return Number(execFileSync('/usr/bin/python3', ['-c', py, e.exportName, a.path, e.dirtyContext!], { encoding: 'utf8' }).trim());
 }
 
 main().catch((e) => {

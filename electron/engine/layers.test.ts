@@ -40,6 +40,10 @@ describe('import directions', () => {
     expect(offenders('engine/pull', /^engine\/(backup|qmp-driver)\//)).toEqual([]);
   });
 
+  it('the qcow2 format, which backup and pull both write, imports nothing else of the engine', () => {
+    expect(offenders('engine/qcow2', /^engine\/(?!qcow2\/)/)).toEqual([]);
+  });
+
   it('the backup session and its strategy seam know no QMP', () => {
     const session = importsUnder('engine/backup').filter((f) => /(session|strategy|record|control|lock)\.ts$/.test(f.file));
     expect(session.flatMap((f) => f.imports.filter((i) => /^(qmp|nbd)\//.test(i) || /checkpoints\/(api|engine)$/.test(i)).map((i) => `${f.file} imports ${i}`))).toEqual([]);

@@ -4,7 +4,7 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { PRIVATE_FILE_MODE } from '../../os/atomic-file';
-import { emptyQcow2Layout, writeEmptyQcow2 } from './qcow2-empty';
+import { emptyQcow2Layout, writeEmptyQcow2 } from '../qcow2/format';
 import { tiedProgramMissing, tiedToThisProcess } from '../../os/tied-child';
 
 export interface ImageInfo {
@@ -107,7 +107,7 @@ export async function imageInfo(file: string, options: { shared?: boolean; forma
 
 /**
  * Creates a qcow2 image; with `backing`, a layer over it (the path is written as given, so relative
- * stays relative). Written by Node where it lays out what qemu-img would (`qcow2-empty.ts`), else by qemu-img.
+ * stays relative). Written by Node where it lays out what qemu-img would (`engine/qcow2/format.ts`), else by qemu-img.
  */
 export async function createQcow2(file: string, sizeBytes: number, options: { backing?: string; compat?: string; clusterSize?: number } = {}): Promise<void> {
   const layout = (options.compat ?? '1.1') === '1.1' ? emptyQcow2Layout(sizeBytes, options) : undefined;

@@ -1,8 +1,9 @@
-// Copies planned extents from the fleece export (NBD) into the new layer (NBD, qemu-nbd), a few
+// Copies planned extents from the fleece export (NBD) into the new layer (the file itself, or NBD), a few
 // pieces at a time so memory stays bounded, reporting progress after every piece. The plan is a
 // list, or batches that arrive while the copy runs (streamed-plan.ts), taken in order.
 
 import type { NbdClient } from '../../nbd/client';
+import type { CopyTarget } from './writer';
 import { splitOps, type CopyOp } from './plan';
 
 export interface CopyOptions {
@@ -19,7 +20,7 @@ export interface CopyResult {
   zeroBytes: number;
 }
 
-export async function copyExtents(src: NbdClient, dst: NbdClient, plan: CopyOp[] | AsyncIterable<CopyOp[]>, options: CopyOptions = {}): Promise<CopyResult> {
+export async function copyExtents(src: NbdClient, dst: CopyTarget, plan: CopyOp[] | AsyncIterable<CopyOp[]>, options: CopyOptions = {}): Promise<CopyResult> {
   if (src.size !== dst.size) throw new Error(`cannot copy a ${src.size}-byte export into a ${dst.size}-byte layer`);
   const nextPiece = pieceSource(Array.isArray(plan) ? once(plan) : plan, options.pieceBytes ?? 4 * 1024 * 1024);
   const result: CopyResult = { dataBytes: 0, zeroBytes: 0 };

@@ -9,7 +9,7 @@ import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import type { NbdAddress } from '../../nbd/uri';
 import { copyExtents, type CopyResult } from './copy';
-import { copyOps, type CopyOp } from './plan';
+import { alignOps, copyOps, type CopyOp } from './plan';
 import { streamIncrementalPlan } from './streamed-plan';
 import { qemuNbdWriter, type LayerWriter, type OpenLayerWriter } from './writer';
 import { settleAll } from '../../os/settle-all';
@@ -64,10 +64,11 @@ export class LayerCopy {
     // connection selected, so with base:allocation beside it QEMU would work out allocation over the
     // whole disk too (what dirtyRanges is there to avoid). The connections open side by side; all
     // settle before a failure is thrown, so abort() finds every one that opened.
+    const target = this.writer.target;
     const [dirtyMap, src, dst] = await settleAll([
       ctx ? this.connect(o.source, { metaContexts: [ctx], maxInFlight: STATUS_IN_FLIGHT }) : Promise.resolve(undefined),
       this.connect(o.source, { metaContexts: [BASE_ALLOCATION] }),
-      this.connect(this.writer.address),
+      'address' in target ? this.connect(target.address) : Promise.resolve(target.direct),
     ] as const);
     let plan: CopyOp[] | AsyncIterable<CopyOp[]>;
     let total: () => number;
@@ -84,9 +85,10 @@ export class LayerCopy {
       const bytes = ops.reduce((n, op) => n + op.length, 0);
       [plan, total] = [ops, () => bytes];
     }
+    if ('direct' in target) plan = inClusters(plan, target.clusterSize, src.size);
     o.onProgress(0, total());
     const r = await copyExtents(src, dst, plan, { signal: o.signal, pieceBytes: o.pieceBytes, parallel: o.parallel, onProgress: (done) => o.onProgress(done, Math.max(done, total())) });
-    await dst.flush();
+    if (dst instanceof NbdClient) await dst.flush();
     for (const c of this.clients.splice(0)) await c.close();
     await this.writer.close();
     this.writer = undefined;
@@ -111,4 +113,12 @@ export class LayerCopy {
 /** The run directory of qemu-nbd writers in a state directory. */
 export function writerRunDir(stateDir: string): string {
   return path.join(stateDir, 'run');
+}
+
+/** The plan in whole clusters, batch by batch, for a writer that takes only those (alignOps). */
+function inClusters(plan: CopyOp[] | AsyncIterable<CopyOp[]>, clusterSize: number, diskSize: number): CopyOp[] | AsyncIterable<CopyOp[]> {
+  if (Array.isArray(plan)) return alignOps(plan, clusterSize, diskSize);
+  return (async function* () {
+    for await (const batch of plan) yield alignOps(batch, clusterSize, diskSize);
+  })();
 }

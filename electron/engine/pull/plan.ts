@@ -82,3 +82,47 @@ export function splitOps(ops: CopyOp[], max: number): CopyOp[] {
   }
   return out;
 }
+
+/**
+ * The plan in whole clusters of the layer, for a writer that takes only whole clusters (the last may
+ * end at the disk's end). Data grows outward to its clusters: the bytes around a change come from the
+ * same point-in-time export, so they are what the base shows there. A zero range keeps its whole
+ * clusters; the clusters it only partly covers become data (read, so the rest of them stays right).
+ * Operations stay in order and never overlap (a cluster two ranges touch is written once, as data).
+ */
+export function alignOps(ops: CopyOp[], clusterSize: number, diskSize: number): CopyOp[] {
+  const out: CopyOp[] = [];
+  const push = (offset: number, end: number, op: CopyOp['op']) => {
+    const last = out[out.length - 1];
+    if (last && offset < last.offset + last.length) {
+      // Overlap only in a cluster both touch; a partial cluster is always data, so data wins it.
+      const lastEnd = last.offset + last.length;
+      if (last.op === 'data') offset = lastEnd;
+      else last.length = offset - last.offset; // cannot happen for whole zero clusters; kept safe
+      if (last.length <= 0) out.pop();
+    }
+    if (end <= offset) return;
+    const prev = out[out.length - 1];
+    if (prev && prev.op === op && prev.offset + prev.length === offset) prev.length += end - offset;
+    else out.push({ offset, length: end - offset, op });
+  };
+  const down = (n: number) => n - (n % clusterSize);
+  const up = (n: number) => Math.min(diskSize, Math.ceil(n / clusterSize) * clusterSize);
+  for (const o of ops) {
+    const end = o.offset + o.length;
+    if (o.op === 'data') {
+      push(down(o.offset), up(end), 'data');
+      continue;
+    }
+    const zFrom = Math.ceil(o.offset / clusterSize) * clusterSize;
+    const zTo = end === diskSize ? end : down(end);
+    if (zFrom >= zTo) {
+      push(down(o.offset), up(end), 'data');
+      continue;
+    }
+    if (zFrom > o.offset) push(down(o.offset), zFrom, 'data');
+    push(zFrom, zTo, 'zero');
+    if (zTo < end) push(zTo, up(end), 'data');
+  }
+  return out;
+}

@@ -1,15 +1,26 @@
-// Who writes a new layer during a pull: an NBD export of the layer file, writable, opened with its
+// Who writes a new layer during a pull: Tidemark itself into the file (QMP driver: qcow2-layer.ts),
+// or an NBD export of the layer file, writable, opened with its
 // flushes off (qcow2 otherwise flushes around each metadata update: 8–770 fdatasyncs for 256 writes,
 // bench/README.md). The copy syncs the file once after close(), before anything records it.
-// Two writers: QEMU itself (the VM's own NBD server, QMP driver: engine/qmp-driver/pull-writer.ts)
-// and a qemu-nbd process (below; libvirt's pull, where Tidemark may not add nodes to the domain).
+// The NBD writer is a qemu-nbd process (below; libvirt's pull, whose repository may be on another
+// host than the point-in-time export).
 
 import { startQemuNbd } from '../../nbd/qemu-nbd';
 import type { NbdAddress } from '../../nbd/uri';
 
+/** What the copy writes into: a writable NBD export (NbdClient) or the layer file itself (qcow2-layer.ts). */
+export interface CopyTarget {
+  readonly size: number;
+  write(offset: number, data: Buffer): Promise<void>;
+  writeZeroes(offset: number, length: number): Promise<void>;
+}
+
 export interface LayerWriter {
-  /** The writable export of the layer (a unix socket: no TLS needed, 0600). */
-  address: NbdAddress;
+  /**
+   * The writable export of the layer (a unix socket: no TLS needed, 0600), or the layer written
+   * directly, which takes only whole clusters of `clusterSize` (the copy aligns its plan to them).
+   */
+  target: { address: NbdAddress } | { direct: CopyTarget; clusterSize: number };
   /** After a successful copy: closes the layer; everything written is then in the file (not yet synced). */
   close(): Promise<void>;
   /** After a failure: stops writing, best effort (the session deletes the partial file). */
@@ -25,7 +36,7 @@ export function qemuNbdWriter(runDir: string, onPid: (pid: number | undefined) =
     const server = await startQemuNbd({ image: layer, format: 'qcow2', runDir, exportName: 'layer', cache: 'unsafe' });
     onPid(server.pid);
     return {
-      address: server.address,
+      target: { address: server.address },
       close: async () => {
         await server.stop(); // qemu-nbd writes its cached qcow2 metadata to the file as it exits
         onPid(undefined);

@@ -2,7 +2,7 @@
 // then ONE transaction: temporary bitmaps + the new checkpoint + a sync=none fleecing job per disk
 // (why this method: actions.ts). Each fleece node is exported read-only over QEMU's NBD server with
 // its temporary bitmap; Tidemark copies only the dirty extents into the same qcow2-chain repository
-// as push (engine/pull/layer-copy.ts; QEMU itself writes the new layer, pull-writer.ts), or,
+// as push (engine/pull/layer-copy.ts; Tidemark writes the new layer file, pull/qcow2-layer.ts), or,
 // export-only, an outside tool reads the exports until backup-end. The backup session
 // (engine/backup/session.ts) does everything else.
 
@@ -27,8 +27,8 @@ import { checkFleeceRoom, FleeceWatch, mib, type FleeceLimits } from '../pull/fl
 import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
-import { readLayerFacts } from './layer-facts';
-import { qemuLayerWriter } from './pull-writer';
+import { readWrittenLayerFacts } from './layer-facts';
+import { qcow2LayerWriter } from '../pull/qcow2-layer';
 import { qmpBackupSource } from './source';
 import { settleAll } from '../../os/settle-all';
 
@@ -131,14 +131,17 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
     }
   }
 
-  /** The new layer of one disk, empty, on its base (created in setup, written in transfer). */
+  /** The new layer of one disk, empty, on its base (created in setup, so a missing base fails before the transaction). */
   private async createLayer(t: Run['targets'][number]): Promise<void> {
     const d = t.plan;
     mkdirPrivate(path.dirname(t.partial));
-    // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
+    await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize: this.layerClusterSize(d) });
+  }
+
+  /** Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base. */
+  private layerClusterSize(d: Run['targets'][number]['plan']): number {
     const g = this.granularity.get(d.disk.name);
-    const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : undefined;
-    await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize });
+    return d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : 64 * 1024;
   }
 
   async start(run: Run): Promise<void> {
@@ -214,7 +217,6 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
       const d = s.run.plan;
       const t = run.targets[i]!;
       try {
-        const layerNode = `${s.run.targetNode}-layer`;
         s.copy = new LayerCopy({
           source: s.exp!.address, dirtyContext: s.run.tmpBitmap ? dirtyBitmapContext(s.run.tmpBitmap) : undefined, kind: d.kind, layer: t.partial,
           pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
@@ -223,11 +225,11 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
             totals.set(d.disk.name, total);
             progress();
           },
-          // QEMU itself writes the layer, served on its NBD server beside the point in time (no qemu-nbd process).
-          writer: qemuLayerWriter(this.client, this.exportsOf, layerNode, (node) => {
-            (this.pullJ.layerNodes ??= []).push(node);
-            run.journal(this.state());
-          }, async () => void this.facts.set(d.disk.name, await readLayerFacts(this.client, layerNode, d.disk.nodeName))),
+          // Tidemark writes the layer file itself (no second NBD hop, no writer process; qcow2-layer.ts).
+          writer: qcow2LayerWriter(
+            { sizeBytes: d.disk.virtualSize, clusterSize: this.layerClusterSize(d), ...(d.base ? { backing: `${d.base}.qcow2` } : {}) },
+            async (size) => void this.facts.set(d.disk.name, await readWrittenLayerFacts(this.client, size, d.disk.nodeName)),
+          ),
         });
         const r = await s.copy.run();
         s.copy = undefined;

@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyQcow2Layout, writeEmptyQcow2 } from './qcow2-empty';
-import { createQcow2, imageInfo } from './qemuimg';
+import { emptyQcow2Layout, writeEmptyQcow2 } from './format';
+import { createQcow2, imageInfo } from '../backup/qemuimg';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,4 +1,5 @@
-// An empty qcow2 v3 image written by Node, byte for byte what `qemu-img create -f qcow2 -o compat=1.1
+// The qcow2 format as Tidemark writes it (backup/qemuimg.ts: empty images; pull/qcow2-layer.ts: a
+// pull's layer). An empty qcow2 v3 image written by Node, byte for byte what `qemu-img create -f qcow2 -o compat=1.1
 // [-b BACKING -F qcow2]` (QEMU 7.2) writes, so a backup's target costs a few syscalls instead of a
 // process (~60 ms here). Hand-written: no maintained Node library writes qcow2. It lays out only the
 // geometries the byte-for-byte test compares with qemu-img; for any other, `emptyQcow2Layout` answers
@@ -57,28 +58,7 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   const usedClusters = 3 + l1Clusters;
   if (l1Bytes > MAX_L1_BYTES || usedClusters > cs / 2) return undefined; // 16-bit refcounts: cs/2 per block
 
-  const extensions = [
-    ...(backing ? [extension(EXT_BACKING_FORMAT, Buffer.from('qcow2'))] : []),
-    extension(EXT_FEATURE_TABLE, featureTable()),
-    Buffer.alloc(8), // end of the extensions
-  ];
-  const header = Buffer.alloc(HEADER_LENGTH);
-  header.writeUInt32BE(QCOW2_MAGIC, 0);
-  header.writeUInt32BE(3, 4);
-  const backingOffset = HEADER_LENGTH + extensions.reduce((n, e) => n + e.length, 0);
-  if (backing) {
-    header.writeBigUInt64BE(BigInt(backingOffset), 8);
-    header.writeUInt32BE(backing.length, 16);
-  }
-  header.writeUInt32BE(clusterBits, 20);
-  header.writeBigUInt64BE(BigInt(sizeBytes), 24);
-  header.writeUInt32BE(l1Size, 36);
-  header.writeBigUInt64BE(BigInt(3 * cs), 40); // L1 table
-  header.writeBigUInt64BE(BigInt(cs), 48); // refcount table
-  header.writeUInt32BE(1, 56); // refcount table clusters
-  header.writeUInt32BE(4, 96); // refcount order: 16-bit refcounts
-  header.writeUInt32BE(HEADER_LENGTH, 100);
-
+  const header = qcow2Header({ sizeBytes, clusterBits, backing, l1Size, l1Offset: 3 * cs, refcountTableOffset: cs, refcountTableClusters: 1 });
   const refcountTable = Buffer.alloc(8);
   refcountTable.writeBigUInt64BE(BigInt(2 * cs));
   const refcountBlock = Buffer.alloc(usedClusters * 2);
@@ -86,12 +66,57 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
 
   return {
     pieces: [
-      { offset: 0, bytes: Buffer.concat([header, ...extensions, ...(backing ? [backing] : [])]) },
+      { offset: 0, bytes: header },
       { offset: cs, bytes: refcountTable },
       { offset: 2 * cs, bytes: refcountBlock },
     ],
     length: 3 * cs + l1Bytes,
   };
+}
+
+export interface Qcow2HeaderFields {
+  sizeBytes: number;
+  clusterBits: number;
+  /** The backing file's name (a qcow2 image), as it is to be written. */
+  backing?: Buffer;
+  l1Size: number;
+  l1Offset: number;
+  refcountTableOffset: number;
+  refcountTableClusters: number;
+}
+
+/**
+ * Cluster 0's bytes as QEMU 7.2 writes them for a v3 image with 16-bit refcounts and no features:
+ * the header, the backing format (qcow2), the feature names, the end of the extensions, the backing name.
+ */
+export function qcow2Header(f: Qcow2HeaderFields): Buffer {
+  const extensions = [
+    ...(f.backing ? [extension(EXT_BACKING_FORMAT, Buffer.from('qcow2'))] : []),
+    extension(EXT_FEATURE_TABLE, featureTable()),
+    Buffer.alloc(8), // end of the extensions
+  ];
+  const header = Buffer.alloc(HEADER_LENGTH);
+  header.writeUInt32BE(QCOW2_MAGIC, 0);
+  header.writeUInt32BE(3, 4);
+  if (f.backing) {
+    header.writeBigUInt64BE(BigInt(HEADER_LENGTH + extensions.reduce((n, e) => n + e.length, 0)), 8);
+    header.writeUInt32BE(f.backing.length, 16);
+  }
+  header.writeUInt32BE(f.clusterBits, 20);
+  header.writeBigUInt64BE(BigInt(f.sizeBytes), 24);
+  header.writeUInt32BE(f.l1Size, 36);
+  header.writeBigUInt64BE(BigInt(f.l1Offset), 40);
+  header.writeBigUInt64BE(BigInt(f.refcountTableOffset), 48);
+  header.writeUInt32BE(f.refcountTableClusters, 56);
+  header.writeUInt32BE(4, 96); // refcount order: 16-bit refcounts
+  header.writeUInt32BE(HEADER_LENGTH, 100);
+  return Buffer.concat([header, ...extensions, ...(f.backing ? [f.backing] : [])]);
+}
+
+/** The virtual size in a qcow2 header, or undefined if `head` (its first 32 bytes at least) is not one. */
+export function qcow2VirtualSize(head: Buffer): number | undefined {
+  if (head.length < 32 || head.readUInt32BE(0) !== QCOW2_MAGIC) return undefined;
+  return Number(head.readBigUInt64BE(24));
 }
 
 function extension(magic: number, data: Buffer): Buffer {
@@ -129,7 +154,8 @@ export async function writeEmptyQcow2(file: string, layout: EmptyQcow2, backing?
   }
 }
 
-async function writeAll(fh: fs.promises.FileHandle, bytes: Buffer, offset: number): Promise<void> {
+/** One pwrite until every byte is written (a write may take fewer bytes than asked). */
+export async function writeAll(fh: fs.promises.FileHandle, bytes: Buffer, offset: number): Promise<void> {
   for (let done = 0; done < bytes.length; ) {
     const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
     done += bytesWritten;

@@ -1,0 +1,184 @@
+// A pull's new layer written by Tidemark itself, straight into the qcow2 file: every piece read from
+// the point-in-time export goes to the file with one pwrite, with no second NBD hop into a writer and
+// no qcow2 metadata update per write (in QEMU each far-apart write allocated its own L2 table under
+// the image's lock: bench/README.md). Data clusters are appended in the order they arrive; the
+// metadata (L2 tables, L1 table, refcounts) and the header are written once, at close, after the data.
+// Until close the file has no valid header: a failed copy leaves only a partial file the session
+// deletes. Hand-written: no maintained Node library writes qcow2. Format: QEMU's docs/interop/qcow2.txt.
+
+import * as fs from 'node:fs';
+import { qcow2Header, qcow2VirtualSize, writeAll } from '../qcow2/format';
+import type { CopyTarget, OpenLayerWriter } from './writer';
+
+const COPIED = 1n << 63n; // refcount exactly one
+const ALL_ZEROES = 1n; // v3: reads as zeroes, whatever the backing holds
+
+export interface Qcow2LayerGeometry {
+  sizeBytes: number;
+  clusterSize: number;
+  /** The base's file name, relative to the layer's folder (absent for a full layer). */
+  backing?: string;
+}
+
+export class Qcow2LayerFile implements CopyTarget {
+  readonly size: number;
+  private readonly cs: number;
+  /** One L2 table per touched L1 entry, as its bytes will be written. */
+  private readonly l2 = new Map<number, Buffer>();
+  /** Next free host cluster: cluster 0 is the header, data follows. */
+  private nextCluster = 1;
+  private closed = false;
+
+  private constructor(
+    private readonly fh: fs.promises.FileHandle,
+    private readonly file: string,
+    private readonly g: Qcow2LayerGeometry,
+  ) {
+    this.size = g.sizeBytes;
+    this.cs = g.clusterSize;
+  }
+
+  /** Opens the layer file (it exists, 0600: made in setup) and empties it. */
+  static async open(file: string, g: Qcow2LayerGeometry): Promise<Qcow2LayerFile> {
+    const bits = Math.log2(g.clusterSize);
+    if (!Number.isInteger(bits) || bits < 12 || bits > 21) throw new Error(`cannot write a qcow2 layer with ${g.clusterSize}-byte clusters`);
+    if (!Number.isSafeInteger(g.sizeBytes) || g.sizeBytes <= 0) throw new Error(`cannot write a qcow2 layer of ${g.sizeBytes} bytes`);
+    const fh = await fs.promises.open(file, fs.constants.O_WRONLY);
+    await fh.truncate(0).catch(async (e: Error) => {
+      await fh.close();
+      throw e;
+    });
+    return new Qcow2LayerFile(fh, file, g);
+  }
+
+  /** Writes whole clusters (the last may end at the disk's end): the copy's plan is cluster-aligned (alignOps). */
+  async write(offset: number, data: Buffer): Promise<void> {
+    this.checkRange(offset, data.length);
+    const first = offset / this.cs;
+    const count = Math.ceil(data.length / this.cs);
+    // Host offsets are taken now, before any await: writes in flight never share a cluster.
+    const hosts = Array.from({ length: count }, (_, i) => this.hostCluster(first + i));
+    for (let i = 0; i < count; ) {
+      let j = i + 1;
+      while (j < count && hosts[j] === hosts[j - 1]! + 1) j++;
+      await writeAll(this.fh, data.subarray(i * this.cs, Math.min(data.length, j * this.cs)), hosts[i]! * this.cs);
+      i = j;
+    }
+  }
+
+  /** Makes whole clusters read as zeroes (no data written; a cluster already holding data gets zero bytes). */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length);
+    for (let c = offset / this.cs; c < Math.ceil((offset + length) / this.cs); c++) {
+      const host = this.entry(c);
+      if (host === 0n) this.setEntry(c, ALL_ZEROES);
+      else if (host !== ALL_ZEROES) await writeAll(this.fh, Buffer.alloc(this.cs), Number(host & ~COPIED));
+    }
+  }
+
+  /**
+   * Writes the metadata after the data and the header last, then closes the file (not synced: the
+   * record step syncs the layer). Returns the virtual size read back from the written header.
+   */
+  async close(): Promise<number> {
+    this.closed = true;
+    try {
+      const l1Size = Math.ceil(this.size / (this.cs * (this.cs / 8)));
+      const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
+      const l1 = Buffer.alloc(l1Size * 8);
+      const tables = [...this.l2.keys()].sort((a, b) => a - b);
+      let at = this.nextCluster;
+      for (const i of tables) l1.writeBigUInt64BE(BigInt((at++) * this.cs) | COPIED, i * 8);
+      const l1Offset = at * this.cs;
+      at += l1Clusters;
+      // Refcount blocks (16-bit, cs/2 per block) and their table must count themselves too.
+      const perBlock = this.cs / 2;
+      let blocks = 0;
+      let tableClusters = 0;
+      for (;;) {
+        const total = at + blocks + tableClusters;
+        const b = Math.ceil(total / perBlock);
+        const t = Math.ceil((b * 8) / this.cs);
+        if (b === blocks && t === tableClusters) break;
+        [blocks, tableClusters] = [b, t];
+      }
+      const blocksAt = at;
+      const tableAt = at + blocks;
+      const total = tableAt + tableClusters;
+      const refcounts = Buffer.alloc(blocks * this.cs);
+      for (let c = 0; c < total; c++) refcounts.writeUInt16BE(1, c * 2);
+      const table = Buffer.alloc(tableClusters * this.cs);
+      for (let b = 0; b < blocks; b++) table.writeBigUInt64BE(BigInt((blocksAt + b) * this.cs), b * 8);
+
+      let l2At = this.nextCluster;
+      for (const i of tables) await writeAll(this.fh, this.l2.get(i)!, (l2At++) * this.cs);
+      await writeAll(this.fh, l1, l1Offset);
+      await writeAll(this.fh, refcounts, blocksAt * this.cs);
+      await writeAll(this.fh, table, tableAt * this.cs);
+      const backing = this.g.backing === undefined ? undefined : Buffer.from(this.g.backing, 'utf8');
+      const header = qcow2Header({ sizeBytes: this.size, clusterBits: Math.log2(this.cs), backing, l1Size, l1Offset, refcountTableOffset: tableAt * this.cs, refcountTableClusters: tableClusters });
+      if (header.length > this.cs) throw new Error(`the backing name of ${this.file} does not fit in its header`);
+      await writeAll(this.fh, header, 0);
+    } finally {
+      await this.fh.close();
+    }
+    const head = Buffer.alloc(32);
+    const fh = await fs.promises.open(this.file, 'r');
+    try {
+      await fh.read(head, 0, 32, 0);
+    } finally {
+      await fh.close();
+    }
+    const size = qcow2VirtualSize(head);
+    if (size === undefined) throw new Error(`${this.file} has no qcow2 header after it was written`);
+    return size;
+  }
+
+  /** After a failure: closes the file as it is (the session deletes it). */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (this.closed) throw new Error(`the layer ${this.file} is closed`);
+    const end = offset + length;
+    if (offset % this.cs !== 0 || (end % this.cs !== 0 && end !== this.size) || end > this.size || length <= 0) {
+      throw new Error(`cannot write ${length} bytes at ${offset} into ${this.file}: not whole ${this.cs}-byte clusters inside its ${this.size} bytes`);
+    }
+  }
+
+  /** The host cluster of guest cluster `c`, allocated now if it has none. */
+  private hostCluster(c: number): number {
+    const e = this.entry(c);
+    if (e !== 0n && e !== ALL_ZEROES) return Number(e & ~COPIED) / this.cs;
+    const host = this.nextCluster++;
+    this.setEntry(c, BigInt(host * this.cs) | COPIED);
+    return host;
+  }
+
+  private entry(c: number): bigint {
+    const t = this.l2.get(Math.floor(c / (this.cs / 8)));
+    return t ? t.readBigUInt64BE((c % (this.cs / 8)) * 8) : 0n;
+  }
+
+  private setEntry(c: number, value: bigint): void {
+    const i = Math.floor(c / (this.cs / 8));
+    let t = this.l2.get(i);
+    if (!t) this.l2.set(i, (t = Buffer.alloc(this.cs)));
+    t.writeBigUInt64BE(value, (c % (this.cs / 8)) * 8);
+  }
+}
+
+/** A writer that writes the layer itself (Qcow2LayerFile); `onClosed` hears the virtual size its header holds. */
+export function qcow2LayerWriter(g: Qcow2LayerGeometry, onClosed: (virtualSize: number) => Promise<void>): OpenLayerWriter {
+  return async (layer) => {
+    const file = await Qcow2LayerFile.open(layer, g);
+    return {
+      target: { direct: file, clusterSize: g.clusterSize },
+      close: async () => onClosed(await file.close()),
+      abort: () => file.abort(),
+    };
+  };
+}
