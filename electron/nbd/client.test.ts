@@ -246,6 +246,23 @@ async function serveRequests(onRequest: (c: FakeNbdConn, r: FakeRequest, ids: Ma
 }
 
 describe('reads', () => {
+  it('reads into the caller\'s buffer when it is given and large enough, else into a new one', async () => {
+    const s = await serveRequests((c, r) => c.data(r.handle, r.offset, Buffer.alloc(r.length, r.offset / 4096), true));
+    client = await NbdClient.connect(s.uri());
+    const mine = Buffer.alloc(8192, 0xee);
+    const got = await client.read(4096, 4096, mine);
+    expect(got.buffer).toBe(mine.buffer);
+    expect(got.byteOffset).toBe(mine.byteOffset);
+    expect(got.length).toBe(4096);
+    expect(mine.subarray(0, 4096).every((x) => x === 1)).toBe(true);
+    expect(mine.subarray(4096).every((x) => x === 0xee)).toBe(true);
+    const small = Buffer.alloc(100, 0xee);
+    const other = await client.read(8192, 4096, small);
+    expect(other.buffer).not.toBe(small.buffer);
+    expect(other.every((x) => x === 2)).toBe(true);
+    expect(small.every((x) => x === 0xee)).toBe(true);
+  });
+
   it('assembles data and hole chunks sent in any order, zeroes in holes', async () => {
     const s = await serveRequests((c, r) => {
       const half = r.length / 2;

@@ -12,6 +12,7 @@
 
 import { NbdConnectionError } from './errors';
 import { NbdConnection, openSocket } from './connection';
+import { ByteReader } from './reader';
 import { negotiate, type NbdExportInfo, type NbdHandshakeOptions, type Negotiated } from './handshake';
 import * as P from './protocol';
 import { Transmission, type Extent, type NbdTransmissionOptions } from './transmission';
@@ -66,7 +67,8 @@ export class NbdClient {
     if (opts.metaContexts.length > 0 && !opts.structuredReplies) throw new Error('metadata contexts need structured replies: do not disable structuredReplies');
     if (!Number.isInteger(opts.maxRequestBytes) || opts.maxRequestBytes < 512) throw new Error(`maxRequestBytes must be an integer of at least 512, got ${opts.maxRequestBytes}`);
     if (!Number.isInteger(opts.maxInFlight) || opts.maxInFlight < 1) throw new Error(`maxInFlight must be a positive integer, got ${opts.maxInFlight}`);
-    const conn = new NbdConnection(await openSocket(address.transport, opts.connectTimeoutMs), address.transport);
+    const reader = opts.tls ? undefined : new ByteReader();
+    const conn = new NbdConnection(await openSocket(address.transport, opts.connectTimeoutMs, reader), address.transport, reader);
     const timer = setTimeout(
       () => conn.destroy(new NbdConnectionError(`${conn.where}: handshake did not finish within ${opts.connectTimeoutMs} ms`)),
       opts.connectTimeoutMs,
@@ -96,8 +98,11 @@ export class NbdClient {
     return this.conn.onClose(listener);
   }
 
-  /** Reads `length` bytes at `offset` (split into requests of at most the negotiated maximum). */
-  async read(offset: number, length: number): Promise<Buffer> {
+  /**
+   * Reads `length` bytes at `offset` (split into requests of at most the negotiated maximum), into
+   * `into` when it is given, large enough and the read needs no widening to the block size.
+   */
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.checkRange('read', offset, length);
     if (length > MAX_READ_PER_CALL) throw new RangeError(`read of ${length} bytes is larger than ${MAX_READ_PER_CALL} per call: read in pieces`);
     if (length === 0) return Buffer.alloc(0);
@@ -106,7 +111,7 @@ export class NbdClient {
     const end = Math.min(Math.ceil((offset + length) / align) * align, this.size);
     // Each request fills its own slice of `out` straight from the socket. allocUnsafe is safe:
     // a reply only succeeds once data or hole chunks have covered every byte it was asked for.
-    const out = Buffer.allocUnsafe(end - start);
+    const out = into && into.length >= length && start === offset && end === offset + length ? into.subarray(0, length) : Buffer.allocUnsafe(end - start);
     const step = this.maxRequest();
     const parts: Promise<unknown>[] = [];
     for (let pos = start; pos < end; pos += step) {

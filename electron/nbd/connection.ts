@@ -18,7 +18,7 @@ export interface InFlightState {
 export class NbdConnection {
   /** "NBD server unix:/path" or "NBD server HOST:PORT", the start of every message. */
   readonly where: string;
-  readonly reader = new ByteReader();
+  readonly reader: ByteReader;
   /** The plain socket; STARTTLS wraps it. */
   readonly socket: net.Socket;
   /** What is being read right now, for a "closed in the middle of ..." message. */
@@ -29,7 +29,8 @@ export class NbdConnection {
   private reason: Error | undefined;
   private readonly closeListeners = new Set<(e: Error) => void>();
 
-  constructor(socket: net.Socket, transport: NbdTransport) {
+  constructor(socket: net.Socket, transport: NbdTransport, reader = new ByteReader()) {
+    this.reader = reader;
     this.socket = socket;
     this.out = socket;
     this.where = `NBD server ${describeTransport(transport)}`;
@@ -94,11 +95,16 @@ export class NbdConnection {
   }
 }
 
-/** Opens the socket to an NBD server, with a message that hints at the usual causes. */
-export function openSocket(t: NbdTransport, timeoutMs: number): Promise<net.Socket> {
+/**
+ * Opens the socket to an NBD server, with a message that hints at the usual causes. With `reader`,
+ * the socket's bytes go to it through reused buffers (`onread`; only for a connection that will not
+ * start TLS, which takes over the socket's reads).
+ */
+export function openSocket(t: NbdTransport, timeoutMs: number, reader?: ByteReader): Promise<net.Socket> {
   const where = describeTransport(t);
   return new Promise((resolve, reject) => {
-    const s = t.kind === 'unix' ? net.createConnection({ path: t.path }) : net.createConnection({ host: t.host, port: t.port });
+    const onread = reader ? { onread: reader.socketReadOptions() } : {};
+    const s = t.kind === 'unix' ? net.createConnection({ path: t.path, ...onread }) : net.createConnection({ host: t.host, port: t.port, ...onread });
     const timer = setTimeout(() => {
       s.destroy();
       reject(new NbdConnectionError(`cannot connect to NBD server ${where}: timed out after ${timeoutMs} ms`));

@@ -27,12 +27,15 @@ export async function copyExtents(src: NbdClient, dst: CopyTarget, plan: CopyOp[
   let done = 0;
   let failed: Error | undefined;
   const worker = async () => {
+    // One buffer per worker, reused: each piece is written before the next is read into it.
+    let buf: Buffer | undefined;
     while (!failed) {
       if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('the copy was cancelled');
       const p = await nextPiece();
       if (!p || failed) return;
       if (p.op === 'data') {
-        await dst.write(p.offset, await src.read(p.offset, p.length));
+        if (!buf || buf.length < p.length) buf = Buffer.allocUnsafe(p.length);
+        await dst.write(p.offset, await src.read(p.offset, p.length, buf));
         result.dataBytes += p.length;
       } else {
         await dst.writeZeroes(p.offset, p.length);
