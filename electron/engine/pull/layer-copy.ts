@@ -1,20 +1,19 @@
 // Copies one disk of a point-in-time NBD export into a new layer: only the dirty extents
 // (incremental/differential: the export's dirty bitmap context) or the allocated ones (full). The
-// layer, an existing qcow2 file, is written through a LayerWriter (writer.ts: QEMU's own NBD server,
-// or a qemu-nbd this copy starts and stops). Any driver that exports the point in time over NBD
+// layer, an existing qcow2 file, is written through a LayerWriter (writer.ts: Tidemark writes the
+// file itself, qcow2-layer.ts; an NBD export of it is possible too, as bench/pull-writer.ts compares). Any driver that exports the point in time over NBD
 // copies through this (QEMU's own NBD server, libvirt's pull mode).
 
-import * as path from 'node:path';
 import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import type { NbdAddress } from '../../nbd/uri';
 import { copyExtents, type CopyResult } from './copy';
 import { alignOps, copyOps, type CopyOp } from './plan';
 import { streamIncrementalPlan } from './streamed-plan';
-import { qemuNbdWriter, type LayerWriter, type OpenLayerWriter } from './writer';
+import type { LayerWriter, OpenLayerWriter } from './writer';
 import { settleAll } from '../../os/settle-all';
 
-interface LayerCopyBase {
+export interface LayerCopyOptions {
   /** The export of the disk at the point in time. */
   source: NbdAddress;
   /** qemu:dirty-bitmap:… of the changes since the base (absent for a full layer). */
@@ -27,13 +26,10 @@ interface LayerCopyBase {
   signal: AbortSignal;
   /** Bytes to copy, once known, then bytes done after every piece. */
   onProgress(done: number, total: number): void;
+  /** Who writes the layer (writer.ts). */
+  writer: OpenLayerWriter;
 }
 
-export type LayerCopyOptions = LayerCopyBase & (
-  | { writer: OpenLayerWriter }
-  /** A qemu-nbd writer: its socket and pid file go to runDir (short path); onWriter hears its pid (journal it). */
-  | { runDir: string; onWriter(pid: number | undefined): void }
-);
 
 /**
  * Dirty extents closer than this share one allocation request: a request costs a round trip, while
@@ -57,8 +53,7 @@ export class LayerCopy {
   /** Copies and closes the writer (the record step syncs the layer file). */
   async run(): Promise<CopyResult> {
     const o = this.o;
-    const open = 'writer' in o ? o.writer : qemuNbdWriter(o.runDir, (pid) => o.onWriter(pid));
-    this.writer = await open(o.layer);
+    this.writer = await o.writer(o.layer);
     const ctx = o.dirtyContext;
     // The dirty map on a connection of its own: a block status request answers for every context the
     // connection selected, so with base:allocation beside it QEMU would work out allocation over the
@@ -108,11 +103,6 @@ export class LayerCopy {
     await this.writer?.abort();
     this.writer = undefined;
   }
-}
-
-/** The run directory of qemu-nbd writers in a state directory. */
-export function writerRunDir(stateDir: string): string {
-  return path.join(stateDir, 'run');
 }
 
 /** The plan in whole clusters, batch by batch, for a writer that takes only those (alignOps). */

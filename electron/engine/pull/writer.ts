@@ -1,11 +1,8 @@
-// Who writes a new layer during a pull: Tidemark itself into the file (QMP driver: qcow2-layer.ts),
-// or an NBD export of the layer file, writable, opened with its
-// flushes off (qcow2 otherwise flushes around each metadata update: 8–770 fdatasyncs for 256 writes,
-// bench/README.md). The copy syncs the file once after close(), before anything records it.
-// The NBD writer is a qemu-nbd process (below; libvirt's pull, whose repository may be on another
-// host than the point-in-time export).
+// Who writes a new layer during a pull: Tidemark itself, into the file (qcow2-layer.ts; both drivers),
+// or a writable NBD export of the file, opened with its flushes off (qcow2 otherwise flushes around
+// each metadata update: 8–770 fdatasyncs for 256 writes, bench/README.md; bench/pull-writer.ts still
+// compares QEMU writing it). The record step syncs the file once after close(), before anything records it.
 
-import { startQemuNbd } from '../../nbd/qemu-nbd';
 import type { NbdAddress } from '../../nbd/uri';
 
 /** What the copy writes into: a writable NBD export (NbdClient) or the layer file itself (qcow2-layer.ts). */
@@ -29,19 +26,3 @@ export interface LayerWriter {
 
 /** Opens `layer` (an existing qcow2 file, its backing file set) for writing. */
 export type OpenLayerWriter = (layer: string) => Promise<LayerWriter>;
-
-/** A qemu-nbd process per layer, `--cache=unsafe`; `onPid` hears its pid while it runs (journal it), then undefined. */
-export function qemuNbdWriter(runDir: string, onPid: (pid: number | undefined) => void): OpenLayerWriter {
-  return async (layer) => {
-    const server = await startQemuNbd({ image: layer, format: 'qcow2', runDir, exportName: 'layer', cache: 'unsafe' });
-    onPid(server.pid);
-    return {
-      target: { address: server.address },
-      close: async () => {
-        await server.stop(); // qemu-nbd writes its cached qcow2 metadata to the file as it exits
-        onPid(undefined);
-      },
-      abort: () => server.stop().catch(() => undefined),
-    };
-  };
-}

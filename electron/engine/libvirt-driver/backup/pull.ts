@@ -19,6 +19,10 @@ import { createQcow2 } from '../../backup/qemuimg';
 import { TOOL } from '../../backup/session';
 import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../../backup/strategy';
 import { LayerCopy } from '../../pull/layer-copy';
+import { qcow2LayerWriter } from '../../pull/qcow2-layer';
+
+/** The pulled layer's clusters: qcow2's default (the base's are the repository's own layers). */
+const LAYER_CLUSTER = 64 * 1024;
 import { safeFileStem } from '../../names';
 import { refuseIfBusy } from './busy';
 import type { LibvirtPendingCheckpoint } from './checkpoint';
@@ -145,15 +149,16 @@ export class LibvirtPullStrategy implements BackupStrategy<LibvirtPendingCheckpo
       const e = this.exportsOf.find((x) => x.disk === d.disk.name)!;
       try {
         mkdirPrivate(path.dirname(t.partial));
-        await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined });
+        await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize: LAYER_CLUSTER });
         const copy = new LayerCopy({
           source: this.address(e), ...(e.dirtyContext ? { dirtyContext: e.dirtyContext } : {}), kind: d.kind, layer: t.partial,
-          runDir: this.localDir!, pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
+          pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
           onProgress: (n, total) => {
             done.set(d.disk.name, { done: n, total });
             progress();
           },
-          onWriter: () => undefined, // the writer runs in this process's folder, removed with it
+          // Tidemark writes the layer file itself (pull/qcow2-layer.ts): no qemu-nbd process to start and stop.
+          writer: qcow2LayerWriter({ sizeBytes: d.disk.virtualSize, clusterSize: LAYER_CLUSTER, ...(d.base ? { backing: `${d.base}.qcow2` } : {}) }, async () => undefined),
         });
         this.copies.push(copy);
         const r = await copy.run();
