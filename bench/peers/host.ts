@@ -13,7 +13,9 @@ export interface RunningHost {
 
 /** Starts `tidemark --state-dir STATE host` and waits for its banner (or fails with its output). */
 export function startHost(stateDir: string): Promise<RunningHost> {
-  const child: ChildProcess = spawn('node', [BIN, '--state-dir', stateDir, 'host'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIDEMARK_DEBUG: '' } });
+  // BENCH_HOST_CPU_PROF=DIR: the host writes a V8 CPU profile there when it stops (where its time goes).
+  const prof = process.env.BENCH_HOST_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_HOST_CPU_PROF] : [];
+  const child: ChildProcess = spawn('node', [...prof, BIN, '--state-dir', stateDir, 'host'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIDEMARK_DEBUG: '' } });
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tidemark host did not start within 30 s: ${output.trim()}`)), 30_000);
