@@ -72,6 +72,9 @@ describe('a qcow2 layer written by Tidemark', () => {
     await zero(4 * MiB, 64 * KiB);
     await write(4 * MiB, randomBytes(64 * KiB)); // a zero cluster given data
     await write(0, randomBytes(64 * KiB)); // written twice: the same host cluster, the last bytes win
+    await write(7 * MiB, randomBytes(128 * KiB));
+    await write(6 * MiB, randomBytes(64 * KiB)); // below the entries set so far in its table
+    await zero(5 * MiB + 64 * KiB, 64 * KiB);
     await write(8 * MiB, randomBytes(3 * 512)); // the partial last cluster
     expect(await layer.close()).toBe(size);
     expectCleanAndEqual(file, b.expected);

@@ -12,6 +12,7 @@ import type { CopyTarget, OpenLayerWriter } from './writer';
 
 const COPIED = 1n << 63n; // refcount exactly one
 const ALL_ZEROES = 1n; // v3: reads as zeroes, whatever the backing holds
+const ZEROES = -1; // in an L2Span: the cluster reads as zeroes
 
 export interface Qcow2LayerGeometry {
   sizeBytes: number;
@@ -23,8 +24,12 @@ export interface Qcow2LayerGeometry {
 export class Qcow2LayerFile implements CopyTarget {
   readonly size: number;
   private readonly cs: number;
-  /** One L2 table per touched L1 entry, as its bytes will be written, with the first and last entry set. */
-  private readonly l2 = new Map<number, { table: Buffer; first: number; last: number }>();
+  /**
+   * Per touched L1 entry, its L2 entries from the first to the last one set, as host cluster numbers
+   * (ZEROES: reads as zeroes; 0: not set). Only that span is held, not a 64 KiB table: fresh memory
+   * is costly here (256 far-apart changes on a 1 TiB disk spent ~70 ms creating 256 zeroed tables).
+   */
+  private readonly l2 = new Map<number, L2Span>();
   /** Next free host cluster: cluster 0 is the header, data follows. */
   private nextCluster = 1;
   private closed = false;
@@ -71,8 +76,8 @@ export class Qcow2LayerFile implements CopyTarget {
     this.checkRange(offset, length);
     for (let c = offset / this.cs; c < Math.ceil((offset + length) / this.cs); c++) {
       const host = this.entry(c);
-      if (host === 0n) this.setEntry(c, ALL_ZEROES);
-      else if (host !== ALL_ZEROES) await writeAll(this.fh, Buffer.alloc(this.cs), Number(host & ~COPIED));
+      if (host === 0) this.setEntry(c, ZEROES);
+      else if (host !== ZEROES) await writeAll(this.fh, Buffer.alloc(this.cs), host * this.cs);
     }
   }
 
@@ -118,7 +123,11 @@ export class Qcow2LayerFile implements CopyTarget {
       let l2At = this.nextCluster;
       for (const i of tables) {
         const t = this.l2.get(i)!;
-        writeAllSync(this.fh.fd, t.table.subarray(t.first * 8, (t.last + 1) * 8), (l2At++) * this.cs + t.first * 8);
+        const bytes = Buffer.alloc(t.values.length * 8);
+        t.values.forEach((host, k) => {
+          if (host !== 0) bytes.writeBigUInt64BE(host === ZEROES ? ALL_ZEROES : BigInt(host * this.cs) | COPIED, k * 8);
+        });
+        writeNonZero(this.fh.fd, bytes, (l2At++) * this.cs + t.from * 8);
       }
       writeNonZero(this.fh.fd, l1, l1Offset);
       writeNonZero(this.fh.fd, refcounts, blocksAt * this.cs);
@@ -161,26 +170,39 @@ export class Qcow2LayerFile implements CopyTarget {
   /** The host cluster of guest cluster `c`, allocated now if it has none. */
   private hostCluster(c: number): number {
     const e = this.entry(c);
-    if (e !== 0n && e !== ALL_ZEROES) return Number(e & ~COPIED) / this.cs;
+    if (e > 0) return e;
     const host = this.nextCluster++;
-    this.setEntry(c, BigInt(host * this.cs) | COPIED);
+    this.setEntry(c, host);
     return host;
   }
 
-  private entry(c: number): bigint {
+  private entry(c: number): number {
     const t = this.l2.get(Math.floor(c / (this.cs / 8)));
-    return t ? t.table.readBigUInt64BE((c % (this.cs / 8)) * 8) : 0n;
+    const at = c % (this.cs / 8);
+    return t && at >= t.from && at < t.from + t.values.length ? t.values[at - t.from]! : 0;
   }
 
-  private setEntry(c: number, value: bigint): void {
+  private setEntry(c: number, host: number): void {
     const i = Math.floor(c / (this.cs / 8));
     const at = c % (this.cs / 8);
-    let t = this.l2.get(i);
-    if (!t) this.l2.set(i, (t = { table: Buffer.alloc(this.cs), first: at, last: at }));
-    t.table.writeBigUInt64BE(value, at * 8);
-    t.first = Math.min(t.first, at);
-    t.last = Math.max(t.last, at);
+    const t = this.l2.get(i);
+    if (!t) {
+      this.l2.set(i, { from: at, values: [host] });
+      return;
+    }
+    if (at < t.from) {
+      t.values = [...new Array<number>(t.from - at).fill(0), ...t.values];
+      t.from = at;
+    }
+    while (t.values.length <= at - t.from) t.values.push(0);
+    t.values[at - t.from] = host;
   }
+}
+
+/** L2 entries `from` … `from + values.length - 1` of one table (host cluster numbers, see Qcow2LayerFile.l2). */
+interface L2Span {
+  from: number;
+  values: number[];
 }
 
 /** A writer that writes the layer itself (Qcow2LayerFile); `onClosed` hears the virtual size its header holds. */
