@@ -7,7 +7,7 @@
 // deletes. Hand-written: no maintained Node library writes qcow2. Format: QEMU's docs/interop/qcow2.txt.
 
 import * as fs from 'node:fs';
-import { qcow2Header, qcow2VirtualSize, writeAll } from '../qcow2/format';
+import { l1Entries, qcow2Header, qcow2VirtualSize, readHead, refcountsOfOne, writeAll } from '../qcow2/format';
 import type { CopyTarget, OpenLayerWriter } from './writer';
 
 const COPIED = 1n << 63n; // refcount exactly one
@@ -88,7 +88,7 @@ export class Qcow2LayerFile implements CopyTarget {
   async close(): Promise<number> {
     this.closed = true;
     try {
-      const l1Size = Math.ceil(this.size / (this.cs * (this.cs / 8)));
+      const l1Size = l1Entries(this.size, this.cs);
       const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
       const l1 = Buffer.alloc(l1Size * 8);
       const tables = [...this.l2.keys()].sort((a, b) => a - b);
@@ -110,16 +110,12 @@ export class Qcow2LayerFile implements CopyTarget {
       const blocksAt = at;
       const tableAt = at + blocks;
       const total = tableAt + tableClusters;
-      const refcounts = Buffer.alloc(blocks * this.cs);
-      for (let c = 0; c < total; c++) refcounts.writeUInt16BE(1, c * 2);
-      const table = Buffer.alloc(tableClusters * this.cs);
+      const table = Buffer.alloc(blocks * 8);
       for (let b = 0; b < blocks; b++) table.writeBigUInt64BE(BigInt((blocksAt + b) * this.cs), b * 8);
 
       // The metadata goes in small synchronous writes (one thread-pool round trip each would cost more
       // than the write; a 1 TiB disk's 256 far-apart changes make 256 tables). Only the used part of
-      // each table is written: the rest of a metadata cluster stays a hole
-      // (reads as zeroes). On a 1 TiB disk each far-apart change has an L2 table of its own, 64 KiB
-      // of which 8 bytes per cluster are used.
+      // each table, block and the L1 is written: the rest of a metadata cluster stays a hole (reads as zeroes).
       let l2At = this.nextCluster;
       for (const i of tables) {
         const t = this.l2.get(i)!;
@@ -127,11 +123,11 @@ export class Qcow2LayerFile implements CopyTarget {
         t.values.forEach((host, k) => {
           if (host !== 0) bytes.writeBigUInt64BE(host === ZEROES ? ALL_ZEROES : BigInt(host * this.cs) | COPIED, k * 8);
         });
-        writeNonZero(this.fh.fd, bytes, (l2At++) * this.cs + t.from * 8);
+        writeAllSync(this.fh.fd, bytes, (l2At++) * this.cs + t.from * 8);
       }
       writeNonZero(this.fh.fd, l1, l1Offset);
-      writeNonZero(this.fh.fd, refcounts, blocksAt * this.cs);
-      writeNonZero(this.fh.fd, table, tableAt * this.cs);
+      writeAllSync(this.fh.fd, refcountsOfOne(total), blocksAt * this.cs);
+      writeAllSync(this.fh.fd, table, tableAt * this.cs);
       await this.fh.truncate(total * this.cs); // every cluster the refcounts count lies inside the file
       const backing = this.g.backing === undefined ? undefined : Buffer.from(this.g.backing, 'utf8');
       const header = qcow2Header({ sizeBytes: this.size, clusterBits: Math.log2(this.cs), backing, l1Size, l1Offset, refcountTableOffset: tableAt * this.cs, refcountTableClusters: tableClusters });
@@ -140,14 +136,7 @@ export class Qcow2LayerFile implements CopyTarget {
     } finally {
       await this.fh.close();
     }
-    const head = Buffer.alloc(32);
-    const fh = await fs.promises.open(this.file, 'r');
-    try {
-      await fh.read(head, 0, 32, 0);
-    } finally {
-      await fh.close();
-    }
-    const size = qcow2VirtualSize(head);
+    const size = qcow2VirtualSize(await readHead(this.file, 32));
     if (size === undefined) throw new Error(`${this.file} has no qcow2 header after it was written`);
     return size;
   }

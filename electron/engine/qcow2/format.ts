@@ -52,7 +52,7 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   const backing = options.backing === undefined ? undefined : Buffer.from(options.backing, 'utf8');
   if (backing && (backing.length === 0 || backing.length > MAX_BACKING_NAME || backing.includes(0))) return undefined;
 
-  const l1Size = Math.ceil(sizeBytes / (cs * (cs / 8)));
+  const l1Size = l1Entries(sizeBytes, cs);
   const l1Bytes = l1Size * 8;
   const l1Clusters = Math.max(1, Math.ceil(l1Bytes / cs));
   const usedClusters = 3 + l1Clusters;
@@ -61,8 +61,7 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   const header = qcow2Header({ sizeBytes, clusterBits, backing, l1Size, l1Offset: 3 * cs, refcountTableOffset: cs, refcountTableClusters: 1 });
   const refcountTable = Buffer.alloc(8);
   refcountTable.writeBigUInt64BE(BigInt(2 * cs));
-  const refcountBlock = Buffer.alloc(usedClusters * 2);
-  for (let i = 0; i < usedClusters; i++) refcountBlock.writeUInt16BE(1, i * 2);
+  const refcountBlock = refcountsOfOne(usedClusters);
 
   return {
     pieces: [
@@ -72,6 +71,18 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
     ],
     length: 3 * cs + l1Bytes,
   };
+}
+
+/** Entries in the L1 table of a `sizeBytes` image: one per L2 table, which maps clusterSize / 8 clusters. */
+export function l1Entries(sizeBytes: number, clusterSize: number): number {
+  return Math.ceil(sizeBytes / (clusterSize * (clusterSize / 8)));
+}
+
+/** The used start of refcount blocks (16-bit entries) where clusters 0 … clusters - 1 each have refcount 1. */
+export function refcountsOfOne(clusters: number): Buffer {
+  const b = Buffer.alloc(clusters * 2);
+  for (let i = 0; i < clusters; i++) b.writeUInt16BE(1, i * 2);
+  return b;
 }
 
 export interface Qcow2HeaderFields {
@@ -163,17 +174,23 @@ export async function writeAll(fh: fs.promises.FileHandle, bytes: Buffer, offset
 }
 
 async function checkBacking(resolved: string, name: string): Promise<void> {
-  let magic: Buffer;
+  let head: Buffer;
   try {
-    const fh = await fs.promises.open(resolved, 'r');
-    try {
-      magic = Buffer.alloc(4);
-      await fh.read(magic, 0, 4, 0);
-    } finally {
-      await fh.close();
-    }
+    head = await readHead(resolved, 4);
   } catch (e) {
     throw new Error(`Could not open backing image '${name}': ${(e as Error).message}`);
   }
-  if (magic.readUInt32BE(0) !== QCOW2_MAGIC) throw new Error(`backing image '${name}' is not a qcow2 image`);
+  if (head.readUInt32BE(0) !== QCOW2_MAGIC) throw new Error(`backing image '${name}' is not a qcow2 image`);
+}
+
+/** The first `n` bytes of `file` (zeroes past its end). */
+export async function readHead(file: string, n: number): Promise<Buffer> {
+  const head = Buffer.alloc(n);
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.read(head, 0, n, 0);
+  } finally {
+    await fh.close();
+  }
+  return head;
 }
