@@ -73,10 +73,7 @@ export class ByteReader {
   }
 
   private push(b: Buffer, owner?: Buffer): void {
-    if (b.length === 0) {
-      if (owner) this.recycle(owner);
-      return;
-    }
+    if (b.length === 0) return;
     this.chunks.push(b);
     this.owners.push(owner);
     this.available += b.length;

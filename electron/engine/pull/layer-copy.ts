@@ -1,8 +1,9 @@
 // Copies one disk of a point-in-time NBD export into a new layer: only the dirty extents
 // (incremental/differential: the export's dirty bitmap context) or the allocated ones (full). The
 // layer, an existing qcow2 file, is written through a LayerWriter (writer.ts: Tidemark writes the
-// file itself, qcow2-layer.ts; an NBD export of it is possible too, as bench/pull-writer.ts compares). Any driver that exports the point in time over NBD
-// copies through this (QEMU's own NBD server, libvirt's pull mode).
+// file itself, qcow2-layer.ts; a writable NBD export of it also works, as bench/pull-writer.ts
+// compares). Any driver that exports the point in time over NBD copies through this (QEMU's own NBD
+// server, libvirt's pull mode).
 
 import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';

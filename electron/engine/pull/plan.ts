@@ -93,16 +93,11 @@ export function splitOps(ops: CopyOp[], max: number): CopyOp[] {
 export function alignOps(ops: CopyOp[], clusterSize: number, diskSize: number): CopyOp[] {
   const out: CopyOp[] = [];
   const push = (offset: number, end: number, op: CopyOp['op']) => {
-    const last = out[out.length - 1];
-    if (last && offset < last.offset + last.length) {
-      // Overlap only in a cluster both touch; a partial cluster is always data, so data wins it.
-      const lastEnd = last.offset + last.length;
-      if (last.op === 'data') offset = lastEnd;
-      else last.length = offset - last.offset; // cannot happen for whole zero clusters; kept safe
-      if (last.length <= 0) out.pop();
-    }
-    if (end <= offset) return;
     const prev = out[out.length - 1];
+    // Two ranges share at most the one cluster both partly cover, and that is data on both sides
+    // (zero ranges keep only whole clusters): it is written once, by the earlier.
+    if (prev && offset < prev.offset + prev.length) offset = prev.offset + prev.length;
+    if (end <= offset) return;
     if (prev && prev.op === op && prev.offset + prev.length === offset) prev.length += end - offset;
     else out.push({ offset, length: end - offset, op });
   };

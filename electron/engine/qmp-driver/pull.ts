@@ -28,7 +28,7 @@ import { LayerCopy } from '../pull/layer-copy';
 import { backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns, type QmpDiskRun } from './actions';
 import { refuseIfQemuBusy, runTransaction, type PullJournal, type QmpBackupState } from './recovery';
 import { readWrittenLayerFacts } from './layer-facts';
-import { qcow2LayerWriter } from '../pull/qcow2-layer';
+import { qcow2LayerWriter, type Qcow2LayerGeometry } from '../pull/qcow2-layer';
 import { qmpBackupSource } from './source';
 import { settleAll } from '../../os/settle-all';
 
@@ -135,13 +135,16 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
   private async createLayer(t: Run['targets'][number]): Promise<void> {
     const d = t.plan;
     mkdirPrivate(path.dirname(t.partial));
-    await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize: this.layerClusterSize(d) });
+    const g = this.layerGeometry(d);
+    await createQcow2(t.partial, g.sizeBytes, { backing: g.backing, clusterSize: g.clusterSize });
   }
 
-  /** Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base. */
-  private layerClusterSize(d: Run['targets'][number]['plan']): number {
+  /** The new layer of a disk, as setup creates it and the copy writes it. */
+  private layerGeometry(d: Run['targets'][number]['plan']): Qcow2LayerGeometry {
+    // Clusters no larger than the dirty granule: a 4 KiB change must not copy 64 KiB up from the base.
     const g = this.granularity.get(d.disk.name);
-    return d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : 64 * 1024;
+    const clusterSize = d.base && g !== undefined && g < 64 * 1024 ? Math.max(g, 4096) : 64 * 1024;
+    return { sizeBytes: d.disk.virtualSize, clusterSize, ...(d.base ? { backing: `${d.base}.qcow2` } : {}) };
   }
 
   async start(run: Run): Promise<void> {
@@ -226,10 +229,7 @@ export class QmpPullStrategy implements BackupStrategy<PreparedCheckpoint> {
             progress();
           },
           // Tidemark writes the layer file itself (no second NBD hop, no writer process; qcow2-layer.ts).
-          writer: qcow2LayerWriter(
-            { sizeBytes: d.disk.virtualSize, clusterSize: this.layerClusterSize(d), ...(d.base ? { backing: `${d.base}.qcow2` } : {}) },
-            async (size) => void this.facts.set(d.disk.name, await readWrittenLayerFacts(this.client, size, d.disk.nodeName)),
-          ),
+          writer: qcow2LayerWriter(this.layerGeometry(d), async (size) => void this.facts.set(d.disk.name, await readWrittenLayerFacts(this.client, size, d.disk.nodeName))),
         });
         const r = await s.copy.run();
         s.copy = undefined;

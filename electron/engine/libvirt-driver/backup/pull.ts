@@ -19,10 +19,7 @@ import { createQcow2 } from '../../backup/qemuimg';
 import { TOOL } from '../../backup/session';
 import type { BackupStrategy, CopiedBytes, PointExport, StrategyRun } from '../../backup/strategy';
 import { LayerCopy } from '../../pull/layer-copy';
-import { qcow2LayerWriter } from '../../pull/qcow2-layer';
-
-/** The pulled layer's clusters: qcow2's default (the base's are the repository's own layers). */
-const LAYER_CLUSTER = 64 * 1024;
+import { qcow2LayerWriter, type Qcow2LayerGeometry } from '../../pull/qcow2-layer';
 import { safeFileStem } from '../../names';
 import { refuseIfBusy } from './busy';
 import type { LibvirtPendingCheckpoint } from './checkpoint';
@@ -32,6 +29,9 @@ import { jobProgress, watchPullJob } from './job';
 import { ensureConnected, isConnectionLoss } from './link';
 import { abortOurJob, type LibvirtBackupState } from './recovery';
 import { pullDisks } from './xml-plan';
+
+/** The pulled layer's clusters: qcow2's default (the base's are the repository's own layers). */
+const LAYER_CLUSTER = 64 * 1024;
 
 type Run = StrategyRun<LibvirtPendingCheckpoint>;
 
@@ -149,7 +149,8 @@ export class LibvirtPullStrategy implements BackupStrategy<LibvirtPendingCheckpo
       const e = this.exportsOf.find((x) => x.disk === d.disk.name)!;
       try {
         mkdirPrivate(path.dirname(t.partial));
-        await createQcow2(t.partial, d.disk.virtualSize, { backing: d.base ? `${d.base}.qcow2` : undefined, clusterSize: LAYER_CLUSTER });
+        const g: Qcow2LayerGeometry = { sizeBytes: d.disk.virtualSize, clusterSize: LAYER_CLUSTER, ...(d.base ? { backing: `${d.base}.qcow2` } : {}) };
+        await createQcow2(t.partial, g.sizeBytes, { backing: g.backing, clusterSize: g.clusterSize });
         const copy = new LayerCopy({
           source: this.address(e), ...(e.dirtyContext ? { dirtyContext: e.dirtyContext } : {}), kind: d.kind, layer: t.partial,
           pieceBytes: this.o.pieceBytes, parallel: this.o.parallel, signal: run.signal,
@@ -158,7 +159,7 @@ export class LibvirtPullStrategy implements BackupStrategy<LibvirtPendingCheckpo
             progress();
           },
           // Tidemark writes the layer file itself (pull/qcow2-layer.ts): no qemu-nbd process to start and stop.
-          writer: qcow2LayerWriter({ sizeBytes: d.disk.virtualSize, clusterSize: LAYER_CLUSTER, ...(d.base ? { backing: `${d.base}.qcow2` } : {}) }, async () => undefined),
+          writer: qcow2LayerWriter(g, async () => undefined),
         });
         this.copies.push(copy);
         const r = await copy.run();
