@@ -109,8 +109,9 @@ export async function imageInfo(file: string, options: { shared?: boolean; forma
  * Creates a qcow2 image; with `backing`, a layer over it (the path is written as given, so relative
  * stays relative). Written by Node where it lays out what qemu-img would (`engine/qcow2/format.ts`), else by qemu-img.
  */
-export async function createQcow2(file: string, sizeBytes: number, options: { backing?: string; compat?: string; clusterSize?: number } = {}): Promise<void> {
-  const layout = (options.compat ?? '1.1') === '1.1' ? emptyQcow2Layout(sizeBytes, options) : undefined;
+export async function createQcow2(file: string, sizeBytes: number, options: { backing?: string; compat?: string; clusterSize?: number; l2Tables?: readonly number[] } = {}): Promise<void> {
+  // L2 tables allocated ahead only speed QEMU up: when they do not fit the layout, the image goes without.
+  const layout = (options.compat ?? '1.1') === '1.1' ? (emptyQcow2Layout(sizeBytes, options) ?? emptyQcow2Layout(sizeBytes, { ...options, l2Tables: undefined })) : undefined;
   if (layout) {
     try {
       return await writeEmptyQcow2(file, layout, options.backing);

@@ -5,7 +5,7 @@
 // `finally` blocks (client, export, bitmap), so a failure leaves nothing behind.
 
 import { randomBytes } from 'node:crypto';
-import type { DirtyMap } from '../../../shared/contract';
+import type { DirtyExtent, DirtyMap } from '../../../shared/contract';
 import type { DiskInfo } from '../../../shared/domain';
 import { NbdClient } from '../../nbd/client';
 import { dirtyBitmapContext } from '../../nbd/protocol';
@@ -44,22 +44,42 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
   const disk = vm.disks.find((d) => d.name === opts.disk);
   if (!disk) throw new Error(`disk ${opts.disk} is not attached to VM ${vm.id} (disks: ${vm.disks.map((d) => d.name).join(', ')})`);
 
-  const tmp = `${TEMP_BITMAP_PREFIX}map-${randomBytes(6).toString('hex')}`;
-  const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(opts.since, disk.name, tmp), disk);
+  const { extents, granularity } = await readDirtyExtents(deps, disk, opts.since);
+  const { buckets, bucketBytes } = bucketize(extents, disk.virtualSize, count);
+  return {
+    vmId: deps.vmId ?? vm.id, disk: disk.name, since: opts.since, granularity, virtualSize: disk.virtualSize,
+    extents, dirtyBytes: dirtyBytes(extents), buckets, bucketBytes, at, elapsedMs: performance.now() - started,
+  };
+}
+
+/**
+ * Where `disk` changed since checkpoint `since`, as sorted dirty/clean extents, and the granularity
+ * they were recorded at. Leaves nothing behind in QEMU, also on failure. `tmpBitmap`: the temporary
+ * bitmap's name (TEMP_BITMAP_PREFIX…), when a journal names it already; the export's name then starts
+ * with it, so recovery finds both (qmp-driver/recovery.ts).
+ */
+export async function readDirtyExtents(
+  deps: Pick<DirtyMapDeps, 'qmp' | 'engine' | 'stateDir'>,
+  disk: DiskInfo,
+  since: string,
+  tmpBitmap?: string,
+): Promise<{ extents: DirtyExtent[]; granularity: number }> {
+  const tmp = tmpBitmap ?? `${TEMP_BITMAP_PREFIX}map-${randomBytes(6).toString('hex')}`;
+  const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(since, disk.name, tmp), disk);
   try {
     await deps.qmp.execute('transaction', { actions });
   } catch (e) {
-    throw e instanceof QmpError ? new Error(`cannot build the map of changes since ${opts.since} on ${disk.name}: ${e.desc}`, { cause: e }) : e;
+    throw e instanceof QmpError ? new Error(`cannot build the map of changes since ${since} on ${disk.name}: ${e.desc}`, { cause: e }) : e;
   }
-  let extents: DirtyMap['extents'];
+  let extents: DirtyExtent[];
   try {
     const exports = ExportManager.for(deps.qmp, nbdSocketPath(deps.stateDir, deps.engine.vmId));
-    const exp = await exports.add({ nodeName: disk.nodeName, bitmaps: [tmp], prefix: 'tidemark-map' });
+    const exp = await exports.add({ nodeName: disk.nodeName, bitmaps: [tmp], prefix: tmpBitmap ?? 'tidemark-map' });
     try {
       const ctx = dirtyBitmapContext(tmp);
       const client = await NbdClient.connect(exp.address, { metaContexts: [ctx] });
       try {
-        extents = toDirtyExtents(await client.extents(ctx));
+        extents = toDirtyExtents(await client.extentsIn(ctx));
       } finally {
         await client.close();
       }
@@ -69,11 +89,7 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
   } finally {
     await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
   }
-  const { buckets, bucketBytes } = bucketize(extents, disk.virtualSize, count);
-  return {
-    vmId: deps.vmId ?? vm.id, disk: disk.name, since: opts.since, granularity, virtualSize: disk.virtualSize,
-    extents, dirtyBytes: dirtyBytes(extents), buckets, bucketBytes, at, elapsedMs: performance.now() - started,
-  };
+  return { extents, granularity };
 }
 
 /**

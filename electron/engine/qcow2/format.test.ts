@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyQcow2Layout, writeEmptyQcow2 } from './format';
+import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from './format';
 import { createQcow2, imageInfo } from '../backup/qemuimg';
 
 const KiB = 1024;
@@ -98,5 +98,39 @@ describe('an empty qcow2 written by Node', () => {
   it('says which image it could not create when the folder is not there', async () => {
     const f = path.join(dir, 'nowhere', 'x.qcow2');
     await expect(createQcow2(f, 1 * GiB)).rejects.toThrow(`cannot create image ${f}: ENOENT`);
+  });
+
+  it('with L2 tables allocated ahead: QEMU writes through them, and qemu-img finds the image clean', async () => {
+    const f = path.join(dir, 'ahead.qcow2');
+    const tables = l2TablesOf([{ offset: 0, length: 64 * KiB }, { offset: 4 * GiB, length: 256 * KiB }, { offset: 1 * TiB - 512 * MiB, length: 1 }], 64 * KiB);
+    expect(tables).toEqual([0, 8, 2047]);
+    const layout = emptyQcow2Layout(1 * TiB, { backing: 'base.qcow2', l2Tables: tables })!;
+    await writeEmptyQcow2(f, layout, 'base.qcow2');
+    // header, refcount table and block, the 16 KiB L1 table in a cluster of its own, then the three tables
+    expect(fs.statSync(f).size).toBe((4 + 3) * 64 * KiB);
+    expect(execFileSync('qemu-img', ['check', f]).toString()).toContain('No errors were found on the image.');
+    expect(JSON.parse(execFileSync('qemu-img', ['map', '--output=json', f]).toString()).every((m: { data: boolean }) => !m.data)).toBe(true);
+    // Writes inside the tables and outside them (QEMU allocates that table itself), then read back.
+    const io = (cmd: string) => execFileSync('qemu-io', ['-f', 'qcow2', '-c', cmd, f]).toString();
+    for (const [at, pattern] of [[0, 1], [4 * GiB + 64 * KiB, 2], [1 * TiB - 64 * KiB, 3], [100 * GiB, 4]] as const) io(`write -P ${pattern} ${at} 64k`);
+    const check = execFileSync('qemu-img', ['check', '--output=json', f]).toString();
+    const c = JSON.parse(check) as { 'check-errors': number; leaks?: number; corruptions?: number };
+    expect([c['check-errors'], c.leaks ?? 0, c.corruptions ?? 0]).toEqual([0, 0, 0]);
+    for (const [at, pattern] of [[0, 1], [4 * GiB + 64 * KiB, 2], [1 * TiB - 64 * KiB, 3], [100 * GiB, 4], [4 * GiB, 0]] as const) {
+      expect(io(`read -P ${pattern} ${at} 64k`)).not.toContain('Pattern verification failed');
+    }
+  });
+
+  it('lists each L2 table of a set of ranges once, in order, and refuses tables out of order or past the disk', () => {
+    const span = 512 * MiB; // 64 KiB clusters: 8,192 entries of 64 KiB each
+    expect(l2TablesOf([], 64 * KiB)).toEqual([]);
+    expect(l2TablesOf([{ offset: span - 1, length: 2 }, { offset: 0, length: 1 }, { offset: 10, length: 0 }], 64 * KiB)).toEqual([0, 1]);
+    expect(l2TablesOf([{ offset: 3 * span, length: 2 * span }], 64 * KiB)).toEqual([3, 4]);
+    expect(l2TablesOf([{ offset: 2 * MiB * (2 * MiB / 8), length: 1 }], 2 * MiB)).toEqual([1]);
+    expect(() => emptyQcow2Layout(1 * GiB, { l2Tables: [1, 0] })).toThrow(RangeError);
+    expect(() => emptyQcow2Layout(1 * GiB, { l2Tables: [2] })).toThrow('below 2');
+    expect(() => emptyQcow2Layout(1 * GiB, { l2Tables: [0, 0] })).toThrow(RangeError);
+    // More tables than one refcount block counts: declined (the caller writes the image without them).
+    expect(emptyQcow2Layout(64 * TiB, { l2Tables: [...Array(40_000).keys()] })).toBeUndefined();
   });
 });

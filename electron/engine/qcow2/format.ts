@@ -31,6 +31,9 @@ const FEATURES: [number, number, string][] = [
   [2, 1, 'raw external data'],
 ];
 
+/** QEMU's L1 entry flag: the L2 table's refcount is exactly one, so it is written in place. */
+const QCOW_OFLAG_COPIED = 1n << 63n;
+
 export interface EmptyQcow2 {
   /** Non-zero bytes to write, each at its offset; everything else in the file is zero. */
   pieces: { offset: number; bytes: Buffer }[];
@@ -43,8 +46,14 @@ export interface EmptyQcow2 {
  * (2), the L1 table from cluster 3. Undefined for what this does not lay out (then run qemu-img):
  * clusters under 64 KiB (qemu-img leaves the feature table out there), sizes not a multiple of 512,
  * and images whose metadata would need a second refcount block.
+ *
+ * `l2Tables` (L1 indexes, from `l2TablesOf`): empty L2 tables allocated after the L1 table for the parts
+ * of the disk a backup job is about to write, as qemu-img's preallocation=metadata does for all of
+ * them. Zeroed, so they cost no write (a hole). QEMU would otherwise allocate each one in the middle
+ * of the job, with several synchronous metadata writes each: 256 changes spread over 1 TiB made
+ * QEMU's job ~5 times slower than the same changes on 1 GiB (bench/README.md, "Phase 7").
  */
-export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: number; backing?: string } = {}): EmptyQcow2 | undefined {
+export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: number; backing?: string; l2Tables?: readonly number[] } = {}): EmptyQcow2 | undefined {
   const cs = options.clusterSize ?? 65536;
   const clusterBits = Math.log2(cs);
   if (!Number.isInteger(clusterBits) || clusterBits < 16 || clusterBits > 21) return undefined;
@@ -55,7 +64,12 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   const l1Size = l1Entries(sizeBytes, cs);
   const l1Bytes = l1Size * 8;
   const l1Clusters = Math.max(1, Math.ceil(l1Bytes / cs));
-  const usedClusters = 3 + l1Clusters;
+  const l2Tables = options.l2Tables ?? [];
+  if (l2Tables.some((t, i) => !Number.isInteger(t) || t < 0 || t >= l1Size || (i > 0 && t <= l2Tables[i - 1]!))) {
+    throw new RangeError(`L2 tables must be distinct L1 indexes below ${l1Size}, in increasing order`);
+  }
+  const firstL2 = 3 + l1Clusters;
+  const usedClusters = firstL2 + l2Tables.length;
   if (l1Bytes > MAX_L1_BYTES || usedClusters > cs / 2) return undefined; // 16-bit refcounts: cs/2 per block
 
   const header = qcow2Header({ sizeBytes, clusterBits, backing, l1Size, l1Offset: 3 * cs, refcountTableOffset: cs, refcountTableClusters: 1 });
@@ -63,14 +77,30 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   refcountTable.writeBigUInt64BE(BigInt(2 * cs));
   const refcountBlock = refcountsOfOne(usedClusters);
 
-  return {
-    pieces: [
-      { offset: 0, bytes: header },
-      { offset: cs, bytes: refcountTable },
-      { offset: 2 * cs, bytes: refcountBlock },
-    ],
-    length: 3 * cs + l1Bytes,
-  };
+  const pieces = [
+    { offset: 0, bytes: header },
+    { offset: cs, bytes: refcountTable },
+    { offset: 2 * cs, bytes: refcountBlock },
+  ];
+  if (l2Tables.length === 0) return { pieces, length: 3 * cs + l1Bytes };
+  const l1 = Buffer.alloc(l1Bytes);
+  l2Tables.forEach((index, i) => l1.writeBigUInt64BE(BigInt((firstL2 + i) * cs) | QCOW_OFLAG_COPIED, index * 8));
+  return { pieces: [...pieces, { offset: 3 * cs, bytes: l1 }], length: usedClusters * cs };
+}
+
+/**
+ * The L1 indexes of the L2 tables that map `ranges` (bytes of the virtual disk), in increasing order.
+ * Each L2 table maps clusterSize / 8 clusters.
+ */
+export function l2TablesOf(ranges: Iterable<{ offset: number; length: number }>, clusterSize: number): number[] {
+  const span = clusterSize * (clusterSize / 8);
+  const tables = new Set<number>();
+  for (const r of ranges) {
+    if (r.length <= 0) continue;
+    const last = Math.floor((r.offset + r.length - 1) / span);
+    for (let t = Math.floor(r.offset / span); t <= last; t++) tables.add(t);
+  }
+  return [...tables].sort((a, b) => a - b);
 }
 
 /** Entries in the L1 table of a `sizeBytes` image: one per L2 table, which maps clusterSize / 8 clusters. */

@@ -200,7 +200,7 @@ export class QmpVmDriver implements VmDriver {
         const point = { repo: spec.repo, full: spec.full, since: spec.since, checkpoint: spec.checkpoint, disks: spec.disks, reporter, ...(around ? { aroundTransaction: around } : {}) };
         if (spec.mode === 'push') {
           const { runBackup } = await loadLater<typeof import('./push')>(() => require('./push'), () => import(PUSH));
-          const m = await runBackup(engine, client, { ...point, speedMiBps: spec.speedMiBps });
+          const m = await runBackup(engine, client, { ...point, stateDir: this.o.stateDir, speedMiBps: spec.speedMiBps });
           return { backupId: m.id, manifest: m, ...(m.checkpoint ? { checkpoint: m.checkpoint } : {}), scratchPeakBytes: 0 };
         }
         const { runPull } = await loadLater<typeof import('./pull')>(() => require('./pull'), () => import(PULL));

@@ -1,0 +1,130 @@
+// A push incremental of a large disk allocates its target's L2 tables ahead, where the changes are
+// (push.ts tablesAhead), against a real QEMU: the layer holds exactly the changes, restores to the
+// disk at that point, verify passes, nothing is left in QEMU; and recovery removes what a push that
+// died while reading the changes left behind.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { restoreTo } from '../backup/restore';
+import { verifyBackups } from '../backup/verify';
+import { ExportManager, nbdSocketPath } from '../../nbd/qemu-exports';
+import { runBackup } from './push';
+import { recoverQmpLeftovers } from './recovery';
+
+const GiB = 1024 * MiB;
+// vda: 64 GiB (128 L2 tables), read for its changes; vdb: 32 MiB (1 table), not worth reading.
+const DISKS = [
+  { name: 'vda', sizeBytes: 64 * GiB },
+  { name: 'vdb', sizeBytes: 32 * MiB },
+];
+
+async function exportIds(rig: BackupRig): Promise<string[]> {
+  return (await rig.client.execute<{ id: string }[]>('query-block-exports')).map((e) => e.id);
+}
+
+async function bitmapNames(rig: BackupRig, disk: string): Promise<string[]> {
+  const nodes = await rig.client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true });
+  return (nodes.find((n) => n['node-name'] === `${disk}-fmt`)?.['dirty-bitmaps'] ?? []).map((b) => b.name ?? '');
+}
+
+/** The L1 entries of a qcow2 file that point to an L2 table. */
+function usedL1Entries(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(48);
+    fs.readSync(fd, head, 0, 48, 0);
+    const l1 = Buffer.alloc(head.readUInt32BE(36) * 8);
+    fs.readSync(fd, l1, 0, l1.length, Number(head.readBigUInt64BE(40)));
+    let used = 0;
+    for (let i = 0; i < l1.length; i += 8) if (l1.readBigUInt64BE(i) !== 0n) used++;
+    return used;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
+  let rig: BackupRig | undefined;
+
+  beforeAll(async () => {
+    rig = await startBackupRig(DISKS);
+  });
+  afterAll(async () => {
+    rig?.shadow.close();
+    await stopBackupRig(rig);
+  });
+
+  it('allocates a table per changed region, holds exactly the changes, restores, verifies, leaves nothing in QEMU', async () => {
+    const r = rig!;
+    await r.shadow.write('vda', 0, 1 * MiB, 0x11);
+    await r.shadow.write('vdb', 0, 1 * MiB, 0x12);
+    const full = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
+    r.shadow.snapshot(full.id);
+    // Three regions in three L2 tables (512 MiB each), one of them across a table's end; vdb too.
+    await r.shadow.write('vda', 1 * GiB + 64 * KiB, 256 * KiB, 0x21);
+    await r.shadow.write('vda', 20 * GiB - 64 * KiB, 128 * KiB, 0x22);
+    await r.shadow.write('vda', 64 * GiB - 64 * KiB, 64 * KiB, 0x23);
+    await r.shadow.write('vdb', 5 * MiB, 64 * KiB, 0x24);
+    const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
+    r.shadow.snapshot(inc.id);
+
+    const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
+    expect(log).toContain('vda: 4 L2 tables of the target allocated ahead, where the changes are');
+    expect(log).not.toMatch(/vdb: .*allocated ahead/);
+    const vda = inc.disks.find((d) => d.name === 'vda')!;
+    expect([vda.kind, vda.bytesCopied]).toEqual(['incremental', 448 * KiB]);
+    const layer = path.join(r.repo.vmDir(r.engine.vmId), vda.image);
+    expect(usedL1Entries(layer)).toBe(4);
+    expect(execFileSync('qemu-img', ['check', layer]).toString()).toContain('No errors were found on the image.');
+    // The layer alone holds the changes and nothing else (its backing left out).
+    const map = JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-f', 'qcow2', `json:${JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: layer }, backing: null })}`]).toString()) as { start: number; length: number; data: boolean }[];
+    expect(map.filter((m) => m.data).map((m) => [m.start, m.length])).toEqual([
+      [1 * GiB + 64 * KiB, 256 * KiB],
+      [20 * GiB - 64 * KiB, 128 * KiB],
+      [64 * GiB - 64 * KiB, 64 * KiB],
+    ]);
+
+    expect(await exportIds(r)).toEqual([]);
+    expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+    expect((await verifyBackups(r.repo)).problems).toEqual([]);
+    for (const m of [full, inc]) {
+      for (const d of m.disks) {
+        const to = path.join(r.root, `${m.id}-${d.name}.qcow2`);
+        await restoreTo({ repo: r.repo, backup: m.id, disk: d.name, to });
+        expect(compareWith(to, 'qcow2', r.shadow.snapFile(m.id, d.name))).toBe('');
+        fs.rmSync(to);
+      }
+    }
+  });
+
+  it('without the state directory the push reads no map, and the backup is the same', async () => {
+    const r = rig!;
+    await r.shadow.write('vda', 30 * GiB, 64 * KiB, 0x31);
+    const inc = await runBackup(r.engine, r.client, { repo: r.repo });
+    r.shadow.snapshot(inc.id);
+    expect(fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8')).not.toContain('allocated ahead');
+    const to = path.join(r.root, 'plain.qcow2');
+    await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
+    expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+  });
+
+  it('recovery removes the export and bitmap of a push that died while reading the changes, and nothing else', async () => {
+    const r = rig!;
+    const tmp = 'tidemark-tmp-bk-dead00-0';
+    await r.client.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: tmp, disabled: true, persistent: false });
+    const exports = ExportManager.for(r.client, nbdSocketPath(r.stateDir, r.engine.vmId));
+    await exports.add({ nodeName: 'vda-fmt', bitmaps: [tmp], prefix: tmp });
+    const other = await exports.add({ nodeName: 'vdb-fmt', prefix: 'someone-else' });
+    const lines: string[] = [];
+    const disks = [{ disk: 'vda', jobId: 'tidemark-bk-dead00-0', targetNode: 'tidemark-bkt-dead00-0', tmpBitmap: tmp, sourceNode: 'vda-fmt' }];
+    await recoverQmpLeftovers(r.client, { name: 'qmp-push', state: { disks } }, 'dead00', { add: (l) => lines.push(l) });
+    expect(await exportIds(r)).toEqual([other.id]);
+    expect(await bitmapNames(r, 'vda')).not.toContain(tmp);
+    expect(lines.join('\n')).toMatch(/export tm-exp-tidemark-tmp-bk-dead00-0-[0-9a-f]+ of the unfinished backup removed/);
+    await other.remove();
+    expect(await exportIds(r)).toEqual([]);
+  });
+});
