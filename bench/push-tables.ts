@@ -1,0 +1,88 @@
+// QEMU's incremental backup job alone, 256 × 256 KiB changes on a 1 GiB disk (4 MiB stride) and on a
+// 1 TiB sparse disk (4 GiB stride), by how the target is made (figures, never pass/fail):
+//   empty:        an empty qcow2, as qemu-img creates it (QEMU allocates each L2 table during the job)
+//   tables ahead: the same with the L2 tables of the changes allocated ahead (engine/qcow2/format.ts)
+//   l2 cache:     empty, opened with a 128 MiB L2 cache (every table of 1 TiB stays cached)
+//   null:         a null-co target: what reading the source costs
+// A bare QEMU (-machine none) holds both disks; each round dirties a fresh bitmap through qemu-io and runs
+// one blockdev-backup sync=bitmap per variant and disk, timed from the command to JOB_STATUS_CHANGE
+// concluded. Variants take turns; medians [min..max].
+// Run: npx tsx bench/push-tables.ts [--rounds 5]
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
+import { QmpClient } from '../electron/qmp/client';
+import { median, stats } from './measure';
+import { load } from './peers/proc';
+
+const GiB = 1024 ** 3;
+const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
+const VARIANTS = ['empty', 'tables ahead', 'l2 cache', 'null'] as const;
+const CHANGE = 256 * 1024;
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--rounds');
+  const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-tables-'));
+  const qmpPath = path.join(dir, 'qmp');
+  for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
+  const qemu = spawn('qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
+    ...Object.keys(DISKS).flatMap((n) => ['-blockdev', `driver=qcow2,node-name=${n},file.driver=file,file.filename=${path.join(dir, `${n}.qcow2`)}`])], { stdio: 'ignore' });
+  try {
+    for (let t = 0; !fs.existsSync(qmpPath); t++) {
+      if (t > 100) throw new Error('QEMU did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const client = await QmpClient.connect(qmpPath);
+    const times = new Map<string, number[]>();
+    let n = 0;
+    console.log(`QEMU's incremental job, 256 × 256 KiB changed; ${rounds} rounds, load ${load()}`);
+    for (let r = 0; r < rounds; r++) {
+      const order = [...VARIANTS.slice(r % VARIANTS.length), ...VARIANTS.slice(0, r % VARIANTS.length)];
+      for (const v of order) {
+        for (const [disk, d] of Object.entries(DISKS)) {
+          const bitmap = `b${n}`;
+          await client.execute('block-dirty-bitmap-add', { node: disk, name: bitmap });
+          for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
+          const target = path.join(dir, `t${n}.qcow2`);
+          const node = `t${n++}`;
+          const tables = v === 'tables ahead' ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
+          await writeEmptyQcow2(target, emptyQcow2Layout(d.size, tables ? { l2Tables: tables } : {})!);
+          await client.execute('blockdev-add', v === 'null'
+            ? { driver: 'null-co', 'node-name': node, size: d.size }
+            : { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(v === 'l2 cache' ? { 'l2-cache-size': 128 * 1024 * 1024 } : {}) });
+          const job = `j${node}`;
+          const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
+          const t0 = performance.now();
+          await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false });
+          await concluded;
+          const ms = performance.now() - t0;
+          await client.execute('job-dismiss', { id: job });
+          await client.execute('blockdev-del', { 'node-name': node });
+          await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
+          fs.rmSync(target, { force: true });
+          const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;
+          times.set(key, [...(times.get(key) ?? []), ms]);
+        }
+      }
+    }
+    await client.close();
+    for (const v of VARIANTS) {
+      const small = times.get(`${v} | 1 GiB`)!;
+      const big = times.get(`${v} | 1 TiB`)!;
+      console.log(`${v.padEnd(13)} 1 GiB ${stats(small)}   1 TiB ${stats(big)}   1 TiB ÷ 1 GiB ${(median(big) / median(small)).toFixed(2)}×`);
+    }
+    console.log(`load after: ${load()}`);
+  } finally {
+    qemu.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
