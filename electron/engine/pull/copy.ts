@@ -35,8 +35,16 @@ export async function copyExtents(src: NbdClient, dst: CopyTarget, plan: CopyOp[
       if (!p || failed) return;
       if (p.op === 'data') {
         if (!buf || buf.length < p.length) buf = Buffer.allocUnsafe(p.length);
-        await dst.write(p.offset, await src.read(p.offset, p.length, buf));
-        result.dataBytes += p.length;
+        const data = await src.read(p.offset, p.length, buf);
+        // A piece that reads as zeroes (planned without its allocation, or zeroes the guest wrote) is
+        // written as zeroes: same content, no data clusters.
+        if (isZeroes(data)) {
+          await dst.writeZeroes(p.offset, p.length);
+          result.zeroBytes += p.length;
+        } else {
+          await dst.write(p.offset, data);
+          result.dataBytes += p.length;
+        }
       } else {
         await dst.writeZeroes(p.offset, p.length);
         result.zeroBytes += p.length;
@@ -51,6 +59,17 @@ export async function copyExtents(src: NbdClient, dst: CopyTarget, plan: CopyOp[
   await Promise.all(workers);
   if (failed) throw failed;
   return result;
+}
+
+const ZEROES = Buffer.alloc(64 * 1024);
+
+/** Whether every byte is zero (memcmp in 64 KiB steps: data that is not stops at its first step). */
+export function isZeroes(b: Buffer): boolean {
+  for (let pos = 0; pos < b.length; pos += ZEROES.length) {
+    const n = Math.min(ZEROES.length, b.length - pos);
+    if (!b.subarray(pos, pos + n).equals(n === ZEROES.length ? ZEROES : ZEROES.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 /** Pieces of at most `max` bytes, in plan order; undefined once the plan is exhausted. Workers share one batch fetch. */

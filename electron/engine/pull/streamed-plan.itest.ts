@@ -85,8 +85,8 @@ describe('streamIncrementalPlan', () => {
     await Promise.all([dirtyMap.close(), allocation.close()]);
   });
 
-  it('feeds a copy while it streams: the layer reads back as the dirty data and zeroes', async () => {
-    const layer = path.join(dir, 'layer.qcow2');
+  for (const readWithoutStatus of [0, MiB]) it(`feeds a copy while it streams: the layer reads back as the dirty data and zeroes (windows of up to ${readWithoutStatus} changed bytes read without their allocation)`, async () => {
+    const layer = path.join(dir, `layer-${readWithoutStatus}.qcow2`);
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', layer, String(13 * GiB)]);
     const writer = await startQemuNbd({ image: layer, format: 'qcow2', runDir: dir, exportName: 'layer', cache: 'unsafe' });
     try {
@@ -94,8 +94,17 @@ describe('streamIncrementalPlan', () => {
       clients.push(dst);
       const src = await connect([BASE_ALLOCATION]);
       const dirtyMap = await connect([CTX]);
-      const plan = streamIncrementalPlan(dirtyMap, CTX, src, 'incremental', 64 * MiB);
+      const asked: number[] = [];
+      const extentsIn = src.extentsIn.bind(src);
+      src.extentsIn = (context, ranges, options) => {
+        asked.push(ranges?.[0]?.offset ?? -1);
+        return extentsIn(context, ranges, options);
+      };
+      const plan = streamIncrementalPlan(dirtyMap, CTX, src, 'incremental', 64 * MiB, readWithoutStatus);
       const r = await copyExtents(src, dst, plan.batches, { pieceBytes: 64 * KiB, parallel: 4 });
+      // Windows 0, 1 and 3 change 192 KiB, 640 KiB (zeroes at 5 GiB included) and 64 KiB; window 2, 1,088 KiB.
+      expect(asked.sort((a, b) => a - b)).toEqual(readWithoutStatus ? [2 * STATUS_WINDOW + 3 * MiB] : [0, STATUS_WINDOW, 2 * STATUS_WINDOW + 3 * MiB, 13 * GiB - 64 * KiB]);
+      // The zeroes at 5 GiB, read as data when planned without their allocation, are written as zeroes all the same.
       expect(r).toEqual({ dataBytes: 64 * KiB + 384 * KiB + 128 * KiB + 64 * KiB + 64 * KiB, zeroBytes: 256 * KiB + MiB });
       for (const [offset, length, byte] of [[STATUS_WINDOW - 128 * KiB, 384 * KiB, 0x22], [5 * GiB, 256 * KiB, 0], [2 * STATUS_WINDOW + 3 * MiB, 64 * KiB, 0x24]] as const) {
         expect((await dst.read(offset, length)).every((x) => x === byte)).toBe(true);

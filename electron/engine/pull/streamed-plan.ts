@@ -19,9 +19,10 @@ export interface StreamedPlan {
 
 /**
  * `dirtyMap` has selected only `context` (a request answers for every selected context), `allocation`
- * has base:allocation. Dirty extents closer than `joinGap` share one allocation request.
+ * has base:allocation. Dirty extents closer than `joinGap` share one allocation request; a window whose
+ * changes add up to at most `readWithoutStatus` bytes is planned as data without one.
  */
-export function streamIncrementalPlan(dirtyMap: NbdClient, context: string, allocation: NbdClient, kind: 'incremental' | 'differential', joinGap: number): StreamedPlan {
+export function streamIncrementalPlan(dirtyMap: NbdClient, context: string, allocation: NbdClient, kind: 'incremental' | 'differential', joinGap: number, readWithoutStatus = 0): StreamedPlan {
   if (dirtyMap.size !== allocation.size) throw new Error(`the dirty map (${dirtyMap.size} bytes) and the export (${allocation.size} bytes) are not the same disk`);
   let known = 0;
   const dirty: Promise<Extent[]>[] = [];
@@ -33,7 +34,12 @@ export function streamIncrementalPlan(dirtyMap: NbdClient, context: string, allo
   }
   const plans = dirty.map((p) => p.then(async (d) => {
     const ranges = dirtyRanges(d, joinGap);
-    return copyOps(kind, ranges.length ? await allocation.extentsIn(BASE_ALLOCATION, ranges) : [], d);
+    if (ranges.length === 0) return [];
+    // A window with a few small changes is read without asking their allocation first: one round trip
+    // less per window (256 on a 1 TiB disk with a change every 4 GiB), and a piece that reads as zeroes
+    // is written as zeroes all the same (copy.ts).
+    const status = dirtyBytes(d) <= readWithoutStatus ? ranges.map((r) => ({ ...r, flags: 0 })) : await allocation.extentsIn(BASE_ALLOCATION, ranges);
+    return copyOps(kind, status, d);
   }));
   const total = Promise.all(dirty).then((ds) => ds.reduce((n, d) => n + dirtyBytes(d), 0));
   // Each is awaited in order below (or by the caller): these only keep a failure that nobody awaits
