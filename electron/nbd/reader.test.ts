@@ -118,4 +118,61 @@ describe('ByteReader with reused read buffers', () => {
       server.close();
     }
   });
+
+  it('a large read waiting with nothing buffered has the socket read the rest straight into its target', async () => {
+    const r = new ByteReader();
+    const o = r.socketReadOptions();
+    const data = randomBytes(300_000);
+    const target = Buffer.alloc(300_010);
+    const p = r.readInto(target, 10, 300_000);
+    const b1 = o.buffer();
+    expect([b1.buffer === target.buffer, b1.byteOffset - target.byteOffset, b1.length]).toEqual([true, 10, 300_000]);
+    data.copy(b1, 0, 0, 100_000);
+    o.callback(100_000, b1);
+    const b2 = o.buffer(); // the rest of the same region
+    expect([b2.buffer === target.buffer, b2.byteOffset - target.byteOffset, b2.length]).toEqual([true, 100_010, 200_000]);
+    data.copy(b2, 0, 100_000);
+    o.callback(200_000, b2);
+    await p;
+    expect(target.subarray(10).equals(data)).toBe(true);
+    expect(o.buffer().buffer).not.toBe(target.buffer); // reused buffers again
+  });
+
+  it('takes the bytes buffered before the direct region first, and leaves those after it for the next read', async () => {
+    const r = new ByteReader();
+    const o = r.socketReadOptions();
+    const data = randomBytes(300_000);
+    const spare = o.buffer(); // chosen before the read waits, as the socket does after each read
+    const target = Buffer.alloc(300_000);
+    const p = r.readInto(target, 0, 300_000);
+    data.copy(spare, 0, 0, 1000);
+    o.callback(1000, spare);
+    const direct = o.buffer();
+    expect([direct.buffer === target.buffer, direct.byteOffset - target.byteOffset, direct.length]).toEqual([true, 1000, 299_000]);
+    data.copy(direct, 0, 1000);
+    o.callback(299_000, direct);
+    const after = o.buffer();
+    after.write('next', 0, 'latin1');
+    o.callback(4, after);
+    await p;
+    expect(target.equals(data)).toBe(true);
+    expect((await r.read(4)).toString('latin1')).toBe('next');
+  });
+
+  it('reads small ones (headers) through its own buffers, and fails a waiting direct read when the stream ends', async () => {
+    const r = new ByteReader();
+    const o = r.socketReadOptions();
+    const small = r.read(100);
+    expect(o.buffer().length).toBe(512 * 1024);
+    const b = o.buffer();
+    b.fill(7, 0, 100);
+    o.callback(100, b);
+    expect(await small).toEqual(Buffer.alloc(100, 7));
+    const big = r.read(200_000);
+    const d = o.buffer();
+    expect(d.length).toBe(200_000);
+    o.callback(5000, d);
+    r.end(new Error('the server went away'));
+    await expect(big).rejects.toThrow('the server went away');
+  });
 });

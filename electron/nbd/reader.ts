@@ -17,6 +17,25 @@ const KEPT_READ_BUFFERS = 8;
  * 4× the bytes buffered, which HIGH_WATER bounds.
  */
 const KEEP_READ_MIN = READ_BUFFER / 4;
+/**
+ * A read waiting for at least this many more bytes, with nothing buffered beyond them, has the socket
+ * read the rest straight into its destination: one copy (the kernel's) instead of two (bench/README.md,
+ * "Phase 7"). Smaller reads (headers) go through the reused buffers, so they cost no syscall each.
+ */
+const DIRECT_MIN = 64 * 1024;
+
+/** The read that waits for bytes, as the socket's buffer choice sees it. */
+interface WaitingRead {
+  target: Buffer;
+  /** Where in `target` the awaited bytes start, and how many are awaited. */
+  start: number;
+  left: number;
+  /** Of those, the first `taken` came from buffered chunks (taken so far). */
+  taken: number;
+  /** Once the socket was given target[start + directFrom, start + left): the bytes it put there. */
+  directFrom?: number;
+  got: number;
+}
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -29,6 +48,9 @@ export class ByteReader {
   private endReason: Error | undefined;
   private stream: Duplex | undefined;
   private readonly onData = (b: Buffer) => this.push(b);
+  private waiting: WaitingRead | undefined;
+  /** The part of a waiting read's target last given to the socket to read into. */
+  private handed: Buffer | undefined;
 
   /** Starts reading from `stream` (detaching from a previous one: used by STARTTLS). */
   attach(stream: Duplex): void {
@@ -60,8 +82,14 @@ export class ByteReader {
    */
   socketReadOptions(): { buffer: () => Buffer; callback: (n: number, b: Buffer) => boolean } {
     return {
-      buffer: () => this.spare.pop() ?? Buffer.allocUnsafe(READ_BUFFER),
+      buffer: () => this.directRegion() ?? this.spare.pop() ?? Buffer.allocUnsafe(READ_BUFFER),
       callback: (n, b) => {
+        if (b === this.handed) {
+          this.handed = undefined;
+          if (this.waiting) this.waiting.got += n;
+          this.wake();
+          return true;
+        }
         if (n >= KEEP_READ_MIN) this.push(b.subarray(0, n), b);
         else {
           this.push(Buffer.from(b.subarray(0, n)));
@@ -70,6 +98,24 @@ export class ByteReader {
         return this.available < HIGH_WATER;
       },
     };
+  }
+
+  /**
+   * Where the socket's next read goes when a large read waits: the rest of its target, after the bytes
+   * buffered for it (all buffered bytes are that read's: it waited with none). Undefined: a reused buffer.
+   */
+  private directRegion(): Buffer | undefined {
+    const w = this.waiting;
+    if (!w) return undefined;
+    if (w.directFrom === undefined) {
+      const from = w.taken + this.available;
+      if (w.left - from < DIRECT_MIN) return undefined;
+      w.directFrom = from;
+    }
+    const at = w.directFrom + w.got;
+    if (at >= w.left) return undefined;
+    this.handed = w.target.subarray(w.start + at, w.start + w.left);
+    return this.handed;
   }
 
   private push(b: Buffer, owner?: Buffer): void {
@@ -85,13 +131,6 @@ export class ByteReader {
     const w = this.waiter;
     this.waiter = undefined;
     w?.();
-  }
-
-  private async waitForData(): Promise<void> {
-    if (this.available > 0) return;
-    if (this.endReason) throw this.endReason;
-    await new Promise<void>((resolve) => (this.waiter = resolve));
-    if (this.available === 0 && this.endReason) throw this.endReason;
   }
 
   /** Copies up to `n` buffered bytes into target at pos; returns how many. */
@@ -121,10 +160,25 @@ export class ByteReader {
 
   /** Reads exactly `n` bytes into `target` at `pos`, as they arrive. */
   async readInto(target: Buffer, pos: number, n: number): Promise<void> {
-    let done = 0;
-    while (done < n) {
-      await this.waitForData();
-      done += this.take(target, pos + done, n - done);
+    const done = this.take(target, pos, n);
+    if (done === n) return;
+    if (this.waiting) throw new Error('ByteReader: one read at a time');
+    // Nothing is buffered now: the next bytes are this read's, and the socket may put the rest in place.
+    const w: WaitingRead = { target, start: pos + done, left: n - done, taken: 0, got: 0 };
+    this.waiting = w;
+    try {
+      for (;;) {
+        // Buffered bytes first: any that came before the direct region belong before it.
+        const upTo = w.directFrom ?? w.left;
+        if (w.taken < upTo) w.taken += this.take(target, w.start + w.taken, upTo - w.taken);
+        if (w.taken === upTo && (w.directFrom === undefined || w.directFrom + w.got === w.left)) break;
+        // Everything buffered for this read is taken: after the end, nothing more comes.
+        if (this.endReason) throw this.endReason;
+        await new Promise<void>((resolve) => (this.waiter = resolve));
+      }
+    } finally {
+      this.waiting = undefined;
+      this.handed = undefined;
     }
   }
 
