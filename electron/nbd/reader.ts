@@ -69,7 +69,11 @@ export class ByteReader {
     return this.available;
   }
 
-  /** No more bytes will come: pending and future reads fail with `reason`. */
+  /**
+   * No more bytes will come: pending and future reads fail with `reason`. The socket must be destroyed
+   * with it (NbdConnection.destroy does both): net still holds the last buffer it was given, which may
+   * be part of a waiting read's destination.
+   */
   end(reason: Error): void {
     if (!this.endReason) this.endReason = reason;
     this.wake();

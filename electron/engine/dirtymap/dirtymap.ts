@@ -54,9 +54,9 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
 
 /**
  * Where `disk` changed since checkpoint `since`, as sorted dirty/clean extents, and the granularity
- * they were recorded at. Leaves nothing behind in QEMU, also on failure. `tmpBitmap`: the temporary
- * bitmap's name (TEMP_BITMAP_PREFIX…), when a journal names it already; the export's name then starts
- * with it, so recovery finds both (qmp-driver/recovery.ts).
+ * they were recorded at. Removes its bitmap and export, also on failure (unless QEMU refuses). `tmpBitmap`:
+ * the temporary bitmap's name (TEMP_BITMAP_PREFIX…), when the caller must be able to find both later;
+ * the export's name then starts with it (qmp-driver/change-map.ts).
  */
 export async function readDirtyExtents(
   deps: Pick<DirtyMapDeps, 'qmp' | 'engine' | 'stateDir'>,
@@ -66,13 +66,16 @@ export async function readDirtyExtents(
 ): Promise<{ extents: DirtyExtent[]; granularity: number }> {
   const tmp = tmpBitmap ?? `${TEMP_BITMAP_PREFIX}map-${randomBytes(6).toString('hex')}`;
   const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(since, disk.name, tmp), disk);
-  try {
-    await deps.qmp.execute('transaction', { actions });
-  } catch (e) {
-    throw e instanceof QmpError ? new Error(`cannot build the map of changes since ${since} on ${disk.name}: ${e.desc}`, { cause: e }) : e;
-  }
   let extents: DirtyExtent[];
+  // Unless QEMU refused the transaction, its bitmap may exist (a lost reply too): it is removed at the end.
+  let made = true;
   try {
+    try {
+      await deps.qmp.execute('transaction', { actions });
+    } catch (e) {
+      if (e instanceof QmpError) made = false;
+      throw e instanceof QmpError ? new Error(`cannot build the map of changes since ${since} on ${disk.name}: ${e.desc}`, { cause: e }) : e;
+    }
     const exports = ExportManager.for(deps.qmp, nbdSocketPath(deps.stateDir, deps.engine.vmId));
     const exp = await exports.add({ nodeName: disk.nodeName, bitmaps: [tmp], prefix: tmpBitmap ?? 'tidemark-map' });
     try {
@@ -87,7 +90,7 @@ export async function readDirtyExtents(
       await exp.remove();
     }
   } finally {
-    await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
+    if (made) await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
   }
   return { extents, granularity };
 }

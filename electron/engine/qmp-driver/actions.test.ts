@@ -6,6 +6,7 @@ import type { DiskInfo } from '../../../shared/domain';
 import type { QmpAction } from '../checkpoints/api';
 import type { BackupPlan } from '../backup/plan';
 import { backupActions, backupNames, fleeceNodeArgs, pullActions, qmpDiskRuns } from './actions';
+import { BACKUP_TEMP_BITMAP, changeMapBitmap } from './change-map';
 
 const disk = (name: string): DiskInfo => ({ name, nodeName: `${name}-fmt`, format: 'qcow2', virtualSize: 1 << 30, imageFile: `/img/${name}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false, bitmaps: [] });
 
@@ -77,5 +78,11 @@ describe('pullActions', () => {
     expect(actions.map((a) => a.type)).toEqual(['block-dirty-bitmap-add', 'block-dirty-bitmap-merge', 'block-dirty-bitmap-add', 'blockdev-backup', 'blockdev-backup']);
     expect(actions[3]).toEqual({ type: 'blockdev-backup', data: { 'job-id': 'tidemark-bk-abc-0', device: 'vda-fmt', target: 'tidemark-bkt-abc-0', sync: 'none' } });
     expect(fleeceNodeArgs('tidemark-bkt-abc-0', '/s/f.qcow2', 'vda-fmt')).toEqual({ driver: 'qcow2', 'node-name': 'tidemark-bkt-abc-0', file: { driver: 'file', filename: '/s/f.qcow2' }, backing: 'vda-fmt' });
+  });
+
+  it('names temporary bitmaps as change-map clean-up recognises them, and nothing else', () => {
+    for (const [tag, i] of [['abc123', 0], ['ffffff', 255], ['000000', 3]] as const) expect(backupNames(tag).tmpBitmap(i)).toMatch(BACKUP_TEMP_BITMAP);
+    for (const name of ['tidemark', 'tidemark-tmp-bk-', 'tidemark-tmp-map-0a1b2c3d4e5f', 'tidemark-tmp-bk-abc123-0-map', 'tidemark-tmp-bk-ABC123-0']) expect(name).not.toMatch(BACKUP_TEMP_BITMAP);
+    expect(changeMapBitmap(backupNames('abc123').tmpBitmap(1))).toBe('tidemark-tmp-bk-abc123-1-map');
   });
 });

@@ -111,19 +111,44 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
   });
 
+  it('when the changes cannot be read (another NBD server runs in QEMU), the push goes on without, correct, and leaves nothing behind', async () => {
+    const r = rig!;
+    const other = path.join(r.root, 'someone-elses-nbd.sock');
+    await r.client.execute('nbd-server-start', { addr: { type: 'unix', data: { path: other } } });
+    try {
+      await r.shadow.write('vda', 40 * GiB, 128 * KiB, 0x41);
+      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
+      r.shadow.snapshot(inc.id);
+      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
+      expect(log).toMatch(/vda: where the changes are could not be read \(.*NBD server.*\); QEMU allocates the target's L2 tables itself/);
+      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+      expect(await exportIds(r)).toEqual([]);
+      const to = path.join(r.root, 'without.qcow2');
+      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
+      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+    } finally {
+      await r.client.execute('nbd-server-stop');
+    }
+  });
+
   it('recovery removes the export and bitmap of a push that died while reading the changes, and nothing else', async () => {
     const r = rig!;
     const tmp = 'tidemark-tmp-bk-dead00-0';
-    await r.client.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: tmp, disabled: true, persistent: false });
+    const map = `${tmp}-map`;
+    await r.client.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: map, disabled: true, persistent: false });
     const exports = ExportManager.for(r.client, nbdSocketPath(r.stateDir, r.engine.vmId));
-    await exports.add({ nodeName: 'vda-fmt', bitmaps: [tmp], prefix: tmp });
-    const other = await exports.add({ nodeName: 'vdb-fmt', prefix: 'someone-else' });
+    await exports.add({ nodeName: 'vda-fmt', bitmaps: [map], prefix: map });
+    const other = await exports.add({ nodeName: 'vdb-fmt', prefix: 'tidemark-map' });
     const lines: string[] = [];
-    const disks = [{ disk: 'vda', jobId: 'tidemark-bk-dead00-0', targetNode: 'tidemark-bkt-dead00-0', tmpBitmap: tmp, sourceNode: 'vda-fmt' }];
-    await recoverQmpLeftovers(r.client, { name: 'qmp-push', state: { disks } }, 'dead00', { add: (l) => lines.push(l) });
+    const journal = (tmpBitmap: string) => ({ name: 'qmp-push', state: { disks: [{ disk: 'vda', jobId: 'tidemark-bk-dead00-0', targetNode: 'tidemark-bkt-dead00-0', tmpBitmap, sourceNode: 'vda-fmt' }] } });
+    // A journal whose temporary bitmap is not named as a push names it touches nothing (its prefix would match every export).
+    await recoverQmpLeftovers(r.client, journal('tidemark'), 'dead00', { add: (l) => lines.push(l) });
+    expect((await exportIds(r)).length).toBe(2);
+    await recoverQmpLeftovers(r.client, journal(tmp), 'dead00', { add: (l) => lines.push(l) });
     expect(await exportIds(r)).toEqual([other.id]);
-    expect(await bitmapNames(r, 'vda')).not.toContain(tmp);
-    expect(lines.join('\n')).toMatch(/export tm-exp-tidemark-tmp-bk-dead00-0-[0-9a-f]+ of the unfinished backup removed/);
+    expect(await bitmapNames(r, 'vda')).not.toContain(map);
+    expect(lines.join('\n')).toMatch(/export tm-exp-tidemark-tmp-bk-dead00-0-map-[0-9a-f]+ of a change map removed/);
+    expect(lines.join('\n')).toContain(`bitmap ${map} of a change map removed`);
     await other.remove();
     expect(await exportIds(r)).toEqual([]);
   });

@@ -18,6 +18,7 @@ import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
 import { backupActions, backupNames, qmpDiskRuns, type QmpDiskRun } from './actions';
+import { changeMapBitmap, removeChangeMaps } from './change-map';
 import { useCopyRange } from './copy-range';
 import { JobGroup, type JobState } from './jobs';
 import { layerFactsOf } from './layer-facts';
@@ -126,13 +127,14 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     if (stateDir === undefined || d.tmpBitmap === undefined || d.plan.since === undefined) return undefined;
     if (l1Entries(disk.virtualSize, TARGET_CLUSTER) <= TABLES_AHEAD_FROM) return undefined;
     try {
-      // Under the journaled name of the job's temporary bitmap, which the transaction creates later.
-      const { extents } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, d.tmpBitmap);
+      // Named after the journaled temporary bitmap, so a failure here or a dead process leaves nothing behind (change-map.ts).
+      const { extents } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, changeMapBitmap(d.tmpBitmap));
       const tables = l2TablesOf(extents.filter((e) => e.dirty), TARGET_CLUSTER);
       run.log.add(`${disk.name}: ${tables.length} L2 table${tables.length === 1 ? '' : 's'} of the target allocated ahead, where the changes are`);
       return tables;
     } catch (e) {
       run.log.add(`${disk.name}: where the changes are could not be read (${(e as Error).message}); QEMU allocates the target's L2 tables itself`);
+      await removeChangeMaps(this.client, [{ tmpBitmap: d.tmpBitmap, sourceNode: disk.nodeName }], run.log);
       return undefined;
     }
   }
@@ -242,6 +244,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
         if (d.tmpBitmap) await this.client.execute('block-dirty-bitmap-remove', { node: d.plan.disk.nodeName, name: d.tmpBitmap }).catch(() => undefined);
       }
     }
+    await removeChangeMaps(this.client, this.state().disks, run.log);
   }
 
   /** The targets' virtual sizes as QEMU opened them (before they are closed) and the sources' compat and cluster size. */

@@ -10,6 +10,7 @@ import { stopProcess } from '../../nbd/qemu-nbd';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
 import type { StrategyJournal } from '../backup/lock';
+import { removeChangeMaps } from './change-map';
 import { JobGroup, type QmpJob } from './jobs';
 
 const qmpName = text({ min: 1, max: 128 });
@@ -88,7 +89,7 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
     await g.dismissAll();
     g.dispose();
   }
-  await removeChangeMapExports(client, state.disks, log);
+  await removeChangeMaps(client, state.disks, log);
   const nodes = await client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true }).catch(() => []);
   for (const d of state.disks) {
     if (nodes.some((n) => n['node-name'] === d.targetNode)) await client.execute('blockdev-del', { 'node-name': d.targetNode }).catch(() => undefined);
@@ -97,29 +98,6 @@ export async function recoverQmpLeftovers(client: QmpClient, strategy: StrategyJ
       await client.execute('block-dirty-bitmap-remove', { node: d.sourceNode, name: d.tmpBitmap }).catch(() => undefined);
     }
   }
-}
-
-/**
- * A push reads where a large disk's changes are before its transaction (push.ts tablesAhead), through
- * a bitmap and an export named after the journaled temporary bitmap: the export goes first (it holds
- * the bitmap), then QEMU's NBD server if nothing else is exported.
- */
-async function removeChangeMapExports(client: QmpClient, disks: QmpDiskJournal[], log: Log): Promise<void> {
-  const prefixes = disks.flatMap((d) => (d.tmpBitmap ? [`tm-exp-${d.tmpBitmap}-`] : []));
-  if (prefixes.length === 0) return;
-  const all = await client.execute<{ id: string }[]>('query-block-exports').catch(() => []);
-  const ours = all.filter((e) => prefixes.some((p) => e.id.startsWith(p)));
-  for (const { id } of ours) {
-    const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
-    gone.catch(() => undefined);
-    if (await client.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false)) {
-      await gone.catch(() => undefined);
-      log.add(`export ${id} of the unfinished backup removed`);
-    }
-  }
-  if (ours.length === 0) return;
-  const left = await client.execute<unknown[]>('query-block-exports').catch(() => undefined);
-  if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
 }
 
 async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backupId: string, log: Log): Promise<void> {
