@@ -116,9 +116,9 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
 
   /**
    * The L2 tables an incremental's job is about to fill, for a disk with more than TABLES_AHEAD_FROM
-   * of them: where the changes are, read over NBD (~10–20 ms). QEMU allocates a table with several
-   * synchronous metadata writes in the middle of the job; allocated ahead by Tidemark, 256 changes
-   * spread over 1 TiB cost QEMU's job ~75 instead of ~340 ms (bench/README.md, "Phase 7"). A change
+   * of them: where the changes are, read over NBD (15–35 ms for 1 TiB). QEMU allocates a table with
+   * several synchronous metadata writes in the middle of the job; allocated ahead by Tidemark, 256 changes
+   * spread over 1 TiB cost QEMU's job ~100 instead of ~340 ms (bench/README.md, "Phase 7"). A change
    * made after this read is still copied: QEMU allocates its table itself. Any failure: none ahead.
    */
   private async tablesAhead(run: Run, d: QmpDiskRun): Promise<number[] | undefined> {
