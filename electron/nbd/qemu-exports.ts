@@ -151,3 +151,25 @@ export class ExportManager {
     this.started = undefined;
   }
 }
+
+/**
+ * Removes exports a dead process left in QEMU (recovery, not this process's ExportManager): each
+ * block-export-del hard, then its BLOCK_EXPORT_DELETED awaited briefly; `removed` hears each one gone.
+ * Then stops QEMU's NBD server if that left it with no export at all. Best effort: nothing throws.
+ */
+export async function removeLeftoverExports(qmp: QmpClient, ids: string[], removed: (id: string) => void): Promise<void> {
+  for (const id of ids) {
+    const gone = qmp.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
+    gone.catch(() => undefined);
+    if (await qmp.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false)) {
+      await gone.catch(() => undefined);
+      removed(id);
+    }
+  }
+}
+
+/** Stops QEMU's NBD server when it serves no export (whoever started it). Best effort. */
+export async function stopIdleNbdServer(qmp: QmpClient): Promise<void> {
+  const left = await qmp.execute<unknown[]>('query-block-exports').catch(() => undefined);
+  if (left && left.length === 0) await qmp.execute('nbd-server-stop').catch(() => undefined);
+}

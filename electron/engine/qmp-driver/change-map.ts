@@ -4,6 +4,7 @@
 // over (the push after a failed read or a rollback, recovery after a dead process) removes them, and
 // only them: a journal whose names are not a push's is left alone.
 
+import { removeLeftoverExports, stopIdleNbdServer } from '../../nbd/qemu-exports';
 import type { QmpClient } from '../../qmp/client';
 
 /** A backup's temporary bitmap as `backupNames` names it: "tidemark-tmp-bk-<6 hex digits>-<disk index>". */
@@ -25,18 +26,8 @@ export async function removeChangeMaps(client: QmpClient, disks: { tmpBitmap?: s
   if (maps.length === 0 || !client.isOpen) return;
   const all = await client.execute<{ id: string }[]>('query-block-exports').catch(() => []);
   const ours = all.filter((e) => maps.some((m) => e.id.startsWith(`tm-exp-${m.name}-`)));
-  for (const { id } of ours) {
-    const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
-    gone.catch(() => undefined);
-    if (await client.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false)) {
-      await gone.catch(() => undefined);
-      log.add(`export ${id} of a change map removed`);
-    }
-  }
-  if (ours.length > 0) {
-    const left = await client.execute<unknown[]>('query-block-exports').catch(() => undefined);
-    if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
-  }
+  await removeLeftoverExports(client, ours.map((e) => e.id), (id) => log.add(`export ${id} of a change map removed`));
+  if (ours.length > 0) await stopIdleNbdServer(client);
   const nodes = await client.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name?: string }[] }[]>('query-named-block-nodes', { flat: true }).catch(() => []);
   for (const m of maps) {
     if (!nodes.some((n) => n['node-name'] === m.node && n['dirty-bitmaps']?.some((b) => b.name === m.name))) continue;

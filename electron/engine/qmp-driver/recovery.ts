@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { check, list, record, size, text } from '../../../shared/schema';
+import { removeLeftoverExports, stopIdleNbdServer } from '../../nbd/qemu-exports';
 import { stopProcess } from '../../nbd/qemu-nbd';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
@@ -110,21 +111,13 @@ async function cleanupPullLeftovers(client: QmpClient, pull: PullJournal, backup
       return ours;
     }));
     const all = layers.size ? await client.execute<{ id: string; 'node-name': string }[]>('query-block-exports').catch(() => []) : [];
-    for (const id of [...pull.exports, ...all.filter((e) => layers.has(e['node-name'])).map((e) => e.id)]) {
-      const gone = client.waitForEvent((e) => e.event === 'BLOCK_EXPORT_DELETED' && e.data.id === id, 3_000, `BLOCK_EXPORT_DELETED ${id}`);
-      gone.catch(() => undefined);
-      const ok = await client.execute('block-export-del', { id, mode: 'hard' }).then(() => true, () => false);
-      if (ok) {
-        await gone.catch(() => undefined);
-        log.add(`export ${id} of the unfinished pull removed`);
-      }
-    }
+    const ids = [...pull.exports, ...all.filter((e) => layers.has(e['node-name'])).map((e) => e.id)];
+    await removeLeftoverExports(client, ids, (id) => log.add(`export ${id} of the unfinished pull removed`));
     for (const node of layers) {
       // After its export is gone; QEMU then writes the layer's metadata, and the session deletes the partial file.
       if (await client.execute('blockdev-del', { 'node-name': node }).then(() => true, () => false)) log.add(`layer node ${node} of the unfinished pull closed`);
     }
-    const left = await client.execute<unknown[]>('query-block-exports').catch(() => undefined);
-    if (left && left.length === 0) await client.execute('nbd-server-stop').catch(() => undefined);
+    await stopIdleNbdServer(client);
   }
   for (const pid of pull.qemuNbdPids) await stopProcess(pid, 'qemu-nbd');
   for (const f of pull.fleeceFiles) {
