@@ -7,10 +7,9 @@
 // deletes. Hand-written: no maintained Node library writes qcow2. Format: QEMU's docs/interop/qcow2.txt.
 
 import * as fs from 'node:fs';
-import { l1Entries, qcow2Header, qcow2VirtualSize, readHead, refcountsOfOne, writeAll } from '../qcow2/format';
+import { l1Entries, QCOW_OFLAG_COPIED, qcow2Header, qcow2VirtualSize, readHead, refcountsOfOne, writeAll } from '../qcow2/format';
 import type { CopyTarget, OpenLayerWriter } from './writer';
 
-const COPIED = 1n << 63n; // refcount exactly one
 const ALL_ZEROES = 1n; // v3: reads as zeroes, whatever the backing holds
 const ZEROES = -1; // in an L2Span: the cluster reads as zeroes
 
@@ -93,7 +92,7 @@ export class Qcow2LayerFile implements CopyTarget {
       const l1 = Buffer.alloc(l1Size * 8);
       const tables = [...this.l2.keys()].sort((a, b) => a - b);
       let at = this.nextCluster;
-      for (const i of tables) l1.writeBigUInt64BE(BigInt((at++) * this.cs) | COPIED, i * 8);
+      for (const i of tables) l1.writeBigUInt64BE(BigInt((at++) * this.cs) | QCOW_OFLAG_COPIED, i * 8);
       const l1Offset = at * this.cs;
       at += l1Clusters;
       // Refcount blocks (16-bit, cs/2 per block) and their table must count themselves too.
@@ -121,7 +120,7 @@ export class Qcow2LayerFile implements CopyTarget {
         const t = this.l2.get(i)!;
         const bytes = Buffer.alloc(t.values.length * 8);
         t.values.forEach((host, k) => {
-          if (host !== 0) bytes.writeBigUInt64BE(host === ZEROES ? ALL_ZEROES : BigInt(host * this.cs) | COPIED, k * 8);
+          if (host !== 0) bytes.writeBigUInt64BE(host === ZEROES ? ALL_ZEROES : BigInt(host * this.cs) | QCOW_OFLAG_COPIED, k * 8);
         });
         writeAllSync(this.fh.fd, bytes, (l2At++) * this.cs + t.from * 8);
       }

@@ -31,8 +31,8 @@ const FEATURES: [number, number, string][] = [
   [2, 1, 'raw external data'],
 ];
 
-/** QEMU's L1 entry flag: the L2 table's refcount is exactly one, so it is written in place. */
-const QCOW_OFLAG_COPIED = 1n << 63n;
+/** QEMU's L1 and L2 entry flag: the cluster's refcount is exactly one, so it is written in place. */
+export const QCOW_OFLAG_COPIED = 1n << 63n;
 
 export interface EmptyQcow2 {
   /** Non-zero bytes to write, each at its offset; everything else in the file is zero. */
