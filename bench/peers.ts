@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     }
     if (peers.libvirt) await m.startLibvirt(peers.virtnbd);
     const s = new Steps(m);
-    const ctx: Ctx = { m, s, rounds: opt.rounds, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
+    const ctx: Ctx = { m, s, rounds: opt.rounds, host: opt.host, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
     if (opt.rows.includes('checkpoint')) rows.push(await checkpointRow(ctx));
     if (opt.rows.includes('full')) rows.push(await fullRow(ctx));
     let chain: Chain | undefined;
@@ -117,6 +117,8 @@ interface Ctx {
   m: Machines;
   s: Steps;
   rounds: number;
+  /** --host: a resident host runs, and the pull rows also hand it their command directly. */
+  host: boolean;
   libvirt: boolean;
   virtnbd: boolean;
 }
@@ -137,6 +139,24 @@ async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string
 /** ' (resident host)' when --host runs one: the Tidemark rows are labelled so. */
 let hostLabel = '';
 const TM = (label = 'tidemark CLI'): Tool => ({ key: 'tidemark', label: `${label}${hostLabel}`, role: 'tidemark' });
+/**
+ * The pull rows' tools on two footings (report.ts): the libvirt peer in its long-lived helper
+ * (resident) and as a fresh script (process); with --host, Tidemark's command also straight to the
+ * host (resident). The CLI keeps no footing, so its ratio to the helper stays comparable with
+ * earlier runs.
+ */
+function pullTools(ctx: Ctx): Tool[] {
+  return [
+    TM(),
+    ...(ctx.host ? [{ key: 'tidemark-in-host', label: 'tidemark, request straight to the resident host', role: 'tidemark' as const, footing: 'resident' as const }] : []),
+    ...(ctx.libvirt
+      ? [
+          { key: 'libvirt', label: 'libvirt pull + libnbd reader, in the helper', role: 'peer' as const, footing: 'resident' as const },
+          { key: 'libvirt-script', label: 'libvirt pull + libnbd reader, as a script', role: 'peer' as const, footing: 'process' as const },
+        ]
+      : []),
+  ];
+}
 /** BENCH_BASELINE: another built checkout whose CLI runs as one more tool in the same rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
 const BASELINE_BIN = BASELINE ? path.join(BASELINE, 'bin', 'tidemark.js') : undefined;
@@ -201,9 +221,9 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   const { m, s } = ctx;
   const peer = (key: string, label: string): Tool => ({ key, label, role: 'peer' });
   const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' }]);
-  const pull = new Row('incremental pull, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('libvirt', 'libvirt pull + libnbd reader')] : []), ...(ctx.virtnbd ? [peer('virtnbdbackup', 'virtnbdbackup -l inc')] : [])]);
+  const pull = new Row('incremental pull, vda, 64 MiB dirty', [...pullTools(ctx), ...(ctx.virtnbd ? [{ ...peer('virtnbdbackup', 'virtnbdbackup -l inc'), footing: 'process' as const }] : [])]);
   const bigPush = new Row('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : [])]);
-  const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('libvirt', 'libvirt pull + libnbd reader')] : [])]);
+  const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', pullTools(ctx));
   if (ctx.virtnbd) bigPull.notes.push('virtnbdbackup is left out here: it keeps one backup chain per domain (notes §5.1 I3); its domain holds vda only');
 
   // Untimed bases: Tidemark's full backups (one repository per mode and disk), the peers' first checkpoints.
@@ -214,11 +234,12 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
     const full = await s.tidemark(['backup-begin', '--full', '--repo', repo('push', disk), '--disk', disk, '--json']);
     if (disk === 'vda') ids.push((JSON.parse(full.stdout) as { id: string }).id);
     await s.tidemark(['backup-begin', '--mode', 'pull', '--full', '--repo', repo('pull', disk), '--disk', disk]);
+    if (ctx.host) await s.tidemark(['backup-begin', '--mode', 'pull', '--full', '--repo', repo('pull-in-host', disk), '--disk', disk]);
   }
   const cp = (prefix: string, disk: string, r: number) => `${prefix}-${disk}-${r}`;
   if (ctx.libvirt) {
     for (const disk of ['vda', 'vdc']) {
-      for (const prefix of ['vpush', 'lvpull']) await m.lv!.helper.call('checkpoint_create', { xml: checkpointXml(cp(prefix, disk, 0), [disk], [...DISKS]) });
+      for (const prefix of ['vpush', 'lvpull', 'lvscript']) await m.lv!.helper.call('checkpoint_create', { xml: checkpointXml(cp(prefix, disk, 0), [disk], [...DISKS]) });
     }
   }
   if (ctx.virtnbd) await s.virtnbdbackup('full');
@@ -240,6 +261,12 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
     for (const [disk, pushRow, pullRow] of [['vda', push, pull], ['vdc', bigPush, bigPull]] as const) {
       steps.push({ row: pushRow, tool: 'virsh', fn: (r) => s.virshPush(disk, cp('vpush', disk, r + 1), cp('vpush', disk, r)) });
       steps.push({ row: pullRow, tool: 'libvirt', fn: (r) => s.libvirtPull(disk, cp('lvpull', disk, r + 1), cp('lvpull', disk, r)) });
+      steps.push({ row: pullRow, tool: 'libvirt-script', fn: (r) => s.libvirtPull(disk, cp('lvscript', disk, r + 1), cp('lvscript', disk, r), true) });
+    }
+  }
+  if (ctx.host) {
+    for (const [disk, pullRow] of [['vda', pull], ['vdc', bigPull]] as const) {
+      steps.push({ row: pullRow, tool: 'tidemark-in-host', fn: () => s.timedInHost(['backup-begin', '--mode', 'pull', '--repo', repo('pull-in-host', disk), '--disk', disk]) });
     }
   }
   if (ctx.virtnbd) steps.push({ row: pull, tool: 'virtnbdbackup', fn: () => s.virtnbdbackup('inc') });

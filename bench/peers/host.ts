@@ -4,6 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { runInHost, type ClientIo } from '../../electron/cli/host-client';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 
@@ -37,4 +38,28 @@ export function startHost(stateDir: string): Promise<RunningHost> {
       reject(new Error(`tidemark host exited (${code}): ${output.trim()}`));
     });
   });
+}
+
+/**
+ * Tidemark's footing beside the libvirt helper's in-process pull: one command handed straight to the
+ * resident host over its socket (electron/cli/host-client.ts, as the thin client does), timed from the
+ * request to the host's exit frame. What the CLI adds on top is Node's start, ~100 ms here.
+ */
+export async function timedInHost(argv: string[]): Promise<{ ms: number; stdout: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: ClientIo = {
+    stdout: (t) => void (stdout += t),
+    stderr: (t) => void (stderr += t),
+    isTTY: false,
+    env: { ...process.env, TIDEMARK_DEBUG: '' },
+    cwd: process.cwd(),
+    onInterrupt: () => () => undefined,
+  };
+  const t0 = process.hrtime.bigint();
+  const code = await runInHost(argv, io);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (code === undefined) throw new Error(`no resident host took \`tidemark ${argv.join(' ')}\``);
+  if (code !== 0) throw new Error(`tidemark ${argv.slice(0, 6).join(' ')}… in the host failed (${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return { ms, stdout };
 }

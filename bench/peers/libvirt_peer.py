@@ -4,7 +4,9 @@
 # guest-less TCG domain, injects "guest" writes with HMP qemu-io, runs `virsh backup-begin` and
 # waits for the job's end (job-completed event, then no job), runs the libvirt pull peer (backupBegin
 # + a plain libnbd dirty-extent reader into a sparse file + fsync + abortJob), and tears everything
-# down. Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
+# down. Protocol: one JSON request per line on stdin, one JSON reply per line on stdout; or, with
+# --once JSON, one request run by a fresh process (the peer's end-to-end footing: Python's start,
+# the imports and the connection included).
 # Timings are taken here with time.monotonic() around exactly the peer's work. Bench only.
 
 import json
@@ -215,7 +217,22 @@ OPS = {
 }
 
 
+def once(request_json):
+    """`libvirt_peer.py --once JSON`: the pull as an admin's script runs it, a fresh process that
+    imports the bindings, connects, finds the domain, pulls and exits (the bench times spawn to exit)."""
+    global dom_name
+    req = json.loads(request_json)
+    libvirt.virEventRegisterDefaultImpl()
+    threading.Thread(target=event_loop, daemon=True).start()
+    dom_name = req['domain']
+    connect()
+    reply = OPS[req['op']](req)
+    sys.stdout.write(json.dumps(reply) + '\n')
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == '--once':
+        return once(sys.argv[2])
     for line in sys.stdin:
         req = json.loads(line)
         try:

@@ -6,10 +6,24 @@ import * as path from 'node:path';
 
 export type Role = 'tidemark' | 'peer' | 'reference';
 
+/**
+ * Where a tool's time starts: `process` = a fresh process per run (a CLI, a script, timed spawn to
+ * exit); `resident` = inside a process already running with its connections open. Ratios pair only
+ * tools of one footing; a tool without one pairs with any.
+ */
+export type Footing = 'process' | 'resident';
+
 export interface Tool {
   key: string;
   label: string;
   role: Role;
+  footing?: Footing;
+}
+
+/** The (Tidemark, other) pairs whose ratio is reported: every Tidemark tool against each other tool of its footing. */
+export function comparedPairs(tools: readonly Tool[]): [Tool, Tool][] {
+  const same = (a: Tool, b: Tool) => a.footing === undefined || b.footing === undefined || a.footing === b.footing;
+  return tools.filter((t) => t.role === 'tidemark').flatMap((a) => tools.filter((b) => b.role !== 'tidemark' && same(a, b)).map((b): [Tool, Tool] => [a, b]));
 }
 
 export class Row {
@@ -65,13 +79,11 @@ export function formatRow(row: Row): string {
     const xs = row.values(t.key);
     lines.push(`  ${t.label.padEnd(w)} ${xs.length ? `${median(xs).toFixed(0).padStart(6)} ms ${range(xs, 0)}` : '   (no sample)'}`);
   }
-  for (const tm of row.tools.filter((t) => t.role === 'tidemark')) {
-    for (const p of row.tools.filter((t) => t.role !== 'tidemark')) {
-      const r = row.paired(tm.key, p.key);
-      if (r.length === 0) continue;
-      const what = p.role === 'reference' ? `${p.label} (reference)` : p.label;
-      lines.push(`  ${`${tm.label} ÷ ${what}`.padEnd(w + 28)} ${median(r).toFixed(2).padStart(6)}× paired median ${range(r, 2)}, n=${r.length}`);
-    }
+  for (const [tm, p] of comparedPairs(row.tools)) {
+    const r = row.paired(tm.key, p.key);
+    if (r.length === 0) continue;
+    const what = p.role === 'reference' ? `${p.label} (reference)` : p.label;
+    lines.push(`  ${`${tm.label} ÷ ${what}`.padEnd(w + 28)} ${median(r).toFixed(2).padStart(6)}× paired median ${range(r, 2)}, n=${r.length}`);
   }
   for (const n of row.notes) lines.push(`  note: ${n}`);
   if (row.loads.length) lines.push(`  load average during the rounds: ${row.loads.join(' | ')}`);
@@ -79,11 +91,10 @@ export function formatRow(row: Row): string {
 }
 
 export function rowJson(row: Row): unknown {
-  const tm = row.tools.filter((t) => t.role === 'tidemark');
   return {
     title: row.title,
     tools: row.tools.map((t) => ({ ...t, samplesMs: row.samples.get(t.key), medianMs: median(row.values(t.key)), details: row.details.get(t.key) })),
-    ratios: tm.flatMap((a) => row.tools.filter((b) => b.role !== 'tidemark').map((b) => ({ of: a.key, to: b.key, paired: row.paired(a.key, b.key), pairedMedian: median(row.paired(a.key, b.key)) }))),
+    ratios: comparedPairs(row.tools).map(([a, b]) => ({ of: a.key, to: b.key, paired: row.paired(a.key, b.key), pairedMedian: median(row.paired(a.key, b.key)) })),
     notes: row.notes,
     loads: row.loads,
   };

@@ -1,9 +1,11 @@
 // One timed step per tool of the side-by-side bench. Each settles writeback first, then times
-// exactly the tool's own work (untimed clean-up after it). Tidemark always runs through its CLI,
-// end to end (`node bin/tidemark.js …`), as a user runs it.
+// exactly the tool's own work (untimed clean-up after it). Tidemark runs through its CLI, end to end
+// (`node bin/tidemark.js …`), as a user runs it; with --host also handed straight to the resident
+// host (timedInHost), the footing of the libvirt helper's in-process pull.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { timedInHost } from './host';
 import { checkpointXml, pullXml, pushXml } from './libvirt';
 import { DISKS, type Machines } from './machines';
 import { run, settle, type Ran } from './proc';
@@ -11,6 +13,7 @@ import { run, settle, type Ran } from './proc';
 export const URI = 'qemu:///system';
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
 const ALL = [...DISKS];
+const PEER_SCRIPT = path.join(__dirname, 'libvirt_peer.py');
 
 export interface Timed {
   ms: number;
@@ -30,6 +33,13 @@ export class Steps {
     settle();
     const r = await this.tidemark(args, bin);
     return { ms: r.ms, detail: args.includes('--json') ? idOf(r.stdout) : undefined };
+  }
+
+  /** The same command handed to the resident host without a CLI process (bench --host only). */
+  async timedInHost(args: string[]): Promise<Timed> {
+    settle();
+    const r = await timedInHost(['--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args]);
+    return { ms: r.ms };
   }
 
   virsh(args: string[]): Promise<Ran> {
@@ -93,19 +103,36 @@ export class Steps {
   // ------------------------------------------------------------------ pull
 
   /** libvirt pull + a plain libnbd reader of the dirty extents (in the helper, one libvirt connection). */
-  async libvirtPull(disk: string, checkpoint: string, since: string): Promise<Timed> {
+  /**
+   * libvirt pull + libnbd reader. In the long-lived helper by default (timed inside it: no process
+   * start, the connection open); `script`: a fresh `/usr/bin/python3 libvirt_peer.py --once`, timed
+   * from spawn to exit, as an admin's script runs (Python's start, imports, connection included).
+   */
+  async libvirtPull(disk: string, checkpoint: string, since: string, script = false): Promise<Timed> {
     const out = this.m.p('out', `lvpull-${disk}.raw`);
-    settle();
-    const r = await this.lv.helper.call<{ ms: number; bytes: number; extents: number; steps: Record<string, number> }>('pull', {
+    const request = {
+      op: 'pull',
       backupXml: pullXml(disk, this.m.p('run', 'lvpull.sock'), this.m.p('run', `scratch-${checkpoint}.qcow2`), ALL, since),
       checkpointXml: checkpointXml(checkpoint, [disk], ALL),
       socket: this.m.p('run', 'lvpull.sock'),
       export: disk,
       context: `qemu:dirty-bitmap:backup-${disk}`,
       out,
-    });
+    };
+    type Pulled = { ms: number; bytes: number; extents: number; steps: Record<string, number> };
+    settle();
+    let r: Pulled;
+    let ms: number;
+    if (script) {
+      const ran = await run('/usr/bin/python3', [PEER_SCRIPT, '--once', JSON.stringify({ ...request, domain: this.lv.name })]);
+      r = JSON.parse(ran.stdout) as Pulled;
+      ms = ran.ms;
+    } else {
+      r = await this.lv.helper.call<Pulled>('pull', request);
+      ms = r.ms;
+    }
     fs.rmSync(out, { force: true });
-    return { ms: r.ms, detail: { bytes: r.bytes, extents: r.extents, steps: r.steps } };
+    return { ms, detail: { bytes: r.bytes, extents: r.extents, steps: r.steps, ...(script ? { inScriptMs: r.ms } : {}) } };
   }
 
   virtnbdbackup(level: 'full' | 'inc'): Promise<Timed> {
