@@ -2,7 +2,9 @@
 // of synthetic data, for each bitmap layout. The REAL built renderer (out/renderer) is served by a
 // tiny static server; a synthetic AppApi is injected as window.api (the Electron preload's slot),
 // so no engine or QEMU is involved. Prints figures, decides nothing:
-//   - time to first render (data served → timeline drawn) and the page's DOM size
+//   - time to first render and the page's DOM size: the synthetic API holds the VM's data until the
+//     page is idle, so the figures split into before the data (navigation → the app waiting for it)
+//     and the timeline's own first render (data released → timeline drawn; bench/timeline/first-render.ts)
 //   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
 //   - frame interval while zooming continuously (one wheel event per animation frame)
 //   - the render when the view settles after that zoom (a build that moves the plot by one
@@ -16,21 +18,25 @@
 //   - with --profile: the functions that took the most CPU (CDP Profiler, self time) during the
 //     first render and during the zoom steps — build with --minify false to read the names
 //   - with --ab DIR,DIR[,…] --rounds N: only the first render, of each build in turn (order
-//     alternating per round), each on a fresh browser context (cold caches); CPU to the first drawn
-//     frame and until the page is idle (work deferred past the first frame counts there), medians
-//     [min..max], paired ratios against the first build, and the load average. --trace DIR also
-//     writes a Chrome trace of each build's first round there (chrome://tracing, Perfetto), or with
-//     --profile a V8 CPU profile (.cpuprofile: Chrome DevTools' Performance panel opens it).
+//     alternating per round), each on a fresh browser context (cold caches), as the page from
+//     navigation and as the timeline's own first render (--kinds page,own; bench/timeline/ab.ts);
+//     CPU to the first drawn frame and until the page is idle (work deferred past the first frame
+//     counts there), medians [min..max], paired ratios against the first build, and the load
+//     average. --trace DIR also writes a Chrome trace of each build's first round there
+//     (chrome://tracing, Perfetto), or with --profile a V8 CPU profile (.cpuprofile: Chrome
+//     DevTools' Performance panel opens it); for 'own', from the data's release on.
 // Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile]
-//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer [--rounds 6] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
+//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
+import { abRun } from './timeline/ab';
+import type { FirstRenderKind } from './timeline/first-render';
+import { median, p95, serve } from './timeline/serve';
+import { HELD_CHANNELS, installSyntheticApi } from './timeline/synthetic-api';
 
 const root = path.resolve(__dirname, '..');
 /** BENCH_RENDERER_DIR: measure another build (e.g. of main, for before/after figures). */
@@ -84,90 +90,11 @@ function ensureBuilt(): void {
   execFileSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.mts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
-
-function serve(rendererDir: string): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '') || 'index.html';
-    const file = path.resolve(rendererDir, rel);
-    if (!file.startsWith(rendererDir + path.sep) || !fs.existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-/** Runs in the page before the app: a synthetic AppApi on window.api with N checkpoints × D disks. */
-function installSyntheticApi(opts: { layout: 'independent' | 'chained'; n: number; disks: number }) {
-  type Any = Record<string, unknown>;
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-  const now = Date.now();
-  const t0 = now - 30 * 86400_000;
-  const names = Array.from({ length: opts.disks }, (_, i) => `vd${String.fromCharCode(97 + i)}`);
-  const GiB = 1024 ** 3;
-  const cps: Any[] = [];
-  for (let i = 0; i < opts.n; i++) {
-    const time = t0 + (i / opts.n) * 30 * 86400_000 + rnd() * 600_000;
-    // Mostly a line; now and then a branch from an earlier checkpoint.
-    const parent = i === 0 ? undefined : rnd() < 0.04 ? `cp-${Math.floor(rnd() * i)}` : `cp-${i - 1}`;
-    cps.push({ name: `cp-${i}`, parent, creationTime: Math.floor(time / 1000), createdAtMs: time, layout: opts.layout, disks: names.map((d) => ({ name: d, checkpoint: 'bitmap', bitmap: `cp-${i}` })) });
-  }
-  const current = cps[cps.length - 1]!;
-  const bitmaps = (extra: number) => cps.map((c, i) => ({
-    name: c.name, recording: opts.layout === 'independent' || c === current, persistent: true, busy: false, inconsistent: false,
-    count: Math.floor((opts.layout === 'independent' ? (opts.n - i) * 1_000_000 : 2_000_000 * rnd()) / 65536) * 65536 + (c === current || opts.layout === 'independent' ? extra : 0), granularity: 65536,
-  }));
-  const disks = names.map((d) => ({ name: d, nodeName: `${d}-fmt`, format: 'qcow2', virtualSize: 64 * GiB, imageFile: `/vm/${d}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false, bitmaps: bitmaps(0) }));
-  const info = { id: 'bench', name: 'bench', endpoint: 'unix:/bench', status: 'running', qemuVersion: '7.2.22', disks };
-  const backups = cps.filter((_, i) => i % 25 === 0).map((c, k) => ({
-    format: 'tidemark-backup', version: 1, id: `b${k}`, vm: { id: 'bench' }, kind: k % 8 === 0 ? 'full' : 'incremental',
-    since: k % 8 === 0 ? undefined : `cp-${(k - 1) * 25}`, checkpoint: c.name, startedAt: c.createdAtMs as number, completedAt: (c.createdAtMs as number) + 60_000,
-    qemuVersion: '7.2.22', tool: 'bench', disks: names.map((d) => ({ name: d, kind: k % 8 === 0 ? 'full' : 'incremental', image: 'x', virtualSize: 64 * GiB, bytesCopied: 1e8, fileSize: 1e8, sha256: 'x', sourceImage: 'x', sourceFormat: 'qcow2', checkpointBitmap: true })),
-  }));
-  const listeners = new Map<string, Set<(p: unknown) => void>>();
-  const w = window as unknown as Any;
-  const answers: Record<string, (...a: unknown[]) => unknown> = {
-    'vm:list': () => [{ id: 'bench', label: 'Bench VM', endpoint: 'unix:/bench', kind: 'endpoint', connection: 'connected' }],
-    'lab:status': () => ({ running: false, qmp: '', qmpSecondary: '', disks: [] }),
-    'job:list': () => [],
-    'vm:info': () => info,
-    'checkpoint:list': () => {
-      w.__dataServedAt = performance.now();
-      return cps;
-    },
-    'checkpoint:current': () => current,
-    'vm:health': () => ({ vmId: 'bench', checkedAt: now, issues: [] }),
-    'backup:list': () => ({ repo: '/bench/backups', backups, problems: [] }),
-    'checkpoint:changes': (_vm, name) => ({ checkpoint: name, disks: names.map((d) => ({ disk: d, bytes: 1e6, granularity: 65536, virtualSize: 64 * GiB, usable: true })) }),
-  };
-  w.api = {
-    transport: 'memory',
-    invoke: async (channel: string, ...args: unknown[]) => {
-      const fn = answers[channel];
-      if (!fn) throw new Error(`bench api: ${channel} not supported`);
-      return structuredClone(fn(...args));
-    },
-    on: (event: string, fn: (p: unknown) => void) => {
-      const set = listeners.get(event) ?? new Set();
-      listeners.set(event, set);
-      set.add(fn);
-      return () => set.delete(fn);
-    },
-  };
-  // The bench drives live updates through this hook: one event with every bitmap of every disk.
-  w.__emitBitmaps = (at: number, extra: number) => {
-    const payload = { vmId: 'bench', at, disks: names.map((d) => ({ disk: d, bitmaps: bitmaps(extra) })) };
-    for (const fn of listeners.get('vm:bitmaps') ?? []) fn(payload);
-  };
-}
-
 interface Figures {
   layout: string;
-  firstRenderMs: number;
+  /** Wall: navigation → the app has asked for the VM's data (held until the page is idle). */
+  toDataAskedMs: number;
+  /** Wall: the data released → the timeline drawn. */
   loadToDrawnMs: number;
   domNodes: number;
   svgElements: number;
@@ -176,8 +103,10 @@ interface Figures {
   frameMs: number[];
   ingestMs: number[];
   heapMiB: number;
-  /** Main-thread CPU (ms): navigation → drawn, per zoom step, per frame of continuous zoom. */
+  /** Main-thread CPU (ms): navigation → drawn (held data: before + own), per zoom step, per frame of continuous zoom. */
   cpuFirstMs: number;
+  /** Main-thread CPU of the timeline's own first render: the data released → drawn. */
+  cpuOwnMs: number;
   cpuStepMs: number;
   cpuFrameMs: number;
   /** Main-thread CPU from the last wheel event of the continuous zoom until the view settled. */
@@ -190,13 +119,10 @@ interface Figures {
   firstParts: Record<string, number>;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))] ?? NaN;
-
 async function measure(page: Page, url: string, layout: 'independent' | 'chained'): Promise<Figures> {
   // tsx (esbuild) wraps named functions in __name(); functions shipped to the page need it too.
   await page.addInitScript({ content: 'window.__name = (f) => f;' });
-  await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
+  await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS, hold: true });
   const cdp = await page.context().newCDPSession(page);
   // threadTicks: TaskDuration is the main thread's CPU time, not wall time.
   await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
@@ -211,9 +137,20 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     await cdp.send('Profiler.start');
   }
   await page.goto(url);
+  // The VM's data waits until the page is idle: what follows its release is the timeline's own.
+  await page.waitForFunction((n) => (window as unknown as { __heldAsked: number }).__heldAsked === n, HELD_CHANNELS.length, { polling: 20, timeout: 60_000 });
+  for (let quiet = 0, last = await cpu(), t = 0; quiet < 2 && t < 50; t++) {
+    await page.waitForTimeout(100);
+    const now = await cpu();
+    quiet = now - last < 1.5 ? quiet + 1 : 0;
+    last = now;
+  }
+  const cpuHeld = await cpu();
+  await page.evaluate(() => (window as unknown as { __releaseData(): void }).__releaseData());
   await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0, DISKS, { polling: 'raf', timeout: 120_000 });
-  const first = await page.evaluate(() => ({ at: performance.now(), served: (window as unknown as { __dataServedAt: number }).__dataServedAt }));
+  const first = await page.evaluate(() => ({ at: performance.now(), ...(window as unknown as { __dataAskedAt: number; __dataReleasedAt: number }) }));
   const cpuFirstMs = (await cpu()) - cpu0;
+  const cpuOwnMs = (await cpu()) - cpuHeld;
   const first1 = await parts();
   const firstParts = Object.fromEntries(Object.keys(first1).map((k) => [k.replace('Duration', ''), first1[k]! - first0[k]!]));
   if (PROFILE) {
@@ -356,149 +293,21 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
     liveHeapMiB.push(await heapNow());
   }
   return {
-    layout, firstRenderMs: first.at, loadToDrawnMs: first.at - first.served, domNodes: size.dom, svgElements: size.svg,
+    layout, toDataAskedMs: first.__dataAskedAt, loadToDrawnMs: first.at - first.__dataReleasedAt, cpuOwnMs, domNodes: size.dom, svgElements: size.svg,
     stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
   };
 }
 
 const ARG = (name: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined);
 
-interface FirstRender { cpuMs: number; idleCpuMs: number; parts: Record<string, number>; dom: number; svg: number; load: number; wallMs: number }
-
-const COMMIT_HOOK = `window.__commits = [];
-window.__REACT_DEVTOOLS_GLOBAL_HOOK__ = { supportsFiber: true, renderers: new Map(), isDisabled: false, checkDCE() {}, inject() { return 1; },
-  onCommitFiberUnmount() {}, onPostCommitFiberRoot() {},
-  onCommitFiberRoot(id, root) {
-    const names = new Map();
-    const walk = (f) => { for (let c = f; c; c = c.sibling) {
-      const n = typeof c.type === 'function' ? c.type.name : c.type && typeof c.type === 'object' ? (c.type.type?.name ?? c.type.render?.name ?? '') : '';
-      const a = c.alternate;
-      if (n && /^[A-Z]/.test(n) && (!a || a.memoizedProps !== c.memoizedProps || a.memoizedState !== c.memoizedState)) names.set(n, (names.get(n) ?? 0) + 1);
-      walk(c.child);
-    } };
-    walk(root.current.child);
-    window.__commits.push(performance.now().toFixed(0) + ' ms: ' + [...names].map(([n, k]) => k > 1 ? n + '×' + k : n).join(' '));
-  } };`;
-
-/** One cold first render of one build: a fresh context (no HTTP or code cache), CPU to drawn and to idle. */
-async function firstRender(browser: Browser, url: string, layout: 'independent' | 'chained', trace?: string, shot?: string, cpuProfile?: string): Promise<FirstRender> {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  try {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.addInitScript({ content: 'window.__name = (f) => f;' });
-    await page.addInitScript(installSyntheticApi, { layout, n: N, disks: DISKS });
-    // BENCH_DEBUG: every React commit (time, and the components that rendered: the PerformedWork
-    // flag) through the slot React DevTools use; names need a --minify false build.
-    if (process.env.BENCH_DEBUG) await page.addInitScript({ content: COMMIT_HOOK });
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
-    const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value * 1000]));
-    const keys = ['TaskDuration', 'ScriptDuration', 'RecalcStyleDuration', 'LayoutDuration'];
-    const m0 = await metrics();
-    if (cpuProfile) {
-      await cdp.send('Profiler.enable');
-      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
-      await cdp.send('Profiler.start');
-    }
-    if (trace) await browser.startTracing(page, { path: trace, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'v8', 'blink', 'loading', 'disabled-by-default-v8.compile', 'disabled-by-default-devtools.timeline.frame'] });
-    const load = os.loadavg()[0]!;
-    await page.goto(url);
-    // The page's size when the predicate first holds (a build may add more at idle time).
-    const drawn = await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0
-      && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length, at: performance.now() }, DISKS, { polling: 'raf', timeout: 120_000 });
-    const m1 = await metrics();
-    const size = (await drawn.jsonValue()) as { dom: number; svg: number; at: number };
-    // Idle: no main-thread task for 300 ms (checked every 100 ms), at most 5 s.
-    let last = m1.TaskDuration!;
-    for (let quiet = 0, t = 0; quiet < 3 && t < 50; t++) {
-      await page.waitForTimeout(100);
-      const now = (await metrics()).TaskDuration!;
-      quiet = now - last < 1.5 ? quiet + 1 : 0;
-      last = now;
-    }
-    if (trace) await browser.stopTracing();
-    if (cpuProfile) fs.writeFileSync(cpuProfile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
-    if (shot) await page.screenshot({ path: shot });
-    if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
-    if (process.env.BENCH_DEBUG) console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
-    const parts = Object.fromEntries(keys.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - m0[k]!]));
-    return { cpuMs: m1.TaskDuration! - m0.TaskDuration!, idleCpuMs: last - m0.TaskDuration!, parts, dom: size.dom, svg: size.svg, load, wallMs: size.at };
-  } finally {
-    await context.close();
-  }
-}
-
-/**
- * `--ab floor,…`: what the bench itself costs, with no app: a page that asks the synthetic API what the
- * app asks on its first render (its data generated and cloned as for the app), then draws the elements
- * the bench waits for.
- */
-function floorPage(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-bench-floor-'));
-  fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><html><body><div id="root"></div><script type="module" src="./floor.js"></script></body></html>');
-  fs.writeFileSync(path.join(dir, 'floor.js'), `const api = window.api;
-const [vms] = await Promise.all([api.invoke('vm:list'), api.invoke('lab:status'), api.invoke('job:list')]);
-const id = vms[0].id;
-const [info] = await Promise.all([api.invoke('vm:info', id), api.invoke('checkpoint:list', id), api.invoke('checkpoint:current', id), api.invoke('vm:health', id)]);
-await api.invoke('backup:list', id);
-const ns = 'http://www.w3.org/2000/svg';
-const svg = document.createElementNS(ns, 'svg');
-for (const d of info.disks) { const g = document.createElementNS(ns, 'g'); g.setAttribute('class', 'band'); svg.append(g); }
-const item = document.createElementNS(ns, 'g');
-item.setAttribute('role', 'treeitem');
-svg.append(item);
-document.getElementById('root').append(svg);
-`);
-  return dir;
-}
-
-/** --ab: first renders of several builds, alternating, on one browser. */
-async function abRun(dirs: string[]): Promise<void> {
-  const made: string[] = [];
-  dirs = dirs.map((d) => (d === 'floor' ? made[made.push(floorPage()) - 1]! : d));
-  const rounds = Number(ARG('rounds') ?? 6);
-  const layout = (ARG('layout') ?? 'independent') as 'independent' | 'chained';
-  const traceDir = ARG('trace');
-  const servers = await Promise.all(dirs.map((d) => serve(path.resolve(d))));
-  const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/`);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
-  const runs: FirstRender[][] = dirs.map(() => []);
-  try {
-    for (let r = 0; r < rounds; r++) {
-      const order = dirs.map((_, i) => i);
-      if (r % 2 === 1) order.reverse();
-      for (const i of order) {
-        const trace = traceDir && r === 0 ? path.join(traceDir, `first-render-${i}-${path.basename(dirs[i]!)}.json`) : undefined;
-        const shot = SHOTS && r === 0 ? path.join(SHOTS, `first-render-${i}-${path.basename(dirs[i]!)}-${layout}.png`) : undefined;
-        for (const dir of [traceDir, SHOTS]) if (dir) fs.mkdirSync(dir, { recursive: true });
-        const prof = PROFILE && traceDir && r === 0 ? path.join(traceDir, `first-render-${i}-${path.basename(dirs[i]!)}.cpuprofile`) : undefined;
-        runs[i]!.push(await firstRender(browser, urls[i]!, layout, prof ? undefined : trace, shot, prof));
-      }
-      console.log(`round ${r + 1}: ${dirs.map((d, i) => `${path.basename(d)} ${runs[i]!.at(-1)!.cpuMs.toFixed(0)}/${runs[i]!.at(-1)!.idleCpuMs.toFixed(0)} ms`).join(', ')}, load ${os.loadavg()[0]!.toFixed(1)}`);
-    }
-  } finally {
-    await browser.close();
-    for (const s of servers) s.close();
-    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
-  }
-  const mm = (xs: number[], d = 0) => `${median(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)}]`;
-  console.log(`\nfirst render only: ${N} checkpoints × ${DISKS} disks, ${layout}, ${rounds} rounds, Chromium ${browser.version()}, 1440×900, main-thread CPU (ms)`);
-  console.log(`load average during the rounds: ${mm(runs.flat().map((x) => x.load), 1)}`);
-  for (const [i, d] of dirs.entries()) {
-    const xs = runs[i]!;
-    const ratio = i === 0 ? '' : `; paired ÷ ${path.basename(dirs[0]!)}: drawn ${mm(xs.map((x, k) => x.cpuMs / runs[0]![k]!.cpuMs), 2)}, idle ${mm(xs.map((x, k) => x.idleCpuMs / runs[0]![k]!.idleCpuMs), 2)}, wall ${mm(xs.map((x, k) => x.wallMs / runs[0]![k]!.wallMs), 2)}`;
-    console.log(`${d}\n  to drawn ${mm(xs.map((x) => x.cpuMs))} (script ${mm(xs.map((x) => x.parts.Script!))}, style ${mm(xs.map((x) => x.parts.RecalcStyle!), 1)}, layout ${mm(xs.map((x) => x.parts.Layout!), 1)}); to idle ${mm(xs.map((x) => x.idleCpuMs))}; wall, navigation → drawn ${mm(xs.map((x) => x.wallMs))}; DOM ${xs[0]!.dom}, SVG ${xs[0]!.svg}${ratio}`);
-  }
-}
-
 async function main() {
   const ab = ARG('ab');
-  if (ab) return abRun(ab.split(','));
+  if (ab) {
+    return abRun({
+      dirs: ab.split(','), rounds: Number(ARG('rounds') ?? 6), layout: (ARG('layout') ?? 'independent') as 'independent' | 'chained',
+      kinds: (ARG('kinds') ?? 'page,own').split(',') as FirstRenderKind[], n: N, disks: DISKS, traceDir: ARG('trace'), shotsDir: SHOTS, profile: PROFILE,
+    });
+  }
   ensureBuilt();
   const server = await serve(rendererDir);
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
@@ -523,19 +332,19 @@ async function main() {
   }
   const f = (x: number) => x.toFixed(1);
   console.log(`\ntimeline render bench: ${N} checkpoints × ${DISKS} disks, Chromium ${browser.version()}, viewport 1440×900`);
-  console.log('layout       first render  data→drawn  DOM nodes  SVG elems  zoom step med/p95 (all|zoomed in)  frame med/p95  ingest/event med  JS heap');
+  console.log('layout       nav→data asked  data→drawn  DOM nodes  SVG elems  zoom step med/p95 (all|zoomed in)  frame med/p95  ingest/event med  JS heap');
   for (const r of results) {
     console.log(
-      `${r.layout.padEnd(12)} ${f(r.firstRenderMs).padStart(9)} ms ${f(r.loadToDrawnMs).padStart(8)} ms ${String(r.domNodes).padStart(10)} ${String(r.svgElements).padStart(10)}` +
+      `${r.layout.padEnd(12)} ${f(r.toDataAskedMs).padStart(11)} ms ${f(r.loadToDrawnMs).padStart(8)} ms ${String(r.domNodes).padStart(10)} ${String(r.svgElements).padStart(10)}` +
       `   ${f(median(r.stepMs))}/${f(p95(r.stepMs))} | ${f(median(r.stepInMs))}/${f(p95(r.stepInMs))} ms`.padEnd(40) +
       `${f(median(r.frameMs))}/${f(p95(r.frameMs))} ms`.padEnd(15) + `${f(median(r.ingestMs))} ms`.padStart(12) + `${f(r.heapMiB).padStart(10)} MiB`,
     );
   }
-  console.log('(first render: from navigation start; zoom step: wheel event → React commit + layout, paint excluded; frame: rAF interval during continuous zoom)');
+  console.log('(wall; the data is held until the page is idle, then released: data→drawn is the timeline\'s own first render; zoom step: wheel event → React commit + layout, paint excluded; frame: rAF interval during continuous zoom)');
   console.log('\nmain-thread CPU time (not inflated by other load on the machine) and the heap over live updates');
-  console.log('layout       first render   zoom step   zoom frame   settle   heap after GC, every quarter of the live events');
+  console.log('layout       first render (own)   zoom step   zoom frame   settle   heap after GC, every quarter of the live events');
   for (const r of results) {
-    console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
+    console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} (${f(r.cpuOwnMs)}) ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
     console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
   }
 }

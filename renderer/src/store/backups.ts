@@ -4,7 +4,8 @@
 // slice). An export-only pull resolves once its NBD exports are open; it lasts until pull:end.
 
 import type { StoreApi } from 'zustand/vanilla';
-import type { AppApi, JobInfo } from '../../../shared/contract';
+import type { AppApi, BackupListing, JobInfo } from '../../../shared/contract';
+import type { VmInfo } from '../../../shared/domain';
 import { isSameVm } from '../model/vm-ids';
 import type { AppState, BackupSlice, PullExportView, PullSession } from './types';
 
@@ -29,6 +30,18 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The state after a backup:list answer: the records of `vmId` (matched by its id, or UUID from `info`). */
+export function withBackupList(s: AppState, vmId: string, listing: BackupListing, info: VmInfo | undefined): Partial<AppState> {
+  const mine = listing.backups.filter((b) => isSameVm(b.vm.id, vmId, info) || (b.vm.uuid !== undefined && isSameVm(b.vm.uuid, vmId, info)));
+  return { backups: { ...s.backups, [vmId]: mine }, repositoryResolved: listing.repo, backupsError: undefined };
+}
+
+/** backup:list of the repository in use (the whole repository: it is filtered per VM here). */
+export function askBackupList(api: AppApi, repo: string | undefined): Promise<BackupListing> {
+  // An `undefined` repo in the middle of the argument list would reach the host as null over JSON.
+  return repo === undefined ? api.invoke('backup:list') : api.invoke('backup:list', repo);
+}
+
 export function createBackupSlice(api: AppApi, set: StoreApi<AppState>['setState'], get: StoreApi<AppState>['getState']): BackupSlice {
   return {
     backups: {},
@@ -41,13 +54,8 @@ export function createBackupSlice(api: AppApi, set: StoreApi<AppState>['setState
 
     async loadBackups(vmId) {
       try {
-        // List the whole repository and filter here: an `undefined` repo in the middle of the
-        // argument list would reach the host as null over JSON.
-        const repo = get().repository;
-        const listing = repo === undefined ? await api.invoke('backup:list') : await api.invoke('backup:list', repo);
-        const info = get().byVm[vmId]?.info;
-        const mine = listing.backups.filter((b) => isSameVm(b.vm.id, vmId, info) || (b.vm.uuid !== undefined && isSameVm(b.vm.uuid, vmId, info)));
-        set((s) => ({ backups: { ...s.backups, [vmId]: mine }, repositoryResolved: listing.repo, backupsError: undefined }));
+        const listing = await askBackupList(api, get().repository);
+        set((s) => withBackupList(s, vmId, listing, get().byVm[vmId]?.info));
       } catch (e) {
         set({ backupsError: message(e) });
       }

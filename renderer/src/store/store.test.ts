@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { JobInfo, VmSummary } from '../../../shared/contract';
+import type { BackupRecord, JobInfo, VmSummary } from '../../../shared/contract';
 import type { Checkpoint } from '../../../shared/domain';
 import { checkpoint, disk, FakeApi, MiB, vmInfo } from '../test/fake-api';
 import { HISTORY_POINTS } from '../model/samples';
@@ -44,6 +44,41 @@ describe('createStore', () => {
     expect(api.callsTo('vm:info')).toEqual([['vm-1']]);
     // It listens instead of polling.
     for (const e of ['vm:list', 'vm:bitmaps', 'checkpoints:changed', 'job:update'] as const) expect(api.listenerCount(e)).toBe(1);
+  });
+
+  it('asks for the backup list with the VM data, and has it in the store when the checkpoints arrive if it answered first', async () => {
+    const { api, store } = setup([checkpoint('c1', undefined, 1000, ['vda'])]);
+    const backup: BackupRecord = { format: 'tidemark-backup', version: 1, id: 'b1', vm: { id: 'vm-1' }, kind: 'full', checkpoint: 'c1', startedAt: 1, completedAt: 2, qemuVersion: '7.2.22', tool: 't', disks: [] };
+    api.handle('backup:list', () => ({ repo: '/r', backups: [backup], problems: [] }));
+    // What the store holds each time the checkpoints are there: never the checkpoints without the list.
+    const seen = new Set<string>();
+    store.subscribe((s) => {
+      if (s.byVm['vm-1']?.checkpoints.length) seen.add(`backups ${s.backups['vm-1']?.length ?? 'not yet'}`);
+    });
+    await store.getState().start();
+    await flush();
+    const order = api.calls.map((c) => c.channel);
+    expect(order.indexOf('backup:list')).toBeLessThan(order.indexOf('vm:info'));
+    expect(api.callsTo('backup:list')).toHaveLength(1);
+    expect([...seen]).toEqual(['backups 1']);
+    expect(store.getState().repositoryResolved).toBe('/r');
+  });
+
+  it('applies a backup list that answers after the VM data when it does, and says when it fails', async () => {
+    const { api, store } = setup([checkpoint('c1', undefined, 1000, ['vda'])]);
+    let answer: (v: { repo: string; backups: []; problems: [] }) => void = () => {};
+    api.handle('backup:list', () => new Promise((resolve) => (answer = resolve)));
+    await store.getState().start();
+    await flush();
+    expect(store.getState().byVm['vm-1']!.checkpoints).toHaveLength(1);
+    expect(store.getState().backups['vm-1']).toBeUndefined();
+    answer({ repo: '/r', backups: [], problems: [] });
+    await flush();
+    expect(store.getState().backups['vm-1']).toEqual([]);
+    api.handle('backup:list', () => Promise.reject(new Error('no repository')));
+    await store.getState().loadVm('vm-1');
+    await flush();
+    expect(store.getState().backupsError).toBe('no repository');
   });
 
   it('does not try to load a disconnected VM, and loads it when it connects', async () => {

@@ -6,11 +6,11 @@
 
 import { createStore as createZustandStore } from 'zustand/vanilla';
 import type { AppApi, EventMap, JobInfo } from '../../../shared/contract';
-import type { BitmapInfo } from '../../../shared/domain';
+import type { BitmapInfo, VmInfo } from '../../../shared/domain';
 import { baselineBitmaps, chainFingerprint } from '../model/bitmaps';
 import { firstCounts, recordCounts, type DiskHistory } from '../model/samples';
 import { isSameVm } from '../model/vm-ids';
-import { createBackupSlice } from './backups';
+import { askBackupList, createBackupSlice, withBackupList } from './backups';
 import { createDirtyMapSlice } from './dirtymaps';
 import { createInventorySlice } from './inventory';
 import { emptyVmView, type AppState, type AppStore, type Timers, type VmView } from './types';
@@ -187,6 +187,16 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
           return;
         }
         patchVm(vmId, { loading: true });
+        // The backup list does not depend on the VM's data: asked with it, and applied in the same
+        // render when it has answered first (else when it does).
+        const listed = askBackupList(api, get().repository).then((listing) => ({ listing }), (error: unknown) => ({ error }));
+        let listAnswer: Awaited<typeof listed> | undefined;
+        void listed.then((a) => (listAnswer = a));
+        const applyList = (a: Awaited<typeof listed>, info: VmInfo) => {
+          if (loadSeq.get(vmId) !== seq) return; // a newer load lists them again
+          if ('listing' in a) set((s) => withBackupList(s, vmId, a.listing, info));
+          else set({ backupsError: message(a.error) });
+        };
         try {
           const [info, checkpoints, current, health] = await Promise.all([
             api.invoke('vm:info', vmId),
@@ -195,6 +205,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
             api.invoke('vm:health', vmId).catch(() => undefined),
           ]);
           if (loadSeq.get(vmId) !== seq) return; // a newer load is under way
+          if (listAnswer) applyList(listAnswer, info);
           patchVm(vmId, (v) => {
             // Live bitmaps come from vm:info on every load until a vm:bitmaps event has arrived (an idle
             // VM, and a libvirt domain, never send one: a load after a checkpoint must show its bitmap),
@@ -212,7 +223,7 @@ export function createStore(api: AppApi, options: StoreOptions = {}): AppStore {
           get().syncDirtyMaps(vmId);
           const sel = get().selected;
           if (get().selectedVmId === vmId && sel !== undefined && !checkpoints.some((c) => c.name === sel)) set({ selected: undefined });
-          void get().loadBackups(vmId);
+          if (!listAnswer) void listed.then((a) => applyList(a, info));
           void get().loadSchedules();
         } catch (e) {
           if (loadSeq.get(vmId) !== seq) return;

@@ -10,7 +10,7 @@ import type { ChangedFigure } from '../model/figures';
 import type { DiskMapState } from '../store/types';
 import { BandGutters } from './BandGutters';
 import { DiskBands } from './DiskBands';
-import { buildModel, changedSinceCurrent, type ModelInput } from './model';
+import { buildStructure, changedSinceCurrent, withBands, type ModelInput } from './model';
 import { panBy, ticks, zoomAt, type TimeView } from './timescale';
 import { placeLabels, textWidth } from './labels';
 import { at, GUTTER } from './geometry';
@@ -94,9 +94,15 @@ export function Timeline(props: TimelineProps) {
 
   // The structure does not depend on the clock: spans and series that run to "now" end at
   // +Infinity and are clamped when drawn, so the 2-second clock tick only re-maps x.
+  // In two steps: the backup list, the samples and health arrive on their own, and lay out neither
+  // the tree nor the lanes again.
+  const structure = useMemo(
+    () => buildStructure({ checkpoints, current, disks, live, now: Infinity, baseline: selected, maxTracks, openGroups }),
+    [checkpoints, current, disks, live, selected, maxTracks, openGroups],
+  );
   const model = useMemo(
-    () => buildModel({ checkpoints, current, disks, live, samples, issues, backups, now: Infinity, baseline: selected, maxTracks, openGroups }),
-    [checkpoints, current, disks, live, samples, issues, backups, selected, maxTracks, openGroups],
+    () => withBands(structure, { checkpoints, current, disks, live, samples, issues, backups, now: Infinity, baseline: selected, maxTracks, openGroups }),
+    [structure, samples, issues, backups], // the rest of the input is structure's, which changes with it
   );
 
   const [compress, setCompress] = useState(true);

@@ -112,7 +112,26 @@ export interface ModelInput {
   openGroups?: ReadonlySet<string>;
 }
 
-export function buildModel(input: ModelInput): TimelineModel {
+/** What buildModel takes from the data that changes least often: the tree and the lanes. */
+export type StructureInput = Omit<ModelInput, 'samples' | 'issues' | 'backups'>;
+
+/**
+ * The tree layout and each disk's lanes: the costly part of the model (at 1,000 checkpoints × 8 disks,
+ * tens of ms on the first render). Kept apart from the bands' samples, issues and backup marks, which
+ * arrive separately (the backup list after the checkpoints) and change on their own.
+ */
+export interface ModelStructure {
+  tree: TreeLayout;
+  rowH: number;
+  treeHeight: number;
+  layout?: BitmapLayout;
+  lanes: DiskLane[];
+  baseCp?: Checkpoint;
+  /** Per disk (in the order of `disks`): the bitmaps summed for the baseline's series. */
+  seriesBitmaps: string[][];
+}
+
+export function buildStructure(input: StructureInput): ModelStructure {
   const tree = layoutTree(input.checkpoints.map((c) => ({ name: c.name, parent: c.parent, time: c.createdAtMs })), input.current);
   const rowH = rowHeight(tree.laneCount);
   const treeHeight = TREE_PAD * 2 + Math.max(1, tree.laneCount) * rowH;
@@ -124,11 +143,18 @@ export function buildModel(input: ModelInput): TimelineModel {
     keep: [input.current, baseline], open: input.openGroups,
   });
   const baseCp = baseline !== undefined ? input.checkpoints.find((c) => c.name === baseline) : undefined;
+  const seriesBitmaps = input.disks.map((disk) => (baseCp ? baselineBitmaps(input.checkpoints, layout, baseCp.name, input.current, disk.name) : []));
+  return { tree, rowH, treeHeight, layout, lanes, seriesBitmaps, ...(baseCp ? { baseCp } : {}) };
+}
+
+/** The model from its structure (buildStructure of the same input) and the bands' other data. */
+export function withBands(structure: ModelStructure, input: ModelInput): TimelineModel {
+  const { tree, rowH, treeHeight, layout, lanes, baseCp } = structure;
   let top = 0;
   const bands: BandModel[] = input.disks.map((disk, i) => {
     const lane = lanes[i]!;
     const trackRows = Math.max(1, lane.tracks + (lane.folded ? 1 : 0));
-    const seriesBitmaps = baseCp ? baselineBitmaps(input.checkpoints, layout, baseCp.name, input.current, disk.name) : [];
+    const seriesBitmaps = structure.seriesBitmaps[i]!;
     const hasBitmap = baseCp?.disks.some((d) => d.name === disk.name && d.checkpoint === 'bitmap') ?? false;
     const heatmap = baseCp && disk.bitmapCapable ? (hasBitmap ? 'map' as const : 'no-bitmap' as const) : undefined;
     const note = lane.recording >= MANY_RECORDING
@@ -153,6 +179,10 @@ export function buildModel(input: ModelInput): TimelineModel {
     ...input.backups.map((b) => b.time),
   ];
   return { tree, rowH, treeHeight, bands, bandsHeight: top, baseline: baseCp?.name, layout, times };
+}
+
+export function buildModel(input: ModelInput): TimelineModel {
+  return withBands(buildStructure(input), input);
 }
 
 /** Live dirty bytes of the current checkpoint's bitmaps summed over disks ("changed since" on NOW). */
