@@ -1,13 +1,34 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startEarlyWriteback } from './early-writeback';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MAX_EARLY_SYNCS, startEarlyWriteback } from './early-writeback';
 
 const dirs: string[] = [];
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/** Files in a fresh folder, and FileHandle's datasync made slow (`holdMs`) and counted while in flight. */
+async function slowSyncs(n: number, holdMs: number) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-writeback-'));
+  dirs.push(dir);
+  const files = Array.from({ length: n }, (_, i) => path.join(dir, `d${i}.qcow2.partial`));
+  for (const f of files) fs.writeFileSync(f, 'x');
+  const probe = await fs.promises.open(files[0]!, 'r');
+  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
+  await probe.close();
+  const seen = { inFlight: 0, most: 0, fds: new Set<number>() };
+  vi.spyOn(proto, 'datasync').mockImplementation(async function (this: fs.promises.FileHandle) {
+    seen.inFlight++;
+    seen.most = Math.max(seen.most, seen.inFlight);
+    seen.fds.add(this.fd);
+    await new Promise((r) => setTimeout(r, holdMs));
+    seen.inFlight--;
+  });
+  return { files, seen };
+}
 
 /** How many of this process's descriptors are open on `file`. */
 function openDescriptors(file: string): number {
@@ -45,6 +66,27 @@ describe('startEarlyWriteback', () => {
     await new Promise((r) => setTimeout(r, 20));
     const err = await w.stop();
     expect(err?.message).toBe('writing /dev/null to disk failed: EINVAL');
+  });
+
+  it('runs at most MAX_EARLY_SYNCS syncs at once across files, and every file gets its turn', async () => {
+    const { files, seen } = await slowSyncs(5, 15);
+    const ws = files.map((f) => startEarlyWriteback(f, 1));
+    while (seen.fds.size < files.length) await new Promise((r) => setTimeout(r, 5));
+    expect(await Promise.all(ws.map((w) => w.stop()))).toEqual(files.map(() => undefined));
+    expect(seen.most).toBe(MAX_EARLY_SYNCS);
+    expect(seen.inFlight).toBe(0);
+  });
+
+  it('a writeback stopped while it waits for a place ends at once, without waiting for the syncs in flight', async () => {
+    const { files, seen } = await slowSyncs(MAX_EARLY_SYNCS + 1, 300);
+    const ws = files.map((f) => startEarlyWriteback(f, 1));
+    while (seen.inFlight < MAX_EARLY_SYNCS) await new Promise((r) => setTimeout(r, 5));
+    // One of them has no place. Stopped together, it ends first, while both syncs are still in flight.
+    const inFlightAtEachEnd: number[] = [];
+    const ended = await Promise.all(ws.map((w) => w.stop().then((e) => (inFlightAtEachEnd.push(seen.inFlight), e))));
+    expect(ended).toEqual(files.map(() => undefined));
+    expect(inFlightAtEachEnd[0]).toBe(MAX_EARLY_SYNCS);
+    expect(seen.inFlight).toBe(0);
   });
 
   it('a file it cannot open is no error: the later sync does all of it', async () => {

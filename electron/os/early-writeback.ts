@@ -28,6 +28,48 @@ export interface EarlyWriteback {
  */
 const PAUSE_MS = 15;
 
+/**
+ * Early syncs running at once, across every file. Each holds one of the thread pool's 4 threads for
+ * as long as the disk takes; a backup of many disks must still leave threads for the rest of the
+ * host's file work (journal, records, the hash's reads), which would otherwise queue behind them.
+ */
+export const MAX_EARLY_SYNCS = 2;
+let syncing = 0;
+const waitingForSync: (() => void)[] = [];
+
+/** A place among the MAX_EARLY_SYNCS: its release, which hands it to the next waiter if there is one. */
+function takenPlace(): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const next = waitingForSync.shift();
+    if (next) next(); // the place passes straight on: the count stays right
+    else syncing--;
+  };
+}
+
+/** Waits for one of the MAX_EARLY_SYNCS places; undefined when `signal` aborts first (the waiter leaves the queue). */
+function syncPlace(signal: AbortSignal): Promise<(() => void) | undefined> {
+  if (syncing < MAX_EARLY_SYNCS) {
+    syncing++;
+    return Promise.resolve(takenPlace());
+  }
+  return new Promise((resolve) => {
+    const grant = () => {
+      signal.removeEventListener('abort', leave);
+      resolve(takenPlace());
+    };
+    const leave = () => {
+      const i = waitingForSync.indexOf(grant);
+      if (i >= 0) waitingForSync.splice(i, 1);
+      resolve(undefined);
+    };
+    waitingForSync.push(grant);
+    signal.addEventListener('abort', leave, { once: true });
+  });
+}
+
 export function startEarlyWriteback(file: string, pauseMs = PAUSE_MS): EarlyWriteback {
   const stopping = new AbortController();
   const loop = (async (): Promise<Error | undefined> => {
@@ -39,7 +81,13 @@ export function startEarlyWriteback(file: string, pauseMs = PAUSE_MS): EarlyWrit
     }
     try {
       while (!stopping.signal.aborted) {
-        await fh.datasync();
+        const release = await syncPlace(stopping.signal);
+        if (!release) break; // stopped while it waited: the record step's own sync does the rest
+        try {
+          await fh.datasync();
+        } finally {
+          release();
+        }
         await delay(pauseMs, undefined, { signal: stopping.signal }).catch(() => undefined);
       }
       return undefined;
