@@ -348,7 +348,6 @@ describe('backup fault model (real QEMU, real CLI child processes)', () => {
       summary = msg;
       throw new Error(msg, { cause: e });
     } finally {
-      rig?.shadow.close();
       await stopBackupRig(rig);
     }
   }, 3_600_000);

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { QmpClient } from '../../qmp/client';
 import { CheckpointEngine } from '../checkpoints/engine';
 import { startLab, stopLab, type LabDiskSpec, type LabStatus } from '../lab/labvm';
@@ -37,8 +38,26 @@ export async function startBackupRig(disks: LabDiskSpec[], opts: { root?: string
   return { root, labDir, stateDir, lab, client, engine, repo, shadow };
 }
 
+/**
+ * A rig for the tests of one describe block: started before them (`timeoutMs` for a slow start),
+ * stopped after them, also when one fails. Returns the rig's getter, for use inside the tests.
+ */
+export function backupRigPerSuite(disks: LabDiskSpec[], timeoutMs?: number): () => BackupRig {
+  let rig: BackupRig | undefined;
+  beforeAll(async () => {
+    rig = await startBackupRig(disks);
+  }, timeoutMs);
+  afterAll(() => stopBackupRig(rig));
+  return () => {
+    if (!rig) throw new Error('the backup rig did not start (see the failure before this test)');
+    return rig;
+  };
+}
+
+/** Closes the shadow files, the engine and QMP, stops the lab VM, and removes the rig's folder unless `keepRoot`. */
 export async function stopBackupRig(rig: BackupRig | undefined, opts: { keepRoot?: boolean } = {}): Promise<void> {
   if (!rig) return;
+  rig.shadow.close();
   await rig.engine.close().catch(() => undefined);
   await rig.client.close().catch(() => undefined);
   await stopLab(rig.labDir);

@@ -263,7 +263,6 @@ async function runModel(layout: BitmapLayout, seed: number, ops: number): Promis
     console.error(msg);
     throw new Error(msg, { cause: e });
   } finally {
-    rig?.shadow.close();
     await stopBackupRig(rig);
   }
 }

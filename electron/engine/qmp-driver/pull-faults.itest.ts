@@ -18,7 +18,7 @@ import type { JobInfo } from '../../../shared/contract';
 import { NbdClient } from '../../nbd/client';
 import { BASE_ALLOCATION } from '../../nbd/protocol';
 import { QmpClient } from '../../qmp/client';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { type BackupRig, backupRigPerSuite, compareWith, KiB, MiB, startBackupRig, stopBackupRig } from '../backup/itest-helpers';
 import { requestExportEnd } from '../backup/control';
 import { readLock } from '../backup/lock';
 import type { BackupManifest } from '../backup/manifest';
@@ -221,7 +221,6 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
     expect(earlier[1]!.disks.map((d) => d.kind)).toEqual(['incremental', 'incremental']);
   }, 60_000);
   afterAll(async () => {
-    rig?.shadow.close();
     await stopBackupRig(rig);
   });
 
@@ -391,18 +390,10 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
 // ---------------------------------------------------------------- QEMU killed
 
 describe('pull faults: QEMU killed mid-pull (real QEMU)', () => {
-  let rig: BackupRig | undefined;
-
-  beforeAll(async () => {
-    rig = await startBackupRig(DISKS);
-  }, 60_000);
-  afterAll(async () => {
-    rig?.shadow.close();
-    await stopBackupRig(rig);
-  });
+  const rigOf = backupRigPerSuite(DISKS, 60_000);
 
   it('fails clearly, leaves nothing half-done, keeps earlier backups; the next backup falls back to full with the reason recorded', async () => {
-    const r = rig!;
+    const r = rigOf();
     await r.engine.create({ name: 'c0', layout: 'independent' });
     await r.shadow.write('vda', 0, 2 * MiB, 0x61);
     await r.shadow.write('vdb', 0, 1 * MiB, 0x62);

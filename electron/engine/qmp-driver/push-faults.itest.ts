@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../qmp/client';
 import { CheckpointEngine } from '../checkpoints/engine';
 import { killLab, startLab, stopLab } from '../lab/labvm';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { type BackupRig, backupRigPerSuite, compareWith, KiB, MiB, startBackupRig, stopBackupRig } from '../backup/itest-helpers';
 import { BackupBusyError, lockPath, readLock } from '../backup/lock';
 import type { BackupManifest } from '../backup/manifest';
 import { BackupRepository } from '../backup/repository';
@@ -78,7 +78,6 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
     rig.shadow.snapshot(first.id);
   });
   afterAll(async () => {
-    rig?.shadow.close();
     await stopBackupRig(rig);
   });
 
@@ -237,18 +236,10 @@ for (const layout of ['chained', 'independent'] as const) describe(`backup failu
 });
 
 describe('QEMU killed mid-backup', () => {
-  let rig: BackupRig | undefined;
-
-  beforeAll(async () => {
-    rig = await startBackupRig(DISKS);
-  });
-  afterAll(async () => {
-    rig?.shadow.close();
-    await stopBackupRig(rig);
-  });
+  const rigOf = backupRigPerSuite(DISKS);
 
   it('fails cleanly, keeps earlier backups, and the next backup falls back to full because the bitmaps are inconsistent', async () => {
-    const r = rig!;
+    const r = rigOf();
     await r.engine.create({ name: 'c0', layout: 'independent' });
     await r.shadow.write('vda', 0, 2 * MiB, 0x61);
     const first = await runBackup(r.engine, r.client, { repo: r.repo, full: true });
@@ -319,7 +310,6 @@ describe.skipIf(!canMountTmpfs())('a repository on a full file system (real ENOS
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   });
   afterAll(async () => {
-    rig?.shadow.close();
     await stopBackupRig(rig, { keepRoot: true }); // QEMU first: it may hold a file on the tmpfs
     if (mnt) spawnSync('umount', [mnt]);
     if (rig) fs.rmSync(rig.root, { recursive: true, force: true });

@@ -6,8 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { describe, expect, it } from 'vitest';
+import { type BackupRig, backupRigPerSuite, compareWith, KiB, MiB } from '../backup/itest-helpers';
 import { restoreTo } from '../backup/restore';
 import { verifyBackups } from '../backup/verify';
 import { ExportManager, nbdSocketPath } from '../../nbd/qemu-exports';
@@ -47,18 +47,10 @@ function usedL1Entries(file: string): number {
 }
 
 describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
-  let rig: BackupRig | undefined;
-
-  beforeAll(async () => {
-    rig = await startBackupRig(DISKS);
-  });
-  afterAll(async () => {
-    rig?.shadow.close();
-    await stopBackupRig(rig);
-  });
+  const rigOf = backupRigPerSuite(DISKS);
 
   it('allocates a table per changed region, holds exactly the changes, restores, verifies, leaves nothing in QEMU', async () => {
-    const r = rig!;
+    const r = rigOf();
     await r.shadow.write('vda', 0, 1 * MiB, 0x11);
     await r.shadow.write('vdb', 0, 1 * MiB, 0x12);
     const full = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
@@ -101,7 +93,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   });
 
   it('without the state directory the push reads no map, and the backup is the same', async () => {
-    const r = rig!;
+    const r = rigOf();
     await r.shadow.write('vda', 30 * GiB, 64 * KiB, 0x31);
     const inc = await runBackup(r.engine, r.client, { repo: r.repo });
     r.shadow.snapshot(inc.id);
@@ -112,7 +104,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   });
 
   it('when the changes cannot be read (another NBD server runs in QEMU), the push goes on without, correct, and leaves nothing behind', async () => {
-    const r = rig!;
+    const r = rigOf();
     const other = path.join(r.root, 'someone-elses-nbd.sock');
     await r.client.execute('nbd-server-start', { addr: { type: 'unix', data: { path: other } } });
     try {
@@ -132,7 +124,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   });
 
   it('recovery removes the export and bitmap of a push that died while reading the changes, and nothing else', async () => {
-    const r = rig!;
+    const r = rigOf();
     const tmp = 'tidemark-tmp-bk-dead00-0';
     const map = `${tmp}-map`;
     await r.client.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: map, disabled: true, persistent: false });

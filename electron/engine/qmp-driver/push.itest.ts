@@ -3,9 +3,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BitmapLayout } from '../../../shared/domain';
-import { compareWith, KiB, MiB, startBackupRig, stopBackupRig, type BackupRig } from '../backup/itest-helpers';
+import { type BackupRig, backupRigPerSuite, compareWith, KiB, MiB } from '../backup/itest-helpers';
 import type { BackupManifest } from '../backup/manifest';
 import { runBackup } from './push';
 import { imageInfo } from '../backup/qemuimg';
@@ -31,19 +31,11 @@ async function tidemarkNodes(rig: BackupRig): Promise<string[]> {
 
 for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
   describe(`push backups (${layout} layout)`, () => {
-    let rig: BackupRig | undefined;
+    const rigOf = backupRigPerSuite(DISKS);
     const points: BackupManifest[] = [];
 
-    beforeAll(async () => {
-      rig = await startBackupRig(DISKS);
-    });
-    afterAll(async () => {
-      rig?.shadow.close();
-      await stopBackupRig(rig);
-    });
-
     it('full backup with a checkpoint in the same transaction', async () => {
-      const r = rig!;
+      const r = rigOf();
       await r.engine.create({ name: 'pre', layout }); // a checkpoint without a backup: the default stays full
       await r.shadow.write('vda', 0, 3 * MiB, 0x11);
       await r.shadow.write('vdb', 5 * MiB, 700 * KiB, 0x22);
@@ -65,7 +57,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
     });
 
     it('incremental by default: only the changes since the last backup, chained onto it', async () => {
-      const r = rig!;
+      const r = rigOf();
       await r.shadow.write('vda', 10 * MiB, 64 * KiB, 0x44);
       await r.shadow.write('vda', 0, 64 * KiB, 'zero'); // a zero write over old data must not fall through to the base
       await r.shadow.write('vdb', 5 * MiB + 100 * KiB, 4 * KiB, 0x55);
@@ -92,7 +84,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
     });
 
     it('differential: changes since an older checkpoint, onto that checkpoint\'s backup', async () => {
-      const r = rig!;
+      const r = rigOf();
       await r.shadow.write('vda', 20 * MiB, 1 * MiB + 512, 0x66);
       await r.shadow.write('vda', 10 * MiB, 32 * KiB, 0x77); // overwrite of the previous incremental's data
       const base = points[0]!;
@@ -108,7 +100,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
     });
 
     it('a full backup on request, and a backup without a checkpoint', async () => {
-      const r = rig!;
+      const r = rigOf();
       await r.shadow.write('vdb', 0, 2 * MiB, 0x88);
       const full = await runBackup(r.engine, r.client, { repo: r.repo, full: true, disks: ['vdb'] });
       r.shadow.snapshot(full.id);
@@ -125,7 +117,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
     });
 
     it('a backup is the disk at its start, whatever the guest writes while it runs; the next incremental has those writes', async () => {
-      const r = rig!;
+      const r = rigOf();
       await r.shadow.write('vda', 24 * MiB, 8 * MiB, 0xa1);
       r.shadow.snapshot('pit');
       let copied = 0;
@@ -150,7 +142,7 @@ for (const layout of ['independent', 'chained'] as BitmapLayout[]) {
     });
 
     it('every backup point restores byte-identical to the disk at that point, and verify passes', async () => {
-      const r = rig!;
+      const r = rigOf();
       const report = await verifyBackups(r.repo);
       expect(report.problems).toEqual([]);
       expect(report.ok).toBe(true);

@@ -61,7 +61,6 @@ describe('kill -9 during a prune or merge of real chains', () => {
     for (const o of [MERGE, PRUNE]) kept.set(o, (await applyRetention({ repo: c.rig.repo, vmId: c.rig.engine.vmId, ...o, dryRun: true })).kept.map((k) => k.id));
   }, 300_000);
   afterAll(async () => {
-    c?.rig.shadow.close();
     await stopBackupRig(c?.rig);
   });
 

@@ -28,7 +28,6 @@ const DISKS = [
 describe('retention model test (real backups, random prunes and merges)', () => {
   let rig: BackupRig | undefined;
   afterAll(async () => {
-    rig?.shadow.close();
     await stopBackupRig(rig);
   });
 

@@ -24,7 +24,6 @@ describe('retention on real backup chains', () => {
     c = await buildChains();
   }, 180_000);
   afterAll(async () => {
-    c?.rig.shadow.close();
     await stopBackupRig(c?.rig);
   });
 

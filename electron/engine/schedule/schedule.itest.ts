@@ -62,7 +62,6 @@ describe('schedules', () => {
     };
   }, 120_000);
   afterAll(async () => {
-    rig?.shadow.close();
     await stopBackupRig(rig);
   });
 
