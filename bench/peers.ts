@@ -4,9 +4,10 @@
 // reference. Same data for everyone: vda 1 GiB of random data (+ vdb 512 MiB for the 2-disk
 // checkpoint, + vdc 1 TiB sparse), 64 MiB dirty as 256 × 256 KiB (4 MiB stride on vda, 4 GiB on vdc).
 // Tidemark drives its lab VM over QMP, the peers a guest-less TCG libvirt domain with identical disks.
-// Tools are interleaved within each round (A B C, B C A, …); writeback is settled before each timed
-// step; each row prints every tool's median [min..max] and Tidemark's paired median ratio to each
-// peer and to the reference. A peer that is not installed is skipped with a line saying so.
+// Tools are interleaved within each round, in an order of its own (shuffled, seeded by the round, so
+// no step always follows the same one); writeback is settled before each timed step; each row prints
+// every tool's median [min..max] and Tidemark's paired median ratio to each peer and to the reference.
+// A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
 // --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
 // BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint and full push rows
@@ -19,7 +20,7 @@ import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
 import { load, pythonHas, run, settle } from './peers/proc';
-import { formatRow, median, rotate, Row, writeJson, type Tool } from './peers/report';
+import { formatRow, median, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
 
@@ -123,11 +124,11 @@ interface Ctx {
   virtnbd: boolean;
 }
 
-/** Runs each round's steps in rotated order and files every result into its row. */
+/** Runs each round's steps in an order of its own (shuffled with the round as seed) and files every result into its row. */
 async function interleave(ctx: Ctx, rows: Row[], steps: { row: Row; tool: string; fn: (r: number) => Promise<Timed> }[], before?: (r: number) => Promise<void>): Promise<void> {
   for (let r = 0; r < ctx.rounds; r++) {
     await before?.(r);
-    for (const st of rotate(steps, r)) {
+    for (const st of shuffled(steps, r + 1)) {
       const t = await st.fn(r);
       st.row.add(st.tool, r, t.ms, t.detail);
     }
@@ -220,7 +221,8 @@ interface Chain {
 async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }> {
   const { m, s } = ctx;
   const peer = (key: string, label: string): Tool => ({ key, label, role: 'peer' });
-  const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' }]);
+  const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' },
+    { key: 'bare-job', label: 'the same QEMU job alone, by hand over QMP', role: 'reference' }]);
   const pull = new Row('incremental pull, vda, 64 MiB dirty', [...pullTools(ctx), ...(ctx.virtnbd ? [{ ...peer('virtnbdbackup', 'virtnbdbackup -l inc'), footing: 'process' as const }] : [])]);
   const bigPush = new Row('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : [])]);
   const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', pullTools(ctx));
@@ -247,6 +249,7 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   const dirtyOnly = m.dirtyOnlyImage();
   type Step = { row: Row; tool: string; fn: (r: number) => Promise<Timed> };
   const steps: Step[] = [
+    { row: push, tool: 'bare-job', fn: (r) => s.bareJob('vda', `bench-bare-${r}`) },
     { row: push, tool: 'tidemark', fn: async () => {
       const t = await s.timedTidemark(['backup-begin', '--repo', repo('push', 'vda'), '--disk', 'vda', '--json']);
       ids.push(t.detail as string);
@@ -271,7 +274,9 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   }
   if (ctx.virtnbd) steps.push({ row: pull, tool: 'virtnbdbackup', fn: () => s.virtnbdbackup('inc') });
   const rows = [push, pull, bigPush, bigPull];
-  await interleave(ctx, rows, steps, async () => {
+  await interleave(ctx, rows, steps, async (r) => {
+    // The bare job's bitmap, made before the round's writes so it holds exactly them.
+    await m.lab!.qmp.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: `bench-bare-${r}` });
     await m.dirty('vda');
     await m.dirty('vdc');
   });

@@ -4,6 +4,7 @@
 //   tables ahead: the same with the L2 tables of the changes allocated ahead (engine/qcow2/format.ts)
 //   l2 cache:     empty, opened with a 128 MiB L2 cache (every table of 1 TiB stays cached)
 //   null:         a null-co target: what reading the source costs
+//   copy-range, ahead + c-r: empty / tables ahead, the job copying with copy_file_range (x-perf use-copy-range, as a push does)
 // A bare QEMU (-machine none) holds both disks; each round dirties a fresh bitmap through qemu-io and runs
 // one blockdev-backup sync=bitmap per variant and disk, timed from the command to JOB_STATUS_CHANGE
 // concluded. Variants take turns; medians [min..max].
@@ -20,16 +21,22 @@ import { load } from './peers/proc';
 
 const GiB = 1024 ** 3;
 const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
-const VARIANTS = ['empty', 'tables ahead', 'l2 cache', 'null'] as const;
+const VARIANTS = ['empty', 'tables ahead', 'l2 cache', 'null', 'copy-range', 'ahead + c-r', 'c-r + syncs'] as const;
 const CHANGE = 256 * 1024;
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');
   const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
+  // --bitmaps N: N more enabled bitmaps on each source disk (a disk with many checkpoints); --tcg: a running TCG machine instead of none.
+  const b = process.argv.indexOf('--bitmaps');
+  const extraBitmaps = b >= 0 ? Number(process.argv[b + 1]) : 0;
+  const machine = process.argv.includes('--tcg') ? ['-machine', 'pc,accel=tcg', '-m', '32'] : ['-machine', 'none'];
+  const only = process.argv.indexOf('--variants');
+  const variants = only >= 0 ? (process.argv[only + 1]!.split(',') as (typeof VARIANTS)[number][]) : [...VARIANTS];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-tables-'));
   const qmpPath = path.join(dir, 'qmp');
   for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
-  const qemu = spawn('qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
+  const qemu = spawn('qemu-system-x86_64', [...machine, '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
     ...Object.keys(DISKS).flatMap((n) => ['-blockdev', `driver=qcow2,node-name=${n},file.driver=file,file.filename=${path.join(dir, `${n}.qcow2`)}`])], { stdio: 'ignore' });
   try {
     for (let t = 0; !fs.existsSync(qmpPath); t++) {
@@ -37,11 +44,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const client = await QmpClient.connect(qmpPath);
+    for (const disk of Object.keys(DISKS)) for (let k = 0; k < extraBitmaps; k++) await client.execute('block-dirty-bitmap-add', { node: disk, name: `extra${k}` });
     const times = new Map<string, number[]>();
     let n = 0;
     console.log(`QEMU's incremental job, 256 × 256 KiB changed; ${rounds} rounds, load ${load()}`);
     for (let r = 0; r < rounds; r++) {
-      const order = [...VARIANTS.slice(r % VARIANTS.length), ...VARIANTS.slice(0, r % VARIANTS.length)];
+      const order = [...variants.slice(r % variants.length), ...variants.slice(0, r % variants.length)];
       for (const v of order) {
         for (const [disk, d] of Object.entries(DISKS)) {
           const bitmap = `b${n}`;
@@ -49,17 +57,29 @@ async function main(): Promise<void> {
           for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
           const target = path.join(dir, `t${n}.qcow2`);
           const node = `t${n++}`;
-          const tables = v === 'tables ahead' ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
+          const tables = v === 'tables ahead' || v === 'ahead + c-r' ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
           await writeEmptyQcow2(target, emptyQcow2Layout(d.size, tables ? { l2Tables: tables } : {})!);
           await client.execute('blockdev-add', v === 'null'
             ? { driver: 'null-co', 'node-name': node, size: d.size }
             : { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(v === 'l2 cache' ? { 'l2-cache-size': 128 * 1024 * 1024 } : {}) });
           const job = `j${node}`;
           const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
+          // c-r + syncs: the target synced every 15 ms while the job writes it, as the push's early writeback does.
+          let syncing = v === 'c-r + syncs';
+          const syncs = syncing ? (async () => {
+            const fh = await fs.promises.open(target, 'r');
+            while (syncing) {
+              await fh.datasync();
+              await new Promise((r) => setTimeout(r, 15));
+            }
+            await fh.close();
+          })() : Promise.resolve();
           const t0 = performance.now();
-          await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false });
+          await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, ...(v.includes('c-r') || v === 'copy-range' ? { 'x-perf': { 'use-copy-range': true } } : {}) });
           await concluded;
           const ms = performance.now() - t0;
+          syncing = false;
+          await syncs;
           await client.execute('job-dismiss', { id: job });
           await client.execute('blockdev-del', { 'node-name': node });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
@@ -70,7 +90,7 @@ async function main(): Promise<void> {
       }
     }
     await client.close();
-    for (const v of VARIANTS) {
+    for (const v of variants) {
       const small = times.get(`${v} | 1 GiB`)!;
       const big = times.get(`${v} | 1 TiB`)!;
       console.log(`${v.padEnd(13)} 1 GiB ${stats(small)}   1 TiB ${stats(big)}   1 TiB ÷ 1 GiB ${(median(big) / median(small)).toFixed(2)}×`);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { runInHost, type ClientIo } from '../../electron/cli/host-client';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
+const TRACE_PRELOAD = path.join(__dirname, '..', 'profile', 'trace.cjs');
 
 export interface RunningHost {
   stop(): Promise<void>;
@@ -16,7 +17,11 @@ export interface RunningHost {
 export function startHost(stateDir: string): Promise<RunningHost> {
   // BENCH_HOST_CPU_PROF=DIR: the host writes a V8 CPU profile there when it stops (where its time goes).
   const prof = process.env.BENCH_HOST_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_HOST_CPU_PROF] : [];
-  const child: ChildProcess = spawn('node', [...prof, BIN, '--state-dir', stateDir, 'host'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIDEMARK_DEBUG: '' } });
+  // BENCH_HOST_TRACE=FILE: the host runs compiled (one module per source, so the steps can be wrapped) under
+  // the profile's trace preload and writes its spans there at exit.
+  const trace = process.env.BENCH_HOST_TRACE ? ['-r', TRACE_PRELOAD] : [];
+  const env = { ...process.env, TIDEMARK_DEBUG: '', ...(process.env.BENCH_HOST_TRACE ? { TIDEMARK_TRACE: process.env.BENCH_HOST_TRACE, TIDEMARK_CLI_MODE: 'compiled' } : {}) };
+  const child: ChildProcess = spawn('node', [...prof, ...trace, BIN, '--state-dir', stateDir, 'host'], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tidemark host did not start within 30 s: ${output.trim()}`)), 30_000);

@@ -109,8 +109,26 @@ export function writeJson(meta: Record<string, unknown>, rows: Row[]): string {
   return file;
 }
 
-/** The order of `items` in round `r`: rotated by r, so every tool runs first, second, … in turn (A B C, B C A, …). */
-export function rotate<T>(items: T[], r: number): T[] {
-  const k = items.length ? r % items.length : 0;
-  return [...items.slice(k), ...items.slice(0, k)];
+/**
+ * The items in an order drawn from `seed` (Fisher–Yates, mulberry32): the same seed, the same order.
+ * A fixed cyclic order gives every step the same predecessor in every round, and a step can pay for the
+ * one before it: the push that always followed virtnbdbackup had its QEMU job take ~150–200 ms instead
+ * of ~20–60 (bench/README.md, "Phase 9").
+ */
+export function shuffled<T>(items: T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const random = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
+

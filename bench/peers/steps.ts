@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { timedInHost } from './host';
 import { checkpointXml, pullXml, pushXml } from './libvirt';
-import { DISKS, type Machines } from './machines';
+import { createQcow2 } from '../../electron/engine/backup/qemuimg';
+import { DISKS, SIZES, type Machines } from './machines';
 import { run, settle, type Ran } from './proc';
 
 export const URI = 'qemu:///system';
@@ -40,6 +41,29 @@ export class Steps {
     settle();
     const r = await timedInHost(['--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args]);
     return { ms: r.ms };
+  }
+
+  /**
+   * The incremental job Tidemark's push starts (sync=bitmap from `bitmap`, made before the
+   * round's writes; copy_file_range; an empty target with no-flush), by hand over the bench's own QMP
+   * connection, from the command to the job's end: what QEMU alone takes in the same round.
+   */
+  async bareJob(disk: string, bitmap: string): Promise<Timed> {
+    const qmp = this.m.lab!.qmp;
+    const target = this.m.p('out', `${bitmap}.qcow2`);
+    await createQcow2(target, SIZES[disk]!);
+    await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': bitmap, file: { driver: 'file', filename: target }, backing: null, cache: { 'no-flush': true } });
+    settle();
+    const concluded = qmp.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === bitmap && e.data.status === 'concluded', 60_000, `job ${bitmap}`);
+    const t0 = performance.now();
+    await qmp.execute('blockdev-backup', { 'job-id': bitmap, device: `${disk}-fmt`, target: bitmap, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, 'x-perf': { 'use-copy-range': true } });
+    await concluded;
+    const ms = performance.now() - t0;
+    await qmp.execute('job-dismiss', { id: bitmap });
+    await qmp.execute('blockdev-del', { 'node-name': bitmap });
+    await qmp.execute('block-dirty-bitmap-remove', { node: `${disk}-fmt`, name: bitmap });
+    fs.rmSync(target);
+    return { ms };
   }
 
   virsh(args: string[]): Promise<Ran> {
@@ -135,10 +159,11 @@ export class Steps {
     return { ms, detail: { bytes: r.bytes, extents: r.extents, steps: r.steps, ...(script ? { inScriptMs: r.ms } : {}) } };
   }
 
-  virtnbdbackup(level: 'full' | 'inc'): Promise<Timed> {
+  async virtnbdbackup(level: 'full' | 'inc'): Promise<Timed> {
     if (!this.m.vnb) throw new Error('internal: no domain for virtnbdbackup');
     settle();
-    return run('virtnbdbackup', ['-d', this.m.vnb.name, '-l', level, '-i', 'vda', '-o', this.m.p('vnb'), '-S', this.m.p('run'), '-f', this.m.p('run', 'vnb.sock'), '-n']).then((r) => ({ ms: r.ms }));
+    const r = await run('virtnbdbackup', ['-d', this.m.vnb.name, '-l', level, '-i', 'vda', '-o', this.m.p('vnb'), '-S', this.m.p('run'), '-f', this.m.p('run', 'vnb.sock'), '-n']);
+    return { ms: r.ms };
   }
 
   async virtnbdrestore(until: string): Promise<Timed> {

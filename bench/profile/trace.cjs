@@ -59,8 +59,10 @@ if (file) {
     'electron/engine/backup/record.js': { recordLayer: true, writeLogFile: true },
     'electron/engine/qmp-driver/push.js': { runBackup: true },
     'electron/engine/qmp-driver/jobs.js': { JobGroup: ['waitSettled', 'finalizeAll', 'dismissAll'] },
-    'electron/engine/pull/pull.js': { runPull: true },
     'electron/engine/pull/copy.js': { copyExtents: true },
+    'electron/engine/pull/qcow2-layer.js': { Qcow2LayerFile: ['close'], Qcow2LayerFile$static: ['open'] },
+    'electron/engine/pull/layer-copy.js': { LayerCopy: ['run'] },
+    'electron/engine/qmp-driver/pull.js': { runPull: true, QmpPullStrategy: ['check', 'setup', 'start', 'transfer', 'finish'] },
     'electron/nbd/qemu-nbd.js': { startQemuNbd: true, stopProcess: true },
     'electron/nbd/client.js': { NbdClient$static: ['connect'], NbdClient: ['extentsIn', 'flush', 'close'] },
     'electron/engine/checkpoints/engine.js': { CheckpointEngine$static: ['open'], CheckpointEngine: ['health', 'vm', 'create', 'delete', 'prepareCreate', 'commitCreate'] },
@@ -77,11 +79,26 @@ if (file) {
         const obj = isStatic ? target : target.prototype;
         for (const m of how) {
           if (typeof obj[m] !== 'function') continue;
-          const label = m === 'execute' ? (args) => `qmp ${args[0]}` : m === 'hmp' ? 'qmp hmp' : `${name.replace('$static', '')}.${m}`;
+          const plain = `${name.replace('$static', '')}.${m}`;
+          // A layer's open names its disk's size, so a trace tells a 1 TiB pull from a 1 GiB one.
+          const label = m === 'execute' ? (args) => `qmp ${args[0]}` : m === 'hmp' ? 'qmp hmp' : name === 'Qcow2LayerFile$static' ? (args) => `${plain} ${args[1]?.sizeBytes}` : plain;
           obj[m] = timed(m === 'execute' || m === 'hmp' ? 'qmp' : 'step', label, obj[m]);
         }
       }
     }
+  };
+  // Job status events, at the time QEMU stamped them (wall clock, put on the spans' clock): when a job really ran.
+  const traceJobEvents = (QmpClient) => {
+    const connect = QmpClient.connect;
+    QmpClient.connect = async function (...args) {
+      const client = await connect.apply(this, args);
+      client.onEvent((e) => {
+        if (e.event !== 'JOB_STATUS_CHANGE') return;
+        const wallMs = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+        spans.push({ t: +(now() - (Date.now() - wallMs)).toFixed(2), ms: 0, kind: 'event', what: `job ${e.data.status}` });
+      });
+      return client;
+    };
   };
   const origLoad = Module._load;
   Module._load = function (request, parent, isMain) {
@@ -104,6 +121,7 @@ if (file) {
       const suffix = Object.keys(WRAP).find((s) => resolved.endsWith(s));
       if (suffix && !exp.__traced) {
         wrapExports(suffix, exp);
+        if (suffix === 'electron/qmp/client.js') traceJobEvents(exp.QmpClient);
         Object.defineProperty(exp, '__traced', { value: true });
       }
     }
@@ -120,6 +138,8 @@ if (file) {
     const out = {
       argv: process.argv.slice(2),
       exitAtMs: +now().toFixed(2),
+      // Monotonic µs at t = 0 (as V8's CPU profiles count), so a --cpu-prof of the same process lines up with the spans.
+      monotonicOriginUs: Number(process.hrtime.bigint() / 1000n) - Math.round(now() * 1000),
       node: { v8StartMs: nt.v8Start, environmentMs: nt.environment, bootstrapCompleteMs: nt.bootstrapComplete, loopStartMs: nt.loopStart },
       modulesCompiled: modules,
       requireMs: +requireMs.toFixed(2),
