@@ -124,7 +124,10 @@ export async function firstRender(browser: Browser, url: string, opts: FirstRend
     if (opts.cpuProfile) fs.writeFileSync(opts.cpuProfile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
     if (opts.shot) await page.screenshot({ path: opts.shot });
     if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
-    if (process.env.BENCH_DEBUG) console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
+    if (process.env.BENCH_DEBUG) {
+      console.log(await page.evaluate(() => (window as unknown as { __commits: string[] }).__commits.join('\n')));
+      console.log(`released at ${released.toFixed(0)} ms, drawn at ${size.at.toFixed(0)} ms`);
+    }
     const parts = Object.fromEntries(METRIC_KEYS.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - start[k]!]));
     return {
       kind: opts.kind, cpuMs: m1.TaskDuration! - start.TaskDuration!, idleCpuMs: idle - start.TaskDuration!, parts, dom: size.dom, svg: size.svg, load,

@@ -3,7 +3,7 @@
 // delete dialog, Escape clears the selection, and focus lands on something that exists after
 // every dialog (the new or surviving checkpoint in the tree, else the button that opened it).
 
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Checkpoint } from '../../shared/domain';
 import { DetailsPanel } from './components/DetailsPanel';
 import { JobsPanel } from './components/JobsPanel';
@@ -22,8 +22,11 @@ import { backupMarks } from './model/backup-marks';
 import { isSameVm } from './model/vm-ids';
 import { useApp, useAppStore } from './store/context';
 import { changedFigures } from './store/figures';
+import { dirtyMapTarget } from './store/dirtymap-target';
+import { sameTarget } from './store/dirtymaps';
 import { emptyVmView } from './store/types';
 import { shortName } from './format';
+import { lastSizeRef, type BoxSize } from './scroll-box';
 import { HEATMAP_CELLS } from './timeline/heatmap';
 import { Timeline } from './timeline/Timeline';
 import { schedulesOfVm } from './timeline/schedule-marks';
@@ -85,6 +88,10 @@ export function App() {
   const dirtyMaps = useApp((s) => s.dirtyMaps);
   const watchDirtyMaps = useApp((s) => s.watchDirtyMaps);
   const store = useAppStore();
+  // The timeline's place, measured while the VM's data loads: the timeline draws its first render
+  // at that size instead of measuring its own box first (a forced layout and a render more).
+  const wrapSize = useRef<BoxSize>(undefined);
+  const wrapRef = useMemo(() => lastSizeRef(wrapSize), []);
   const [dialog, setDialog] = useState<DialogState>();
   // Which view fills the main column (issue 12): the timeline, the VM's backups, or the fleet.
   const [page, setPage] = useState<Page>('timeline');
@@ -119,17 +126,23 @@ export function App() {
   // for the disks where it has a bitmap; the store reads them while they change.
   usePageVisibility(useMemo(() => (visible: boolean) => store.getState().setPageVisible(visible), [store]));
   const baseline = checkpoints.find((c) => c.name === (selected ?? v.current));
-  const mapDisks = baseline ? disks.filter((d) => d.bitmapCapable && baseline.disks.some((x) => x.name === d.name && x.checkpoint === 'bitmap')).map((d) => d.name) : [];
-  // (Only while the timeline is shown: the other views draw no disk maps.)
-  const mapKey = page === 'timeline' && vmId !== undefined && baseline && mapDisks.length > 0 ? `${vmId}\0${baseline.name}\0${mapDisks.join(',')}` : '';
+  // (Only while the timeline is shown: the other views draw no disk maps.) Watched from the store's
+  // updates as well as on mount: the update that brings the VM's data starts the watch before React
+  // renders it, so the maps' first state costs no render of its own.
   useEffect(() => {
-    if (mapKey === '') {
+    if (page !== 'timeline') {
       watchDirtyMaps(undefined);
       return;
     }
-    const [id, since, list] = mapKey.split('\0') as [string, string, string];
-    watchDirtyMaps({ vmId: id, since, disks: list.split(','), cells: HEATMAP_CELLS });
-  }, [mapKey, watchDirtyMaps]);
+    const sync = () => {
+      const s = store.getState();
+      const target = dirtyMapTarget(s, HEATMAP_CELLS);
+      // The watch's own update calls this again: the same target then changes nothing.
+      if (!sameTarget(target, s.dirtyMaps.target)) watchDirtyMaps(target);
+    };
+    sync();
+    return store.subscribe(sync);
+  }, [page, store, watchDirtyMaps]);
   const shownMaps = useMemo(() => {
     if (!dirtyMaps.target || dirtyMaps.target.vmId !== vmId || dirtyMaps.target.since !== baseline?.name) return undefined;
     if (connected) return dirtyMaps.disks;
@@ -222,11 +235,12 @@ export function App() {
           </span>
         </div>
 
-        <div className="timeline-wrap">
+        <div className="timeline-wrap" ref={wrapRef}>
           {pageError && <div className="alert" role="alert">Cannot reach the Tidemark engine: {pageError}</div>}
           {vm && v.info ? (
             <>
               <Timeline
+                boxHint={wrapSize.current}
                 vmLabel={vm.label}
                 checkpoints={checkpoints}
                 current={v.current}

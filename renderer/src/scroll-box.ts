@@ -12,3 +12,24 @@ export function onScrollOrResize(el: HTMLElement, listener: () => void): () => v
     ro?.disconnect();
   };
 }
+
+export interface BoxSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * A callback ref that keeps, in `size`, the size ResizeObserver last reported for its element (its
+ * client width and height, read after the frame's layout, so no layout is forced). Nothing renders
+ * when it changes: the timeline takes it as a first guess of its own box when its data arrives.
+ */
+export function lastSizeRef(size: { current: BoxSize | undefined }): (el: HTMLElement | null) => (() => void) | undefined {
+  return (el) => {
+    if (!el || typeof ResizeObserver === 'undefined') return undefined;
+    const ro = new ResizeObserver(() => {
+      size.current = { width: el.clientWidth, height: el.clientHeight };
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  };
+}

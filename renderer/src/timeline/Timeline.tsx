@@ -21,6 +21,7 @@ import { afterUserMove, effectiveView, jumpToNow, type ViewContext, type ViewSta
 import { compressIdle, formatDuration, IDENTITY_WARP, type TimeWarp } from './warp';
 import { useRowsNearView } from './visible-rows';
 import { gestureTransform, transformAttr } from './gesture';
+import type { BoxSize } from '../scroll-box';
 
 export { GUTTER } from './geometry';
 export const AXIS_H = 26;
@@ -47,24 +48,27 @@ export interface TimelineProps extends Omit<ModelInput, 'baseline' | 'openGroups
   dirtyMaps?: Record<string, DiskMapState>;
   /** This VM's backup schedules: their next runs are drawn right of NOW. */
   schedules?: readonly ScheduleInfo[];
+  /** The size the timeline's box is expected to have (its place, measured before it mounted). */
+  boxHint?: BoxSize;
 }
 
 /**
  * The container's width; undefined until measured (before the first paint), so the SVG is drawn
- * once at its real width instead of once at a guess and again.
+ * once at its real width instead of once at a guess and again. With a `hint` (the box's expected
+ * width) the first render draws at it, and ResizeObserver's first report, after the frame's layout,
+ * corrects it if needed: no layout is forced before the SVG exists.
  */
-function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number): number | undefined {
-  const [width, setWidth] = useState<number>();
+function useWidth(ref: React.RefObject<HTMLElement | null>, fallback: number, hint?: number): number | undefined {
+  const [width, setWidth] = useState<number | undefined>(hint);
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
     const measure = () => setWidth(el.clientWidth || fallback);
-    measure();
-    if (typeof ResizeObserver === 'undefined') return;
-    const ro = new ResizeObserver(measure);
-    ro.observe(el);
-    return () => ro.disconnect();
-  }, [ref, fallback]);
+    const ro = typeof ResizeObserver === 'undefined' ? undefined : new ResizeObserver(measure);
+    if (width === undefined || !ro) measure(); // (width: the first render's, the hint)
+    ro?.observe(el);
+    return () => ro?.disconnect();
+  }, [ref, fallback]); // not the width: the hint counts only once
   return width;
 }
 
@@ -72,7 +76,7 @@ export function Timeline(props: TimelineProps) {
   const { checkpoints, current, disks, live, samples, issues, backups, now, selected, maxTracks } = props;
   const containerRef = useRef<HTMLDivElement>(null);
   const svgRef = useRef<SVGSVGElement>(null);
-  const measured = useWidth(containerRef, 960);
+  const measured = useWidth(containerRef, 960, props.boxHint?.width);
   const width = measured ?? 960;
   const plotW = Math.max(100, width - GUTTER - RIGHT_PAD);
   // The parent's handlers, through stable functions: the layers are memoized, and a handler that
@@ -267,7 +271,7 @@ export function Timeline(props: TimelineProps) {
   const bandsTop = AXIS_H + model.treeHeight;
   const height = bandsTop + model.bandsHeight + 8;
   const bandRows = useMemo(() => model.bands.map((b) => ({ top: bandsTop + b.top, height: b.height })), [model.bands, bandsTop]);
-  const nearBands = useRowsNearView(containerRef, bandRows);
+  const nearBands = useRowsNearView(containerRef, bandRows, props.boxHint?.height);
   const nowX = x(now);
   // Searches every bitmap of every disk: once per change of the data, not on every zoom frame.
   const changed = useMemo(() => changedSinceCurrent(checkpoints, current, live), [checkpoints, current, live]);

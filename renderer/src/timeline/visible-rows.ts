@@ -27,10 +27,13 @@ export function rowsNearView(rows: readonly Row[], scrollTop: number, viewH: num
 
 /**
  * The set of row indices near the view of the scroll box `ref`, kept current on scroll and resize;
- * undefined means "draw every row". Rows are in the box's content coordinates.
+ * undefined means "draw every row". Rows are in the box's content coordinates. With `hintHeight`
+ * (the box's expected height) the first render starts from it at the top, and the box's first
+ * ResizeObserver report, after the frame's layout, corrects it: no layout is forced on mount.
  */
-export function useRowsNearView(ref: React.RefObject<HTMLElement | null>, rows: readonly Row[]): ReadonlySet<number> | undefined {
-  const [near, setNear] = useState<string | undefined>(undefined);
+export function useRowsNearView(ref: React.RefObject<HTMLElement | null>, rows: readonly Row[], hintHeight?: number): ReadonlySet<number> | undefined {
+  const [near, setNear] = useState<string | undefined>(() => (hintHeight !== undefined ? rowsNearView(rows, 0, hintHeight) : undefined));
+  const hinted = useRef(near !== undefined);
   const latest = useRef(rows);
   latest.current = rows;
   // A new array with the same geometry (every live update builds one) needs no new measurement.
@@ -39,7 +42,8 @@ export function useRowsNearView(ref: React.RefObject<HTMLElement | null>, rows: 
     const el = ref.current;
     if (!el) return;
     const update = () => setNear(rowsNearView(latest.current, el.scrollTop, el.clientHeight));
-    update();
+    if (!hinted.current || typeof ResizeObserver === 'undefined') update();
+    hinted.current = false;
     return onScrollOrResize(el, update);
   }, [ref, geometry]);
   return useMemo(() => (near === undefined ? undefined : new Set(near === '' ? [] : near.split(',').map(Number))), [near]);
