@@ -4,11 +4,14 @@
 //   tables ahead: the same with the L2 tables of the changes allocated ahead (engine/qcow2/format.ts)
 //   l2 cache:     empty, opened with a 128 MiB L2 cache (every table of 1 TiB stays cached)
 //   null:         a null-co target: what reading the source costs
-//   copy-range, ahead + c-r: empty / tables ahead, the job copying with copy_file_range (x-perf use-copy-range, as a push does)
-// A bare QEMU (-machine none) holds both disks; each round dirties a fresh bitmap through qemu-io and runs
-// one blockdev-backup sync=bitmap per variant and disk, timed from the command to JOB_STATUS_CHANGE
-// concluded. Variants take turns; medians [min..max].
-// Run: npx tsx bench/push-tables.ts [--rounds 5]
+//   copy-range:   empty, the job copying with copy_file_range (x-perf use-copy-range, as a push does)
+//   ahead + c-r:  tables ahead and copy_file_range
+//   c-r + syncs:  copy-range, the target fdatasync'ed every 15 ms meanwhile (as the early writeback does)
+// A bare QEMU (-machine none; --tcg: a running TCG machine) holds both disks (--bitmaps N: N more enabled
+// bitmaps on each); each round dirties a fresh bitmap through qemu-io and runs one blockdev-backup
+// sync=bitmap per variant and disk, timed from the command to JOB_STATUS_CHANGE concluded. Variants take
+// turns; medians [min..max].
+// Run: npx tsx bench/push-tables.ts [--rounds 5] [--variants empty,copy-range,…] [--bitmaps N] [--tcg]
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
