@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from './format';
+import { emptyQcow2Layout, l2TablesOf, qcow2HeadFacts, writeEmptyQcow2 } from './format';
 import { createQcow2, imageInfo } from '../backup/qemuimg';
 
 const KiB = 1024;
@@ -132,5 +132,43 @@ describe('an empty qcow2 written by Node', () => {
     expect(() => emptyQcow2Layout(1 * GiB, { l2Tables: [0, 0] })).toThrow(RangeError);
     // More tables than one refcount block counts: declined (the caller writes the image without them).
     expect(emptyQcow2Layout(64 * TiB, { l2Tables: [...Array(40_000).keys()] })).toBeUndefined();
+  });
+});
+
+describe("a qcow2 header's facts read by Node (qcow2HeadFacts)", () => {
+  it('match what qemu-img info reports: compat 1.1 and 0.10, with and without a backing name, long names too', async () => {
+    const files: string[] = [];
+    const make = (name: string, args: string[]) => {
+      const f = path.join(dir, name);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', ...args, f, String(3 * GiB + 512)], { cwd: dir, stdio: 'pipe' });
+      files.push(f);
+    };
+    make('facts-plain.qcow2', ['-o', 'compat=1.1']);
+    make('facts-v2.qcow2', ['-o', 'compat=0.10', '-b', 'base.qcow2', '-F', 'qcow2']);
+    make('facts-long.qcow2', ['-b', `sub/${'b'.repeat(200)}.qcow2`, '-F', 'qcow2', '-o', 'cluster_size=4096']);
+    const node = path.join(dir, 'facts-node.qcow2');
+    await createQcow2(node, 64 * GiB, { backing: 'base.qcow2' });
+    files.push(node);
+    for (const f of files) {
+      const info = await imageInfo(f, { format: 'qcow2' });
+      expect(await qcow2HeadFacts(f)).toEqual({ virtualSize: info.virtualSize, ...(info.backingFile ? { backingFile: info.backingFile } : {}) });
+    }
+    expect((await qcow2HeadFacts(path.join(dir, 'facts-long.qcow2'))).backingFile).toBe(`sub/${'b'.repeat(200)}.qcow2`);
+  });
+
+  it('refuse, naming the file, what is not a qcow2 header or puts its backing name where qemu-img never does', async () => {
+    const raw = path.join(dir, 'facts-raw.img');
+    fs.writeFileSync(raw, Buffer.alloc(4096, 0x41));
+    await expect(qcow2HeadFacts(raw)).rejects.toThrow(`${raw} is not a qcow2 image`);
+    const far = path.join(dir, 'facts-far.qcow2');
+    fs.copyFileSync(path.join(dir, 'base.qcow2'), far);
+    const fd = fs.openSync(far, 'r+');
+    const field = Buffer.alloc(12);
+    field.writeBigUInt64BE(1024n * 1024n, 0); // backing name offset: 1 MiB, outside the header cluster
+    field.writeUInt32BE(10, 8);
+    fs.writeSync(fd, field, 0, 12, 8);
+    fs.closeSync(fd);
+    await expect(qcow2HeadFacts(far)).rejects.toThrow(`${far}: its header's backing name (10 bytes at 1048576) is not where qemu-img writes one`);
+    await expect(qcow2HeadFacts(path.join(dir, 'facts-missing.qcow2'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -213,6 +213,23 @@ async function checkBacking(resolved: string, name: string): Promise<void> {
   if (head.readUInt32BE(0) !== QCOW2_MAGIC) throw new Error(`backing image '${name}' is not a qcow2 image`);
 }
 
+/**
+ * The virtual size and backing name a qcow2 file's header holds, read by Node (what `qemu-img info`
+ * reports as virtual-size and backing-filename, without a process per layer). Throws, naming the
+ * file, when it is not a qcow2 image or its backing name lies outside its first cluster.
+ */
+export async function qcow2HeadFacts(file: string): Promise<{ virtualSize: number; backingFile?: string }> {
+  const head = await readHead(file, 64 * 1024);
+  const virtualSize = qcow2VirtualSize(head);
+  const version = head.readUInt32BE(4);
+  if (virtualSize === undefined || (version !== 2 && version !== 3)) throw new Error(`${file} is not a qcow2 image (no version 2 or 3 qcow2 header)`);
+  const at = Number(head.readBigUInt64BE(8));
+  const length = head.readUInt32BE(16);
+  if (at === 0 || length === 0) return { virtualSize };
+  if (length > MAX_BACKING_NAME || at + length > head.length) throw new Error(`${file}: its header's backing name (${length} bytes at ${at}) is not where qemu-img writes one`);
+  return { virtualSize, backingFile: head.subarray(at, at + length).toString('utf8') };
+}
+
 /** The first `n` bytes of `file` (zeroes past its end). */
 export async function readHead(file: string, n: number): Promise<Buffer> {
   const head = Buffer.alloc(n);
