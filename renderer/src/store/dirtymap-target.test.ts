@@ -4,7 +4,7 @@ import { dirtyMapTarget } from './dirtymap-target';
 import { emptyVmView } from './types';
 
 const a = checkpoint('a', undefined, 1000, ['vda', 'vdb']);
-const b = { ...checkpoint('b', 'a', 2000, ['vda']), disks: [{ name: 'vda', checkpoint: 'bitmap' as const, bitmap: 'b' }, { name: 'vdb', checkpoint: 'none' as const }] };
+const b = { ...checkpoint('b', 'a', 2000, ['vda']), disks: [{ name: 'vda', checkpoint: 'bitmap' as const, bitmap: 'b' }, { name: 'vdb', checkpoint: 'no' as const }] };
 const view = { ...emptyVmView(), checkpoints: [a, b], current: 'b', info: vmInfo('vm1', [disk('vda'), disk('vdb'), disk('raw', { bitmapCapable: false })]) };
 
 describe('dirtyMapTarget', () => {
