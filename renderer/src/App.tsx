@@ -23,7 +23,6 @@ import { isSameVm } from './model/vm-ids';
 import { useApp, useAppStore } from './store/context';
 import { changedFigures } from './store/figures';
 import { dirtyMapTarget } from './store/dirtymap-target';
-import { sameTarget } from './store/dirtymaps';
 import { emptyVmView } from './store/types';
 import { shortName } from './format';
 import { lastSizeRef, type BoxSize } from './scroll-box';
@@ -134,12 +133,8 @@ export function App() {
       watchDirtyMaps(undefined);
       return;
     }
-    const sync = () => {
-      const s = store.getState();
-      const target = dirtyMapTarget(s, HEATMAP_CELLS);
-      // The watch's own update calls this again: the same target then changes nothing.
-      if (!sameTarget(target, s.dirtyMaps.target)) watchDirtyMaps(target);
-    };
+    // The watch's own update calls this again: the same target then changes nothing (watchDirtyMaps).
+    const sync = () => watchDirtyMaps(dirtyMapTarget(store.getState(), HEATMAP_CELLS));
     sync();
     return store.subscribe(sync);
   }, [page, store, watchDirtyMaps]);

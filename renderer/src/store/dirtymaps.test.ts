@@ -231,10 +231,10 @@ describe('the store reads dirty maps in reaction to vm:bitmaps', () => {
   const demo: VmSummary = { id: 'vm-1', label: 'Demo', endpoint: 'unix:/q', kind: 'demo', connection: 'connected' };
   const bm = (name: string, count: number): BitmapInfo => ({ name, recording: true, persistent: true, busy: false, inconsistent: false, count, granularity: 65536 });
 
-  async function withStore() {
+  async function withStore(vm: VmSummary = demo) {
     const timers = new FakeTimers();
     const api = new FakeApi()
-      .handle('vm:list', () => [demo])
+      .handle('vm:list', () => [vm])
       .handle('lab:status', () => ({ running: true, qmp: '', qmpSecondary: '', disks: [] }))
       .handle('job:list', () => [])
       .handle('vm:info', (id) => vmInfo(id, [disk('vda', { bitmaps: [bm('c1', 0)] }), disk('vdc', { bitmapCapable: false })]))
@@ -298,5 +298,21 @@ describe('the store reads dirty maps in reaction to vm:bitmaps', () => {
     await timers.advance(5000);
     expect(reads()).toHaveLength(2);
     expect(store.getState().dirtyMaps).toEqual({ target: undefined, disks: {} });
+  });
+
+  it("watching a libvirt domain's maps says why there are none, and watching them again changes nothing", async () => {
+    const { store, timers, reads } = await withStore({ ...demo, kind: 'libvirt' });
+    const target = { vmId: 'vm-1', since: 'c1', disks: ['vda'], cells: 8 };
+    store.getState().watchDirtyMaps(target);
+    const first = store.getState().dirtyMaps;
+    expect(first.disks.vda?.unavailable).toMatch(/^no disk map for libvirt domains/);
+    let updates = 0;
+    const off = store.subscribe(() => updates++);
+    store.getState().watchDirtyMaps({ ...target, disks: ['vda'] });
+    off();
+    expect(updates).toBe(0);
+    expect(store.getState().dirtyMaps).toBe(first);
+    await timers.advance(5000);
+    expect(reads()).toEqual([]);
   });
 });

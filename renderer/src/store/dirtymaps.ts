@@ -209,7 +209,9 @@ export function createDirtyMapSlice(
     pageVisible: true,
 
     watchDirtyMaps(target) {
-      if (sameTarget(target, refresher.current)) return;
+      // The store's own target, not the refresher's: a libvirt domain's target has no refresher, and
+      // watching it again must change nothing either (the page watches on every store update).
+      if (sameTarget(target, get().dirtyMaps.target)) return;
       if (target && get().vms.find((v) => v.id === target.vmId)?.kind === 'libvirt') {
         // libvirt offers no dirty map outside a pull export: nothing to read, and said so per disk.
         refresher.watch(undefined, {});
