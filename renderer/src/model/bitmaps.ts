@@ -10,8 +10,12 @@ export { TEMP_BITMAP_PREFIX } from '../../../shared/names';
 /** The bitmap `cp` has on `disk`, if any. */
 export function bitmapOn(cp: Checkpoint, disk: string): string | undefined {
   const d = cp.disks.find((x) => x.name === disk);
-  if (!d || d.checkpoint !== 'bitmap') return undefined;
-  return d.bitmap ?? cp.name;
+  return d && bitmapOfDisk(cp, d);
+}
+
+/** The bitmap of one of `cp`'s disk entries, if it has one: named after the checkpoint unless the entry names it. */
+export function bitmapOfDisk(cp: Checkpoint, d: Checkpoint['disks'][number]): string | undefined {
+  return d.checkpoint === 'bitmap' ? (d.bitmap ?? cp.name) : undefined;
 }
 
 /** For each checkpoint, its nearest ancestor that holds a bitmap on `disk` (the chained "predecessor"). */

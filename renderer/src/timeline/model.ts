@@ -5,7 +5,7 @@
 import type { BitmapInfo, BitmapLayout, Checkpoint, DiskInfo, HealthIssue } from '../../../shared/domain';
 import { layoutTree, type TreeLayout } from './lanes';
 import type { BackupMark } from '../model/backup-marks';
-import { baselineBitmaps } from '../model/bitmaps';
+import { baselineBitmaps, bitmapOfDisk } from '../model/bitmaps';
 import { dirtySeries, type DirtySeries, type DiskHistory } from '../model/samples';
 import { diskLanes, type DiskLane } from './spans';
 
@@ -193,8 +193,9 @@ export function changedSinceCurrent(checkpoints: readonly Checkpoint[], current:
   let sum = 0;
   let any = false;
   for (const d of cp.disks) {
-    if (d.checkpoint !== 'bitmap') continue;
-    const b = live[d.name]?.find((x) => x.name === (d.bitmap ?? cp.name));
+    const bitmap = bitmapOfDisk(cp, d);
+    if (bitmap === undefined) continue;
+    const b = live[d.name]?.find((x) => x.name === bitmap);
     if (b) {
       if (b.count === undefined) return undefined; // one unknown count makes the sum unknown
       sum += b.count;

@@ -8,7 +8,7 @@
 // (its "successor": a descendant whose nearest bitmap-holding ancestor on that disk is it).
 
 import type { BitmapInfo, BitmapLayout, Checkpoint } from '../../../shared/domain';
-import { stopTimes, TEMP_BITMAP_PREFIX } from '../model/bitmaps';
+import { bitmapOfDisk, stopTimes, TEMP_BITMAP_PREFIX } from '../model/bitmaps';
 
 export type SpanState = 'recording' | 'disabled' | 'busy' | 'inconsistent' | 'unknown';
 
@@ -214,7 +214,8 @@ function bitmapsOnDisks(checkpoints: readonly Checkpoint[], disks: readonly stri
       const i = index.get(d.name);
       if (i === undefined || seenAt[i] === c) continue;
       seenAt[i] = c;
-      if (d.checkpoint === 'bitmap') out[i]!.push({ cp, bitmap: d.bitmap ?? cp.name });
+      const bitmap = bitmapOfDisk(cp, d);
+      if (bitmap !== undefined) out[i]!.push({ cp, bitmap });
     }
   }
   return out;
