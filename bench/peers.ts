@@ -249,7 +249,7 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   const dirtyOnly = m.dirtyOnlyImage();
   type Step = { row: Row; tool: string; fn: (r: number) => Promise<Timed> };
   const steps: Step[] = [
-    { row: push, tool: 'bare-job', fn: (r) => s.bareJob('vda', `bench-bare-${r}`) },
+    { row: push, tool: 'bare-job', fn: (r) => s.bareJob('vda', r) },
     { row: push, tool: 'tidemark', fn: async () => {
       const t = await s.timedTidemark(['backup-begin', '--repo', repo('push', 'vda'), '--disk', 'vda', '--json']);
       ids.push(t.detail as string);
@@ -275,8 +275,7 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   if (ctx.virtnbd) steps.push({ row: pull, tool: 'virtnbdbackup', fn: () => s.virtnbdbackup('inc') });
   const rows = [push, pull, bigPush, bigPull];
   await interleave(ctx, rows, steps, async (r) => {
-    // The bare job's bitmap, made before the round's writes so it holds exactly them.
-    await m.lab!.qmp.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: `bench-bare-${r}` });
+    await s.markBareJob('vda', r);
     await m.dirty('vda');
     await m.dirty('vdc');
   });

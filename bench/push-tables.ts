@@ -25,6 +25,9 @@ import { load } from './peers/proc';
 const GiB = 1024 ** 3;
 const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
 const VARIANTS = ['empty', 'tables ahead', 'l2 cache', 'null', 'copy-range', 'ahead + c-r', 'c-r + syncs'] as const;
+type Variant = (typeof VARIANTS)[number];
+const WITH_TABLES_AHEAD: ReadonlySet<Variant> = new Set(['tables ahead', 'ahead + c-r']);
+const WITH_COPY_RANGE: ReadonlySet<Variant> = new Set(['copy-range', 'ahead + c-r', 'c-r + syncs']);
 const CHANGE = 256 * 1024;
 
 async function main(): Promise<void> {
@@ -35,7 +38,10 @@ async function main(): Promise<void> {
   const extraBitmaps = b >= 0 ? Number(process.argv[b + 1]) : 0;
   const machine = process.argv.includes('--tcg') ? ['-machine', 'pc,accel=tcg', '-m', '32'] : ['-machine', 'none'];
   const only = process.argv.indexOf('--variants');
-  const variants = only >= 0 ? (process.argv[only + 1]!.split(',') as (typeof VARIANTS)[number][]) : [...VARIANTS];
+  const asked: string[] = only >= 0 ? (process.argv[only + 1] ?? '').split(',') : [...VARIANTS];
+  const unknown = asked.filter((v) => !(VARIANTS as readonly string[]).includes(v));
+  if (unknown.length > 0) throw new Error(`unknown variant ${unknown.join(', ')} (the variants: ${VARIANTS.join(', ')})`);
+  const variants = asked as Variant[];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-tables-'));
   const qmpPath = path.join(dir, 'qmp');
   for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
@@ -60,7 +66,7 @@ async function main(): Promise<void> {
           for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
           const target = path.join(dir, `t${n}.qcow2`);
           const node = `t${n++}`;
-          const tables = v === 'tables ahead' || v === 'ahead + c-r' ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
+          const tables = WITH_TABLES_AHEAD.has(v) ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
           await writeEmptyQcow2(target, emptyQcow2Layout(d.size, tables ? { l2Tables: tables } : {})!);
           await client.execute('blockdev-add', v === 'null'
             ? { driver: 'null-co', 'node-name': node, size: d.size }
@@ -78,7 +84,7 @@ async function main(): Promise<void> {
             await fh.close();
           })() : Promise.resolve();
           const t0 = performance.now();
-          await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, ...(v.includes('c-r') || v === 'copy-range' ? { 'x-perf': { 'use-copy-range': true } } : {}) });
+          await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, ...(WITH_COPY_RANGE.has(v) ? { 'x-perf': { 'use-copy-range': true } } : {}) });
           await concluded;
           const ms = performance.now() - t0;
           syncing = false;

@@ -131,4 +131,3 @@ export function shuffled<T>(items: T[], seed: number): T[] {
   }
   return out;
 }
-

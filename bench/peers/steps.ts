@@ -21,6 +21,11 @@ export interface Timed {
   detail?: unknown;
 }
 
+/** The bitmap, job, target node and file of round `r`'s bare job (Steps.bareJob). */
+function bareBitmap(r: number): string {
+  return `bench-bare-${r}`;
+}
+
 export class Steps {
   constructor(readonly m: Machines) {}
 
@@ -43,13 +48,19 @@ export class Steps {
     return { ms: r.ms };
   }
 
+  /** Round `r`'s bitmap for bareJob on `disk`: made before the round's writes, so it holds exactly them. */
+  async markBareJob(disk: string, r: number): Promise<void> {
+    await this.m.lab!.qmp.execute('block-dirty-bitmap-add', { node: `${disk}-fmt`, name: bareBitmap(r) });
+  }
+
   /**
-   * The incremental job Tidemark's push starts (sync=bitmap from `bitmap`, made before the
-   * round's writes; copy_file_range; an empty target with no-flush), by hand over the bench's own QMP
-   * connection, from the command to the job's end: what QEMU alone takes in the same round.
+   * The incremental job Tidemark's push starts (sync=bitmap from round `r`'s markBareJob bitmap;
+   * copy_file_range; an empty target with no-flush), by hand over the bench's own QMP connection, from
+   * the command to the job's end: what QEMU alone takes in the same round.
    */
-  async bareJob(disk: string, bitmap: string): Promise<Timed> {
+  async bareJob(disk: string, r: number): Promise<Timed> {
     const qmp = this.m.lab!.qmp;
+    const bitmap = bareBitmap(r);
     const target = this.m.p('out', `${bitmap}.qcow2`);
     await createQcow2(target, SIZES[disk]!);
     await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': bitmap, file: { driver: 'file', filename: target }, backing: null, cache: { 'no-flush': true } });
