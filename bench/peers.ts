@@ -10,7 +10,7 @@
 // A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
 // --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
-// BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint and full push rows
+// BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint, full push and restore rows
 // as one more tool, interleaved (an A/B of a change inside one run).
 
 import { execFileSync } from 'node:child_process';
@@ -313,18 +313,18 @@ async function restoreRow(ctx: Ctx, chain: Chain | undefined): Promise<Row> {
     TM(),
     ...(ctx.virtnbd ? [{ key: 'virtnbdrestore', label: 'virtnbdrestore', role: 'peer' as const }] : []),
     { key: 'qemu-img', label: 'qemu-img convert -t writeback of the chain', role: 'reference' },
+    ...baselineTools(),
   ]);
   const layer = (await run('find', [vmsDir, '-name', `${top}.qcow2`])).stdout.trim();
   if (!layer) throw new Error(`no layer file for backup ${top} under ${vmsDir}`);
-  const steps = [
-    { row, tool: 'tidemark', fn: async (r: number) => {
-      const to = m.p('out', `restored-${r}.qcow2`);
-      const t = await s.timedTidemark(['restore', '--repo', repo, '--backup', top, '--disk', 'vda', '--to', to]);
-      await run('rm', ['-f', to]);
-      return t;
-    } },
-    { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(layer, false) },
-  ];
+  const restore = (tool: string, bin?: string) => ({ row, tool, fn: async (r: number) => {
+    const to = m.p('out', `restored-${tool}-${r}.qcow2`);
+    const t = await s.timedTidemark(['restore', '--repo', repo, '--backup', top, '--disk', 'vda', '--to', to], bin);
+    await run('rm', ['-f', to]);
+    return t;
+  } });
+  const steps = [restore('tidemark'), { row, tool: 'qemu-img', fn: () => s.qemuImgConvert(layer, false) }];
+  if (BASELINE_BIN) steps.push(restore('baseline', BASELINE_BIN));
   if (ctx.virtnbd) steps.push({ row, tool: 'virtnbdrestore', fn: () => s.virtnbdrestore('virtnbdbackup.5') });
   settle();
   await interleave(ctx, [row], steps);

@@ -1,5 +1,6 @@
 // convertWhileVerifying with real qemu-img: the copy is the chain's content, a failed verification
-// stops the copy and is the error, and a layer changed while the two run is refused.
+// stops the copy and is the error, a failed copy is the error (its early writeback stopped), and a
+// layer changed while the two run is refused.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -37,6 +38,16 @@ describe('convertWhileVerifying', () => {
     const tmp = path.join(dir, 'bad.qcow2');
     await expect(convertWhileVerifying([top, base], tmp, () => Promise.reject(new Error('layer base: content changed')), { format: 'qcow2' }))
       .rejects.toThrow('layer base: content changed');
+  });
+
+  it('a copy qemu-img cannot make is the error, with its early writeback ended, and the next copy works', async () => {
+    const garbage = path.join(dir, 'garbage.qcow2');
+    fs.writeFileSync(garbage, Buffer.alloc(4096, 0x5a));
+    await expect(convertWhileVerifying([garbage], path.join(dir, 'g.qcow2'), async () => undefined, { format: 'qcow2' }))
+      .rejects.toThrow(/cannot copy .*garbage\.qcow2/);
+    const tmp = path.join(dir, 'after.qcow2');
+    await convertWhileVerifying([top, base], tmp, async () => undefined, { format: 'qcow2' });
+    expect(execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', tmp, top], { encoding: 'utf8' })).toMatch(/identical/);
   });
 
   it('a layer changed while the copy and the verification ran is refused', async () => {

@@ -8,8 +8,12 @@
 // ctime stamped before and compared after), so the bytes converted are the bytes verified. The
 // caller moves the copy into place only after this returns. `qemu-img compare` of the copy with the
 // chain is gone: it re-read both from the page cache and checked qemu-img against itself.
+//
+// The copy is written back to disk while qemu-img still writes it (os/early-writeback.ts, as a push's
+// layers are): qemu-img -t writeback leaves all of it in the page cache for one flush at its end.
 
 import * as fs from 'node:fs';
+import { startEarlyWriteback } from '../../os/early-writeback';
 import { convertImage } from './qemuimg';
 
 export interface OnePassOptions {
@@ -57,7 +61,8 @@ export async function convertWhileVerifying(layers: string[], tmp: string, verif
   const stop = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
   const converted = convertImage(layers[0]!, tmp, { format: o.format, compat: o.compat, clusterSize: o.clusterSize, signal, onProgress: o.onProgress });
-  const convertOutcome = converted.then(() => undefined, (e: Error) => e);
+  const writeback = startEarlyWriteback(tmp); // tmp exists: convertImage made it (0600) before qemu-img starts
+  const convertOutcome = converted.then(() => undefined, (e: Error) => e).finally(() => writeback.stop());
   try {
     await verify();
   } catch (e) {
@@ -67,6 +72,8 @@ export async function convertWhileVerifying(layers: string[], tmp: string, verif
   }
   const convertError = await convertOutcome;
   if (convertError) throw convertError;
+  const writebackError = await writeback.stop(); // a write error seen only by an early sync still fails the restore
+  if (writebackError) throw writebackError;
   const changed = changedLayers(layers, before);
   if (changed.length > 0) throw new Error(`layer ${changed.join(', ')} changed while it was being restored; nothing was restored (run the restore again)`);
 }
