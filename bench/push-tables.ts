@@ -6,7 +6,7 @@
 //   null:         a null-co target: what reading the source costs
 //   copy-range:   empty, the job copying with copy_file_range (x-perf use-copy-range, as a push does)
 //   ahead + c-r:  tables ahead and copy_file_range
-//   c-r + syncs:  copy-range, the target fdatasync'ed every 15 ms meanwhile (as the early writeback does)
+//   c-r + syncs:  copy-range, with the push's early writeback (os/early-writeback.ts) on the target meanwhile
 // A bare QEMU (-machine none; --tcg: a running TCG machine) holds both disks (--bitmaps N: N more enabled
 // bitmaps on each); each round dirties a fresh bitmap through qemu-io and runs one blockdev-backup
 // sync=bitmap per variant and disk, timed from the command to JOB_STATUS_CHANGE concluded. Variants take
@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
+import { startEarlyWriteback } from '../electron/os/early-writeback';
 import { QmpClient } from '../electron/qmp/client';
 import { median, stats } from './measure';
 import { load } from './peers/proc';
@@ -73,22 +74,14 @@ async function main(): Promise<void> {
             : { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(v === 'l2 cache' ? { 'l2-cache-size': 128 * 1024 * 1024 } : {}) });
           const job = `j${node}`;
           const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
-          // c-r + syncs: the target synced every 15 ms while the job writes it, as the push's early writeback does.
-          let syncing = v === 'c-r + syncs';
-          const syncs = syncing ? (async () => {
-            const fh = await fs.promises.open(target, 'r');
-            while (syncing) {
-              await fh.datasync();
-              await new Promise((r) => setTimeout(r, 15));
-            }
-            await fh.close();
-          })() : Promise.resolve();
+          // c-r + syncs: the push's own early writeback on the target while the job writes it.
+          const writeback = v === 'c-r + syncs' ? startEarlyWriteback(target) : undefined;
           const t0 = performance.now();
           await client.execute('blockdev-backup', { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, ...(WITH_COPY_RANGE.has(v) ? { 'x-perf': { 'use-copy-range': true } } : {}) });
           await concluded;
           const ms = performance.now() - t0;
-          syncing = false;
-          await syncs;
+          const syncError = await writeback?.stop();
+          if (syncError) throw syncError;
           await client.execute('job-dismiss', { id: job });
           await client.execute('blockdev-del', { 'node-name': node });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
