@@ -62,8 +62,19 @@ describe('startEarlyWriteback', () => {
 
   it('hands back a sync error naming the file instead of swallowing it', async () => {
     // fdatasync on a character device fails (EINVAL), as a failing disk would fail it (EIO).
+    // Stopped only once the first sync has failed: a fixed wait raced the open on a loaded machine
+    // (CI stopped it before any sync, and rightly got no error).
+    const probe = await fs.promises.open('/dev/null', 'r');
+    const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
+    await probe.close();
+    const realDatasync = proto.datasync;
+    let firstSyncEnded!: () => void;
+    const firstSync = new Promise<void>((r) => (firstSyncEnded = r));
+    vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
+      return realDatasync.call(this).finally(firstSyncEnded);
+    });
     const w = startEarlyWriteback('/dev/null', 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await firstSync;
     const err = await w.stop();
     expect(err?.message).toBe('writing /dev/null to disk failed: EINVAL');
   });
