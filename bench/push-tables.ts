@@ -22,6 +22,7 @@ import { startEarlyWriteback } from '../electron/os/early-writeback';
 import { QmpClient } from '../electron/qmp/client';
 import { median, stats } from './measure';
 import { load } from './peers/proc';
+import { shuffled } from './peers/report';
 
 const GiB = 1024 ** 3;
 const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
@@ -59,8 +60,9 @@ async function main(): Promise<void> {
     let n = 0;
     console.log(`QEMU's incremental job, 256 × 256 KiB changed; ${rounds} rounds, load ${load()}`);
     for (let r = 0; r < rounds; r++) {
-      const order = [...variants.slice(r % variants.length), ...variants.slice(0, r % variants.length)];
-      for (const v of order) {
+      // Shuffled per round (seeded): a rotation gives each variant the same predecessor every round, and a
+      // job can pay for the one before it (bench/README.md, "Phase 9" and "Phase 11").
+      for (const v of shuffled(variants, r + 1)) {
         for (const [disk, d] of Object.entries(DISKS)) {
           const bitmap = `b${n}`;
           await client.execute('block-dirty-bitmap-add', { node: disk, name: bitmap });
