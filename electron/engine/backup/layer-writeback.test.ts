@@ -1,13 +1,37 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LayerWritebacks } from './layer-writeback';
 
 const dirs: string[] = [];
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/**
+ * FileHandle's datasync, still the real one, with a promise for the first call that succeeded and one
+ * for the first that failed. The test stops the writebacks only after both: a fixed wait raced their
+ * open in the thread pool on a loaded machine (as in os/early-writeback.test.ts, fixed in 45a5e95).
+ */
+async function watchedSyncs(file: string): Promise<{ firstOk: Promise<void>; firstFailed: Promise<void> }> {
+  const probe = await fs.promises.open(file, 'r');
+  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
+  await probe.close();
+  const realDatasync = proto.datasync;
+  let ok!: () => void;
+  let failed!: () => void;
+  const firstOk = new Promise<void>((r) => (ok = r));
+  const firstFailed = new Promise<void>((r) => (failed = r));
+  vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
+    return realDatasync.call(this).then(ok, (e: unknown) => {
+      failed();
+      throw e;
+    });
+  });
+  return { firstOk, firstFailed };
+}
 
 describe('LayerWritebacks', () => {
   it('per disk: nothing before it ran, success for a file that synced, the sync error for one that failed', async () => {
@@ -15,10 +39,12 @@ describe('LayerWritebacks', () => {
     dirs.push(dir);
     const good = path.join(dir, 'vda.qcow2.partial');
     fs.writeFileSync(good, Buffer.alloc(1024 * 1024, 1));
+    const syncs = await watchedSyncs(good);
     const w = new LayerWritebacks();
     expect(w.of('vda')).toBeUndefined();
     w.start([['vda', good], ['vdb', '/dev/null']]);
-    await new Promise((r) => setTimeout(r, 20));
+    // vda has synced once, vdb's sync has failed (fdatasync on a character device: EINVAL)
+    await Promise.all([syncs.firstOk, syncs.firstFailed]);
     w.stop();
     await expect(w.of('vda')).resolves.toBeUndefined();
     await expect(w.of('vdb')).rejects.toThrow('writing /dev/null to disk failed: EINVAL');
