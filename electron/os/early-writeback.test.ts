@@ -47,11 +47,22 @@ describe('startEarlyWriteback', () => {
     dirs.push(dir);
     const file = path.join(dir, 'layer.qcow2.partial');
     fs.writeFileSync(file, '');
+    const probe = await fs.promises.open(file, 'r');
+    const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
+    await probe.close();
+    const realDatasync = proto.datasync;
+    let synced!: () => void;
+    const firstSync = new Promise<void>((r) => (synced = r));
+    vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
+      return realDatasync.call(this).finally(synced);
+    });
     const w = startEarlyWriteback(file, 1);
     for (let i = 0; i < 20; i++) {
       fs.appendFileSync(file, Buffer.alloc(256 * 1024, i));
       await new Promise((r) => setTimeout(r, 2));
     }
+    // Its descriptor is checked once it has synced: a fixed wait raced the open on a loaded machine.
+    await firstSync;
     expect(openDescriptors(file)).toBe(1);
     const ended = w.stop();
     expect(w.stop()).toBe(ended);
