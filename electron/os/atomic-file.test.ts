@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createFileExclusive, writeFileAtomic } from './atomic-file';
 import { isProcessAlive, ownStartTime, processStartTime } from './process-liveness';
 
@@ -70,12 +70,16 @@ describe('process liveness', () => {
   });
 
   it('treats a zombie (exited, not yet reaped) as not alive although its pid still exists', async () => {
-    // bash starts a short sleep, then becomes a long sleep that never reaps it: a zombie for 3 s.
-    const parent = spawn('bash', ['-c', 'sleep 0.05 & echo $!; exec sleep 3'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // bash starts a child that waits for the end of bash's stdin (kept on fd 3), then becomes a sleep
+    // that never reaps it. The child is let go only once bash has become the sleep (bash itself would
+    // reap it), and the test waits until it is a zombie: fixed waits raced both on a loaded machine.
+    const parent = spawn('bash', ['-c', 'exec 3<&0; { read -r _ <&3; } & echo $!; exec sleep 30'], { stdio: ['pipe', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString()))));
-      await new Promise((r) => setTimeout(r, 400));
-      expect(processStartTime(pid)).toBe('zombie');
+      const comm = () => fs.readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim();
+      await vi.waitFor(() => expect(comm()).toBe('sleep'), { timeout: 10_000, interval: 10 });
+      parent.stdin.end();
+      await vi.waitFor(() => expect(processStartTime(pid)).toBe('zombie'), { timeout: 10_000, interval: 10 });
       expect(() => process.kill(pid, 0)).not.toThrow();
       expect(isProcessAlive(pid)).toBe(false);
     } finally {
