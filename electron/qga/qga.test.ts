@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { agentSocketPath, GuestAgentClient } from './client';
 import { AgentCommandError, AgentProtocolError, AgentTimeoutError, AgentUnavailableError } from './errors';
 import { startFakeAgent, type FakeAgent, type FakeAgentOptions } from './fake-agent';
@@ -21,6 +21,7 @@ async function setup(options: FakeAgentOptions = {}, clientOptions = {}) {
   return { agent, client: entry.client };
 }
 afterEach(async () => {
+  vi.useRealTimers();
   for (const e of open.splice(0)) {
     e.client?.close();
     await e.agent?.close();
@@ -48,11 +49,27 @@ describe('guest agent client', () => {
     }
     const silent = await startFakeAgent({ silent: true });
     open.push({ agent: silent });
-    const t0 = Date.now();
-    const err = await GuestAgentClient.connect(silent.endpoint, { syncTimeoutMs: 300 }).catch((e: Error) => e);
+    // The sync gives up after its own 300 ms, not the 3 s default: timed on fake timers from the moment
+    // the request reached the agent, not by Date.now() differences a loaded machine could stretch.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let settled = false;
+    const failed = GuestAgentClient.connect(silent.endpoint, { syncTimeoutMs: 300 }).catch((e: Error) => e).finally(() => (settled = true));
+    const deadline = Date.now() + 10_000;
+    while (silent.firstBytes.length === 0) {
+      if (Date.now() > deadline) throw new Error('the sync request never reached the agent');
+      await new Promise((r) => setImmediate(r));
+    }
+    const drained = () => new Promise((r) => setImmediate(r)); // every promise callback has run
+    await vi.advanceTimersByTimeAsync(299);
+    await drained();
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await drained();
+    expect(settled).toBe(true);
+    vi.useRealTimers();
+    const err = await failed;
     expect(err).toBeInstanceOf(AgentTimeoutError);
     expect((err as Error).message).toMatch(/did not answer guest-sync-delimited within 300 ms: no guest agent answers on it \(is qemu-guest-agent installed and running in the guest\?\)/);
-    expect(Date.now() - t0).toBeLessThan(3000);
     expect(() => agentSocketPath('unix:')).toThrow(/needs a socket path/);
   });
 
