@@ -156,7 +156,10 @@ describe('withFrozenFilesystems', () => {
     let aborted = false;
     const err = await withFrozenFilesystems(client, async (signal) => {
       signal.addEventListener('abort', () => (aborted = true));
-      await new Promise((r) => setTimeout(r, 600));
+      // Runs on until the agent has thawed (or 10 s): after a fixed 600 ms it could end before the thaw
+      // sent at the 150 ms limit had reached the agent, when a loaded machine ran both timers at once.
+      const deadline = Date.now() + 10_000;
+      while (agent.state.frozen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       thawedWhileRunning = !agent.state.frozen;
       return 'late';
     }, { maxFrozenMs: 150 }).catch((e: Error) => e);
