@@ -71,6 +71,15 @@ async function vdaDirty(): Promise<number> {
   }
 }
 
+/** Polls `cond` until it holds; throws after `timeoutMs` (what the tests wait for, instead of a fixed delay). */
+async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('tidemark host with the demo VM', () => {
   it('runs the real CLI\'s commands: same output, and the host ran them', async () => {
     const before = host!.commandsRun;
@@ -110,9 +119,12 @@ describe('tidemark host with the demo VM', () => {
   }, 120_000);
 
   it('Ctrl-C of the caller cancels the command\'s job', async () => {
+    const before = await vdaDirty();
     let press: (() => void) | undefined;
     const write = viaHost(['lab', 'write', '--disk', 'vda', '--mib', '64', '--rate', '4'], (p) => (press = p));
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Ctrl-C once the job writes (h1 counts its first writes), not after a fixed 1.5 s: on a loaded
+    // machine the job may not have started by then, and a Ctrl-C before it starts has nothing to cancel.
+    await until(async () => (await vdaDirty()) > before, 'the write job to start');
     press!();
     const w = await write;
     expect(w.code).toBe(1);
@@ -121,18 +133,21 @@ describe('tidemark host with the demo VM', () => {
 
   it('a caller that goes away cancels the command\'s job too', async () => {
     const before = await vdaDirty();
+    const ran = host!.commandsRun;
     const conn = net.connect(host!.socket);
     await new Promise((r) => conn.once('connect', r));
     conn.write(`${JSON.stringify({ v: HOST_PROTOCOL, argv: ['--state-dir', dir, 'lab', 'write', '--disk', 'vda', '--pattern', 'sequential', '--mib', '64', '--rate', '4'], cwd: dir, env: {}, isTTY: false })}\n`);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Waited for, not fixed delays (1.5 s, then 0.5 s) that a loaded machine outlasted: the caller goes
+    // away once the job writes, and what it wrote is counted once the command has ended in the host.
+    await until(async () => (await vdaDirty()) > before, 'the write job to start');
     conn.destroy();
-    await new Promise((r) => setTimeout(r, 500));
+    await until(async () => host!.commandsRun > ran, 'the command to end in the host');
     const stopped = (await vdaDirty()) - before;
     // a write still running at 4 MiB/s would dirty ~6 MiB more in these 1.5 s
     await new Promise((r) => setTimeout(r, 1_500));
     expect((await vdaDirty()) - before).toBe(stopped);
     expect(stopped).toBeGreaterThan(0);
-    expect(stopped).toBeLessThan(32 * 1024 * 1024); // ~6 MiB in 1.5 s at 4 MiB/s; the whole write would dirty ~60 MiB
+    expect(stopped).toBeLessThan(32 * 1024 * 1024); // stopped within moments at 4 MiB/s; the whole write would dirty ~60 MiB
     const status = await viaHost(['lab', 'status']);
     expect(status.code, status.err).toBe(0);
   }, 60_000);
