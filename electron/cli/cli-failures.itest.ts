@@ -50,6 +50,20 @@ function metadataSnapshot(): Record<string, string> {
   return out;
 }
 
+/**
+ * kill -9 of the demo VM's QEMU, then waits until it is gone (the CLI's own test, labStatus): a fixed
+ * 300 ms raced its exit on a loaded machine, and the next command still found it running.
+ */
+async function killQemu(): Promise<void> {
+  const lab = path.join(dir, 'lab');
+  process.kill(labStatus(lab).pid!, 'SIGKILL');
+  const deadline = Date.now() + 30_000;
+  while (labStatus(lab).running) {
+    if (Date.now() > deadline) throw new Error('QEMU still runs 30 s after kill -9');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmf-'));
 });
@@ -69,8 +83,7 @@ describe('tidemark CLI when things go wrong', () => {
     await ok(['lab', 'stop']); // clean: c1 is stored in the images
     expect((await ok(['lab', 'start'])).err).toBe('');
     await ok(['checkpoint-create-as', 'c2']); // lives only in this run's memory
-    process.kill(labStatus(path.join(dir, 'lab')).pid!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await killQemu();
     const start = await ok(['lab', 'start']);
     expect(start.out).toMatch(/^Demo VM started\n/);
     expect(start.err).toContain('warning: bitmap c1 on vda is inconsistent (QEMU was not shut down cleanly)\n');
@@ -195,8 +208,7 @@ describe('tidemark CLI when things go wrong', () => {
 
   it('QEMU gone: the demo VM is not found, an explicit socket is refused; metadata unchanged', async () => {
     const before = metadataSnapshot();
-    process.kill(labStatus(path.join(dir, 'lab')).pid!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await killQemu();
     await fails(['checkpoint-create-as', 'z'], 'error: no VM: pass --connect or run tidemark lab start');
     await fails(['--connect', path.join(dir, 'lab', 'qmp2.sock'), 'checkpoint-delete', 'base'], /^error: cannot connect to QMP at unix:.*qmp2\.sock: .*is QEMU running\?\)$/);
     expect(metadataSnapshot()).toEqual(before);
