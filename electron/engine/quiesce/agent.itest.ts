@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { QmpClient } from '../../qmp/client';
 import { startFakeAgent } from '../../qga/fake-agent';
 import { findGuestAgent, openGuestAgent, quiesced } from './agent';
@@ -68,8 +68,8 @@ describe('guest agent channel of a real QEMU', () => {
     const other = net.createConnection({ path: path.join(root, 'a', 'qga.sock') });
     await new Promise((r) => other.once('connect', r));
     try {
-      await new Promise((r) => setTimeout(r, 100));
-      expect((await findGuestAgent(withAgent!.client))?.hostConnected).toBe(true);
+      // QEMU reports the client once its main loop has accepted it: waited for (10 s), not a fixed 100 ms
+      await vi.waitFor(async () => expect((await findGuestAgent(withAgent!.client))?.hostConnected).toBe(true), { timeout: 10_000, interval: 50 });
       await expect(openGuestAgent(withAgent!.client)).rejects.toThrow(/another client is connected to the guest agent socket/);
     } finally {
       other.destroy();
