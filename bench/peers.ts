@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
-import { load, pythonHas, run, settle } from './peers/proc';
+import { load, pythonHas, run, settle, warmPoolNote } from './peers/proc';
 import { formatRow, median, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Tidemark side by side with its peers: ${opt.rounds} rounds, rows ${opt.rows.join(', ')}; ${os.cpus().length} CPUs, load ${load()}`);
     for (const s of peers.skipped) console.log(`skipped: ${s}`);
+    console.log(warmPoolNote());
     m.makeImages(peers.libvirt);
     await m.startLab();
     if (opt.host) {
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
   } finally {
     // what was measured is kept, also when a later row failed
     if (opt.json && rows.length > 0) {
-      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host }, rows);
+      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host, warmPool: warmPoolNote() }, rows);
       console.log(`\nresults: ${file}`);
     }
     await resident?.stop().catch(() => undefined);

@@ -4,6 +4,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { WallAndCpu } from '../measure';
 
 export interface Ran {
@@ -36,9 +37,44 @@ export async function runNodeTimed(args: string[], env: NodeJS.ProcessEnv | unde
   return r;
 }
 
-/** Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each step pays for the one before). */
+/**
+ * MiB of page cache written and dropped before each timed step (BENCH_WARM_MIB, 256 by default; 0 turns
+ * it off). This machine is a PVM guest whose host backs guest memory only once it is touched: 64 MiB
+ * written into the page cache took 8–10 ms from pages freed a moment before and 110–160 ms when it
+ * needed pages not used yet, in some sittings (bench/README.md, "Phase 11"). A step that keeps what it
+ * wrote (a Tidemark layer; the peers' outputs are deleted after their steps) left the next step, whoever's
+ * it was, to pay that: the push's QEMU job took 110–250 ms instead of 25–50. With the pool every step of
+ * every tool starts with the same backed free pages: the job by hand was 23–50 ms in 12 of 12 rounds.
+ */
+const WARM_MIB = Number(process.env.BENCH_WARM_MIB ?? 256);
+let warmChunk: Buffer | undefined;
+
+/** Writes WARM_MIB into a file and deletes it before it reaches the disk: that much backed memory goes back to the free lists. */
+function warmFreePages(): void {
+  if (!(WARM_MIB > 0)) return;
+  warmChunk ??= Buffer.alloc(1024 * 1024, 0xa5);
+  const file = path.join(os.tmpdir(), `tm-bench-warm-${process.pid}`);
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    for (let i = 0; i < WARM_MIB; i++) fs.writeSync(fd, warmChunk);
+  } finally {
+    fs.closeSync(fd);
+    fs.unlinkSync(file);
+  }
+}
+
+/**
+ * Flushes earlier writes and deletions before a timed step (see bench/backup-push.ts: without it each
+ * step pays for the one before), then gives the step a pool of warm free pages (warmFreePages).
+ */
 export function settle(): void {
   execFileSync('sync');
+  warmFreePages();
+}
+
+/** What settle() warms, for the report's header. */
+export function warmPoolNote(): string {
+  return WARM_MIB > 0 ? `every timed step starts after ${WARM_MIB} MiB written into the page cache and dropped (BENCH_WARM_MIB)` : 'no warm pool before the steps (BENCH_WARM_MIB=0)';
 }
 
 /** True when Debian's python3 can import every module named. */
