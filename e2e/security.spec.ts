@@ -41,7 +41,9 @@ test('CSP: a cross-origin connect and an injected inline script are blocked and 
     const s = document.createElement('script');
     s.textContent = 'window.__injected = true';
     document.body.appendChild(s);
-    await new Promise((r) => setTimeout(r, 300));
+    // Reports arrive as events; wait for both (10 s at most) rather than a fixed time a loaded machine can overrun.
+    const both = () => seen.some((v) => v.startsWith('connect-src')) && seen.some((v) => v.startsWith('script-src'));
+    for (const until = Date.now() + 10_000; !both() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     return { seen, injected: (window as unknown as { __injected?: boolean }).__injected ?? false };
   });
   expect(violations.injected).toBe(false);
