@@ -41,28 +41,34 @@ function openDescriptors(file: string): number {
   }).length;
 }
 
+/** FileHandle's real datasync, watched: `ended` settles once the first call (on any file) has ended, well or not. */
+async function watchFirstSync(anyFile: string): Promise<{ ended: Promise<void> }> {
+  const probe = await fs.promises.open(anyFile, 'r');
+  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
+  await probe.close();
+  const realDatasync = proto.datasync;
+  let done!: () => void;
+  const ended = new Promise<void>((r) => (done = r));
+  vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
+    return realDatasync.call(this).finally(done);
+  });
+  return { ended };
+}
+
 describe('startEarlyWriteback', () => {
   it('syncs a file while it is written and, once stopped, reports no error and leaves no descriptor open', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-writeback-'));
     dirs.push(dir);
     const file = path.join(dir, 'layer.qcow2.partial');
     fs.writeFileSync(file, '');
-    const probe = await fs.promises.open(file, 'r');
-    const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-    await probe.close();
-    const realDatasync = proto.datasync;
-    let synced!: () => void;
-    const firstSync = new Promise<void>((r) => (synced = r));
-    vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
-      return realDatasync.call(this).finally(synced);
-    });
+    const firstSync = await watchFirstSync(file);
     const w = startEarlyWriteback(file, 1);
     for (let i = 0; i < 20; i++) {
       fs.appendFileSync(file, Buffer.alloc(256 * 1024, i));
       await new Promise((r) => setTimeout(r, 2));
     }
     // Its descriptor is checked once it has synced: a fixed wait raced the open on a loaded machine.
-    await firstSync;
+    await firstSync.ended;
     expect(openDescriptors(file)).toBe(1);
     const ended = w.stop();
     expect(w.stop()).toBe(ended);
@@ -75,17 +81,9 @@ describe('startEarlyWriteback', () => {
     // fdatasync on a character device fails (EINVAL), as a failing disk would fail it (EIO).
     // Stopped only once the first sync has failed: a fixed wait raced the open on a loaded machine
     // (CI stopped it before any sync, and rightly got no error).
-    const probe = await fs.promises.open('/dev/null', 'r');
-    const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-    await probe.close();
-    const realDatasync = proto.datasync;
-    let firstSyncEnded!: () => void;
-    const firstSync = new Promise<void>((r) => (firstSyncEnded = r));
-    vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
-      return realDatasync.call(this).finally(firstSyncEnded);
-    });
+    const firstSync = await watchFirstSync('/dev/null');
     const w = startEarlyWriteback('/dev/null', 1);
-    await firstSync;
+    await firstSync.ended;
     const err = await w.stop();
     expect(err?.message).toBe('writing /dev/null to disk failed: EINVAL');
   });
