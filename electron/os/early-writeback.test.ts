@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { spyOnDatasync } from './datasync-spy';
 import { MAX_EARLY_SYNCS, startEarlyWriteback } from './early-writeback';
 
 const dirs: string[] = [];
@@ -16,14 +17,11 @@ async function slowSyncs(n: number, holdMs: number) {
   dirs.push(dir);
   const files = Array.from({ length: n }, (_, i) => path.join(dir, `d${i}.qcow2.partial`));
   for (const f of files) fs.writeFileSync(f, 'x');
-  const probe = await fs.promises.open(files[0]!, 'r');
-  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-  await probe.close();
   const seen = { inFlight: 0, most: 0, fds: new Set<number>() };
-  vi.spyOn(proto, 'datasync').mockImplementation(async function (this: fs.promises.FileHandle) {
+  await spyOnDatasync(async (handle) => {
     seen.inFlight++;
     seen.most = Math.max(seen.most, seen.inFlight);
-    seen.fds.add(this.fd);
+    seen.fds.add(handle.fd);
     await new Promise((r) => setTimeout(r, holdMs));
     seen.inFlight--;
   });
@@ -42,16 +40,10 @@ function openDescriptors(file: string): number {
 }
 
 /** FileHandle's real datasync, watched: `ended` settles once the first call (on any file) has ended, well or not. */
-async function watchFirstSync(anyFile: string): Promise<{ ended: Promise<void> }> {
-  const probe = await fs.promises.open(anyFile, 'r');
-  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-  await probe.close();
-  const realDatasync = proto.datasync;
+async function watchFirstSync(): Promise<{ ended: Promise<void> }> {
   let done!: () => void;
   const ended = new Promise<void>((r) => (done = r));
-  vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
-    return realDatasync.call(this).finally(done);
-  });
+  await spyOnDatasync((_handle, realDatasync) => realDatasync().finally(done));
   return { ended };
 }
 
@@ -61,7 +53,7 @@ describe('startEarlyWriteback', () => {
     dirs.push(dir);
     const file = path.join(dir, 'layer.qcow2.partial');
     fs.writeFileSync(file, '');
-    const firstSync = await watchFirstSync(file);
+    const firstSync = await watchFirstSync();
     const w = startEarlyWriteback(file, 1);
     for (let i = 0; i < 20; i++) {
       fs.appendFileSync(file, Buffer.alloc(256 * 1024, i));
@@ -81,7 +73,7 @@ describe('startEarlyWriteback', () => {
     // fdatasync on a character device fails (EINVAL), as a failing disk would fail it (EIO).
     // Stopped only once the first sync has failed: a fixed wait raced the open on a loaded machine
     // (CI stopped it before any sync, and rightly got no error).
-    const firstSync = await watchFirstSync('/dev/null');
+    const firstSync = await watchFirstSync();
     const w = startEarlyWriteback('/dev/null', 1);
     await firstSync.ended;
     const err = await w.stop();

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { spyOnDatasync } from '../../os/datasync-spy';
 import { LayerWritebacks } from './layer-writeback';
 
 const dirs: string[] = [];
@@ -15,21 +16,15 @@ afterEach(() => {
  * for the first that failed. The test stops the writebacks only after both: a fixed wait raced their
  * open in the thread pool on a loaded machine (as in os/early-writeback.test.ts, fixed in 45a5e95).
  */
-async function watchedSyncs(file: string): Promise<{ firstOk: Promise<void>; firstFailed: Promise<void> }> {
-  const probe = await fs.promises.open(file, 'r');
-  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-  await probe.close();
-  const realDatasync = proto.datasync;
+async function watchedSyncs(): Promise<{ firstOk: Promise<void>; firstFailed: Promise<void> }> {
   let ok!: () => void;
   let failed!: () => void;
   const firstOk = new Promise<void>((r) => (ok = r));
   const firstFailed = new Promise<void>((r) => (failed = r));
-  vi.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
-    return realDatasync.call(this).then(ok, (e: unknown) => {
-      failed();
-      throw e;
-    });
-  });
+  await spyOnDatasync((_handle, realDatasync) => realDatasync().then(ok, (e: unknown) => {
+    failed();
+    throw e;
+  }));
   return { firstOk, firstFailed };
 }
 
@@ -39,7 +34,7 @@ describe('LayerWritebacks', () => {
     dirs.push(dir);
     const good = path.join(dir, 'vda.qcow2.partial');
     fs.writeFileSync(good, Buffer.alloc(1024 * 1024, 1));
-    const syncs = await watchedSyncs(good);
+    const syncs = await watchedSyncs();
     const w = new LayerWritebacks();
     expect(w.of('vda')).toBeUndefined();
     w.start([['vda', good], ['vdb', '/dev/null']]);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { spyOnDatasync } from '../../os/datasync-spy';
 import { convertWhileVerifying } from './restore-pass';
 
 const copy = vi.hoisted(() => ({ finish: (): void => undefined }));
@@ -29,12 +30,9 @@ afterEach(() => {
 
 /** FileHandle's datasync failing with `code`; `firstCall` resolves once it has been called. */
 async function failingSyncs(code: string): Promise<{ firstCall: Promise<void> }> {
-  const probe = await fs.promises.open(layer, 'r');
-  const proto = Object.getPrototypeOf(probe) as fs.promises.FileHandle;
-  await probe.close();
   let called!: () => void;
   const firstCall = new Promise<void>((r) => (called = r));
-  vi.spyOn(proto, 'datasync').mockImplementation(() => {
+  await spyOnDatasync(() => {
     called();
     return Promise.reject(Object.assign(new Error(`${code}: i/o error, fdatasync`), { code }));
   });
