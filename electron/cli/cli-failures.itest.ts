@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Checkpoint, HealthIssue, VmInfo } from '../../shared/domain';
 import { labStatus, stopLab } from '../engine/lab/labvm';
 import { QmpClient } from '../qmp/client';
@@ -57,11 +57,7 @@ function metadataSnapshot(): Record<string, string> {
 async function killQemu(): Promise<void> {
   const lab = path.join(dir, 'lab');
   process.kill(labStatus(lab).pid!, 'SIGKILL');
-  const deadline = Date.now() + 30_000;
-  while (labStatus(lab).running) {
-    if (Date.now() > deadline) throw new Error('QEMU still runs 30 s after kill -9');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(() => expect(labStatus(lab).running, 'QEMU still runs after kill -9').toBe(false), { timeout: 30_000, interval: 20 });
 }
 
 beforeAll(() => {

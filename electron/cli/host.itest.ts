@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { labStatus, stopLab } from '../engine/lab/labvm';
 import { QmpClient } from '../qmp/client';
 import { runInHost, type ClientIo } from './host-client';
@@ -58,6 +58,9 @@ async function viaHost(argv: string[], interrupt?: (press: () => void) => void):
   return ran;
 }
 
+/** How long the tests wait for what they wait for (polled), instead of a fixed delay. */
+const WAIT = { timeout: 30_000, interval: 50 };
+
 /** The bytes checkpoint h1's bitmap on vda counts as written (read on the lab's first QMP socket, which the host never uses). */
 async function vdaDirty(): Promise<number> {
   const qmp = await QmpClient.connect(labStatus(path.join(dir, 'lab')).qmp);
@@ -68,15 +71,6 @@ async function vdaDirty(): Promise<number> {
     return counts[0]! + counts[1]!;
   } finally {
     await qmp.close();
-  }
-}
-
-/** Polls `cond` until it holds; throws after `timeoutMs` (what the tests wait for, instead of a fixed delay). */
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -124,7 +118,7 @@ describe('tidemark host with the demo VM', () => {
     const write = viaHost(['lab', 'write', '--disk', 'vda', '--mib', '64', '--rate', '4'], (p) => (press = p));
     // Ctrl-C once the job writes (h1 counts its first writes), not after a fixed 1.5 s: on a loaded
     // machine the job may not have started by then, and a Ctrl-C before it starts has nothing to cancel.
-    await until(async () => (await vdaDirty()) > before, 'the write job to start');
+    await vi.waitFor(async () => expect(await vdaDirty(), 'the write job has started').toBeGreaterThan(before), WAIT);
     press!();
     const w = await write;
     expect(w.code).toBe(1);
@@ -139,9 +133,9 @@ describe('tidemark host with the demo VM', () => {
     conn.write(`${JSON.stringify({ v: HOST_PROTOCOL, argv: ['--state-dir', dir, 'lab', 'write', '--disk', 'vda', '--pattern', 'sequential', '--mib', '64', '--rate', '4'], cwd: dir, env: {}, isTTY: false })}\n`);
     // Waited for, not fixed delays (1.5 s, then 0.5 s) that a loaded machine outlasted: the caller goes
     // away once the job writes, and what it wrote is counted once the command has ended in the host.
-    await until(async () => (await vdaDirty()) > before, 'the write job to start');
+    await vi.waitFor(async () => expect(await vdaDirty(), 'the write job has started').toBeGreaterThan(before), WAIT);
     conn.destroy();
-    await until(async () => host!.commandsRun > ran, 'the command to end in the host');
+    await vi.waitFor(() => expect(host!.commandsRun, 'the command has ended in the host').toBeGreaterThan(ran), WAIT);
     const stopped = (await vdaDirty()) - before;
     // a write still running at 4 MiB/s would dirty ~6 MiB more in these 1.5 s
     await new Promise((r) => setTimeout(r, 1_500));
