@@ -10,6 +10,7 @@
 // A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
 // --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
+// --no-extra-ca: the CLI and `node -e 0` run without NODE_EXTRA_CA_CERTS, which Node parses at every start (proc.ts nodeEnv)
 // BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint, full push and restore rows
 // as one more tool, interleaved (an A/B of a change inside one run).
 
@@ -19,7 +20,7 @@ import * as path from 'node:path';
 import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
-import { load, pythonHas, run, settle, warmPoolNote } from './peers/proc';
+import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, settle, warmPoolNote } from './peers/proc';
 import { formatRow, median, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
@@ -27,8 +28,9 @@ import { Steps, URI, type Timed } from './peers/steps';
 const ROWS = ['checkpoint', 'full', 'incremental', 'restore'] as const;
 type RowName = (typeof ROWS)[number];
 
-function options(argv: string[]): { rounds: number; rows: RowName[]; json: boolean; host: boolean } {
+function options(argv: string[]): { rounds: number; rows: RowName[]; json: boolean; host: boolean; noExtraCa: boolean } {
   let rounds = 5;
+  let noExtraCa = false;
   let rows: RowName[] = [...ROWS];
   let json = false;
   let host = false;
@@ -38,12 +40,13 @@ function options(argv: string[]): { rounds: number; rows: RowName[]; json: boole
     else if (a === '--rows') rows = argv[++i]!.split(',') as RowName[];
     else if (a === '--json') json = true;
     else if (a === '--host') host = true;
-    else throw new Error(`unknown argument ${a} (use --rounds N, --rows ${ROWS.join(',')}, --json, --host)`);
+    else if (a === '--no-extra-ca') noExtraCa = true;
+    else throw new Error(`unknown argument ${a} (use --rounds N, --rows ${ROWS.join(',')}, --json, --host, --no-extra-ca)`);
   }
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   for (const r of rows) if (!ROWS.includes(r)) throw new Error(`unknown row ${r} (rows: ${ROWS.join(', ')})`);
   if (host && process.env.BENCH_BASELINE) throw new Error('--host and BENCH_BASELINE do not mix: the host holds the lab VM\'s tool socket the baseline CLI would connect to');
-  return { rounds, rows, json, host };
+  return { rounds, rows, json, host, noExtraCa };
 }
 
 /** Which peers can run here; each missing one is named with what it needs. */
@@ -65,6 +68,7 @@ async function availablePeers(): Promise<{ libvirt: boolean; virtnbd: boolean; s
 
 async function main(): Promise<void> {
   const opt = options(process.argv.slice(2));
+  runNodeWithoutExtraCa(opt.noExtraCa);
   const peers = await availablePeers();
   // Tidemark's CLI runs its bundle (out/cli) when it is fresh, else out/node or tsx: build it, as a user's build would.
   execFileSync('npm', ['run', '--silent', 'build:node'], { cwd: path.join(__dirname, '..'), stdio: 'inherit' });
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
     console.log(`Tidemark side by side with its peers: ${opt.rounds} rounds, rows ${opt.rows.join(', ')}; ${os.cpus().length} CPUs, load ${load()}`);
     for (const s of peers.skipped) console.log(`skipped: ${s}`);
     console.log(warmPoolNote());
+    console.log(nodeEnvNote());
     m.makeImages(peers.libvirt);
     await m.startLab();
     if (opt.host) {
@@ -91,7 +96,7 @@ async function main(): Promise<void> {
     }
     if (peers.libvirt) await m.startLibvirt(peers.virtnbd);
     const s = new Steps(m);
-    const ctx: Ctx = { m, s, rounds: opt.rounds, host: opt.host, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
+    const ctx: Ctx = { m, s, rounds: opt.rounds, host: opt.host, noExtraCa: opt.noExtraCa, libvirt: peers.libvirt, virtnbd: peers.virtnbd };
     if (opt.rows.includes('checkpoint')) rows.push(await checkpointRow(ctx));
     if (opt.rows.includes('full')) rows.push(await fullRow(ctx));
     let chain: Chain | undefined;
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
   } finally {
     // what was measured is kept, also when a later row failed
     if (opt.json && rows.length > 0) {
-      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host, warmPool: warmPoolNote() }, rows);
+      const file = writeJson({ when: new Date().toISOString(), rounds: opt.rounds, cpus: os.cpus().length, node: process.version, skipped: peers.skipped, rowsAsked: opt.rows, residentHost: opt.host, warmPool: warmPoolNote(), nodeEnv: nodeEnvNote() }, rows);
       console.log(`\nresults: ${file}`);
     }
     await resident?.stop().catch(() => undefined);
@@ -121,6 +126,8 @@ interface Ctx {
   rounds: number;
   /** --host: a resident host runs, and the pull rows also hand it their command directly. */
   host: boolean;
+  /** --no-extra-ca (proc.ts nodeEnv) */
+  noExtraCa: boolean;
   libvirt: boolean;
   virtnbd: boolean;
 }
@@ -171,11 +178,18 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
     ...baselineTools(),
     // not a peer: the floor any Node CLI starts from
     { key: 'node', label: 'node -e 0 (Node start-up alone)', role: 'reference' },
+    // what the variable costs every Node start, measured in the same rounds
+    ...(process.env.NODE_EXTRA_CA_CERTS ? [{ key: 'node-ca', label: `node -e 0, NODE_EXTRA_CA_CERTS ${ctx.noExtraCa ? 'as the machine sets it' : 'unset'}`, role: 'reference' as const }] : []),
   ]);
   const steps = [
     { row, tool: 'tidemark', fn: (r: number) => ctx.s.tmCheckpoint(`ck${r}`) },
-    { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'])).ms }) },
+    { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'], { env: nodeEnv() })).ms }) },
   ];
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const other = { ...process.env };
+    if (!ctx.noExtraCa) delete other.NODE_EXTRA_CA_CERTS;
+    steps.push({ row, tool: 'node-ca', fn: async () => ({ ms: (await run('node', ['-e', '0'], { env: other })).ms }) });
+  }
   if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });
   if (BASELINE_BIN) {
     steps.push({ row, tool: 'baseline', fn: (r) => ctx.s.tmCheckpoint(`base${r}`, BASELINE_BIN) });

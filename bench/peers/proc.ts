@@ -77,6 +77,32 @@ export function warmPoolNote(): string {
   return WARM_MIB > 0 ? `every timed step starts after ${WARM_MIB} MiB written into the page cache and dropped (BENCH_WARM_MIB)` : 'no warm pool before the steps (BENCH_WARM_MIB=0)';
 }
 
+/**
+ * The environment of the Node processes a step starts (Tidemark's CLI, `node -e 0`). Node reads and
+ * parses the file NODE_EXTRA_CA_CERTS names at every start, before any script runs: on this machine,
+ * whose sandbox sets it to the system's bundle of ~140 certificates, that is ~40 of `node -e 0`'s
+ * ~100 ms. virsh and the Python peers never read it, and an admin's desktop does not usually set it.
+ * --no-extra-ca runs those processes without it (the CLI's relay to the host opens no TLS connection,
+ * and Tidemark's NBD over TLS names its own CA); by default they get the machine's environment as is.
+ */
+let withoutExtraCa = false;
+export function runNodeWithoutExtraCa(on: boolean): void {
+  withoutExtraCa = on;
+}
+export function nodeEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  if (withoutExtraCa) delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+/** Which footing nodeEnv() gives, for the report's header. */
+export function nodeEnvNote(): string {
+  const ca = process.env.NODE_EXTRA_CA_CERTS;
+  if (!ca) return 'Node processes: NODE_EXTRA_CA_CERTS is not set on this machine';
+  return withoutExtraCa
+    ? `Node processes (the CLI, node -e 0) run without NODE_EXTRA_CA_CERTS (--no-extra-ca; the machine sets ${ca})`
+    : `Node processes run with NODE_EXTRA_CA_CERTS=${ca} as the machine sets it (read at every Node start; --no-extra-ca leaves it out)`;
+}
+
 /** True when Debian's python3 can import every module named. */
 export function pythonHas(...modules: string[]): boolean {
   return spawnSync('/usr/bin/python3', ['-c', modules.map((m) => `import ${m}`).join('; ')], { stdio: 'ignore' }).status === 0;

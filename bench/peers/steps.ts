@@ -9,7 +9,7 @@ import { timedInHost } from './host';
 import { checkpointXml, pullXml, pushXml } from './libvirt';
 import { createQcow2 } from '../../electron/engine/backup/qemuimg';
 import { DISKS, SIZES, type Machines } from './machines';
-import { run, settle, type Ran } from './proc';
+import { nodeEnv, run, settle, type Ran } from './proc';
 
 export const URI = 'qemu:///system';
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
@@ -32,7 +32,7 @@ export class Steps {
   /** `tidemark --state-dir STATE --connect <lab's second QMP socket> ARGS`, timed from spawn to exit;
    *  `bin`: another checkout's bin/tidemark.js (the baseline of an A/B run). */
   tidemark(args: string[], bin = BIN): Promise<Ran> {
-    return run('node', [bin, '--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: { ...process.env, TIDEMARK_DEBUG: '' } });
+    return run('node', [bin, '--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: nodeEnv({ TIDEMARK_DEBUG: '' }) });
   }
 
   async timedTidemark(args: string[], bin = BIN): Promise<Timed> {
