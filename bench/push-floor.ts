@@ -1,0 +1,146 @@
+// The floor of an incremental push on a bare QEMU: what the 1 TiB disk costs beyond the 1 GiB one in the
+// steps Tidemark cannot skip (figures, never pass/fail). Per round and disk (1 GiB, 4 MiB stride; 1 TiB
+// sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart:
+//   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are: a disabled
+//          copy of the changes' bitmap, exported read-only, NBD block status over the export (ExportManager,
+//          NbdClient.extentsIn as dirtymap.ts does), export and bitmap removed;
+//   tx:    the transaction: a temporary bitmap (add + merge) and blockdev-backup sync=bitmap (copy_file_range)
+//          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
+//   job:   from the reply to the job's end; close: job-dismiss + blockdev-del of the target + the bitmap's removal;
+//   sync:  the layer's fdatasync; hash: its checksum (engine/backup/checksum.ts).
+// Variants: the target's L2 cache in whole-table entries (QEMU's default) or in 4 KiB slices
+// (l2-cache-entry-size), which writes back only the slices a job changed. Variants take turns.
+// Run: npx tsx bench/push-floor.ts [--rounds 5]
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { checksumFile } from '../electron/engine/backup/checksum';
+import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
+import { dirtyBitmapContext } from '../electron/nbd/protocol';
+import { NbdClient } from '../electron/nbd/client';
+import { ExportManager } from '../electron/nbd/qemu-exports';
+import { QmpClient } from '../electron/qmp/client';
+import { median } from './measure';
+import { load, settle } from './peers/proc';
+import { shuffled } from './peers/report';
+
+const GiB = 1024 ** 3;
+const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
+const VARIANTS = { 'whole tables': undefined, '4 KiB slices': 4096 } as const;
+type Variant = keyof typeof VARIANTS;
+const PARTS = ['map', 'tx', 'job', 'close', 'sync', 'hash', 'total'] as const;
+/** push.ts reads where the changes are only for a disk of more than this many L2 tables. */
+const MAP_FROM_TABLES = 16;
+const CHANGE = 256 * 1024;
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--rounds');
+  const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-floor-'));
+  const qmpPath = path.join(dir, 'qmp');
+  for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
+  const qemu = spawn('qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
+    ...Object.keys(DISKS).flatMap((n) => ['-blockdev', `driver=qcow2,node-name=${n},file.driver=file,file.filename=${path.join(dir, `${n}.qcow2`)}`])], { stdio: 'ignore' });
+  try {
+    for (let t = 0; !fs.existsSync(qmpPath); t++) {
+      if (t > 100) throw new Error('QEMU did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const client = await QmpClient.connect(qmpPath);
+    const exports = ExportManager.for(client, path.join(dir, 'nbd'));
+    const figures = new Map<string, Record<string, number[]>>();
+    let n = 0;
+    console.log(`an incremental push's steps on a bare QEMU, 256 × 256 KiB changed; ${rounds} rounds, load ${load()}`);
+    for (let r = 0; r < rounds; r++) {
+      for (const v of shuffled(Object.keys(VARIANTS) as Variant[], r + 1)) {
+        for (const [disk, d] of Object.entries(DISKS)) {
+          const bitmap = `b${n}`;
+          await client.execute('block-dirty-bitmap-add', { node: disk, name: bitmap });
+          for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
+          const target = path.join(dir, `t${n}.qcow2`);
+          const node = `t${n++}`;
+          const tables = l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536);
+          settle();
+          const t0 = performance.now();
+          if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, exports, disk, bitmap);
+          const t1 = performance.now();
+          await writeEmptyQcow2(target, emptyQcow2Layout(d.size, { l2Tables: tables })!);
+          const entry = VARIANTS[v];
+          await client.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(entry ? { 'l2-cache-entry-size': entry } : {}) });
+          const job = `j${node}`;
+          const tmp = `tmp${node}`;
+          const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
+          const t2 = performance.now();
+          await client.execute('transaction', { actions: [
+            { type: 'block-dirty-bitmap-add', data: { node: disk, name: tmp, persistent: false, disabled: true } },
+            { type: 'block-dirty-bitmap-merge', data: { node: disk, target: tmp, bitmaps: [bitmap] } },
+            { type: 'blockdev-backup', data: { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap: tmp, 'bitmap-mode': 'never', 'auto-dismiss': false, 'x-perf': { 'use-copy-range': true } } },
+          ] });
+          const t3 = performance.now();
+          await concluded;
+          const t4 = performance.now();
+          await client.execute('job-dismiss', { id: job });
+          await client.execute('blockdev-del', { 'node-name': node });
+          await client.execute('block-dirty-bitmap-remove', { node: disk, name: tmp });
+          const t5 = performance.now();
+          const fh = await fs.promises.open(target, 'r');
+          await fh.datasync();
+          await fh.close();
+          const t6 = performance.now();
+          await checksumFile(target);
+          const t7 = performance.now();
+          const onDisk = fs.statSync(target).blocks * 512;
+          await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
+          fs.rmSync(target, { force: true });
+          const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;
+          const f = figures.get(key) ?? Object.fromEntries([...PARTS, 'MiB'].map((p) => [p, [] as number[]]));
+          f.map!.push(t1 - t0);
+          f.tx!.push(t3 - t2);
+          f.job!.push(t4 - t3);
+          f.close!.push(t5 - t4);
+          f.sync!.push(t6 - t5);
+          f.hash!.push(t7 - t6);
+          f.total!.push(t7 - t2 + (t1 - t0));
+          f.MiB!.push(onDisk / 1024 / 1024);
+          figures.set(key, f);
+        }
+      }
+    }
+    await client.close();
+    console.log(`medians, ms: ${PARTS.join(' / ')}; the layer's MiB on disk`);
+    for (const [key, f] of figures) console.log(`${key.padEnd(22)} ${PARTS.map((p) => median(f[p]!).toFixed(1)).join(' / ')}; ${median(f.MiB!).toFixed(1)} MiB`);
+    for (const v of Object.keys(VARIANTS)) {
+      const big = figures.get(`${v} | 1 TiB`)!.total!;
+      const small = figures.get(`${v} | 1 GiB`)!.total!;
+      console.log(`${v}: 1 TiB ÷ 1 GiB ${(median(big) / median(small)).toFixed(2)}× (totals)`);
+    }
+    console.log(`load after: ${load()}`);
+  } finally {
+    qemu.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Where `bitmap`'s changes are on `disk`, as dirtymap.ts readDirtyExtents reads them (the extents are not used). */
+async function readChanges(client: QmpClient, exports: ExportManager, disk: string, bitmap: string): Promise<void> {
+  const map = `map-${bitmap}`;
+  await client.execute('transaction', { actions: [
+    { type: 'block-dirty-bitmap-add', data: { node: disk, name: map, persistent: false, disabled: true } },
+    { type: 'block-dirty-bitmap-merge', data: { node: disk, target: map, bitmaps: [bitmap] } },
+  ] });
+  const exp = await exports.add({ nodeName: disk, bitmaps: [map], prefix: 'bench-map' });
+  const ctx = dirtyBitmapContext(map);
+  const nbd = await NbdClient.connect(exp.address, { metaContexts: [ctx] });
+  const extents = await nbd.extentsIn(ctx);
+  await nbd.close();
+  await exp.remove();
+  await client.execute('block-dirty-bitmap-remove', { node: disk, name: map });
+  if (!extents.some((e) => e.flags !== 0)) throw new Error(`the map of ${disk} shows no change`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
