@@ -12,9 +12,7 @@
 // (l2-cache-entry-size), which writes back only the slices a job changed. Variants take turns.
 // Run: npx tsx bench/push-floor.ts [--rounds 5]
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { checksumFile } from '../electron/engine/backup/checksum';
 import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
@@ -22,33 +20,24 @@ import { dirtyBitmapContext } from '../electron/nbd/protocol';
 import { NbdClient } from '../electron/nbd/client';
 import { ExportManager } from '../electron/nbd/qemu-exports';
 import { QmpClient } from '../electron/qmp/client';
+import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
 import { shuffled } from './peers/report';
 
-const GiB = 1024 ** 3;
-const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
+const DISKS = STRIDED_DISKS;
 const VARIANTS = { 'whole tables': undefined, '4 KiB slices': 4096 } as const;
 type Variant = keyof typeof VARIANTS;
 const PARTS = ['map', 'tx', 'job', 'close', 'sync', 'hash', 'total'] as const;
 /** push.ts reads where the changes are only for a disk of more than this many L2 tables. */
 const MAP_FROM_TABLES = 16;
-const CHANGE = 256 * 1024;
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');
   const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-floor-'));
-  const qmpPath = path.join(dir, 'qmp');
-  for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
-  const qemu = spawn('qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
-    ...Object.keys(DISKS).flatMap((n) => ['-blockdev', `driver=qcow2,node-name=${n},file.driver=file,file.filename=${path.join(dir, `${n}.qcow2`)}`])], { stdio: 'ignore' });
+  const bare = await startBareQemu('tmbench-floor-', DISKS);
+  const { dir, client } = bare;
   try {
-    for (let t = 0; !fs.existsSync(qmpPath); t++) {
-      if (t > 100) throw new Error('QEMU did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const client = await QmpClient.connect(qmpPath);
     const exports = ExportManager.for(client, path.join(dir, 'nbd'));
     const figures = new Map<string, Record<string, number[]>>();
     let n = 0;
@@ -57,11 +46,10 @@ async function main(): Promise<void> {
       for (const v of shuffled(Object.keys(VARIANTS) as Variant[], r + 1)) {
         for (const [disk, d] of Object.entries(DISKS)) {
           const bitmap = `b${n}`;
-          await client.execute('block-dirty-bitmap-add', { node: disk, name: bitmap });
-          for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
+          await changeRound(client, disk, d.stride, bitmap);
           const target = path.join(dir, `t${n}.qcow2`);
           const node = `t${n++}`;
-          const tables = l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536);
+          const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
           const t0 = performance.now();
           if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, exports, disk, bitmap);
@@ -118,8 +106,7 @@ async function main(): Promise<void> {
     }
     console.log(`load after: ${load()}`);
   } finally {
-    qemu.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
+    bare.stop();
   }
 }
 

@@ -13,24 +13,20 @@
 // turns; medians [min..max].
 // Run: npx tsx bench/push-tables.ts [--rounds 5] [--variants empty,copy-range,…] [--bitmaps N] [--tcg]
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
 import { startEarlyWriteback } from '../electron/os/early-writeback';
-import { QmpClient } from '../electron/qmp/client';
+import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
 import { median, stats } from './measure';
 import { load } from './peers/proc';
 import { shuffled } from './peers/report';
 
-const GiB = 1024 ** 3;
-const DISKS = { small: { size: GiB, stride: 4 * 1024 * 1024 }, big: { size: 1024 * GiB, stride: 4 * GiB } } as const;
+const DISKS = STRIDED_DISKS;
 const VARIANTS = ['empty', 'tables ahead', 'l2 cache', 'null', 'copy-range', 'ahead + c-r', 'c-r + syncs'] as const;
 type Variant = (typeof VARIANTS)[number];
 const WITH_TABLES_AHEAD: ReadonlySet<Variant> = new Set(['tables ahead', 'ahead + c-r']);
 const WITH_COPY_RANGE: ReadonlySet<Variant> = new Set(['copy-range', 'ahead + c-r', 'c-r + syncs']);
-const CHANGE = 256 * 1024;
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');
@@ -44,17 +40,9 @@ async function main(): Promise<void> {
   const unknown = asked.filter((v) => !(VARIANTS as readonly string[]).includes(v));
   if (unknown.length > 0) throw new Error(`unknown variant ${unknown.join(', ')} (the variants: ${VARIANTS.join(', ')})`);
   const variants = asked as Variant[];
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmbench-tables-'));
-  const qmpPath = path.join(dir, 'qmp');
-  for (const [name, d] of Object.entries(DISKS)) await writeEmptyQcow2(path.join(dir, `${name}.qcow2`), emptyQcow2Layout(d.size)!);
-  const qemu = spawn('qemu-system-x86_64', [...machine, '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`,
-    ...Object.keys(DISKS).flatMap((n) => ['-blockdev', `driver=qcow2,node-name=${n},file.driver=file,file.filename=${path.join(dir, `${n}.qcow2`)}`])], { stdio: 'ignore' });
+  const bare = await startBareQemu('tmbench-tables-', DISKS, machine);
+  const { dir, client } = bare;
   try {
-    for (let t = 0; !fs.existsSync(qmpPath); t++) {
-      if (t > 100) throw new Error('QEMU did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const client = await QmpClient.connect(qmpPath);
     for (const disk of Object.keys(DISKS)) for (let k = 0; k < extraBitmaps; k++) await client.execute('block-dirty-bitmap-add', { node: disk, name: `extra${k}` });
     const times = new Map<string, number[]>();
     let n = 0;
@@ -65,11 +53,10 @@ async function main(): Promise<void> {
       for (const v of shuffled(variants, r + 1)) {
         for (const [disk, d] of Object.entries(DISKS)) {
           const bitmap = `b${n}`;
-          await client.execute('block-dirty-bitmap-add', { node: disk, name: bitmap });
-          for (let k = 0; k < 256; k++) await client.execute('human-monitor-command', { 'command-line': `qemu-io ${disk} "write -P ${(k % 250) + 1} ${k * d.stride} ${CHANGE}"` });
+          await changeRound(client, disk, d.stride, bitmap);
           const target = path.join(dir, `t${n}.qcow2`);
           const node = `t${n++}`;
-          const tables = WITH_TABLES_AHEAD.has(v) ? l2TablesOf(Array.from({ length: 256 }, (_, k) => ({ offset: k * d.stride, length: CHANGE })), 65536) : undefined;
+          const tables = WITH_TABLES_AHEAD.has(v) ? l2TablesOf(changesAt(d.stride), 65536) : undefined;
           await writeEmptyQcow2(target, emptyQcow2Layout(d.size, tables ? { l2Tables: tables } : {})!);
           await client.execute('blockdev-add', v === 'null'
             ? { driver: 'null-co', 'node-name': node, size: d.size }
@@ -101,8 +88,7 @@ async function main(): Promise<void> {
     }
     console.log(`load after: ${load()}`);
   } finally {
-    qemu.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
+    bare.stop();
   }
 }
 
