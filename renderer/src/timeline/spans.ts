@@ -8,7 +8,8 @@
 // (its "successor": a descendant whose nearest bitmap-holding ancestor on that disk is it).
 
 import type { BitmapInfo, BitmapLayout, Checkpoint } from '../../../shared/domain';
-import { bitmapOfDisk, stopTimes, TEMP_BITMAP_PREFIX } from '../model/bitmaps';
+import { stopTimes, TEMP_BITMAP_PREFIX } from '../model/bitmaps';
+import { bitmapsOnDisks, sameLiveFlags, sameOnDisk, type OnDisk } from './like-disks';
 
 export type SpanState = 'recording' | 'disabled' | 'busy' | 'inconsistent' | 'unknown';
 
@@ -199,28 +200,6 @@ function fold(spans: BitmapSpan[], maxTracks: number, keep: ReadonlySet<string>,
   return { tracks, folded };
 }
 
-/**
- * Per disk (in the order of `disks`), the checkpoints with a bitmap on it and the bitmap's name, in
- * checkpoint order: bitmapOn() for every checkpoint and disk, but in one pass over each checkpoint's
- * disks (a search per checkpoint and disk was most of a cold diskLanes at 1,000 × 8).
- */
-function bitmapsOnDisks(checkpoints: readonly Checkpoint[], disks: readonly string[]): { cp: Checkpoint; bitmap: string }[][] {
-  const index = new Map(disks.map((d, i) => [d, i]));
-  const out = disks.map(() => [] as { cp: Checkpoint; bitmap: string }[]);
-  const seenAt = disks.map(() => -1); // a checkpoint's first entry for a disk is the one that counts
-  for (let c = 0; c < checkpoints.length; c++) {
-    const cp = checkpoints[c]!;
-    for (const d of cp.disks) {
-      const i = index.get(d.name);
-      if (i === undefined || seenAt[i] === c) continue;
-      seenAt[i] = c;
-      const bitmap = bitmapOfDisk(cp, d);
-      if (bitmap !== undefined) out[i]!.push({ cp, bitmap });
-    }
-  }
-  return out;
-}
-
 /** Whether fold() would do the same with both lanes' spans (it reads nothing else of them). */
 function sameForFold(a: readonly BitmapSpan[], b: readonly BitmapSpan[]): boolean {
   if (a.length !== b.length) return false;
@@ -232,33 +211,61 @@ function sameForFold(a: readonly BitmapSpan[], b: readonly BitmapSpan[]): boolea
   return true;
 }
 
+/** A lane as built for its disk, with what a like disk's copy needs (each span's place in `live`). */
+interface Built {
+  lane: DiskLane;
+  onDisk: readonly OnDisk[];
+  live?: readonly BitmapInfo[];
+  open: boolean;
+  liveAt: number[];
+}
+
+/** `like`'s lane for another disk with the same bitmaps and flags (like-disks.ts): its own counts, its own objects. */
+function copyLane(like: Built, disk: string, live: readonly BitmapInfo[] | undefined): DiskLane {
+  const { lane, liveAt } = like;
+  const spans = lane.spans.map((s, i): BitmapSpan => (live === undefined
+    ? { ...s }
+    : { checkpoint: s.checkpoint, bitmap: s.bitmap, start: s.start, end: s.end, endKnown: s.endKnown, state: s.state, count: live[liveAt[i]!]!.count, recording: s.recording, track: s.track }));
+  const missing = lane.missing.map((m) => ({ ...m }));
+  const folded = lane.folded && { ...lane.folded, states: [...lane.folded.states] };
+  return { disk, spans, missing, tracks: lane.tracks, ...(folded ? { folded } : {}), recording: lane.recording, foreign: [...lane.foreign] };
+}
+
 export function diskLanes(input: LaneInput): DiskLane[] {
   const maxTracks = input.maxTracks ?? 6;
   const keep = new Set(input.keep?.filter((k): k is string => k !== undefined));
   const onDisks = bitmapsOnDisks(input.checkpoints, input.disks);
-  // The disks of a VM mostly hold the same bitmaps in the same states: their lanes fold alike, so
-  // a lane like one already folded takes its tracks instead of packing them again.
+  // A disk with the same bitmaps and live flags as one already built takes a copy of its lane.
+  const built: Built[] = [];
+  // Disks that differ only in what fold() does not read (counts, foreign bitmaps, the live list's
+  // order) still fold alike: a lane like one already folded takes its tracks instead of packing again.
   const folds: { spans: BitmapSpan[]; open: boolean; tracks: number; folded?: FoldedGroup }[] = [];
   return input.disks.map((disk, di) => {
     const live = input.live?.get(disk);
-    const liveByName = new Map<string, BitmapInfo>();
-    for (const b of live ?? []) if (b.name !== undefined) liveByName.set(b.name, b);
+    const onDisk = onDisks[di]!;
+    const open = input.open?.has(disk) ?? false;
+    const same = built.find((b) => b.open === open && sameOnDisk(b.onDisk, onDisk) && sameLiveFlags(b.live, live));
+    if (same) return copyLane(same, disk, live);
+    const liveIndex = new Map<string, number>(); // the last of a name counts
+    if (live) for (let i = 0; i < live.length; i++) if (live[i]!.name !== undefined) liveIndex.set(live[i]!.name!, i);
     const stops = input.layout === 'chained' ? stopTimes(input.checkpoints, disk) : new Map<string, number>();
     const spans: BitmapSpan[] = [];
+    const liveAt: number[] = [];
     const missing: MissingMark[] = [];
     const known = new Set<string>();
-    for (const { cp, bitmap } of onDisks[di]!) {
+    for (const { cp, bitmap } of onDisk) {
       known.add(bitmap);
       const start = cp.createdAtMs;
       if (live === undefined) {
         spans.push({ checkpoint: cp.name, bitmap, start, end: input.now, endKnown: false, state: 'unknown', recording: false, track: 0 });
         continue;
       }
-      const b = liveByName.get(bitmap);
-      if (!b) {
+      const at = liveIndex.get(bitmap);
+      if (at === undefined) {
         missing.push({ checkpoint: cp.name, bitmap, time: start });
         continue;
       }
+      const b = live[at]!;
       const stop = stops.get(cp.name);
       let end = input.now;
       let endKnown = true;
@@ -268,8 +275,8 @@ export function diskLanes(input: LaneInput): DiskLane[] {
       }
       const state: SpanState = b.inconsistent ? 'inconsistent' : b.busy ? 'busy' : b.recording ? 'recording' : 'disabled';
       spans.push({ checkpoint: cp.name, bitmap, start, end, endKnown, state, count: b.count, recording: b.recording, track: 0 });
+      liveAt.push(at);
     }
-    const open = input.open?.has(disk) ?? false;
     const like = folds.find((f) => f.open === open && sameForFold(f.spans, spans));
     let tracks: number;
     let folded: FoldedGroup | undefined;
@@ -281,8 +288,10 @@ export function diskLanes(input: LaneInput): DiskLane[] {
       ({ tracks, folded } = fold(spans, maxTracks, keep, open));
       folds.push({ spans, open, tracks, ...(folded ? { folded } : {}) });
     }
-    const foreign = [...liveByName.keys()].filter((n) => !known.has(n) && !n.startsWith(TEMP_BITMAP_PREFIX));
+    const foreign = [...liveIndex.keys()].filter((n) => !known.has(n) && !n.startsWith(TEMP_BITMAP_PREFIX));
     const recording = spans.filter((s) => s.recording).length;
-    return { disk, spans, missing, tracks, ...(folded ? { folded } : {}), recording, foreign };
+    const lane: DiskLane = { disk, spans, missing, tracks, ...(folded ? { folded } : {}), recording, foreign };
+    built.push({ lane, onDisk, open, liveAt, ...(live ? { live } : {}) });
+    return lane;
   });
 }
