@@ -1,9 +1,9 @@
 // The floor of an incremental push on a bare QEMU: what the 1 TiB disk costs beyond the 1 GiB one in the
 // steps Tidemark cannot skip (figures, never pass/fail). Per round and disk (1 GiB, 4 MiB stride; 1 TiB
 // sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart:
-//   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are: a disabled
-//          copy of the changes' bitmap, exported read-only, NBD block status over the export (ExportManager,
-//          NbdClient.extentsIn as dirtymap.ts does), export and bitmap removed;
+//   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are, read by
+//          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap, exported
+//          read-only, NBD block status, export and bitmap removed);
 //   tx:    the transaction: a temporary bitmap (add + merge) and blockdev-backup sync=bitmap (copy_file_range)
 //          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
 //   job:   from the reply to the job's end; close: job-dismiss + blockdev-del of the target + the bitmap's removal;
@@ -16,10 +16,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checksumFile } from '../electron/engine/backup/checksum';
 import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
-import { dirtyBitmapContext } from '../electron/nbd/protocol';
-import { NbdClient } from '../electron/nbd/client';
-import { ExportManager } from '../electron/nbd/qemu-exports';
-import { QmpClient } from '../electron/qmp/client';
+import type { QmpAction } from '../electron/engine/checkpoints/api';
+import { readDirtyExtents } from '../electron/engine/dirtymap/dirtymap';
+import type { DiskInfo } from '../shared/domain';
+import type { QmpClient } from '../electron/qmp/client';
 import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
@@ -38,7 +38,6 @@ async function main(): Promise<void> {
   const bare = await startBareQemu('tmbench-floor-', DISKS);
   const { dir, client } = bare;
   try {
-    const exports = ExportManager.for(client, path.join(dir, 'nbd'));
     const figures = new Map<string, Record<string, number[]>>();
     let n = 0;
     console.log(`an incremental push's steps on a bare QEMU, 256 × 256 KiB changed; ${rounds} rounds, load ${load()}`);
@@ -52,7 +51,7 @@ async function main(): Promise<void> {
           const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
           const t0 = performance.now();
-          if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, exports, disk, bitmap);
+          if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, dir, disk, d.size, bitmap);
           const t1 = performance.now();
           await writeEmptyQcow2(target, emptyQcow2Layout(d.size, { l2Tables: tables })!);
           const entry = VARIANTS[v];
@@ -110,21 +109,19 @@ async function main(): Promise<void> {
   }
 }
 
-/** Where `bitmap`'s changes are on `disk`, as dirtymap.ts readDirtyExtents reads them (the extents are not used). */
-async function readChanges(client: QmpClient, exports: ExportManager, disk: string, bitmap: string): Promise<void> {
-  const map = `map-${bitmap}`;
-  await client.execute('transaction', { actions: [
-    { type: 'block-dirty-bitmap-add', data: { node: disk, name: map, persistent: false, disabled: true } },
-    { type: 'block-dirty-bitmap-merge', data: { node: disk, target: map, bitmaps: [bitmap] } },
-  ] });
-  const exp = await exports.add({ nodeName: disk, bitmaps: [map], prefix: 'bench-map' });
-  const ctx = dirtyBitmapContext(map);
-  const nbd = await NbdClient.connect(exp.address, { metaContexts: [ctx] });
-  const extents = await nbd.extentsIn(ctx);
-  await nbd.close();
-  await exp.remove();
-  await client.execute('block-dirty-bitmap-remove', { node: disk, name: map });
-  if (!extents.some((e) => e.flags !== 0)) throw new Error(`the map of ${disk} shows no change`);
+/** Where `bitmap`'s changes are on `disk`, read by the push's own readDirtyExtents (the extents are not used). */
+async function readChanges(client: QmpClient, stateDir: string, disk: string, size: number, bitmap: string): Promise<void> {
+  // What the checkpoint engine gives readDirtyExtents on a VM: "changes since" is this one bitmap.
+  const tempBitmapActions = (_since: string, _disk: string, tmp: string): QmpAction[] => [
+    { type: 'block-dirty-bitmap-add', data: { node: disk, name: tmp, persistent: false, disabled: true } },
+    { type: 'block-dirty-bitmap-merge', data: { node: disk, target: tmp, bitmaps: [bitmap] } },
+  ];
+  const info: DiskInfo = {
+    name: disk, nodeName: disk, format: 'qcow2', virtualSize: size, imageFile: `${disk}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false,
+    bitmaps: [{ name: bitmap, recording: true, persistent: false, busy: false, inconsistent: false, granularity: 65536 }],
+  };
+  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap);
+  if (!extents.some((e) => e.dirty)) throw new Error(`the map of ${disk} shows no change`);
 }
 
 main().catch((e) => {

@@ -59,7 +59,7 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
  * the export's name then starts with it (qmp-driver/change-map.ts).
  */
 export async function readDirtyExtents(
-  deps: Pick<DirtyMapDeps, 'qmp' | 'engine' | 'stateDir'>,
+  deps: Pick<DirtyMapDeps, 'qmp' | 'stateDir'> & { engine: Pick<CheckpointEngineApi, 'vmId' | 'tempBitmapActions'> },
   disk: DiskInfo,
   since: string,
   tmpBitmap?: string,
