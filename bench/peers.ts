@@ -186,8 +186,7 @@ async function checkpointRow(ctx: Ctx): Promise<Row> {
     { row, tool: 'node', fn: async () => ({ ms: (await run('node', ['-e', '0'], { env: nodeEnv() })).ms }) },
   ];
   if (process.env.NODE_EXTRA_CA_CERTS) {
-    const other = { ...process.env };
-    if (!ctx.noExtraCa) delete other.NODE_EXTRA_CA_CERTS;
+    const other = nodeEnv({}, !ctx.noExtraCa); // the footing this run does not use
     steps.push({ row, tool: 'node-ca', fn: async () => ({ ms: (await run('node', ['-e', '0'], { env: other })).ms }) });
   }
   if (ctx.libvirt) steps.push({ row, tool: 'virsh', fn: (r) => ctx.s.virshCheckpoint(`ck${r}`) });

@@ -89,9 +89,10 @@ let withoutExtraCa = false;
 export function runNodeWithoutExtraCa(on: boolean): void {
   withoutExtraCa = on;
 }
-export function nodeEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+/** The environment for a Node step; `withoutCa` picks the footing (default: the run's, --no-extra-ca). */
+export function nodeEnv(extra: NodeJS.ProcessEnv = {}, withoutCa = withoutExtraCa): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
-  if (withoutExtraCa) delete env.NODE_EXTRA_CA_CERTS;
+  if (withoutCa) delete env.NODE_EXTRA_CA_CERTS;
   return env;
 }
 /** Which footing nodeEnv() gives, for the report's header. */
