@@ -48,9 +48,15 @@ export async function clickCheckpoint(page: Page, name: string | RegExp): Promis
   await page.getByRole('treeitem', { name: re }).locator('circle.node').click();
 }
 
-/** True when the band's brackets have one that ends at this backup marker's x (drawn back to its base). */
-export async function bracketTo(page: Page, disk: string, mark: Locator): Promise<boolean> {
-  const x = Number(await mark.getAttribute('data-x'));
-  const d = (await band(page, disk).locator('path.backup-bracket').first().getAttribute('d')) ?? '';
-  return [...d.matchAll(/H(-?[\d.]+)/g)].some((m) => Math.abs(Number(m[1]) - x) < 0.2);
+/**
+ * True when the band's brackets have one that ends at this backup marker's x (drawn back to its base).
+ * The marker's x and the brackets are read in one pass in the page: the time axis moves with NOW, so
+ * two separate reads can see two different scales. Callers poll it (a render may be in flight).
+ */
+export async function bracketTo(mark: Locator): Promise<boolean> {
+  return mark.evaluate((el) => {
+    const x = Number(el.getAttribute('data-x'));
+    const paths = el.closest('g.band')?.querySelectorAll('path.backup-bracket:not(.backup-bracket-failed)') ?? [];
+    return [...paths].some((p) => [...(p.getAttribute('d') ?? '').matchAll(/H(-?[\d.]+)/g)].some((m) => Math.abs(Number(m[1]) - x) < 0.2));
+  });
 }
