@@ -24,9 +24,12 @@
 //     counts there), medians [min..max], paired ratios against the first build, and the load
 //     average. --trace DIR also writes a Chrome trace of each build's first round there
 //     (chrome://tracing, Perfetto), or with --profile a V8 CPU profile (.cpuprofile: Chrome
-//     DevTools' Performance panel opens it); for 'own', from the data's release on.
+//     DevTools' Performance panel opens it); for 'own', from the data's release on. --third-start:
+//     each measurement at the third start of a browser on one profile folder (its HTTP and V8 code
+//     caches) instead of a fresh incognito context.
+//     --answer-ms N: in 'page', the VM's data answers N ms after it is asked (the host's time).
 // Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile]
-//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
+//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--third-start] [--answer-ms N] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -306,6 +309,7 @@ async function main() {
     return abRun({
       dirs: ab.split(','), rounds: Number(ARG('rounds') ?? 6), layout: (ARG('layout') ?? 'independent') as 'independent' | 'chained',
       kinds: (ARG('kinds') ?? 'page,own').split(',') as FirstRenderKind[], n: N, disks: DISKS, traceDir: ARG('trace'), shotsDir: SHOTS, profile: PROFILE,
+      ...(ARG('answer-ms') ? { answerMs: Number(ARG('answer-ms')) } : {}), thirdStart: process.argv.includes('--third-start'),
     });
   }
   ensureBuilt();

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium } from 'playwright-core';
-import { firstRender, floorPage, type FirstRender, type FirstRenderKind, type Layout } from './first-render';
+import { firstRender, floorPage, LAUNCH, type FirstRender, type FirstRenderKind, type Layout } from './first-render';
 import { medianRange, serve } from './serve';
 
 export interface AbOptions {
@@ -22,6 +22,8 @@ export interface AbOptions {
   traceDir?: string;
   shotsDir?: string;
   profile: boolean;
+  answerMs?: number;
+  thirdStart?: boolean;
 }
 
 export async function abRun(o: AbOptions): Promise<void> {
@@ -29,10 +31,7 @@ export async function abRun(o: AbOptions): Promise<void> {
   const dirs = o.dirs.map((d) => (d === 'floor' ? made[made.push(floorPage()) - 1]! : d));
   const servers = await Promise.all(dirs.map((d) => serve(path.resolve(d))));
   const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/`);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  const browser = await chromium.launch(LAUNCH);
   const runs = new Map(o.kinds.map((k) => [k, dirs.map(() => [] as FirstRender[])]));
   const loads: number[] = [];
   for (const dir of [o.traceDir, o.shotsDir]) if (dir) fs.mkdirSync(dir, { recursive: true });
@@ -46,7 +45,7 @@ export async function abRun(o: AbOptions): Promise<void> {
           const trace = o.traceDir && r === 0 ? path.join(o.traceDir, `${name}.json`) : undefined;
           const cpuProfile = o.profile && o.traceDir && r === 0 ? path.join(o.traceDir, `${name}.cpuprofile`) : undefined;
           const shot = o.shotsDir && r === 0 ? path.join(o.shotsDir, `${name}-${o.layout}.png`) : undefined;
-          const run = await firstRender(browser, urls[i]!, { kind, layout: o.layout, n: o.n, disks: o.disks, trace, shot, cpuProfile });
+          const run = await firstRender(browser, urls[i]!, { kind, layout: o.layout, n: o.n, disks: o.disks, trace, shot, cpuProfile, answerMs: o.answerMs, thirdStart: o.thirdStart });
           runs.get(kind)![i]!.push(run);
           loads.push(run.load);
         }
@@ -60,11 +59,11 @@ export async function abRun(o: AbOptions): Promise<void> {
     for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
   }
   console.log(`\nfirst render only: ${o.n} checkpoints × ${o.disks} disks, ${o.layout}, ${o.rounds} rounds, Chromium ${browser.version()}, 1440×900, main-thread CPU (ms)`);
-  console.log(`load average during the rounds: ${medianRange(loads, 1)}`);
+  console.log(`load average during the rounds: ${medianRange(loads, 1)}${o.thirdStart ? '; every measurement at the third start of a browser on one profile (HTTP and V8 code caches)' : ''}`);
   for (const kind of o.kinds) {
     const byBuild = runs.get(kind)!;
     console.log(kind === 'page'
-      ? '\npage: before navigation → the drawn frame (wall: navigation → drawn)'
+      ? `\npage: before navigation → the drawn frame (wall: navigation → drawn); the VM's data answered ${o.answerMs ? `${o.answerMs} ms after it was asked` : 'at once'}`
       : '\nown: the timeline\'s own first render, the data released → the drawn frame (wall: release → drawn; before: navigation → release, the app waiting)');
     for (const [i, d] of dirs.entries()) {
       const xs = byBuild[i]!;

@@ -12,6 +12,8 @@ export interface SyntheticApiOptions {
    * timeline's own first render from data in the page to the drawn frame.
    */
   hold?: boolean;
+  /** Not held: the VM's data answers this long after it is asked (the host's own time; 0 at once). */
+  answerMs?: number;
 }
 
 /** The answers a held run keeps back: the four loadVm awaits together. */
@@ -80,6 +82,8 @@ export function installSyntheticApi(opts: SyntheticApiOptions) {
         w.__heldAsked = (w.__heldAsked as number) + 1;
         w.__dataAskedAt = performance.now();
         await new Promise<void>((resolve) => waiting.push(resolve));
+      } else if (opts.answerMs && held.includes(channel)) {
+        await new Promise<void>((resolve) => setTimeout(resolve, opts.answerMs));
       }
       return answer;
     },
