@@ -8,7 +8,6 @@ import { askForCode, showLoginMessage } from './api/login-page';
 import { webLogin } from './api/web-login';
 import { StoreProvider } from './store/context';
 import { createStore } from './store/store';
-import { schedulePrewarm } from './timeline/prewarm';
 import './styles.css';
 
 async function boot(root: HTMLElement): Promise<void> {
@@ -24,8 +23,6 @@ async function boot(root: HTMLElement): Promise<void> {
       <App />
     </StoreProvider>,
   );
-  // While the first answers are awaited: not once a VM's data is in (its render compiled the code).
-  schedulePrewarm(() => !Object.values(store.getState().byVm).some((v) => v.info));
 }
 
 void boot(document.getElementById('root')!);
