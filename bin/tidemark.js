@@ -1,10 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
 // The `tidemark` command. Runs, in this order of preference:
 //  1. the bundled CLI, out/cli/tidemark.cjs (scripts/build-cli.mjs), when none of the sources it was
 //     built from changed since (tidemark.inputs.json lists them); compiled with a V8 code cache;
 //  2. the compiled CLI, out/node/electron/cli/main.js, when every source has an up-to-date .js;
 //  3. the TypeScript sources through tsx, so `npx tidemark …` works in a checkout without a build.
 // TIDEMARK_CLI_MODE=bundle|compiled|tsx forces one of them.
+// The shebang starts Node without NODE_EXTRA_CA_CERTS: Node reads and parses that file before any
+// script runs (~40 ms a start, bench/README.md "Phase 12"), and Tidemark never uses Node's CA store
+// (NBD over TLS names its own CA; libvirt and ssh have their own). `env -S`: GNU coreutils ≥ 8.30.
 'use strict';
 
 const fs = require('fs');

@@ -85,6 +85,24 @@ describe('bin/tidemark.js', () => {
   });
 });
 
+describe('bin/tidemark.js run as a program', () => {
+  it('starts Node without NODE_EXTRA_CA_CERTS (its shebang), which Node would read and parse before any script', () => {
+    const co = checkout('no-extra-ca', 'unused');
+    fs.writeFileSync(path.join(co, 'out/cli/tidemark.cjs'), "exports.main = () => process.stdout.write(String(process.env.NODE_EXTRA_CA_CERTS));\n");
+    const bin = path.join(co, 'bin', 'tidemark.js');
+    fs.chmodSync(bin, 0o755);
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-ca.pem') };
+    delete env.TIDEMARK_CLI_MODE;
+    delete env.TIDEMARK_DEBUG;
+    // Node itself warns when it cannot load the file: what the program must not do.
+    expect(spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env }).stderr).toContain('Ignoring extra certs');
+    const r = spawnSync(bin, ['x'], { encoding: 'utf8', env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('undefined');
+    expect(r.stderr).not.toContain('extra certs');
+  });
+});
+
 describe('bin/tidemark.js and a resident host', () => {
   /** A checkout whose thin client (out/cli/client.cjs) says it ran and answers `answer` (undefined: "run it here"). */
   function withClient(name: string, answer: number | undefined): string {

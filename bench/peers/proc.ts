@@ -78,12 +78,12 @@ export function warmPoolNote(): string {
 }
 
 /**
- * The environment of the Node processes a step starts (Tidemark's CLI, `node -e 0`). Node reads and
- * parses the file NODE_EXTRA_CA_CERTS names at every start, before any script runs: on this machine,
- * whose sandbox sets it to the system's bundle of ~140 certificates, that is ~40 of `node -e 0`'s
- * ~100 ms. virsh and the Python peers never read it, and an admin's desktop does not usually set it.
- * --no-extra-ca runs those processes without it (the CLI's relay to the host opens no TLS connection,
- * and Tidemark's NBD over TLS names its own CA); by default they get the machine's environment as is.
+ * The environment of the Node processes a step starts (Tidemark's CLI, `node -e 0`, the resident
+ * host). Node reads and parses the file NODE_EXTRA_CA_CERTS names at every start, before any script
+ * runs: on this machine, whose sandbox sets it to the system's bundle of ~140 certificates, that is ~40
+ * of `node -e 0`'s ~100 ms. virsh and the Python peers never read it. The CLI, run as a program, leaves
+ * it out itself (bin/tidemark.js's shebang, since phase 13); --no-extra-ca runs the other Node
+ * processes without it too; by default they get the machine's environment as is.
  */
 let withoutExtraCa = false;
 export function runNodeWithoutExtraCa(on: boolean): void {
@@ -99,9 +99,10 @@ export function nodeEnv(extra: NodeJS.ProcessEnv = {}, withoutCa = withoutExtraC
 export function nodeEnvNote(): string {
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   if (!ca) return 'Node processes: NODE_EXTRA_CA_CERTS is not set on this machine';
+  const cli = 'the CLI runs as a program, whose shebang leaves NODE_EXTRA_CA_CERTS out';
   return withoutExtraCa
-    ? `Node processes (the CLI, node -e 0) run without NODE_EXTRA_CA_CERTS (--no-extra-ca; the machine sets ${ca})`
-    : `Node processes run with NODE_EXTRA_CA_CERTS=${ca} as the machine sets it (read at every Node start; --no-extra-ca leaves it out)`;
+    ? `Node processes (node -e 0, the resident host) run without NODE_EXTRA_CA_CERTS (--no-extra-ca; the machine sets ${ca}); ${cli}`
+    : `Node processes (node -e 0, the resident host) run with NODE_EXTRA_CA_CERTS=${ca} as the machine sets it (read at every Node start; --no-extra-ca leaves it out); ${cli}`;
 }
 
 /** True when Debian's python3 can import every module named. */

@@ -1,7 +1,8 @@
 // One timed step per tool of the side-by-side bench. Each settles writeback first, then times
 // exactly the tool's own work (untimed clean-up after it). Tidemark runs through its CLI, end to end
-// (`node bin/tidemark.js …`), as a user runs it; with --host also handed straight to the resident
-// host (timedInHost), the footing of the libvirt helper's in-process pull.
+// (`bin/tidemark.js …` run as a program, as an admin's `tidemark`: its shebang starts Node without
+// NODE_EXTRA_CA_CERTS); with --host also handed straight to the resident host (timedInHost), the
+// footing of the libvirt helper's in-process pull.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -32,7 +33,7 @@ export class Steps {
   /** `tidemark --state-dir STATE --connect <lab's second QMP socket> ARGS`, timed from spawn to exit;
    *  `bin`: another checkout's bin/tidemark.js (the baseline of an A/B run). */
   tidemark(args: string[], bin = BIN): Promise<Ran> {
-    return run('node', [bin, '--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: nodeEnv({ TIDEMARK_DEBUG: '' }) });
+    return run(bin, ['--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: nodeEnv({ TIDEMARK_DEBUG: '' }) });
   }
 
   async timedTidemark(args: string[], bin = BIN): Promise<Timed> {
