@@ -10,7 +10,8 @@
 // A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
 // --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
-// --no-extra-ca: the CLI and `node -e 0` run without NODE_EXTRA_CA_CERTS, which Node parses at every start (proc.ts nodeEnv)
+// --no-extra-ca: `node -e 0` and the resident host run without NODE_EXTRA_CA_CERTS, which Node parses at every start
+// (proc.ts nodeEnv); the CLI, run as a program, always starts without it (bin/tidemark.js's shebang)
 // BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint, full push and restore rows
 // as one more tool, interleaved (an A/B of a change inside one run).
 

@@ -89,15 +89,23 @@ async function startRecording(browser: Browser, page: Page, cdp: CDPSession, opt
   }
 }
 
+/** 'own': until the page has asked for all of the held data (synthetic-api.ts). */
+async function untilDataAsked(page: Page): Promise<void> {
+  await page.waitForFunction((n) => (window as unknown as { __heldAsked: number }).__heldAsked === n, HELD_CHANNELS.length, { polling: 20, timeout: 60_000 });
+}
+
+async function releaseData(page: Page): Promise<void> {
+  await page.evaluate(() => (window as unknown as { __releaseData(): void }).__releaseData());
+}
+
 async function earlierStart(context: BrowserContext, url: string, opts: FirstRenderOptions): Promise<void> {
   const page = await context.newPage();
-  const disks = opts.disks;
   await page.goto(url);
   if (opts.kind === 'own') {
-    await page.waitForFunction((n) => (window as unknown as { __heldAsked: number }).__heldAsked === n, HELD_CHANNELS.length, { polling: 20, timeout: 60_000 });
-    await page.evaluate(() => (window as unknown as { __releaseData(): void }).__releaseData());
+    await untilDataAsked(page);
+    await releaseData(page);
   }
-  await page.waitForFunction((d) => document.querySelectorAll('g.band').length === d, disks, { polling: 'raf', timeout: 120_000 });
+  await page.waitForFunction((d) => document.querySelectorAll('g.band').length === d, opts.disks, { polling: 'raf', timeout: 120_000 });
   await page.waitForTimeout(1000); // Chromium writes the code cache after the script has run, at idle
   await page.close();
 }
@@ -112,7 +120,7 @@ const VIEWPORT = { width: 1440, height: 900 };
 async function withScripts(context: BrowserContext, opts: FirstRenderOptions): Promise<BrowserContext> {
   // tsx (esbuild) wraps named functions in __name(); functions shipped to the page need it too.
   await context.addInitScript({ content: 'window.__name = (f) => f;' });
-  await context.addInitScript(installSyntheticApi, { layout: opts.layout, n: opts.n, disks: opts.disks, hold: opts.kind !== 'page', answerMs: opts.answerMs });
+  await context.addInitScript(installSyntheticApi, { layout: opts.layout, n: opts.n, disks: opts.disks, hold: opts.kind === 'own', answerMs: opts.answerMs });
   return context;
 }
 
@@ -157,19 +165,19 @@ export async function firstRender(browser: Browser, url: string, opts: FirstRend
     const load = os.loadavg()[0]!;
     await page.goto(url);
     let start = m0;
-    if (opts.kind !== 'page') {
-      await page.waitForFunction((n) => (window as unknown as { __heldAsked: number }).__heldAsked === n, HELD_CHANNELS.length, { polling: 20, timeout: 60_000 });
+    if (opts.kind === 'own') {
+      await untilDataAsked(page);
       await untilQuiet(page, taskMs, 2);
       await startRecording(browser, page, cdp, opts);
       start = await metrics();
-      await page.evaluate(() => (window as unknown as { __releaseData(): void }).__releaseData());
+      await releaseData(page);
     }
     // The page's size when the predicate first holds (a build may add more at idle time).
     const drawn = await page.waitForFunction((disks) => document.querySelectorAll('g.band').length === disks && document.querySelectorAll('[role="treeitem"]').length > 0
       && { dom: document.getElementsByTagName('*').length, svg: document.querySelectorAll('svg.timeline-svg *').length, at: performance.now() }, opts.disks, { polling: 'raf', timeout: 120_000 });
     const m1 = await metrics();
     const size = (await drawn.jsonValue()) as { dom: number; svg: number; at: number };
-    const released = opts.kind !== 'page' ? await page.evaluate(() => (window as unknown as { __dataReleasedAt: number }).__dataReleasedAt) : 0;
+    const released = opts.kind === 'own' ? await page.evaluate(() => (window as unknown as { __dataReleasedAt: number }).__dataReleasedAt) : 0;
     const idle = await untilQuiet(page, taskMs, 3);
     if (opts.trace && !opts.cpuProfile) await browser.stopTracing();
     if (opts.cpuProfile) fs.writeFileSync(opts.cpuProfile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
@@ -182,7 +190,7 @@ export async function firstRender(browser: Browser, url: string, opts: FirstRend
     const parts = Object.fromEntries(METRIC_KEYS.slice(1).map((k) => [k.replace('Duration', ''), m1[k]! - start[k]!]));
     return {
       kind: opts.kind, cpuMs: m1.TaskDuration! - start.TaskDuration!, idleCpuMs: idle - start.TaskDuration!, parts, dom: size.dom, svg: size.svg, load,
-      wallMs: size.at - released, ...(opts.kind !== 'page' ? { beforeCpuMs: start.TaskDuration! - m0.TaskDuration! } : {}),
+      wallMs: size.at - released, ...(opts.kind === 'own' ? { beforeCpuMs: start.TaskDuration! - m0.TaskDuration! } : {}),
     };
   } finally {
     await done();
