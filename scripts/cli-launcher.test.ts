@@ -34,11 +34,16 @@ function checkout(name: string, bundleText: string): string {
   return co;
 }
 
-function launch(co: string, env: NodeJS.ProcessEnv = {}, args = ['x', 'y']): string {
+/** This process's environment without the launcher's own switches, with `env` on top. */
+function launcherEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const base = { ...process.env };
   delete base.TIDEMARK_CLI_MODE;
   delete base.TIDEMARK_DEBUG;
-  const r = spawnSync(process.execPath, [path.join(co, 'bin', 'tidemark.js'), ...args], { encoding: 'utf8', env: { ...base, ...env } });
+  return { ...base, ...env };
+}
+
+function launch(co: string, env: NodeJS.ProcessEnv = {}, args = ['x', 'y']): string {
+  const r = spawnSync(process.execPath, [path.join(co, 'bin', 'tidemark.js'), ...args], { encoding: 'utf8', env: launcherEnv(env) });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout;
 }
@@ -91,9 +96,7 @@ describe('bin/tidemark.js run as a program', () => {
     fs.writeFileSync(path.join(co, 'out/cli/tidemark.cjs'), "exports.main = () => process.stdout.write(String(process.env.NODE_EXTRA_CA_CERTS));\n");
     const bin = path.join(co, 'bin', 'tidemark.js');
     fs.chmodSync(bin, 0o755);
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-ca.pem') };
-    delete env.TIDEMARK_CLI_MODE;
-    delete env.TIDEMARK_DEBUG;
+    const env = launcherEnv({ NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-ca.pem') });
     // Node itself warns when it cannot load the file: what the program must not do.
     expect(spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env }).stderr).toContain('Ignoring extra certs');
     const r = spawnSync(bin, ['x'], { encoding: 'utf8', env });
