@@ -223,9 +223,7 @@ interface Built {
 /** `like`'s lane for another disk with the same bitmaps and flags (like-disks.ts): its own counts, its own objects. */
 function copyLane(like: Built, disk: string, live: readonly BitmapInfo[] | undefined): DiskLane {
   const { lane, liveAt } = like;
-  const spans = lane.spans.map((s, i): BitmapSpan => (live === undefined
-    ? { ...s }
-    : { checkpoint: s.checkpoint, bitmap: s.bitmap, start: s.start, end: s.end, endKnown: s.endKnown, state: s.state, count: live[liveAt[i]!]!.count, recording: s.recording, track: s.track }));
+  const spans = lane.spans.map((s, i): BitmapSpan => (live === undefined ? { ...s } : { ...s, count: live[liveAt[i]!]!.count }));
   const missing = lane.missing.map((m) => ({ ...m }));
   const folded = lane.folded && { ...lane.folded, states: [...lane.folded.states] };
   return { disk, spans, missing, tracks: lane.tracks, ...(folded ? { folded } : {}), recording: lane.recording, foreign: [...lane.foreign] };
