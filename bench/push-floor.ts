@@ -2,7 +2,8 @@
 // steps Tidemark cannot skip (figures, never pass/fail). Per round and disk (1 GiB, 4 MiB stride; 1 TiB
 // sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart:
 //   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are, read by
-//          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap, exported
+//          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap at the L2 tables'
+//          granularity, exported
 //          read-only, NBD block status, export and bitmap removed);
 //   tx:    the transaction: a temporary bitmap (add + merge) and blockdev-backup sync=bitmap (copy_file_range)
 //          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
@@ -15,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checksumFile } from '../electron/engine/backup/checksum';
-import { emptyQcow2Layout, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
+import { emptyQcow2Layout, l2TableSpan, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
 import type { QmpAction } from '../electron/engine/checkpoints/api';
 import { readDirtyExtents } from '../electron/engine/dirtymap/dirtymap';
 import type { DiskInfo } from '../shared/domain';
@@ -120,7 +121,8 @@ async function readChanges(client: QmpClient, stateDir: string, disk: string, si
     name: disk, nodeName: disk, format: 'qcow2', virtualSize: size, imageFile: `${disk}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false,
     bitmaps: [{ name: bitmap, recording: true, persistent: false, busy: false, inconsistent: false, granularity: 65536 }],
   };
-  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap);
+  // As push.ts reads it: at the target's L2 tables' granularity.
+  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap, { granularity: l2TableSpan(65536) });
   if (!extents.some((e) => e.dirty)) throw new Error(`the map of ${disk} shows no change`);
 }
 

@@ -34,6 +34,8 @@ export interface DirtyMapOptions {
 
 export const DEFAULT_BUCKETS = 256;
 const MAX_BUCKETS = 4096;
+/** QEMU's largest bitmap granularity (a uint32 power of two). */
+const MAX_GRANULARITY = 0x8000_0000;
 
 export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): Promise<DirtyMap> {
   const count = opts.buckets ?? DEFAULT_BUCKETS;
@@ -54,18 +56,22 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
 
 /**
  * Where `disk` changed since checkpoint `since`, as sorted dirty/clean extents, and the granularity
- * they were recorded at. Removes its bitmap and export, also on failure (unless QEMU refuses). `tmpBitmap`:
- * the temporary bitmap's name (TEMP_BITMAP_PREFIX…), when the caller must be able to find both later;
- * the export's name then starts with it (qmp-driver/change-map.ts).
+ * they were read at. Removes its bitmap and export, also on failure (unless QEMU refuses).
+ * `tmpBitmap`: the temporary bitmap's name (TEMP_BITMAP_PREFIX…), when the caller must be able to find
+ * both later; the export's name then starts with it (qmp-driver/change-map.ts). `granularity`: read the
+ * map this coarse (never finer than the bitmaps record), for a caller that only needs which large
+ * regions changed: QEMU merges the fine bitmaps into a coarse one by walking their dirty areas, so a
+ * 1 TiB disk's map is a few hundred bytes to build instead of 2 MiB (bench/README.md, "Phase 14").
  */
 export async function readDirtyExtents(
   deps: Pick<DirtyMapDeps, 'qmp' | 'stateDir'> & { engine: Pick<CheckpointEngineApi, 'vmId' | 'tempBitmapActions'> },
   disk: DiskInfo,
   since: string,
-  tmpBitmap?: string,
+  options: { tmpBitmap?: string; granularity?: number } = {},
 ): Promise<{ extents: DirtyExtent[]; granularity: number }> {
+  const { tmpBitmap } = options;
   const tmp = tmpBitmap ?? `${TEMP_BITMAP_PREFIX}map-${randomBytes(6).toString('hex')}`;
-  const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(since, disk.name, tmp), disk);
+  const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(since, disk.name, tmp), disk, options.granularity);
   let extents: DirtyExtent[];
   // Unless QEMU refused the transaction, its bitmap may exist (a lost reply too): it is removed at the end.
   let made = true;
@@ -98,13 +104,17 @@ export async function readDirtyExtents(
 /**
  * The temporary bitmap gets the granularity of the bitmaps merged into it. Left to QEMU it would
  * take the disk's default (the cluster size, 64 KiB), and a 4 KiB-granularity checkpoint would be
- * mapped 16 times coarser than it records.
+ * mapped 16 times coarser than it records. `coarsest`: a coarser granularity the caller asks for
+ * (a power of two), used where it is coarser than the sources'.
  */
-export function keepSourceGranularity(actions: QmpAction[], disk: DiskInfo): { actions: QmpAction[]; granularity: number } {
+export function keepSourceGranularity(actions: QmpAction[], disk: DiskInfo, coarsest?: number): { actions: QmpAction[]; granularity: number } {
+  if (coarsest !== undefined && !(Number.isInteger(coarsest) && coarsest >= 512 && coarsest <= MAX_GRANULARITY && (coarsest & (coarsest - 1)) === 0)) {
+    throw new RangeError(`a dirty map's granularity must be a power of two from 512 bytes to 2 GiB, got ${coarsest}`);
+  }
   const merge = actions.find((a) => a.type === 'block-dirty-bitmap-merge');
   const sources = ((merge?.data.bitmaps as unknown[] | undefined) ?? []).filter((b): b is string => typeof b === 'string');
   const grans = sources.map((s) => disk.bitmaps.find((b) => b.name === s)?.granularity).filter((g): g is number => g !== undefined);
-  const granularity = grans.length ? Math.min(...grans) : disk.granularity;
+  const granularity = Math.max(grans.length ? Math.min(...grans) : disk.granularity, coarsest ?? 0);
   return {
     granularity,
     actions: actions.map((a) => (a.type === 'block-dirty-bitmap-add' ? { ...a, data: { ...a.data, granularity } } : a)),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DiskInfo } from '../../../shared/domain';
+import type { QmpAction } from '../checkpoints/api';
 import { keepSourceGranularity } from './dirtymap';
 import { bucketize, dirtyBytes, toDirtyExtents } from './heatmap';
 
@@ -77,6 +78,20 @@ describe('keepSourceGranularity', () => {
     expect(granularity).toBe(4 * KiB);
     expect(actions[0]).toEqual({ type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 'tidemark-tmp-x', persistent: false, disabled: true, granularity: 4 * KiB } });
     expect(actions[1]!.type).toBe('block-dirty-bitmap-merge');
+  });
+
+  it('reads coarser where the caller asks for a coarser granularity, never finer than the sources', () => {
+    const actions: QmpAction[] = [
+      { type: 'block-dirty-bitmap-add', data: { node: 'vda-fmt', name: 't', persistent: false, disabled: true } },
+      { type: 'block-dirty-bitmap-merge', data: { node: 'vda-fmt', target: 't', bitmaps: ['c2'] } },
+    ];
+    const coarse = keepSourceGranularity(actions, disk, 512 * 1024 * KiB);
+    expect(coarse.granularity).toBe(512 * 1024 * KiB);
+    expect(coarse.actions[0]!.data.granularity).toBe(512 * 1024 * KiB);
+    expect(keepSourceGranularity(actions, disk, 4 * KiB).granularity).toBe(16 * KiB);
+    for (const bad of [3 * KiB, 256, 4 * 1024 * 1024 * KiB, Number.NaN]) {
+      expect(() => keepSourceGranularity(actions, disk, bad)).toThrow(/power of two from 512 bytes to 2 GiB/);
+    }
   });
 
   it("falls back to the disk's default when the sources are unknown", () => {

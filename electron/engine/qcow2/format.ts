@@ -92,8 +92,13 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
  * The L1 indexes of the L2 tables that map `ranges` (bytes of the virtual disk), in increasing order.
  * Each L2 table maps clusterSize / 8 clusters.
  */
+/** The guest bytes one L2 table maps: clusterSize / 8 entries of a cluster each (512 MiB for 64 KiB clusters). */
+export function l2TableSpan(clusterSize: number): number {
+  return clusterSize * (clusterSize / 8);
+}
+
 export function l2TablesOf(ranges: Iterable<{ offset: number; length: number }>, clusterSize: number): number[] {
-  const span = clusterSize * (clusterSize / 8);
+  const span = l2TableSpan(clusterSize);
   const tables = new Set<number>();
   for (const r of ranges) {
     if (r.length <= 0) continue;
@@ -105,7 +110,7 @@ export function l2TablesOf(ranges: Iterable<{ offset: number; length: number }>,
 
 /** Entries in the L1 table of a `sizeBytes` image: one per L2 table, which maps clusterSize / 8 clusters. */
 export function l1Entries(sizeBytes: number, clusterSize: number): number {
-  return Math.ceil(sizeBytes / (clusterSize * (clusterSize / 8)));
+  return Math.ceil(sizeBytes / l2TableSpan(clusterSize));
 }
 
 /** The used start of refcount blocks (16-bit entries) where clusters 0 … clusters - 1 each have refcount 1. */

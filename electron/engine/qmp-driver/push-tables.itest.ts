@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type BackupRig, backupRigPerSuite, compareWith, KiB, MiB } from '../backup/itest-helpers';
 import { restoreTo } from '../backup/restore';
 import { verifyBackups } from '../backup/verify';
@@ -60,8 +60,14 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await r.shadow.write('vda', 20 * GiB - 64 * KiB, 128 * KiB, 0x22);
     await r.shadow.write('vda', 64 * GiB - 64 * KiB, 64 * KiB, 0x23);
     await r.shadow.write('vdb', 5 * MiB, 64 * KiB, 0x24);
+    const execute = vi.spyOn(r.client, 'execute');
     const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
     r.shadow.snapshot(inc.id);
+    // The map was read at the tables' granularity (512 MiB), and still names exactly the changed tables.
+    const adds = execute.mock.calls.flatMap(([cmd, args]) => (cmd === 'transaction' ? (args as { actions: { type: string; data: Record<string, unknown> }[] }).actions : []))
+      .filter((a) => a.type === 'block-dirty-bitmap-add' && String(a.data.name).endsWith('-map'));
+    execute.mockRestore();
+    expect(adds.map((a) => a.data.granularity)).toEqual([512 * MiB]);
 
     const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
     expect(log).toContain('vda: 4 L2 tables of the target allocated ahead, where the changes are');

@@ -13,7 +13,7 @@ import type { BackupManifest } from '../backup/manifest';
 import { LayerWritebacks } from '../backup/layer-writeback';
 import { createQcow2 } from '../backup/qemuimg';
 import { readDirtyExtents } from '../dirtymap/dirtymap';
-import { l1Entries, l2TablesOf } from '../qcow2/format';
+import { l1Entries, l2TableSpan, l2TablesOf } from '../qcow2/format';
 import { runBackupSession, TOOL, type BackupSpec } from '../backup/session';
 import type { LayerFacts } from '../backup/record';
 import type { BackupStrategy, CopiedBytes, StrategyRun } from '../backup/strategy';
@@ -128,7 +128,8 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     if (l1Entries(disk.virtualSize, TARGET_CLUSTER) <= TABLES_AHEAD_FROM) return undefined;
     try {
       // Named after the journaled temporary bitmap, so a failure here or a dead process leaves nothing behind (change-map.ts).
-      const { extents } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, changeMapBitmap(d.tmpBitmap));
+      // Read at the tables' own granularity: which tables changed is all it needs.
+      const { extents } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, { tmpBitmap: changeMapBitmap(d.tmpBitmap), granularity: l2TableSpan(TARGET_CLUSTER) });
       const tables = l2TablesOf(extents.filter((e) => e.dirty), TARGET_CLUSTER);
       run.log.add(`${disk.name}: ${tables.length} L2 table${tables.length === 1 ? '' : 's'} of the target allocated ahead, where the changes are`);
       return tables;
