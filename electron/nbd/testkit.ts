@@ -16,6 +16,15 @@ export interface RunningServer {
 
 let counter = 0;
 
+/** Runs a program, its output as text (a failure throws with its stderr). */
+export function run(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && a.equals(b);
+}
+
 /** Starts nbdkit on a unix socket (or TCP with `tcpPort`); nbdkit forks once it listens. */
 export async function startNbdkit(runDir: string, args: string[], opts: { tcpPort?: number; exportName?: string } = {}): Promise<RunningServer> {
   const id = `nbdkit-${process.pid}-${++counter}`;
