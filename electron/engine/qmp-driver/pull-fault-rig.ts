@@ -26,8 +26,6 @@ export const DISKS = [
 export const DIRTY = 24 * MiB;
 export const PIECE = 64 * KiB;
 
-// ---------------------------------------------------------------- helpers
-
 /** Runs QMP commands on a second monitor from a child process, synchronously (the caller's event loop is frozen meanwhile). */
 export function qmpSync(endpoint: string, action: 'delete-exports' | 'nbd-server-stop'): string[] {
   const script = `

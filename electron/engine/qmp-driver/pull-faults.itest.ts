@@ -29,8 +29,6 @@ import { runBackup } from './push';
 import { qmpStateOf } from './recovery';
 import { DIRTY, DISKS, expectEarlierBackupsIntact, expectNothingLeft, faultyPull, PIECE, pull, qmpSync, type State, stateOf } from './pull-fault-rig';
 
-// ---------------------------------------------------------------- the export vanishes, the client goes away
-
 describe('pull faults: the export vanishes, the client goes away (real QEMU)', () => {
   let rig: BackupRig | undefined;
   const earlier: BackupManifest[] = [];
@@ -216,5 +214,3 @@ describe('pull faults: the export vanishes, the client goes away (real QEMU)', (
     await nextPullHasEverything(r, before);
   }, 90_000);
 });
-
-// ---------------------------------------------------------------- QEMU killed
