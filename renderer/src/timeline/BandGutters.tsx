@@ -15,7 +15,6 @@ function HeatmapGutter({ top, virtualSize, state, now }: { top: number; virtualS
   const bytes = map?.bucketBytes ?? cellBytes(virtualSize, HEATMAP_CELLS);
   return (
     <g className="hm-gutter" transform={`translate(0,${top})`}>
-      <line className="band-sep hm-gutter-sep" x1={12} x2={GUTTER - 20} y1={0.5} y2={0.5} />
       <text className="gutter-sub hm-gutter-title" x={12} y={13}>disk map (offset →)</text>
       <text className="gutter-sub" x={12} y={27}>{cellLegend(bytes)}</text>
       <text className="gutter-sub hm-fresh" x={12} y={41}>
@@ -39,11 +38,15 @@ interface Props {
 }
 
 export const BandGutters = memo(function BandGutters({ bands, top, width, dirtyMaps, now }: Props) {
+  // The separators in two paths (above each band, dashed above each disk map): two elements, not two per band.
+  const seps = bands.map((b) => `M0,${b.top}H${width}`).join('');
+  const mapSeps = bands.map((b) => (b.heatmap ? `M12,${b.top + b.heatmapTop + 0.5}H${GUTTER - 20}` : '')).join('');
   return (
           <g transform={`translate(0,${top})`}>
+            {seps && <path className="band-sep" d={seps} />}
+            {mapSeps && <path className="band-sep hm-gutter-sep" d={mapSeps} />}
             {bands.map((b) => (
               <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
-                <line className="band-sep" x1={0} x2={width} y1={0} y2={0} />
                 <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
                 <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
                 <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>

@@ -57,6 +57,23 @@ function Cells({ buckets, plotW, bucketBytes }: { buckets: readonly number[]; pl
   return <>{out}</>;
 }
 
+/** The offset axis under the strip: its base line and tick marks in one path (one element, not one per tick). */
+function OffsetTicks({ virtualSize, plotW }: { virtualSize: number; plotW: number }) {
+  const ticks = offsetTicks(virtualSize);
+  let marks = `M0,${STRIP_Y + STRIP_H + 0.5}H${plotW}`;
+  for (const t of ticks) marks += `M${(t.offset / Math.max(1, virtualSize)) * plotW},${STRIP_Y + STRIP_H}v3`;
+  return (
+    <g className="hm-tick" aria-hidden="true">
+      <path d={marks} />
+      {ticks.map((t, i) => {
+        const x = (t.offset / Math.max(1, virtualSize)) * plotW;
+        const anchor = i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle';
+        return <text key={t.offset} x={x} y={TICK_Y} textAnchor={anchor}>{i === 0 ? 'offset 0' : t.label}</text>;
+      })}
+    </g>
+  );
+}
+
 function countsText(c: { full: number; partial: number; clean: number }): string {
   return `${CELL_GLYPH.full} ${c.full} fully dirty · ${CELL_GLYPH.partial} ${c.partial} partly dirty · ${CELL_GLYPH.clean} ${c.clean} clean`;
 }
@@ -104,18 +121,8 @@ export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, ki
       <g transform={`translate(0,${STRIP_Y})`}>
         <rect className="hm-strip" x={0} y={0} width={plotW} height={STRIP_H} />
         {map && <Cells buckets={map.buckets} plotW={plotW} bucketBytes={map.bucketBytes} />}
-        <line className="hm-base" x1={0} x2={plotW} y1={STRIP_H + 0.5} y2={STRIP_H + 0.5} />
       </g>
-      {offsetTicks(disk.virtualSize).map((t, i, all) => {
-        const x = (t.offset / Math.max(1, disk.virtualSize)) * plotW;
-        const anchor = i === 0 ? 'start' : i === all.length - 1 ? 'end' : 'middle';
-        return (
-          <g key={t.offset} className="hm-tick" aria-hidden="true">
-            <line x1={x} x2={x} y1={STRIP_Y + STRIP_H} y2={STRIP_Y + STRIP_H + 3} />
-            <text x={x} y={TICK_Y} textAnchor={anchor}>{i === 0 ? 'offset 0' : t.label}</text>
-          </g>
-        );
-      })}
+      <OffsetTicks virtualSize={disk.virtualSize} plotW={plotW} />
     </g>
   );
 });

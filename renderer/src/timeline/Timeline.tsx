@@ -340,12 +340,9 @@ export function Timeline(props: TimelineProps) {
                       {label && <text className="tick idle-label" transform={at(label.x, AXIS_H - 9)}>{label.text}</text>}
                     </g>
                   ))}
-                  {axisTicks.map((tk) => (
-                    <g key={tk.t}>
-                      <line className="grid" x1={tk.x} x2={tk.x} y1={AXIS_H - 4} y2={height} />
-                      {tk.label && <text className="tick" transform={at(tk.x + 3, AXIS_H - 9)}>{tk.label}</text>}
-                    </g>
-                  ))}
+                  {/* Every grid line in one path: one element, not one per tick. */}
+                  {axisTicks.length > 0 && <path className="grid" d={axisTicks.map((tk) => `M${tk.x},${AXIS_H - 4}V${height}`).join('')} />}
+                  {axisTicks.map((tk) => (tk.label ? <text key={tk.t} className="tick" transform={at(tk.x + 3, AXIS_H - 9)}>{tk.label}</text> : null))}
                 </g>
                 <line className="now-line" x1={nowX} x2={nowX} y1={AXIS_H - 4} y2={height} aria-hidden="true" />
                 {props.schedules && props.schedules.length > 0 && (
