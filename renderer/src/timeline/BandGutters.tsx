@@ -35,27 +35,29 @@ interface Props {
   width: number;
   dirtyMaps?: Record<string, DiskMapState>;
   now: number;
+  /** The bands near the visible part of the scroll box (undefined: all); the others' words are not drawn. */
+  near?: ReadonlySet<number>;
 }
 
-export const BandGutters = memo(function BandGutters({ bands, top, width, dirtyMaps, now }: Props) {
+export const BandGutters = memo(function BandGutters({ bands, top, width, dirtyMaps, now, near }: Props) {
   // The separators in two paths (above each band, dashed above each disk map): two elements, not two per band.
   const seps = bands.map((b) => `M0,${b.top}H${width}`).join('');
   const mapSeps = bands.map((b) => (b.heatmap ? `M12,${b.top + b.heatmapTop + 0.5}H${GUTTER - 20}` : '')).join('');
   return (
-          <g transform={`translate(0,${top})`}>
-            {seps && <path className="band-sep" d={seps} />}
-            {mapSeps && <path className="band-sep hm-gutter-sep" d={mapSeps} />}
-            {bands.map((b) => (
-              <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
-                <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
-                <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
-                <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>
-                <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>
-                  {!b.disk.bitmapCapable ? '⊘ no persistent bitmaps' : b.issues.length === 0 ? '✓ healthy' : `⚠ ${b.issues.length} issue${b.issues.length === 1 ? '' : 's'}`}
-                </text>
-                {b.heatmap && <HeatmapGutter top={b.heatmapTop} virtualSize={b.disk.virtualSize} state={dirtyMaps?.[b.disk.name]} now={now} />}
-              </g>
-            ))}
-          </g>
+    <g transform={`translate(0,${top})`}>
+      {seps && <path className="band-sep" d={seps} />}
+      {mapSeps && <path className="band-sep hm-gutter-sep" d={mapSeps} />}
+      {bands.map((b, i) => (near && !near.has(i) ? null :
+        <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
+          <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
+          <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>
+          <text className="gutter-sub" x={12} y={47}>{`granularity ${formatBytes(b.disk.granularity)}`}</text>
+          <text className={`gutter-health ${b.disk.bitmapCapable ? (b.issues.some((i) => i.severity !== 'info') ? 'warn' : 'ok') : 'incapable'}`} x={12} y={61}>
+            {!b.disk.bitmapCapable ? '⊘ no persistent bitmaps' : b.issues.length === 0 ? '✓ healthy' : `⚠ ${b.issues.length} issue${b.issues.length === 1 ? '' : 's'}`}
+          </text>
+          {b.heatmap && <HeatmapGutter top={b.heatmapTop} virtualSize={b.disk.virtualSize} state={dirtyMaps?.[b.disk.name]} now={now} />}
+        </g>
+      ))}
+    </g>
   );
 });

@@ -55,8 +55,9 @@ function RecordingNote({ band }: { band: BandModel }) {
 
 function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onToggleGroup, draft, offscreen }: {
   band: BandModel; x: XScale; plotW: number; nowX: number; selected?: string; baseline?: string; figure?: ChangedFigure; dirtyMap?: DiskMapState; onToggleGroup(disk: string): void; draft?: boolean;
-  /** Far from the visible part of the scroll box: no lanes, backup marks or area (nobody sees them);
-   *  the words, the group's button (a keyboard stop) and the disk map (its accessible name) stay. */
+  /** Far from the visible part of the scroll box: no lanes, backup marks or area, and of the disk map
+   *  only its element with its accessible name (nobody sees the rest); the notes and the group's
+   *  button (a keyboard stop) stay. */
   offscreen?: boolean;
 }) {
   const disk = band.disk.name;
@@ -84,7 +85,7 @@ function Band({ band, x, plotW, nowX, selected, baseline, figure, dirtyMap, onTo
   if (band.heatmap && baseline !== undefined) {
     out.push(
       <g key="heatmap" transform={`translate(0,${band.heatmapTop})`}>
-        <HeatmapRow disk={band.disk} since={baseline} sinceShort={shortName(baseline, 40)} kind={band.heatmap} state={dirtyMap} plotW={plotW} />
+        <HeatmapRow disk={band.disk} since={baseline} sinceShort={shortName(baseline, 40)} kind={band.heatmap} state={dirtyMap} plotW={plotW} offscreen={offscreen} />
       </g>,
     );
   }

@@ -26,6 +26,8 @@ interface Props {
   kind: 'map' | 'no-bitmap';
   state?: DiskMapState;
   plotW: number;
+  /** Far from the visible part of the scroll box: only the row's accessible name and data, nothing drawn. */
+  offscreen?: boolean;
 }
 
 /**
@@ -81,7 +83,7 @@ function countsText(c: { full: number; partial: number; clean: number }): string
 /** Below this plot width (or when the title needs the room) the cell counts are left out of the row (they stay in its accessible name). */
 const COUNTS_MIN_W = 720;
 
-export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, kind, state, plotW }: Props) {
+export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, kind, state, plotW, offscreen }: Props) {
   const shown = sinceShort ?? since;
   const map = state?.map;
   const name = disk.name;
@@ -93,19 +95,22 @@ export const HeatmapRow = memo(function HeatmapRow({ disk, since, sinceShort, ki
   else if (!map) status = 'reading the dirty map…';
   else status = `${formatPart(map.dirtyBytes, map.virtualSize)} dirty`;
   const label = map ? describeMap({ ...map, disk: name, since }) : `where ${name} changed since ${since}: ${status}`;
+  const row = {
+    className: `heatmap heatmap-${kind}`,
+    'data-disk': name,
+    'data-since': since,
+    'data-cells': map?.buckets.length,
+    'data-dirty-cells': counts ? counts.partial + counts.full : undefined,
+    'data-full-cells': counts?.full,
+    'data-dirty-bytes': map?.dirtyBytes,
+    'data-at': map?.at,
+    role: 'img',
+    'aria-label': label,
+  };
+  // Far from the view: the row's accessible name and figures, and nothing drawn that nobody sees.
+  if (offscreen) return <g {...row} />;
   return (
-    <g
-      className={`heatmap heatmap-${kind}`}
-      data-disk={name}
-      data-since={since}
-      data-cells={map?.buckets.length}
-      data-dirty-cells={counts ? counts.partial + counts.full : undefined}
-      data-full-cells={counts?.full}
-      data-dirty-bytes={map?.dirtyBytes}
-      data-at={map?.at}
-      role="img"
-      aria-label={label}
-    >
+    <g {...row}>
       {/* Opaque: the time axis's grid and NOW line above do not belong to this offset axis. */}
       <rect className="hm-bg" x={-20} y={0} width={plotW + 40} height={HEATMAP_H} />
       <line className="hm-sep" x1={-20} x2={plotW + 20} y1={0.5} y2={0.5} />

@@ -378,7 +378,7 @@ export function Timeline(props: TimelineProps) {
           </g>
 
           {/* Band gutters are drawn last so they sit above the plot's grid lines. */}
-          <BandGutters bands={model.bands} top={bandsTop} width={width} dirtyMaps={props.dirtyMaps} now={now} />
+          <BandGutters bands={model.bands} top={bandsTop} width={width} dirtyMaps={props.dirtyMaps} now={now} near={nearBands} />
         </svg>}
       </div>
     </section>

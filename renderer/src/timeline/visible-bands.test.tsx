@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
-// Bands far from the visible part of the scroll box skip their lanes, backup marks and area
-// (visible-rows.ts); their words, the folded group's button and the disk map stay, and scrolling
-// draws them. jsdom has no layout: the scroll box's height and scroll position are given here.
+// Bands far from the visible part of the scroll box skip their lanes, backup marks and area, their
+// gutter's words and their disk map's drawing (visible-rows.ts); the folded group's button and the
+// disk map's accessible name stay, and scrolling draws them. jsdom has no layout: the scroll box's height and scroll position are given here.
 import { act, cleanup, fireEvent, render, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BitmapInfo } from '../../../shared/domain';
@@ -67,6 +67,26 @@ describe('bands near the view', () => {
     scrollToEnd();
     expect(band('vdd').querySelectorAll('.span:not(.span-group)').length).toBeGreaterThan(0);
     expect(band('vda').querySelectorAll('.span:not(.span-group)')).toHaveLength(0);
+  });
+
+  it('keeps only the accessible name and figures of a far band\u2019s disk map, and no gutter words, until scrolled to', () => {
+    const { container, band, scrollToEnd } = renderWithBox(200);
+    const map = (d: string) => band(d).querySelector('g.heatmap[role="img"]')!;
+    const gutterTitles = () => [...container.querySelectorAll('.band-gutter .gutter-title')].map((t) => t.textContent);
+    expect(map('vdd').getAttribute('aria-label')).toBe('where vdd changed since d: reading the dirty map…');
+    expect(map('vdd').getAttribute('data-since')).toBe('d');
+    expect(map('vdd').childElementCount).toBe(0);
+    expect(map('vda').querySelector('.hm-strip')).not.toBeNull();
+    expect(map('vda').querySelector('.hm-title')!.textContent).toContain('where vda changed since d');
+    expect(gutterTitles()).toContain('vda');
+    expect(gutterTitles()).not.toContain('vdd');
+
+    scrollToEnd();
+    expect(map('vdd').querySelector('.hm-strip')).not.toBeNull();
+    expect(map('vdd').getAttribute('aria-label')).toBe('where vdd changed since d: reading the dirty map…');
+    expect(map('vda').childElementCount).toBe(0);
+    expect(gutterTitles()).toContain('vdd');
+    expect(gutterTitles()).not.toContain('vda');
   });
 
   it('keeps focus on a far band\u2019s group button when focusing it brings the band near', () => {

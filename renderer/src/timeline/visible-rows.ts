@@ -1,7 +1,8 @@
 // Which disk bands are near the visible part of the timeline's scroll box. At 1,000 checkpoints the
 // tree fills most of the box and only one or two of eight bands are on screen; the others skip
 // their lanes, backup marks and dirty-bytes area (most of the timeline's elements, and all of them
-// move on every zoom frame) until scrolling brings them near. Half a box height above and below is
+// move on every zoom frame), their gutter's words and their disk map's drawing until scrolling
+// brings them near. Half a box height above and below is
 // drawn too, so a wheel notch or two of scrolling never shows an empty band.
 
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
