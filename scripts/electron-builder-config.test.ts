@@ -69,7 +69,7 @@ describe('electron-builder config', () => {
 
   it('keeps renderer-only libraries and Electron out of the runtime dependencies', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; type?: string; main: string };
-    for (const lib of ['react', 'react-dom', 'zustand', 'd3-hierarchy', 'electron']) expect(pkg.dependencies).not.toHaveProperty(lib);
+    for (const lib of ['react', 'react-dom', 'zustand', 'electron']) expect(pkg.dependencies).not.toHaveProperty(lib);
     expect(pkg.type).toBeUndefined(); // the preload must stay CommonJS
     expect(pkg.main).toBe('out/main/main.js');
   });

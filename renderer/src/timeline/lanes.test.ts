@@ -107,6 +107,19 @@ describe('layoutTree: lanes', () => {
     expect(() => layoutTree([{ name: 'a', time: 0 }, { name: 'a', time: 1 }])).toThrow('duplicate checkpoint name "a"');
   });
 
+  it('names a checkpoint on a parent cycle', () => {
+    const cycle = [{ name: 'root', time: 0 }, { name: 'x', parent: 'y', time: 1 }, { name: 'y', parent: 'x', time: 2 }];
+    expect(() => layoutTree(cycle)).toThrow(/checkpoint "[xy]" is its own ancestor \(a parent cycle\)/);
+  });
+
+  it('lays out a chain of 20,000 checkpoints (years of hourly ones) on one lane, each a level deeper', () => {
+    const chain = Array.from({ length: 20_000 }, (_, i) => ({ name: `c${i}`, parent: i > 0 ? `c${i - 1}` : undefined, time: i }));
+    const layout = layoutTree(chain, 'c19999');
+    expect(layout.laneCount).toBe(1);
+    expect(layout.nowLane).toBe(0);
+    expect(layout.nodes.every((n, i) => n.name === `c${i}` && n.lane === 0 && n.level === i + 1 && n.onCurrentPath)).toBe(true);
+  });
+
   it('keeps a child after its parent even when the clock says otherwise', () => {
     const layout = layoutTree([{ name: 'p', time: 100 }, { name: 'kid', parent: 'p', time: 50 }]);
     expect(layout.byName.get('kid')!.lane).toBe(0);
