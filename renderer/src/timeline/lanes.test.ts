@@ -107,9 +107,11 @@ describe('layoutTree: lanes', () => {
     expect(() => layoutTree([{ name: 'a', time: 0 }, { name: 'a', time: 1 }])).toThrow('duplicate checkpoint name "a"');
   });
 
-  it('names a checkpoint on a parent cycle', () => {
+  it('names a checkpoint on a parent cycle, not one below it', () => {
     const cycle = [{ name: 'root', time: 0 }, { name: 'x', parent: 'y', time: 1 }, { name: 'y', parent: 'x', time: 2 }];
     expect(() => layoutTree(cycle)).toThrow(/checkpoint "[xy]" is its own ancestor \(a parent cycle\)/);
+    // z hangs below the cycle and comes first in the input.
+    expect(() => layoutTree([{ name: 'z', parent: 'x', time: 3 }, ...cycle])).toThrow(/checkpoint "[xy]" is its own ancestor/);
   });
 
   it('lays out a chain of 20,000 checkpoints (years of hourly ones) on one lane, each a level deeper', () => {

@@ -96,11 +96,12 @@ function buildHierarchy(input: readonly TreeInput[]): TreeNode[] {
       stack.push(c);
     }
   }
-  // A node not reached from the root is on a parent cycle.
+  // A node not reached from the root is on a parent cycle or below one: its parents lead to the cycle.
   if (out.length <= input.length) {
     const reached = new Set(out);
-    const lost = [...byName.values()].find((n) => !reached.has(n))!;
-    throw new Error(`checkpoint ${JSON.stringify(lost.name)} is its own ancestor (a parent cycle)`);
+    let onCycle = [...byName.values()].find((n) => !reached.has(n))!;
+    for (const seen = new Set<TreeNode>(); !seen.has(onCycle); onCycle = onCycle.parent!) seen.add(onCycle);
+    throw new Error(`checkpoint ${JSON.stringify(onCycle.name)} is its own ancestor (a parent cycle)`);
   }
   return out;
 }
