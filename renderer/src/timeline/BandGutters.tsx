@@ -8,6 +8,7 @@ import type { DiskMapState } from '../store/types';
 import { cellBytes, cellLegend, HEATMAP_CELLS } from './heatmap';
 import { GUTTER } from './geometry';
 import type { BandModel } from './model';
+import { farFromView } from './visible-rows';
 
 /** Beside a disk map: what one cell is, and how fresh the map is. */
 function HeatmapGutter({ top, virtualSize, state, now }: { top: number; virtualSize: number; state?: DiskMapState; now: number }) {
@@ -47,7 +48,7 @@ export const BandGutters = memo(function BandGutters({ bands, top, width, dirtyM
     <g transform={`translate(0,${top})`}>
       {seps && <path className="band-sep" d={seps} />}
       {mapSeps && <path className="band-sep hm-gutter-sep" d={mapSeps} />}
-      {bands.map((b, i) => (near && !near.has(i) ? null :
+      {bands.map((b, i) => (farFromView(near, i) ? null :
         <g key={b.disk.name} className="band-gutter" transform={`translate(0,${b.top})`}>
           <text className="gutter-title" x={12} y={18}>{shortName(b.disk.name, 18)}</text>
           <text className="gutter-sub" x={12} y={33}>{`${formatBytes(b.disk.virtualSize)} · ${b.disk.format}`}</text>

@@ -15,6 +15,7 @@ import { BandLanes, GroupRow } from './BandLanes';
 import type { XScale } from './geometry';
 import { HeatmapRow } from './HeatmapRow';
 import { BACKUP_ROW_H, BAND_PAD, NOTE_H, type BandModel, type TimelineModel } from './model';
+import { farFromView } from './visible-rows';
 
 export { spanWords } from './BandLanes';
 export { niceMax } from './BandArea';
@@ -101,7 +102,7 @@ export const DiskBands = memo(function DiskBands(props: Props) {
           <Band
             band={band} x={props.x} plotW={props.plotW} nowX={props.nowX} selected={props.selected} baseline={props.model.baseline}
             figure={props.figures?.[band.disk.name]} dirtyMap={props.dirtyMaps?.[band.disk.name]} onToggleGroup={props.onToggleGroup} draft={props.draft}
-            offscreen={props.near !== undefined && !props.near.has(i)}
+            offscreen={farFromView(props.near, i)}
           />
         </g>
       ))}

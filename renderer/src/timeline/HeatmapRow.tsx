@@ -61,16 +61,14 @@ function Cells({ buckets, plotW, bucketBytes }: { buckets: readonly number[]; pl
 
 /** The offset axis under the strip: its base line and tick marks in one path (one element, not one per tick). */
 function OffsetTicks({ virtualSize, plotW }: { virtualSize: number; plotW: number }) {
-  const ticks = offsetTicks(virtualSize);
-  let marks = `M0,${STRIP_Y + STRIP_H + 0.5}H${plotW}`;
-  for (const t of ticks) marks += `M${(t.offset / Math.max(1, virtualSize)) * plotW},${STRIP_Y + STRIP_H}v3`;
+  const ticks = offsetTicks(virtualSize).map((t) => ({ ...t, x: (t.offset / Math.max(1, virtualSize)) * plotW }));
+  const marks = `M0,${STRIP_Y + STRIP_H + 0.5}H${plotW}` + ticks.map((t) => `M${t.x},${STRIP_Y + STRIP_H}v3`).join('');
   return (
     <g className="hm-tick" aria-hidden="true">
       <path d={marks} />
       {ticks.map((t, i) => {
-        const x = (t.offset / Math.max(1, virtualSize)) * plotW;
         const anchor = i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle';
-        return <text key={t.offset} x={x} y={TICK_Y} textAnchor={anchor}>{i === 0 ? 'offset 0' : t.label}</text>;
+        return <text key={t.offset} x={t.x} y={TICK_Y} textAnchor={anchor}>{i === 0 ? 'offset 0' : t.label}</text>;
       })}
     </g>
   );

@@ -2,8 +2,8 @@
 // tree fills most of the box and only one or two of eight bands are on screen; the others skip
 // their lanes, backup marks and dirty-bytes area (most of the timeline's elements, and all of them
 // move on every zoom frame), their gutter's words and their disk map's drawing until scrolling
-// brings them near. Half a box height above and below is
-// drawn too, so a wheel notch or two of scrolling never shows an empty band.
+// brings them near. Half a box height above and below is drawn too, so a wheel notch or two of
+// scrolling never shows an empty band.
 
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { onScrollOrResize } from '../scroll-box';
@@ -48,4 +48,9 @@ export function useRowsNearView(ref: React.RefObject<HTMLElement | null>, rows: 
     return onScrollOrResize(el, update);
   }, [ref, geometry]);
   return useMemo(() => (near === undefined ? undefined : new Set(near === '' ? [] : near.split(',').map(Number))), [near]);
+}
+
+/** Whether row `i` is far from the view (useRowsNearView's set; undefined: every row is near). */
+export function farFromView(near: ReadonlySet<number> | undefined, i: number): boolean {
+  return near !== undefined && !near.has(i);
 }
