@@ -2,9 +2,8 @@
 // steps Tidemark cannot skip (figures, never pass/fail). Per round and disk (1 GiB, 4 MiB stride; 1 TiB
 // sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart:
 //   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are, read by
-//          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap at the L2 tables'
-//          granularity, exported
-//          read-only, NBD block status, export and bitmap removed);
+//          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap at the L2
+//          tables' granularity, exported read-only, NBD block status, export and bitmap removed);
 //   tx:    the transaction: a temporary bitmap (add + merge) and blockdev-backup sync=bitmap (copy_file_range)
 //          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
 //   job:   from the reply to the job's end; close: job-dismiss + blockdev-del of the target + the bitmap's removal;

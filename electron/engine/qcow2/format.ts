@@ -88,15 +88,15 @@ export function emptyQcow2Layout(sizeBytes: number, options: { clusterSize?: num
   return { pieces: [...pieces, { offset: 3 * cs, bytes: l1 }], length: usedClusters * cs };
 }
 
-/**
- * The L1 indexes of the L2 tables that map `ranges` (bytes of the virtual disk), in increasing order.
- * Each L2 table maps clusterSize / 8 clusters.
- */
 /** The guest bytes one L2 table maps: clusterSize / 8 entries of a cluster each (512 MiB for 64 KiB clusters). */
 export function l2TableSpan(clusterSize: number): number {
   return clusterSize * (clusterSize / 8);
 }
 
+/**
+ * The L1 indexes of the L2 tables that map `ranges` (bytes of the virtual disk), in increasing order.
+ * Each L2 table maps clusterSize / 8 clusters.
+ */
 export function l2TablesOf(ranges: Iterable<{ offset: number; length: number }>, clusterSize: number): number[] {
   const span = l2TableSpan(clusterSize);
   const tables = new Set<number>();
