@@ -28,8 +28,9 @@
 //     each measurement at the third start of a browser on one profile folder (its HTTP and V8 code
 //     caches) instead of a fresh incognito context.
 //     --answer-ms N: in 'page', the VM's data answers N ms after it is asked (the host's time).
-// Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile]
-//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--third-start] [--answer-ms N] [--layout independent|chained] [--trace DIR] [--screenshots DIR]
+//   - --json FILE: also write the figures there (bench/goals.ts reads them)
+// Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile] [--json FILE]
+//      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--third-start] [--answer-ms N] [--layout independent|chained] [--trace DIR] [--screenshots DIR] [--json FILE]
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -305,12 +306,16 @@ const ARG = (name: string) => (process.argv.includes(`--${name}`) ? process.argv
 
 async function main() {
   const ab = ARG('ab');
+  const json = ARG('json');
   if (ab) {
-    return abRun({
+    const runs = await abRun({
       dirs: ab.split(','), rounds: Number(ARG('rounds') ?? 6), layout: (ARG('layout') ?? 'independent') as 'independent' | 'chained',
       kinds: (ARG('kinds') ?? 'page,own').split(',') as FirstRenderKind[], n: N, disks: DISKS, traceDir: ARG('trace'), shotsDir: SHOTS, profile: PROFILE,
       ...(ARG('answer-ms') ? { answerMs: Number(ARG('answer-ms')) } : {}), thirdStart: process.argv.includes('--third-start'),
     });
+    // The first build's own first renders, for bench/goals.ts.
+    if (json) writeJson(json, { firstRenderCpuMs: runs.get('own')?.[0]?.map((r) => r.cpuMs), runs: Object.fromEntries(runs) });
+    return;
   }
   ensureBuilt();
   const server = await serve(rendererDir);
@@ -351,6 +356,12 @@ async function main() {
     console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} (${f(r.cpuOwnMs)}) ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
     console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
   }
+  if (json) writeJson(json, { layouts: results, liveEvents: LIVE });
+}
+
+function writeJson(file: string, value: unknown): void {
+  fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+  console.log(`\nfigures: ${file}`);
 }
 
 main().catch((e) => {

@@ -26,7 +26,10 @@ export interface AbOptions {
   thirdStart?: boolean;
 }
 
-export async function abRun(o: AbOptions): Promise<void> {
+/** Every measurement, by kind, then by build (in `dirs` order), then by round. */
+export type AbRuns = Map<FirstRenderKind, FirstRender[][]>;
+
+export async function abRun(o: AbOptions): Promise<AbRuns> {
   const made: string[] = [];
   const dirs = o.dirs.map((d) => (d === 'floor' ? made[made.push(floorPage()) - 1]! : d));
   const servers = await Promise.all(dirs.map((d) => serve(path.resolve(d))));
@@ -73,4 +76,5 @@ export async function abRun(o: AbOptions): Promise<void> {
       console.log(`${d}\n  to drawn ${medianRange(xs.map((x) => x.cpuMs))} (script ${medianRange(xs.map((x) => x.parts.Script!))}, style ${medianRange(xs.map((x) => x.parts.RecalcStyle!), 1)}, layout ${medianRange(xs.map((x) => x.parts.Layout!), 1)}); to idle ${medianRange(xs.map((x) => x.idleCpuMs))}; wall ${medianRange(xs.map((x) => x.wallMs))}${before}; DOM ${xs[0]!.dom}, SVG ${xs[0]!.svg}${ratio}`);
     }
   }
+  return runs;
 }

@@ -1,0 +1,83 @@
+// bench/goals/evaluate.ts: each goal of issue 11 read from a run's figures, met or not at its limit,
+// and "no figure" (never "met") where the run lacks one.
+import { describe, expect, it } from 'vitest';
+import { evaluateGoals, formatGoals, type PeersRun, type TimelineRun } from '../bench/goals/evaluate';
+
+type Row = PeersRun['rows'][number];
+
+function ratioRow(title: string, ratios: [string, string, number][], tools: Row['tools'] = []): Row {
+  return { title, tools, ratios: ratios.map(([of, to, pairedMedian]) => ({ of, to, pairedMedian })) };
+}
+
+/** A run where every ratio sits just inside its goal. */
+function passingRun(): PeersRun {
+  return {
+    rows: [
+      ratioRow('checkpoint create, 2 disks (CLI end to end)', [['tidemark', 'virsh', 1.5]]),
+      ratioRow('full push backup, vda 1 GiB of random data', [['tidemark', 'virsh', 0.99], ['tidemark', 'qemu-img', 1.3]]),
+      ratioRow('incremental push, vda, 64 MiB dirty', [['tidemark', 'virsh', 0.8]], [{ key: 'tidemark', samplesMs: [200, 210, 220] }]),
+      ratioRow('incremental pull, vda, 64 MiB dirty', [['tidemark', 'libvirt-script', 0.7], ['tidemark-in-host', 'libvirt', 0.7], ['tidemark', 'virtnbdbackup', 0.2]],
+        [{ key: 'tidemark', samplesMs: [300, 300, 300] }, { key: 'tidemark-in-host', samplesMs: [200, 200, 200] }]),
+      ratioRow('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [], [{ key: 'tidemark', samplesMs: [240, 252, 264] }]),
+      ratioRow('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', [], [{ key: 'tidemark', samplesMs: [330, 360, 345] }, { key: 'tidemark-in-host', samplesMs: [210, 220, 230] }]),
+      ratioRow('restore of full + 5 incrementals, vda', [['tidemark', 'qemu-img', 1.1]]),
+    ],
+  };
+}
+
+const goodTimeline: TimelineRun = {
+  firstRenderCpuMs: [140, 150, 160, 145, 149],
+  layouts: [{ layout: 'independent', frameMs: Array.from({ length: 40 }, () => 16.7), cpuFrameMs: 9, liveHeapMiB: [10, 22, 22.5, 23, 23.4] }],
+};
+
+const byGoal = (rows: ReturnType<typeof evaluateGoals>) => new Map(rows.map((r) => [r.goal, r]));
+
+describe('issue 11 goals', () => {
+  it('meets each goal at its limit and reads the 1 TiB rows round by round against 1 GiB', () => {
+    const rows = evaluateGoals(passingRun(), goodTimeline);
+    expect(rows.filter((r) => r.met !== true).map((r) => `${r.goal}: ${r.figure}`)).toEqual([]);
+    const g = byGoal(rows);
+    // 240/200, 252/210, 264/220: 1.20 in each round; the pull: CLI 1.10, 1.20, 1.15, host 1.05, 1.10, 1.15.
+    expect(g.get('push, 1 TiB ÷ 1 GiB')!.figure).toBe('1.20×');
+    expect(g.get('pull, 1 TiB ÷ 1 GiB, CLI')!.figure).toBe('1.15×');
+    expect(g.get('pull, 1 TiB ÷ 1 GiB, host')!.figure).toBe('1.10×');
+    expect(g.get('timeline first render, 1,000 × 8 (median CPU)')!.figure).toBe('149 ms');
+  });
+
+  it('puts the peer\'s own 1 TiB ÷ 1 GiB beside Tidemark\'s', () => {
+    const run = passingRun();
+    run.rows[3]!.tools.push({ key: 'libvirt', samplesMs: [250, 260, null] });
+    run.rows[5]!.tools.push({ key: 'libvirt', samplesMs: [300, 338, 400] }); // 1.20, 1.30; the third round has no 1 GiB sample
+    expect(byGoal(evaluateGoals(run, goodTimeline)).get('pull, 1 TiB ÷ 1 GiB, host')!.figure).toBe('1.10× (libvirt: 1.25×)');
+  });
+
+  it('fails a goal just past its limit', () => {
+    const run = passingRun();
+    run.rows[3]!.ratios[2]!.pairedMedian = 0.31; // virtnbdbackup
+    run.rows[4]!.tools[0]!.samplesMs = [242, 254, 266]; // 1.21× in every round
+    const g = byGoal(evaluateGoals(run, { ...goodTimeline, firstRenderCpuMs: [151, 152, 150] }));
+    expect(g.get('incremental pull ÷ virtnbdbackup')!.met).toBe(false);
+    expect(g.get('push, 1 TiB ÷ 1 GiB')!.met).toBe(false);
+    expect(g.get('timeline first render, 1,000 × 8 (median CPU)')!.met).toBe(false);
+    expect(g.get('checkpoint create ÷ virsh')!.met).toBe(true);
+  });
+
+  it('counts a missed vsync at p95 and a growing heap as not met', () => {
+    const frames = [...Array.from({ length: 90 }, () => 16.7), ...Array.from({ length: 10 }, () => 33.4)];
+    const g = byGoal(evaluateGoals(passingRun(), { ...goodTimeline, layouts: [{ layout: 'chained', frameMs: frames, cpuFrameMs: 20, liveHeapMiB: [10, 20, 21, 23, 24] }] }));
+    expect(g.get('timeline zoom frames, chained (p95 interval)')!.met).toBe(false);
+    expect(g.get('timeline memory over live updates, chained')!.met).toBe(false); // 21 → 24 MiB over the second half: 14 %
+  });
+
+  it('says "no figure" where the run has none, and never counts it as met', () => {
+    const run = passingRun();
+    run.rows = run.rows.filter((r) => !r.title.startsWith('restore') && !r.title.includes('vdc'));
+    run.rows[3]!.ratios = run.rows[3]!.ratios.filter((r) => r.to !== 'virtnbdbackup'); // not installed
+    const rows = evaluateGoals(run, undefined);
+    const g = byGoal(rows);
+    for (const goal of ['restore of full + 5 ÷ qemu-img convert', 'push, 1 TiB ÷ 1 GiB', 'incremental pull ÷ virtnbdbackup', 'timeline first render, 1,000 × 8 (median CPU)']) {
+      expect(g.get(goal)!.met, goal).toBeUndefined();
+    }
+    expect(formatGoals(rows)).toMatch(/6 of 12 goals met \(6 without a figure\)/);
+  });
+});
