@@ -6,7 +6,8 @@
 //     page is idle, so the figures split into before the data (navigation → the app waiting for it)
 //     and the timeline's own first render (data released → timeline drawn; bench/timeline/first-render.ts)
 //   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
-//   - frame interval while zooming continuously (one wheel event per animation frame)
+//   - frame interval while zooming continuously (one wheel event per animation frame), and each
+//     frame's own work (its callback until its style, layout and paint are done)
 //   - the render when the view settles after that zoom (a build that moves the plot by one
 //     transform during a gesture renders the new window only then; data-live-span-ms is the
 //     window the gesture has reached)
@@ -29,6 +30,7 @@
 //     caches) instead of a fresh incognito context.
 //     --answer-ms N: in 'page', the VM's data answers N ms after it is asked (the host's time).
 //   - --json FILE: also write the figures there (bench/goals.ts reads them)
+//   - BENCH_FRAME_TRACE=PREFIX: a Chrome trace of the continuous zoom, PREFIX-<layout>.json
 // Run: npx tsx bench/timeline-render.ts [--checkpoints N] [--disks N] [--steps N] [--live-events N] [--screenshots DIR] [--profile] [--json FILE]
 //      npx tsx bench/timeline-render.ts --ab MAIN_BUILD,out/renderer[,floor] [--rounds 6] [--kinds page,own] [--third-start] [--answer-ms N] [--layout independent|chained] [--trace DIR] [--screenshots DIR] [--json FILE]
 
@@ -105,6 +107,8 @@ interface Figures {
   stepMs: number[];
   stepInMs: number[];
   frameMs: number[];
+  /** Per frame of the continuous zoom: its callback → its style, layout and paint done (wall). */
+  frameWorkMs: number[];
   ingestMs: number[];
   heapMiB: number;
   /** Main-thread CPU (ms): navigation → drawn (held data: before + own), per zoom step, per frame of continuous zoom. */
@@ -122,6 +126,9 @@ interface Figures {
   /** CPU of the first render by kind. */
   firstParts: Record<string, number>;
 }
+
+/** BENCH_FRAME_TRACE: what a frame's trace holds (its tasks, style, layout, paint, V8 and GC). */
+const FRAME_TRACE_CATEGORIES = ['devtools.timeline', 'v8', 'v8.execute', 'blink', 'cc', 'disabled-by-default-devtools.timeline', 'disabled-by-default-v8.gc'];
 
 async function measure(page: Page, url: string, layout: 'independent' | 'chained'): Promise<Figures> {
   // tsx (esbuild) wraps named functions in __name(); functions shipped to the page need it too.
@@ -233,24 +240,38 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
 
   // Continuous zoom: one wheel event per animation frame; the interval between frames.
   const cpuFrames0 = await cpu();
-  const frameMs = await page.evaluate(async (n) => {
+  const frameTrace = process.env.BENCH_FRAME_TRACE;
+  if (frameTrace) await page.context().browser()!.startTracing(page, { path: `${frameTrace}-${layout}.json`, categories: FRAME_TRACE_CATEGORIES });
+  const frames = await page.evaluate(async (n) => {
     const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
     const r = svg.getBoundingClientRect();
     const at = { clientX: r.left + r.width * 0.5, clientY: r.top + 60 };
     const times: number[] = [];
+    // A frame's own work: from its animation-frame callback to a message posted there, which runs once
+    // the frame's style, layout and paint (and React's task the wheel event queued first) are done.
+    const work: number[] = [];
+    const channel = new MessageChannel();
+    let started = 0;
+    channel.port1.onmessage = () => work.push(performance.now() - started);
     await new Promise<void>((done) => {
       let i = 0;
       const tick = (ts: number) => {
         times.push(ts);
         if (i >= n * 2) return done();
+        started = performance.now();
         svg.dispatchEvent(new WheelEvent('wheel', { deltaY: i < n ? -60 : 60, bubbles: true, cancelable: true, ...at }));
+        channel.port2.postMessage(0);
         i++;
         requestAnimationFrame(tick);
       };
       requestAnimationFrame(tick);
     });
-    return times.slice(1).map((t, k) => t - times[k]!);
+    channel.port1.close();
+    return { intervals: times.slice(1).map((t, k) => t - times[k]!), work };
   }, STEPS);
+  if (frameTrace) await page.context().browser()!.stopTracing();
+  const frameMs = frames.intervals;
+  const frameWorkMs = frames.work;
   const cpuFrameMs = ((await cpu()) - cpuFrames0) / frameMs.length;
   // The view settles (labels back; with a gesture transform, the new window rendered): CPU from the
   // last wheel event until it has, idle wait included.
@@ -298,7 +319,7 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   }
   return {
     layout, toDataAskedMs: first.__dataAskedAt, loadToDrawnMs: first.at - first.__dataReleasedAt, cpuOwnMs, domNodes: size.dom, svgElements: size.svg,
-    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
+    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, frameWorkMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
   };
 }
 
@@ -355,6 +376,7 @@ async function main() {
   for (const r of results) {
     console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} (${f(r.cpuOwnMs)}) ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
     console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
+    console.log(`${''.padEnd(12)} a zoom frame's own work (its callback → its paint done, wall): median ${f(median(r.frameWorkMs))} ms, p95 ${f(p95(r.frameWorkMs))} ms`);
   }
   if (json) writeJson(json, { layouts: results, liveEvents: LIVE });
 }

@@ -12,8 +12,12 @@ export interface PeersRun {
 export interface TimelineRun {
   /** The timeline's own first render (main-thread CPU, ms), one per round on a fresh context. */
   firstRenderCpuMs?: number[];
-  /** Per layout: frame intervals while zooming (wall, ms), CPU per frame, JS heap after GC each quarter of the live events. */
-  layouts?: { layout: string; frameMs: number[]; cpuFrameMs: number; liveHeapMiB: number[] }[];
+  /**
+   * Per layout, while zooming continuously: each frame's own work (its callback until its paint is done,
+   * wall ms), the intervals between frames, CPU per frame; the JS heap after GC before the live events and
+   * after each quarter of them.
+   */
+  layouts?: { layout: string; frameWorkMs: number[]; frameMs: number[]; cpuFrameMs: number; liveHeapMiB: number[] }[];
 }
 
 export interface GoalRow {
@@ -36,14 +40,8 @@ export function p95(xs: number[]): number {
   return s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? NaN;
 }
 
-/** The rAF interval of a 60 Hz display: no frame comes sooner. */
-export const FRAME_60HZ_MS = 1000 / 60;
-/**
- * A frame whose work does not fit in 16 ms shows as an interval of two frames (33 ms); intervals jitter
- * by a few tenths around 16.7. So the zoom frames meet "≤ 16 ms at p95" when the p95 interval is under
- * one and a half frames: at least 95 % of frames came on the next vsync.
- */
-export const MISSED_FRAME_MS = 1.5 * FRAME_60HZ_MS;
+/** A frame at 60 Hz: the goal for each zoom frame's own work at the 95th percentile. */
+export const FRAME_MS = 16;
 /**
  * The heap counts as flat when over the second half of the live events it grows by less than this. The
  * first half is for the live count histories to fill up to their bound (samples.ts: 64 points a bitmap);
@@ -109,8 +107,10 @@ export function evaluateGoals(peers: PeersRun | undefined, timeline: TimelineRun
   const first = timeline?.firstRenderCpuMs ?? [];
   goals.push(atMost('timeline first render, 1,000 × 8 (median CPU)', first.length ? median(first) : undefined, 150, 'ms', 0));
   for (const l of timeline?.layouts ?? []) {
-    const frame = atMost(`timeline zoom frames, ${l.layout} (p95 interval)`, l.frameMs.length ? p95(l.frameMs) : undefined, MISSED_FRAME_MS, 'ms', 1);
-    goals.push({ ...frame, figure: `${frame.figure} (CPU ${l.cpuFrameMs.toFixed(1)} ms a frame)`, limit: '≤ 16 ms a frame: no vsync missed at p95' });
+    // The work is what the page does per frame; the intervals (wall) also hold every other process's
+    // turn on the machine's 2 cores, so they are shown, not judged.
+    const frame = atMost(`timeline zoom frames, ${l.layout} (p95 of each frame's work)`, l.frameWorkMs.length ? p95(l.frameWorkMs) : undefined, FRAME_MS, 'ms', 1);
+    goals.push(frame.met === undefined ? frame : { ...frame, figure: `${frame.figure} (CPU ${l.cpuFrameMs.toFixed(1)} ms a frame; p95 interval ${p95(l.frameMs).toFixed(1)} ms)` });
     goals.push(flatHeap(`timeline memory over live updates, ${l.layout}`, l.liveHeapMiB));
   }
   return goals;
