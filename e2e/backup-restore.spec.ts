@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { artifact, expect, test } from './fixtures';
-import { band, bracketTo, createCheckpoint, simulateWrites } from './ui';
+import { band, bracketTo, createCheckpoint, simulateWrites, wordsWhileMoving } from './ui';
 
 test('full and incremental backups: bytes to copy before, per-disk progress, markers; a cancelled one stays as ✕', async ({ app, consoleErrors }) => {
   await createCheckpoint(app, 'base', 'Independent');
@@ -49,6 +49,11 @@ test('full and incremental backups: bytes to copy before, per-disk progress, mar
   await expect.poll(() => bracketTo(inc)).toBe(true); // bracketed back to its base checkpoint
   await expect(band(app, 'vdc').locator('.backup-mark')).toHaveCount(2);
   expect(await band(app, 'vdc').locator('.backup-mark').evaluateAll((els) => els.map((e) => e.getAttribute('data-glyph')))).toEqual(['■', '■']); // vdc: always full
+  // While the view moves, the plot's words hide but the backup glyphs stay.
+  const words = await wordsWhileMoving(app);
+  expect(words.moving).toBe(true);
+  expect(words.during.length).toBeGreaterThan(0);
+  expect(words.during.every((c) => c.split(' ').includes('backup-glyph'))).toBe(true);
   await app.screenshot({ path: artifact('backup-incremental-done') });
 
   // A cancelled backup: rolled back, and it stays visible on the timeline as ✕.

@@ -3,7 +3,7 @@
 // the keyboard, delete a checkpoint. Screenshots of each state go to e2e/artifacts/.
 import type { Page } from '@playwright/test';
 import { artifact, expect, test } from './fixtures';
-import { createCheckpoint, simulateWrites } from './ui';
+import { createCheckpoint, simulateWrites, wordsWhileMoving } from './ui';
 
 const span = (page: Page, disk: string, checkpoint: string) => page.locator(`g.band[data-disk="${disk}"] .span[data-checkpoint="${checkpoint}"]`);
 
@@ -46,6 +46,13 @@ test('checkpoints in the chained layout: one recording bitmap, frozen ones behin
   await createCheckpoint(app, 'cp-3');
   await expect(app.locator('g.band[data-disk="vda"] .span[data-state="disabled"]')).toHaveCount(2);
   await app.screenshot({ path: artifact('timeline-chained') });
+
+  // While the view moves, the plot shows no words (axis, NOW, the dirty area's figures); they come back.
+  const words = await wordsWhileMoving(app);
+  expect(words.before).toEqual(expect.arrayContaining(['tick', 'now-label', 'area-end figure-exact']));
+  expect(words.moving).toBe(true);
+  expect(words.during).toEqual([]);
+  expect(words.after).toEqual(expect.arrayContaining(['tick', 'now-label', 'area-end figure-exact']));
 
   // Baseline = the selected checkpoint: since base, the chain base+cp-2+cp-3 holds 12 MiB.
   await app.getByRole('treeitem', { name: /^base,/ }).click();

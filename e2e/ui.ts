@@ -60,3 +60,36 @@ export async function bracketTo(mark: Locator): Promise<boolean> {
     return [...paths].some((p) => [...(p.getAttribute('d') ?? '').matchAll(/H(-?[\d.]+)/g)].some((m) => Math.abs(Number(m[1]) - x) < 0.2));
   });
 }
+
+export interface WordsWhileMoving {
+  /** The plot's texts shown before the wheel, by class. */
+  before: string[];
+  /** Whether the wheel put the timeline in its moving (draft) state. */
+  moving: boolean;
+  /** The plot's texts shown while it moves. */
+  during: string[];
+  /** Shown once it settled (no draft left). */
+  after: string[];
+}
+
+/**
+ * One wheel step on the timeline and the plot's texts shown (computed display) before, while the
+ * view moves and once it settled, all read in one pass in the page (the moving state lasts 180 ms).
+ * Then "Fit all", so the caller finds the view as a fresh page draws it.
+ */
+export async function wordsWhileMoving(page: Page): Promise<WordsWhileMoving> {
+  const seen = await page.evaluate(async () => {
+    const svg = document.querySelector('svg.timeline-svg') as SVGSVGElement;
+    const shown = () => [...svg.querySelectorAll('.timeline-plot text')].filter((t) => getComputedStyle(t).display !== 'none').map((t) => t.getAttribute('class') ?? '');
+    const before = shown();
+    const r = svg.getBoundingClientRect();
+    svg.dispatchEvent(new WheelEvent('wheel', { deltaY: -60, bubbles: true, cancelable: true, clientX: r.left + r.width / 2, clientY: r.top + 60 }));
+    await new Promise((f) => requestAnimationFrame(() => requestAnimationFrame(f)));
+    const moving = svg.hasAttribute('data-draft');
+    const during = shown();
+    for (let i = 0; i < 100 && svg.hasAttribute('data-draft'); i++) await new Promise((f) => setTimeout(f, 50));
+    return { before, moving, during, after: svg.hasAttribute('data-draft') ? [] : shown() };
+  });
+  await page.getByRole('button', { name: 'Fit all' }).click();
+  return seen;
+}

@@ -118,7 +118,8 @@ export function Timeline(props: TimelineProps) {
   const latest = useRef({ view, ctx });
   latest.current = { view, ctx };
   // While the user zooms or pans, frames draw no labels (their layout is most of a frame's cost,
-  // and they cannot be read while moving); they come back SETTLE_MS after the last move.
+  // and they cannot be read while moving), and styles.css hides the plot's other words; they come
+  // back SETTLE_MS after the last move.
   const [draft, setDraft] = useState(false);
   const settle = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(settle.current), []);
