@@ -8,6 +8,7 @@
 //   - per zoom step: React render + commit + layout, measured from the wheel event to the commit
 //   - frame interval while zooming continuously (one wheel event per animation frame), and each
 //     frame's own work (its callback until its style, layout and paint are done)
+//   - a drag of the plot (a pan): each frame's work (bench/timeline/pan.ts)
 //   - the render when the view settles after that zoom (a build that moves the plot by one
 //     transform during a gesture renders the new window only then; data-live-span-ms is the
 //     window the gesture has reached)
@@ -40,6 +41,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { abRun } from './timeline/ab';
+import { panFrames, type PanFrames } from './timeline/pan';
 import type { FirstRenderKind } from './timeline/first-render';
 import { median, p95, serve } from './timeline/serve';
 import { HELD_CHANNELS, installSyntheticApi } from './timeline/synthetic-api';
@@ -109,6 +111,8 @@ interface Figures {
   frameMs: number[];
   /** Per frame of the continuous zoom: its callback → its style, layout and paint done (wall). */
   frameWorkMs: number[];
+  /** A drag of the plot: per frame with a move, its work and the intervals (bench/timeline/pan.ts). */
+  pan: PanFrames;
   ingestMs: number[];
   heapMiB: number;
   /** Main-thread CPU (ms): navigation → drawn (held data: before + own), per zoom step, per frame of continuous zoom. */
@@ -278,6 +282,8 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   const cpuSettle0 = await cpu();
   await page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
   const cpuSettleMs = (await cpu()) - cpuSettle0;
+  const pan = await panFrames(page, STEPS, cpu);
+  await page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
 
   if (SHOTS) {
     await page.mouse.move(900, 300);
@@ -319,7 +325,7 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   }
   return {
     layout, toDataAskedMs: first.__dataAskedAt, loadToDrawnMs: first.at - first.__dataReleasedAt, cpuOwnMs, domNodes: size.dom, svgElements: size.svg,
-    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, frameWorkMs, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
+    stepMs: steps.zoomOut, stepInMs: steps.zoomIn, frameMs, frameWorkMs, pan, ingestMs, heapMiB: heap, cpuFirstMs, cpuStepMs, cpuFrameMs, cpuSettleMs, liveHeapMiB, stepParts, firstParts,
   };
 }
 
@@ -377,6 +383,7 @@ async function main() {
     console.log(`${r.layout.padEnd(12)} ${f(r.cpuFirstMs).padStart(9)} (${f(r.cpuOwnMs)}) ms ${f(r.cpuStepMs).padStart(8)} ms ${f(r.cpuFrameMs).padStart(9)} ms ${f(r.cpuSettleMs).padStart(6)} ms   ${r.liveHeapMiB.map(f).join(' → ')} MiB (${LIVE} events)`);
     console.log(`${''.padEnd(12)} first render: ${Object.entries(r.firstParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}; a zoom step: ${Object.entries(r.stepParts).map(([k, v]) => `${k} ${f(v)} ms`).join(', ')}`);
     console.log(`${''.padEnd(12)} a zoom frame's own work (its callback → its paint done, wall): median ${f(median(r.frameWorkMs))} ms, p95 ${f(p95(r.frameWorkMs))} ms`);
+    console.log(`${''.padEnd(12)} a pan frame's (a drag, ${r.pan.workMs.length} frames with a move; start → paint done, wall): median ${f(median(r.pan.workMs))} ms, p95 ${f(p95(r.pan.workMs))} ms; CPU ${f(r.pan.cpuPerFrameMs)} ms a frame`);
   }
   if (json) writeJson(json, { layouts: results, liveEvents: LIVE });
 }

@@ -27,7 +27,8 @@ function passingRun(): PeersRun {
 
 const goodTimeline: TimelineRun = {
   firstRenderCpuMs: [140, 150, 160, 145, 149],
-  layouts: [{ layout: 'independent', frameWorkMs: [...Array.from({ length: 96 }, () => 9), ...Array.from({ length: 4 }, () => 30)], frameMs: Array.from({ length: 100 }, () => 16.7), cpuFrameMs: 9, liveHeapMiB: [10, 22, 22.5, 23, 23.4] }],
+  layouts: [{ layout: 'independent', frameWorkMs: [...Array.from({ length: 96 }, () => 9), ...Array.from({ length: 4 }, () => 30)], frameMs: Array.from({ length: 100 }, () => 16.7), cpuFrameMs: 9, liveHeapMiB: [10, 22, 22.5, 23, 23.4],
+    pan: { workMs: [7, 8, 9, 15.9], cpuPerFrameMs: 8 } }],
 };
 
 const byGoal = (rows: ReturnType<typeof evaluateGoals>) => new Map(rows.map((r) => [r.goal, r]));
@@ -42,6 +43,7 @@ describe('issue 11 goals', () => {
     expect(g.get('pull, 1 TiB ÷ 1 GiB, CLI')!.figure).toBe('1.15×');
     expect(g.get('pull, 1 TiB ÷ 1 GiB, host')!.figure).toBe('1.10×');
     expect(g.get('timeline first render, 1,000 × 8 (median CPU)')!.figure).toBe('149 ms');
+    expect(g.get('timeline pan frames, independent (p95 of each frame\'s work)')!.figure).toBe('15.9 ms (CPU 8.0 ms a frame)');
   });
 
   it('puts the peer\'s own 1 TiB ÷ 1 GiB beside Tidemark\'s', () => {
@@ -66,6 +68,7 @@ describe('issue 11 goals', () => {
     const work = [...Array.from({ length: 94 }, () => 9), ...Array.from({ length: 6 }, () => 17)];
     const g = byGoal(evaluateGoals(passingRun(), { ...goodTimeline, layouts: [{ layout: 'chained', frameWorkMs: work, frameMs: work, cpuFrameMs: 10, liveHeapMiB: [10, 20, 21, 23, 24] }] }));
     expect(g.get('timeline zoom frames, chained (p95 of each frame\'s work)')!.met).toBe(false);
+    expect(g.get('timeline pan frames, chained (p95 of each frame\'s work)')!.met).toBeUndefined(); // no drag in this run
     expect(g.get('timeline memory over live updates, chained')!.met).toBe(false); // 21 → 24 MiB over the second half: 14 %
   });
 

@@ -17,7 +17,11 @@ export interface TimelineRun {
    * wall ms), the intervals between frames, CPU per frame; the JS heap after GC before the live events and
    * after each quarter of them.
    */
-  layouts?: { layout: string; frameWorkMs: number[]; frameMs: number[]; cpuFrameMs: number; liveHeapMiB: number[] }[];
+  layouts?: {
+    layout: string; frameWorkMs: number[]; frameMs: number[]; cpuFrameMs: number; liveHeapMiB: number[];
+    /** A drag of the plot: per frame with a move, its work (wall ms); CPU per such frame. */
+    pan?: { workMs: number[]; cpuPerFrameMs: number };
+  }[];
 }
 
 export interface GoalRow {
@@ -111,6 +115,8 @@ export function evaluateGoals(peers: PeersRun | undefined, timeline: TimelineRun
     // turn on the machine's 2 cores, so they are shown, not judged.
     const frame = atMost(`timeline zoom frames, ${l.layout} (p95 of each frame's work)`, l.frameWorkMs.length ? p95(l.frameWorkMs) : undefined, FRAME_MS, 'ms', 1);
     goals.push(frame.met === undefined ? frame : { ...frame, figure: `${frame.figure} (CPU ${l.cpuFrameMs.toFixed(1)} ms a frame; p95 interval ${p95(l.frameMs).toFixed(1)} ms)` });
+    const pan = atMost(`timeline pan frames, ${l.layout} (p95 of each frame's work)`, l.pan?.workMs.length ? p95(l.pan.workMs) : undefined, FRAME_MS, 'ms', 1);
+    goals.push(pan.met === undefined ? pan : { ...pan, figure: `${pan.figure} (CPU ${l.pan!.cpuPerFrameMs.toFixed(1)} ms a frame)` });
     goals.push(flatHeap(`timeline memory over live updates, ${l.layout}`, l.liveHeapMiB));
   }
   return goals;
