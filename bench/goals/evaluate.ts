@@ -3,9 +3,9 @@
 // out, so the rules below are unit-tested (test/bench-goals.test.ts) and the runner (bench/goals.ts)
 // only gathers and prints.
 
-/** The parts of a peers-*.json file this reads. */
+/** The parts of a peers-*.json file this reads (a median of no pairs, NaN, is written as null). */
 export interface PeersRun {
-  rows: { title: string; tools: { key: string; samplesMs: (number | null | undefined)[] }[]; ratios: { of: string; to: string; pairedMedian: number }[] }[];
+  rows: { title: string; tools: { key: string; samplesMs: (number | null | undefined)[] }[]; ratios: { of: string; to: string; pairedMedian: number | null }[] }[];
 }
 
 /** The parts of the timeline's JSON this reads. */
@@ -88,9 +88,9 @@ function tibGoal(run: PeersRun | undefined, goal: string, small: string, big: st
   return g.met === undefined || theirs === undefined ? g : { ...g, figure: `${g.figure} (${peer}: ${theirs.toFixed(2)}×)` };
 }
 
-function atMost(goal: string, value: number | undefined, limit: number, unit: string, digits: number, missing?: string): GoalRow {
+function atMost(goal: string, value: number | null | undefined, limit: number, unit: string, digits: number, missing?: string): GoalRow {
   const fmt = (x: number) => `${x.toFixed(digits)}${unit === '×' ? '×' : ` ${unit}`}`;
-  if (value === undefined || !Number.isFinite(value)) return { goal, figure: missing ?? 'not measured', limit: `≤ ${fmt(limit)}`, met: undefined };
+  if (value === undefined || value === null || !Number.isFinite(value)) return { goal, figure: missing ?? 'not measured', limit: `≤ ${fmt(limit)}`, met: undefined };
   return { goal, figure: fmt(value), limit: `≤ ${fmt(limit)}`, met: value <= limit };
 }
 
