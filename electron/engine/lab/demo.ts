@@ -40,6 +40,8 @@ export class DemoConnection implements VmConnection {
   readonly kind = 'demo' as const;
   readonly driver: QmpVmDriver;
   private watch: NodeJS.Timeout | undefined;
+  /** Per disk, where the last sequential simulation ended: the next one goes on from there, as a log writer would. */
+  private readonly sequentialEnd = new Map<string, number>();
 
   constructor(private readonly o: DemoOptions) {
     const lab = () => labStatus(o.labDir);
@@ -126,11 +128,21 @@ export class DemoConnection implements VmConnection {
 
   /** Guest-like writes to `disk` (see writer.ts); resolves with the number of writes. */
   async simulateWrites(disk: DiskInfo, opts: WriteSimOptions, reporter: OperationReporter): Promise<number> {
-    const writes = await simulateWrites(this.driver.link.liveClient(), disk, {
-      pattern: opts.pattern, mib: opts.mib, rateMibPerS: opts.rateMibPerS, seed: Date.now() % 2 ** 31, signal: reporter.signal,
-      logFile: labStatus(this.o.labDir).log,
-      onProgress: (done) => reporter.progress(disk.name, done),
-    });
-    return writes.length;
+    let end: number | undefined;
+    try {
+      const writes = await simulateWrites(this.driver.link.liveClient(), disk, {
+        pattern: opts.pattern, mib: opts.mib, rateMibPerS: opts.rateMibPerS, seed: Date.now() % 2 ** 31, signal: reporter.signal,
+        start: opts.pattern === 'sequential' ? this.sequentialEnd.get(disk.name) : undefined,
+        logFile: labStatus(this.o.labDir).log,
+        onProgress: (done, _total, last) => {
+          end = last.offset + last.len;
+          reporter.progress(disk.name, done);
+        },
+      });
+      return writes.length;
+    } finally {
+      // Also after a cancelled or failed run: the next goes on after what was written.
+      if (opts.pattern === 'sequential' && end !== undefined) this.sequentialEnd.set(disk.name, end % disk.virtualSize);
+    }
   }
 }

@@ -52,6 +52,16 @@ describe('planWrites', () => {
     for (let i = 1; i < ws.length; i++) expect(ws[i]!.offset).toBe((ws[i - 1]!.offset + MiB) % (8 * MiB));
   });
 
+  it('a sequential run can start where the last one ended (rounded down to a block, wrapping); a bad start is refused', () => {
+    const first = planWrites(1024 * MiB, { pattern: 'sequential', mib: 8, seed: 7 });
+    const end = first.at(-1)!.offset + first.at(-1)!.len;
+    const next = planWrites(1024 * MiB, { pattern: 'sequential', mib: 4, seed: 8, start: end });
+    expect(next[0]!.offset).toBe(end % (1024 * MiB));
+    expect(next.every((w) => first.every((f) => w.offset + w.len <= f.offset || f.offset + f.len <= w.offset))).toBe(true);
+    expect(planWrites(8 * MiB, { pattern: 'sequential', mib: 2, start: 8 * MiB + 1.5 * MiB }).map((w) => w.offset)).toEqual([MiB, 2 * MiB]);
+    expect(() => planWrites(8 * MiB, { pattern: 'sequential', mib: 1, start: -1 })).toThrow('start offset must be a whole number of bytes from 0, got -1');
+  });
+
   it('hotspot puts most writes in a small region; random spreads them', () => {
     const size = 1024 * MiB;
     const spread = (ws: { offset: number }[]) => {

@@ -28,6 +28,8 @@ export interface SimulateOptions {
   seed?: number;
   /** Size of one write. Default 64 KiB (random, hotspot) or 1 MiB (sequential). */
   blockBytes?: number;
+  /** sequential: the byte offset the run starts at (rounded down to a block); default a seeded place. */
+  start?: number;
   signal?: AbortSignal;
   onProgress?: (doneBytes: number, totalBytes: number, last: Write) => void;
   /** QEMU's stdout (line-buffered), scanned for qemu-io failures. */
@@ -120,7 +122,7 @@ export function prng(seed: number): () => number {
 }
 
 /** PURE: the writes a simulation will do (offsets aligned to the block size). */
-export function planWrites(virtualSize: number, opts: Pick<SimulateOptions, 'pattern' | 'mib' | 'seed' | 'blockBytes'>): Write[] {
+export function planWrites(virtualSize: number, opts: Pick<SimulateOptions, 'pattern' | 'mib' | 'seed' | 'blockBytes' | 'start'>): Write[] {
   if (!['random', 'sequential', 'hotspot'].includes(opts.pattern)) throw new Error(`write pattern "${opts.pattern}" is not one of random, sequential, hotspot`);
   if (!(Number.isFinite(opts.mib) && opts.mib > 0)) throw new Error(`amount to write must be a positive number of MiB, got ${opts.mib}`);
   const block = opts.blockBytes ?? (opts.pattern === 'sequential' ? MiB : 64 * 1024);
@@ -133,7 +135,8 @@ export function planWrites(virtualSize: number, opts: Pick<SimulateOptions, 'pat
   // hotspot: 90% of the writes land in 1/16 of the disk (at least 4 blocks), at a seeded place.
   const hotSlots = Math.max(1, Math.min(slots, Math.max(4, Math.floor(slots / 16))));
   const hotStart = slot(slots - hotSlots + 1);
-  let seq = opts.pattern === 'sequential' ? slot(slots) : 0;
+  if (opts.start !== undefined && !(Number.isSafeInteger(opts.start) && opts.start >= 0)) throw new Error(`start offset must be a whole number of bytes from 0, got ${opts.start}`);
+  let seq = opts.pattern !== 'sequential' ? 0 : opts.start !== undefined ? Math.floor(opts.start / block) % slots : slot(slots);
   const writes: Write[] = [];
   for (let done = 0; done < total; ) {
     let s: number;

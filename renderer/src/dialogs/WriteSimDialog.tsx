@@ -15,7 +15,7 @@ export interface WriteSimDialogProps {
 
 const PATTERNS: { value: WritePattern; label: string }[] = [
   { value: 'random', label: 'Random — scattered blocks across the disk' },
-  { value: 'sequential', label: 'Sequential — one contiguous run' },
+  { value: 'sequential', label: 'Sequential — one contiguous run, going on from the last one on that disk' },
   { value: 'hotspot', label: 'Hotspot — most writes in a small region' },
 ];
 
