@@ -3,6 +3,9 @@
 // out, so the rules below are unit-tested (test/bench-goals.test.ts) and the runner (bench/goals.ts)
 // only gathers and prints.
 
+import { median } from '../peers/report';
+import { p95 } from '../timeline/serve';
+
 /** The parts of a peers-*.json file this reads (a median of no pairs, NaN, is written as null). */
 export interface PeersRun {
   rows: { title: string; tools: { key: string; samplesMs: (number | null | undefined)[] }[]; ratios: { of: string; to: string; pairedMedian: number | null }[] }[];
@@ -31,17 +34,6 @@ export interface GoalRow {
   limit: string;
   /** undefined: the run has no figure for it (a peer not installed, a row not asked for). */
   met: boolean | undefined;
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-export function p95(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? NaN;
 }
 
 /** A frame at 60 Hz: the goal for each zoom frame's own work at the 95th percentile. */
