@@ -41,7 +41,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { abRun } from './timeline/ab';
-import { panFrames, type PanFrames } from './timeline/pan';
+import { panFrames, settled, type PanFrames } from './timeline/pan';
 import type { FirstRenderKind } from './timeline/first-render';
 import { median, p95, serve } from './timeline/serve';
 import { HELD_CHANNELS, installSyntheticApi } from './timeline/synthetic-api';
@@ -280,10 +280,9 @@ async function measure(page: Page, url: string, layout: 'independent' | 'chained
   // The view settles (labels back; with a gesture transform, the new window rendered): CPU from the
   // last wheel event until it has, idle wait included.
   const cpuSettle0 = await cpu();
-  await page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
+  await settled(page);
   const cpuSettleMs = (await cpu()) - cpuSettle0;
   const pan = await panFrames(page, STEPS, cpu);
-  await page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
 
   if (SHOTS) {
     await page.mouse.move(900, 300);

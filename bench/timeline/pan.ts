@@ -9,19 +9,30 @@ import type { Page } from 'playwright-core';
 export interface PanFrames {
   /** Per frame with a move: its start → its paint done (wall, ms). */
   workMs: number[];
-  /** Between consecutive frames with a move (wall, ms). */
-  intervalsMs: number[];
   /** Main-thread CPU per frame with a move (ms), from `cpu` before and after. */
   cpuPerFrameMs: number;
 }
 
+/** What the page keeps of each animation frame during the drag (window.__pan). */
+interface PanRecord {
+  frames: { ts: number; moved: boolean; work?: number }[];
+  /** A pointer move reached the plot since the last frame started. */
+  moved: boolean;
+  on: boolean;
+}
+
+/** The view has settled after a gesture (a zoom or a drag): labels back, no transform in flight. */
+export function settled(page: Page): Promise<unknown> {
+  return page.waitForFunction(() => !document.querySelector('svg.timeline-svg[data-draft], [data-live-span-ms]'), undefined, { polling: 50 });
+}
+
+/** The drag, measured; returns once the view has settled after it. */
 export async function panFrames(page: Page, moves: number, cpu: () => Promise<number>): Promise<PanFrames> {
   const box = await page.locator('svg.timeline-svg').boundingBox();
   if (!box) throw new Error('the timeline is not on the page');
   await page.evaluate(() => {
-    type Rec = { frames: { ts: number; moved: boolean; work?: number }[]; moved: boolean; on: boolean };
-    const w = window as unknown as { __pan: Rec };
-    const rec: Rec = (w.__pan = { frames: [], moved: false, on: true });
+    const w = window as unknown as { __pan: PanRecord };
+    const rec: PanRecord = (w.__pan = { frames: [], moved: false, on: true });
     document.querySelector('svg.timeline-svg')!.addEventListener('pointermove', () => void (rec.moved = true), { capture: true });
     const channel = new MessageChannel();
     channel.port1.onmessage = () => {
@@ -51,14 +62,11 @@ export async function panFrames(page: Page, moves: number, cpu: () => Promise<nu
   const cpu1 = await cpu();
   const frames = await page.evaluate(async () => {
     await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    const rec = (window as unknown as { __pan: { frames: { ts: number; moved: boolean; work?: number }[]; on: boolean } }).__pan;
+    const rec = (window as unknown as { __pan: PanRecord }).__pan;
     rec.on = false;
     return rec.frames.filter((f) => f.moved && f.work !== undefined);
   });
   if (frames.length === 0) throw new Error('the drag moved no frame: did the pan reach the plot?');
-  return {
-    workMs: frames.map((f) => f.work!),
-    intervalsMs: frames.slice(1).map((f, k) => f.ts - frames[k]!.ts),
-    cpuPerFrameMs: (cpu1 - cpu0) / frames.length,
-  };
+  await settled(page);
+  return { workMs: frames.map((f) => f.work!), cpuPerFrameMs: (cpu1 - cpu0) / frames.length };
 }
