@@ -1,6 +1,7 @@
 // The floor of an incremental push on a bare QEMU: what the 1 TiB disk costs beyond the 1 GiB one in the
 // steps Tidemark cannot skip (figures, never pass/fail). Per round and disk (1 GiB, 4 MiB stride; 1 TiB
-// sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart:
+// sparse, 4 GiB stride; 256 × 256 KiB changed), as a push does it, each step timed apart (the map here,
+// the rest in floor/steps.ts pushSteps, which peers.ts also runs on its lab VM):
 //   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are, read by
 //          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap at the L2
 //          tables' granularity, exported read-only, NBD block status, export and bitmap removed);
@@ -13,15 +14,13 @@
 // the checkpoint's granularity. Variants take turns.
 // Run: npx tsx bench/push-floor.ts [--rounds 5]
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { checksumFile } from '../electron/engine/backup/checksum';
-import { emptyQcow2Layout, l2TableSpan, l2TablesOf, writeEmptyQcow2 } from '../electron/engine/qcow2/format';
+import { l2TableSpan, l2TablesOf } from '../electron/engine/qcow2/format';
 import type { QmpAction } from '../electron/engine/checkpoints/api';
 import { readDirtyExtents } from '../electron/engine/dirtymap/dirtymap';
 import type { DiskInfo } from '../shared/domain';
 import type { QmpClient } from '../electron/qmp/client';
 import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
+import { PUSH_QEMU, pushSteps, sumOf, type PushStep } from './floor/steps';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
 import { shuffled } from './peers/report';
@@ -39,7 +38,8 @@ const VARIANTS: Record<string, { l2Entry?: number; tmpGranularity?: number }> = 
   'tmp bitmap 32 KiB': { tmpGranularity: 32768 },
 };
 type Variant = string;
-const PARTS = ['map', 'tx', 'job', 'close', 'sync', 'hash', 'total'] as const;
+const PUSH_STEPS: PushStep[] = [...PUSH_QEMU, 'sync', 'hash'];
+const PARTS = ['map', ...PUSH_STEPS, 'total'] as const;
 /** push.ts reads where the changes are only for a disk of more than this many L2 tables. */
 const MAP_FROM_TABLES = 16;
 
@@ -57,58 +57,25 @@ async function main(): Promise<void> {
         for (const [disk, d] of Object.entries(DISKS)) {
           const bitmap = `b${n}`;
           await changeRound(client, disk, d.stride, bitmap);
-          const target = path.join(dir, `t${n}.qcow2`);
-          const node = `t${n++}`;
           const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
           const t0 = performance.now();
           if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, dir, disk, d.size, bitmap);
-          const t1 = performance.now();
-          await writeEmptyQcow2(target, emptyQcow2Layout(d.size, { l2Tables: tables })!);
-          const { l2Entry: entry, tmpGranularity } = VARIANTS[v]!;
-          await client.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(entry ? { 'l2-cache-entry-size': entry } : {}) });
-          const job = `j${node}`;
-          const tmp = `tmp${node}`;
-          const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
-          const t2 = performance.now();
-          await client.execute('transaction', { actions: [
-            { type: 'block-dirty-bitmap-add', data: { node: disk, name: tmp, persistent: false, disabled: true, ...(tmpGranularity ? { granularity: tmpGranularity } : {}) } },
-            { type: 'block-dirty-bitmap-merge', data: { node: disk, target: tmp, bitmaps: [bitmap] } },
-            { type: 'blockdev-backup', data: { 'job-id': job, device: disk, target: node, sync: 'bitmap', bitmap: tmp, 'bitmap-mode': 'never', 'auto-dismiss': false, 'x-perf': { 'use-copy-range': true } } },
-          ] });
-          const t3 = performance.now();
-          await concluded;
-          const t4 = performance.now();
-          await client.execute('job-dismiss', { id: job });
-          await client.execute('blockdev-del', { 'node-name': node });
-          await client.execute('block-dirty-bitmap-remove', { node: disk, name: tmp });
-          const t5 = performance.now();
-          const fh = await fs.promises.open(target, 'r');
-          await fh.datasync();
-          await fh.close();
-          const t6 = performance.now();
-          await checksumFile(target);
-          const t7 = performance.now();
-          const onDisk = fs.statSync(target).blocks * 512;
+          const mapMs = performance.now() - t0;
+          const ms = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
-          fs.rmSync(target, { force: true });
           const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;
-          const f = figures.get(key) ?? Object.fromEntries([...PARTS, 'MiB'].map((p) => [p, [] as number[]]));
-          f.map!.push(t1 - t0);
-          f.tx!.push(t3 - t2);
-          f.job!.push(t4 - t3);
-          f.close!.push(t5 - t4);
-          f.sync!.push(t6 - t5);
-          f.hash!.push(t7 - t6);
-          f.total!.push(t7 - t2 + (t1 - t0));
-          f.MiB!.push(onDisk / 1024 / 1024);
+          const f = figures.get(key) ?? Object.fromEntries(PARTS.map((p) => [p, [] as number[]]));
+          f.map!.push(mapMs);
+          for (const p of PUSH_STEPS) f[p]!.push(ms[p]);
+          f.total!.push(mapMs + sumOf(ms, PUSH_STEPS));
           figures.set(key, f);
         }
       }
     }
     await client.close();
-    console.log(`medians, ms: ${PARTS.join(' / ')}; the layer's MiB on disk`);
-    for (const [key, f] of figures) console.log(`${key.padEnd(22)} ${PARTS.map((p) => median(f[p]!).toFixed(1)).join(' / ')}; ${median(f.MiB!).toFixed(1)} MiB`);
+    console.log(`medians, ms: ${PARTS.join(' / ')}`);
+    for (const [key, f] of figures) console.log(`${key.padEnd(22)} ${PARTS.map((p) => median(f[p]!).toFixed(1)).join(' / ')}`);
     for (const v of Object.keys(VARIANTS)) {
       const big = figures.get(`${v} | 1 TiB`)!.total!;
       const small = figures.get(`${v} | 1 GiB`)!.total!;

@@ -1,0 +1,165 @@
+// An incremental backup's steps done by hand over QMP, each timed apart: what QEMU itself takes for a
+// push or a pull of one bitmap's changes, with nothing of Tidemark's around it but the layer it writes
+// and hashes at the end. push-floor.ts and pull-floor.ts run them on a bare QEMU; peers.ts runs them on
+// its lab VM, in the same rounds as Tidemark and the peers. Figures, never pass/fail.
+//
+// push: tx (a temporary bitmap, add + merge of the changes' bitmap, and blockdev-backup sync=bitmap
+//       into a target made with its L2 tables ahead, opened no-flush), job (to its end), close
+//       (job-dismiss, blockdev-del of the target, the temporary bitmap removed);
+// pull: tx (blockdev-add of the fleece overlay; the transaction: the temporary bitmap, a new bitmap
+//       added and the changes' bitmap disabled as a checkpoint does, blockdev-backup sync=none), export
+//       (block-export-add with the temporary bitmap), map (block status of the whole export, 4 GiB
+//       windows, 64 in flight), read (the changed extents, 16 in flight, into reused buffers: a reader
+//       that keeps nothing), teardown (the export, the fleecing job, the overlay and the bitmaps);
+// then, for both, Tidemark's own share: layer (the pull's layer written by qcow2-layer.ts; a push's
+//       layer is QEMU's), sync (fdatasync), hash (its checksum).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { checksumFile } from '../../electron/engine/backup/checksum';
+import { Qcow2LayerFile } from '../../electron/engine/pull/qcow2-layer';
+import { fleeceNodeArgs } from '../../electron/engine/qmp-driver/actions';
+import { emptyQcow2Layout, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
+import { NbdClient } from '../../electron/nbd/client';
+import { dirtyBitmapContext } from '../../electron/nbd/protocol';
+import type { ExportManager } from '../../electron/nbd/qemu-exports';
+import type { QmpClient } from '../../electron/qmp/client';
+import { settle } from '../peers/proc';
+
+export const PUSH_QEMU = ['tx', 'job', 'close'] as const;
+export const PULL_QEMU = ['tx', 'export', 'map', 'read', 'teardown'] as const;
+export const OWN = ['layer', 'sync', 'hash'] as const;
+export type PushStep = (typeof PUSH_QEMU)[number] | Exclude<(typeof OWN)[number], 'layer'>;
+export type PullStep = (typeof PULL_QEMU)[number] | (typeof OWN)[number];
+
+export interface FloorDisk {
+  /** The disk's format node. */
+  node: string;
+  size: number;
+}
+
+export interface PushOptions {
+  /** L2 tables the target gets ahead (format.ts l2TablesOf of the changes: the map, known for free). */
+  tables: number[];
+  /** The target's l2-cache-entry-size (default: QEMU's whole tables). */
+  l2Entry?: number;
+  /** The temporary bitmap's granularity (default: the node's, the checkpoint's). */
+  tmpGranularity?: number;
+}
+
+/** Pushes `bitmap`'s changes on `disk` into a new layer in `dir` (removed after); returns each step's ms. */
+export async function pushSteps(client: QmpClient, disk: FloorDisk, bitmap: string, dir: string, tag: string, o: PushOptions): Promise<Record<PushStep, number>> {
+  const target = path.join(dir, `${tag}.qcow2`);
+  const [node, job, tmp] = [`${tag}-t`, `${tag}-j`, `${tag}-tmp`];
+  await writeEmptyQcow2(target, emptyQcow2Layout(disk.size, { l2Tables: o.tables })!);
+  try {
+    await client.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: target }, cache: { 'no-flush': true }, ...(o.l2Entry ? { 'l2-cache-entry-size': o.l2Entry } : {}) });
+    const concluded = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'concluded', 60_000, `job ${job}`);
+    settle();
+    const t = [performance.now()];
+    await client.execute('transaction', { actions: [
+      { type: 'block-dirty-bitmap-add', data: { node: disk.node, name: tmp, persistent: false, disabled: true, ...(o.tmpGranularity ? { granularity: o.tmpGranularity } : {}) } },
+      { type: 'block-dirty-bitmap-merge', data: { node: disk.node, target: tmp, bitmaps: [bitmap] } },
+      { type: 'blockdev-backup', data: { 'job-id': job, device: disk.node, target: node, sync: 'bitmap', bitmap: tmp, 'bitmap-mode': 'never', 'auto-dismiss': false, 'x-perf': { 'use-copy-range': true } } },
+    ] });
+    t.push(performance.now());
+    await concluded;
+    t.push(performance.now());
+    await client.execute('job-dismiss', { id: job });
+    await client.execute('blockdev-del', { 'node-name': node });
+    await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: tmp });
+    t.push(performance.now());
+    await syncFile(target);
+    t.push(performance.now());
+    await checksumFile(target);
+    t.push(performance.now());
+    return timesOf([...PUSH_QEMU, 'sync', 'hash'], t) as Record<PushStep, number>;
+  } finally {
+    fs.rmSync(target, { force: true });
+  }
+}
+
+const PIECE = 4 * 1024 * 1024;
+/** What the layer step writes: its cost does not depend on the bytes. */
+const DATA = Buffer.alloc(PIECE, 0x5a);
+
+/**
+ * Pulls `bitmap`'s changes on `disk` (a fleece overlay and a layer in `dir`, removed after); returns
+ * each step's ms and the bytes read. `bitmap` is left disabled, as a checkpoint leaves its predecessor.
+ */
+export async function pullSteps(client: QmpClient, exportsOf: ExportManager, disk: FloorDisk, bitmap: string, dir: string, tag: string): Promise<{ ms: Record<PullStep, number>; bytes: number }> {
+  const fleece = path.join(dir, `${tag}.fleece.qcow2`);
+  const layer = path.join(dir, `${tag}.qcow2`);
+  const [node, job, tmp, next] = [`${tag}-f`, `${tag}-j`, `${tag}-tmp`, `${tag}-next`];
+  await writeEmptyQcow2(fleece, emptyQcow2Layout(disk.size)!);
+  fs.writeFileSync(layer, '', { mode: 0o600 });
+  try {
+    settle();
+    const t = [performance.now()];
+    await client.execute('blockdev-add', fleeceNodeArgs(node, fleece, disk.node));
+    await client.execute('transaction', { actions: [
+      { type: 'block-dirty-bitmap-add', data: { node: disk.node, name: tmp, persistent: false, disabled: true } },
+      { type: 'block-dirty-bitmap-merge', data: { node: disk.node, target: tmp, bitmaps: [bitmap] } },
+      { type: 'block-dirty-bitmap-add', data: { node: disk.node, name: next, persistent: false } },
+      { type: 'block-dirty-bitmap-disable', data: { node: disk.node, name: bitmap } },
+      { type: 'blockdev-backup', data: { 'job-id': job, device: disk.node, target: node, sync: 'none' } },
+    ] });
+    t.push(performance.now());
+    const exp = await exportsOf.add({ nodeName: node, bitmaps: [tmp], prefix: 'floor' });
+    t.push(performance.now());
+    const ctx = dirtyBitmapContext(tmp);
+    const nbd = await NbdClient.connect(exp.address, { metaContexts: [ctx], maxInFlight: 64 });
+    const dirty = (await nbd.extentsIn(ctx, undefined, { parallel: 64 })).filter((e) => (e.flags & 1) !== 0);
+    t.push(performance.now());
+    const pieces = dirty.flatMap((e) => Array.from({ length: Math.ceil(e.length / PIECE) }, (_, k) => ({ offset: e.offset + k * PIECE, length: Math.min(PIECE, e.length - k * PIECE) })));
+    let taken = 0;
+    // Into reused buffers, as the copy reads (fresh memory faults in page by page here).
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      const into = Buffer.allocUnsafe(PIECE);
+      while (taken < pieces.length) {
+        const p = pieces[taken++]!;
+        await nbd.read(p.offset, p.length, into);
+      }
+    }));
+    t.push(performance.now());
+    await nbd.close();
+    await exp.remove();
+    const gone = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'null', 10_000, `the end of ${job}`);
+    await client.execute('job-cancel', { id: job });
+    await gone;
+    await client.execute('blockdev-del', { 'node-name': node });
+    await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: tmp });
+    await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: next });
+    t.push(performance.now());
+    const w = await Qcow2LayerFile.open(layer, { sizeBytes: disk.size, clusterSize: 65536, backing: 'base.qcow2' });
+    for (const p of pieces) await w.write(p.offset, DATA.subarray(0, p.length));
+    await w.close();
+    t.push(performance.now());
+    await syncFile(layer);
+    t.push(performance.now());
+    await checksumFile(layer);
+    t.push(performance.now());
+    return { ms: timesOf([...PULL_QEMU, ...OWN], t) as Record<PullStep, number>, bytes: pieces.reduce((s, p) => s + p.length, 0) };
+  } finally {
+    fs.rmSync(fleece, { force: true });
+    fs.rmSync(layer, { force: true });
+  }
+}
+
+/** The sum of `steps`' times. */
+export function sumOf<S extends string>(ms: Record<S, number>, steps: readonly S[]): number {
+  return steps.reduce((s, k) => s + ms[k], 0);
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function timesOf(steps: readonly string[], t: number[]): Record<string, number> {
+  return Object.fromEntries(steps.map((s, k) => [s, t[k + 1]! - t[k]!]));
+}
