@@ -7,6 +7,8 @@
 // Tools are interleaved within each round, in an order of its own (shuffled, seeded by the round, so
 // no step always follows the same one); writeback is settled before each timed step; each row prints
 // every tool's median [min..max] and Tidemark's paired median ratio to each peer and to the reference.
+// The incremental rows also time QEMU's own steps of the same backup, by hand over QMP (peers/floor.ts):
+// the floor under every tool, and on the 1 TiB disk the floor of the "cost follows dirty bytes" goal.
 // A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
 // --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
@@ -25,6 +27,7 @@ import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, sett
 import { formatRow, median, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
+import { QemuFloor } from './peers/floor';
 
 const ROWS = ['checkpoint', 'full', 'incremental', 'restore'] as const;
 type RowName = (typeof ROWS)[number];
@@ -167,6 +170,8 @@ function pullTools(ctx: Ctx): Tool[] {
       : []),
   ];
 }
+/** QEMU's own steps of a row's backup, by hand (peers/floor.ts): the floor beside Tidemark and the peers. */
+const QEMU_STEPS: Tool = { key: 'qemu-steps', label: "QEMU's own steps alone, by hand over QMP", role: 'reference' };
 /** BENCH_BASELINE: another built checkout whose CLI runs as one more tool in the same rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
 const BASELINE_BIN = BASELINE ? path.join(BASELINE, 'bin', 'tidemark.js') : undefined;
@@ -236,11 +241,11 @@ interface Chain {
 async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }> {
   const { m, s } = ctx;
   const peer = (key: string, label: string): Tool => ({ key, label, role: 'peer' });
-  const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' },
-    { key: 'bare-job', label: 'the same QEMU job alone, by hand over QMP', role: 'reference' }]);
-  const pull = new Row('incremental pull, vda, 64 MiB dirty', [...pullTools(ctx), ...(ctx.virtnbd ? [{ ...peer('virtnbdbackup', 'virtnbdbackup -l inc'), footing: 'process' as const }] : [])]);
-  const bigPush = new Row('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : [])]);
-  const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', pullTools(ctx));
+  const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' }, QEMU_STEPS]);
+  const pull = new Row('incremental pull, vda, 64 MiB dirty', [...pullTools(ctx), ...(ctx.virtnbd ? [{ ...peer('virtnbdbackup', 'virtnbdbackup -l inc'), footing: 'process' as const }] : []), QEMU_STEPS]);
+  const bigPush = new Row('incremental push, vdc 1 TiB sparse, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), QEMU_STEPS]);
+  const bigPull = new Row('incremental pull, vdc 1 TiB sparse, 64 MiB dirty', [...pullTools(ctx), QEMU_STEPS]);
+  const floor = new QemuFloor(m);
   if (ctx.virtnbd) bigPull.notes.push('virtnbdbackup is left out here: it keeps one backup chain per domain (notes §5.1 I3); its domain holds vda only');
 
   // Untimed bases: Tidemark's full backups (one repository per mode and disk), the peers' first checkpoints.
@@ -264,7 +269,10 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   const dirtyOnly = m.dirtyOnlyImage();
   type Step = { row: Row; tool: string; fn: (r: number) => Promise<Timed> };
   const steps: Step[] = [
-    { row: push, tool: 'bare-job', fn: (r) => s.bareJob('vda', r) },
+    ...([['vda', push, pull], ['vdc', bigPush, bigPull]] as const).flatMap(([disk, pushRow, pullRow]) => [
+      { row: pushRow, tool: QEMU_STEPS.key, fn: (r: number) => floor.steps('push', disk, r) },
+      { row: pullRow, tool: QEMU_STEPS.key, fn: (r: number) => floor.steps('pull', disk, r) },
+    ]),
     { row: push, tool: 'tidemark', fn: async () => {
       const t = await s.timedTidemark(['backup-begin', '--repo', repo('push', 'vda'), '--disk', 'vda', '--json']);
       ids.push(t.detail as string);
@@ -290,7 +298,8 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   if (ctx.virtnbd) steps.push({ row: pull, tool: 'virtnbdbackup', fn: () => s.virtnbdbackup('inc') });
   const rows = [push, pull, bigPush, bigPull];
   await interleave(ctx, rows, steps, async (r) => {
-    await s.markBareJob('vda', r);
+    await floor.mark('vda', r);
+    await floor.mark('vdc', r);
     await m.dirty('vda');
     await m.dirty('vdc');
   });
@@ -299,8 +308,8 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
     for (const t of big.tools) {
       const xs = big.samples.get(t.key) ?? [];
       const ys = small.samples.get(t.key) ?? [];
-      const ratios = xs.flatMap((x, i) => (x !== undefined && ys[i] !== undefined ? [x / ys[i]!] : []));
-      if (ratios.length) big.notes.push(`${t.label}: 1 TiB ÷ 1 GiB = ${median(ratios).toFixed(2)}× (paired median)`);
+      const paired = xs.flatMap((x, i) => (x !== undefined && ys[i] !== undefined ? [[x, ys[i]!] as const] : []));
+      if (paired.length) big.notes.push(`${t.label}: 1 TiB ÷ 1 GiB = ${median(paired.map(([x, y]) => x / y)).toFixed(2)}×, ${median(paired.map(([x, y]) => x - y)).toFixed(0)} ms more (paired medians)`);
     }
   }
   for (const row of rows) console.log(formatRow(row));

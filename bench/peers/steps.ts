@@ -8,8 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { timedInHost } from './host';
 import { checkpointXml, pullXml, pushXml } from './libvirt';
-import { createQcow2 } from '../../electron/engine/backup/qemuimg';
-import { DISKS, SIZES, type Machines } from './machines';
+import { DISKS, type Machines } from './machines';
 import { nodeEnv, run, settle, type Ran } from './proc';
 
 export const URI = 'qemu:///system';
@@ -20,11 +19,6 @@ const PEER_SCRIPT = path.join(__dirname, 'libvirt_peer.py');
 export interface Timed {
   ms: number;
   detail?: unknown;
-}
-
-/** The bitmap, job, target node and file of round `r`'s bare job (Steps.bareJob). */
-function bareBitmap(r: number): string {
-  return `bench-bare-${r}`;
 }
 
 export class Steps {
@@ -47,35 +41,6 @@ export class Steps {
     settle();
     const r = await timedInHost(['--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args]);
     return { ms: r.ms };
-  }
-
-  /** Round `r`'s bitmap for bareJob on `disk`: made before the round's writes, so it holds exactly them. */
-  async markBareJob(disk: string, r: number): Promise<void> {
-    await this.m.lab!.qmp.execute('block-dirty-bitmap-add', { node: `${disk}-fmt`, name: bareBitmap(r) });
-  }
-
-  /**
-   * The incremental job Tidemark's push starts (sync=bitmap from round `r`'s markBareJob bitmap;
-   * copy_file_range; an empty target with no-flush), by hand over the bench's own QMP connection, from
-   * the command to the job's end: what QEMU alone takes in the same round.
-   */
-  async bareJob(disk: string, r: number): Promise<Timed> {
-    const qmp = this.m.lab!.qmp;
-    const bitmap = bareBitmap(r);
-    const target = this.m.p('out', `${bitmap}.qcow2`);
-    await createQcow2(target, SIZES[disk]!);
-    await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': bitmap, file: { driver: 'file', filename: target }, backing: null, cache: { 'no-flush': true } });
-    settle();
-    const concluded = qmp.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === bitmap && e.data.status === 'concluded', 60_000, `job ${bitmap}`);
-    const t0 = performance.now();
-    await qmp.execute('blockdev-backup', { 'job-id': bitmap, device: `${disk}-fmt`, target: bitmap, sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': false, 'x-perf': { 'use-copy-range': true } });
-    await concluded;
-    const ms = performance.now() - t0;
-    await qmp.execute('job-dismiss', { id: bitmap });
-    await qmp.execute('blockdev-del', { 'node-name': bitmap });
-    await qmp.execute('block-dirty-bitmap-remove', { node: `${disk}-fmt`, name: bitmap });
-    fs.rmSync(target);
-    return { ms };
   }
 
   virsh(args: string[]): Promise<Ran> {
