@@ -8,9 +8,10 @@
 //       (job-dismiss, blockdev-del of the target, the temporary bitmap removed);
 // pull: tx (blockdev-add of the fleece overlay; the transaction: the temporary bitmap, a new bitmap
 //       added and the changes' bitmap disabled as a checkpoint does, blockdev-backup sync=none), export
-//       (block-export-add with the temporary bitmap), map (block status of the whole export, 4 GiB
-//       windows, 64 in flight), read (the changed extents, 16 in flight, into reused buffers: a reader
-//       that keeps nothing), teardown (the export, the fleecing job, the overlay and the bitmaps);
+//       (block-export-add with the temporary bitmap), copy (the dirty map, block status in 4 GiB windows,
+//       all asked at once, and each window's changes read as soon as it is answered, 16 in flight, into
+//       reused buffers: a reader that keeps nothing), teardown (the export, the fleecing job, the overlay
+//       and the bitmaps);
 // then, for both, Tidemark's own share: layer (the pull's layer written by qcow2-layer.ts; a push's
 //       layer is QEMU's), sync (fdatasync), hash (its checksum).
 
@@ -20,14 +21,14 @@ import { checksumFile } from '../../electron/engine/backup/checksum';
 import { Qcow2LayerFile } from '../../electron/engine/pull/qcow2-layer';
 import { fleeceNodeArgs } from '../../electron/engine/qmp-driver/actions';
 import { emptyQcow2Layout, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
-import { NbdClient } from '../../electron/nbd/client';
+import { NbdClient, STATUS_WINDOW, type Extent } from '../../electron/nbd/client';
 import { dirtyBitmapContext } from '../../electron/nbd/protocol';
 import type { ExportManager } from '../../electron/nbd/qemu-exports';
 import type { QmpClient } from '../../electron/qmp/client';
 import { settle } from '../peers/proc';
 
 export const PUSH_QEMU = ['tx', 'job', 'close'] as const;
-export const PULL_QEMU = ['tx', 'export', 'map', 'read', 'teardown'] as const;
+export const PULL_QEMU = ['tx', 'export', 'copy', 'teardown'] as const;
 export const OWN = ['layer', 'sync', 'hash'] as const;
 export type PushStep = (typeof PUSH_QEMU)[number] | Exclude<(typeof OWN)[number], 'layer'>;
 export type PullStep = (typeof PULL_QEMU)[number] | (typeof OWN)[number];
@@ -107,21 +108,34 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     t.push(performance.now());
     const exp = await exportsOf.add({ nodeName: node, bitmaps: [tmp], prefix: 'floor' });
     t.push(performance.now());
+    // As the pull copies (layer-copy.ts, streamed-plan.ts): every window of the dirty map asked at once on
+    // a connection of its own, each window's changes read as soon as its answer is in, 16 reads in flight.
     const ctx = dirtyBitmapContext(tmp);
-    const nbd = await NbdClient.connect(exp.address, { metaContexts: [ctx], maxInFlight: 64 });
-    const dirty = (await nbd.extentsIn(ctx, undefined, { parallel: 64 })).filter((e) => (e.flags & 1) !== 0);
-    t.push(performance.now());
-    const pieces = dirty.flatMap((e) => Array.from({ length: Math.ceil(e.length / PIECE) }, (_, k) => ({ offset: e.offset + k * PIECE, length: Math.min(PIECE, e.length - k * PIECE) })));
-    let taken = 0;
+    const [nbd, reader] = await Promise.all([NbdClient.connect(exp.address, { metaContexts: [ctx], maxInFlight: 64 }), NbdClient.connect(exp.address)]);
+    const windows: Promise<Extent[]>[] = [];
+    for (let at = 0; at < disk.size; at += STATUS_WINDOW) windows.push(nbd.extents(ctx, at, Math.min(STATUS_WINDOW, disk.size - at)));
+    for (const w of windows) w.catch(() => undefined); // awaited in order below
+    const pieces = (async function* () {
+      for (const w of windows) {
+        for (const e of await w) {
+          if ((e.flags & 1) === 0) continue;
+          for (let at = e.offset; at < e.offset + e.length; at += PIECE) yield { offset: at, length: Math.min(PIECE, e.offset + e.length - at) };
+        }
+      }
+    })();
+    let bytes = 0;
+    const written: { offset: number; length: number }[] = [];
     // Into reused buffers, as the copy reads (fresh memory faults in page by page here).
     await Promise.all(Array.from({ length: 16 }, async () => {
       const into = Buffer.allocUnsafe(PIECE);
-      while (taken < pieces.length) {
-        const p = pieces[taken++]!;
-        await nbd.read(p.offset, p.length, into);
+      for (let p = await pieces.next(); !p.done; p = await pieces.next()) {
+        await reader.read(p.value.offset, p.value.length, into);
+        bytes += p.value.length;
+        written.push(p.value);
       }
     }));
     t.push(performance.now());
+    await reader.close();
     await nbd.close();
     await exp.remove();
     const gone = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'null', 10_000, `the end of ${job}`);
@@ -132,14 +146,14 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: next });
     t.push(performance.now());
     const w = await Qcow2LayerFile.open(layer, { sizeBytes: disk.size, clusterSize: 65536, backing: 'base.qcow2' });
-    for (const p of pieces) await w.write(p.offset, DATA.subarray(0, p.length));
+    for (const p of written.sort((a, b) => a.offset - b.offset)) await w.write(p.offset, DATA.subarray(0, p.length));
     await w.close();
     t.push(performance.now());
     await syncFile(layer);
     t.push(performance.now());
     await checksumFile(layer);
     t.push(performance.now());
-    return { ms: timesOf([...PULL_QEMU, ...OWN], t) as Record<PullStep, number>, bytes: pieces.reduce((s, p) => s + p.length, 0) };
+    return { ms: timesOf([...PULL_QEMU, ...OWN], t) as Record<PullStep, number>, bytes };
   } finally {
     fs.rmSync(fleece, { force: true });
     fs.rmSync(layer, { force: true });
