@@ -24,7 +24,7 @@ import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
 import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, settle, warmPoolNote } from './peers/proc';
-import { formatRow, median, Row, shuffled, writeJson, type Tool } from './peers/report';
+import { formatRow, median, pairedByRound, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
 import { QemuFloor } from './peers/floor';
@@ -306,9 +306,7 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   // Cost must follow dirty bytes, not disk size: each tool's 1 TiB time over its 1 GiB time, paired by round.
   for (const [big, small] of [[bigPush, push], [bigPull, pull]] as const) {
     for (const t of big.tools) {
-      const xs = big.samples.get(t.key) ?? [];
-      const ys = small.samples.get(t.key) ?? [];
-      const paired = xs.flatMap((x, i) => (x !== undefined && ys[i] !== undefined ? [[x, ys[i]!] as const] : []));
+      const paired = pairedByRound(big.samples.get(t.key) ?? [], small.samples.get(t.key) ?? []);
       if (paired.length) big.notes.push(`${t.label}: 1 TiB ÷ 1 GiB = ${median(paired.map(([x, y]) => x / y)).toFixed(2)}×, ${median(paired.map(([x, y]) => x - y)).toFixed(0)} ms more (paired medians)`);
     }
   }

@@ -3,7 +3,7 @@
 // out, so the rules below are unit-tested (test/bench-goals.test.ts) and the runner (bench/goals.ts)
 // only gathers and prints.
 
-import { median } from '../peers/report';
+import { median, pairedByRound } from '../peers/report';
 import { p95 } from '../timeline/serve';
 
 /** The parts of a peers-*.json file this reads (a median of no pairs, NaN, is written as null). */
@@ -68,11 +68,7 @@ function ratioGoal(run: PeersRun | undefined, goal: string, prefix: string, of: 
 
 /** Round by round, a tool's time on the 1 TiB disk and on 1 GiB in the same round. */
 function diskPairs(run: PeersRun | undefined, small: string, big: string, tool: string): [number, number][] {
-  const a = row(run, small)?.tools.find((t) => t.key === tool)?.samplesMs ?? [];
-  const b = row(run, big)?.tools.find((t) => t.key === tool)?.samplesMs ?? [];
-  const paired: [number, number][] = [];
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (typeof a[i] === 'number' && typeof b[i] === 'number') paired.push([b[i]!, a[i]!]);
-  return paired;
+  return pairedByRound(row(run, big)?.tools.find((t) => t.key === tool)?.samplesMs ?? [], row(run, small)?.tools.find((t) => t.key === tool)?.samplesMs ?? []);
 }
 
 /** The median of a tool's paired 1 TiB ÷ 1 GiB, or of its 1 TiB − 1 GiB in ms. */

@@ -52,12 +52,19 @@ export class Row {
 
   /** Per-round ratios a/b for the rounds where both have a sample. */
   paired(a: string, b: string): number[] {
-    const xa = this.samples.get(a) ?? [];
-    const xb = this.samples.get(b) ?? [];
-    const out: number[] = [];
-    for (let i = 0; i < Math.max(xa.length, xb.length); i++) if (xa[i] !== undefined && xb[i] !== undefined) out.push(xa[i]! / xb[i]!);
-    return out;
+    return pairedByRound(this.samples.get(a) ?? [], this.samples.get(b) ?? []).map(([x, y]) => x / y);
   }
+}
+
+/** [x, y] for each round where both series have a sample (a missing one: undefined, or null in a JSON file). */
+export function pairedByRound(xs: readonly (number | null | undefined)[], ys: readonly (number | null | undefined)[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < Math.min(xs.length, ys.length); i++) {
+    const x = xs[i];
+    const y = ys[i];
+    if (typeof x === 'number' && typeof y === 'number') out.push([x, y]);
+  }
+  return out;
 }
 
 export function median(xs: number[]): number {
