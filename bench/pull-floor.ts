@@ -8,12 +8,10 @@
 import * as path from 'node:path';
 import { ExportManager } from '../electron/nbd/qemu-exports';
 import { changeRound, CHANGE, startBareQemu, STRIDED_DISKS } from './bare-qemu';
-import { OWN, PULL_QEMU, pullSteps, type PullStep } from './floor/steps';
+import { PULL_QEMU, PULL_STEPS as STEPS, pullSteps, type PullStep } from './floor/steps';
 import { median } from './measure';
 import { load } from './peers/proc';
 import { shuffled } from './peers/report';
-
-const STEPS = [...PULL_QEMU, ...OWN];
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');

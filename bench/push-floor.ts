@@ -20,7 +20,7 @@ import { readDirtyExtents } from '../electron/engine/dirtymap/dirtymap';
 import type { DiskInfo } from '../shared/domain';
 import type { QmpClient } from '../electron/qmp/client';
 import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
-import { PUSH_QEMU, pushSteps, sumOf, type PushStep } from './floor/steps';
+import { PUSH_STEPS, pushSteps, sumOf } from './floor/steps';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
 import { shuffled } from './peers/report';
@@ -38,7 +38,6 @@ const VARIANTS: Record<string, { l2Entry?: number; tmpGranularity?: number }> = 
   'tmp bitmap 32 KiB': { tmpGranularity: 32768 },
 };
 type Variant = string;
-const PUSH_STEPS: PushStep[] = [...PUSH_QEMU, 'sync', 'hash'];
 const PARTS = ['map', ...PUSH_STEPS, 'total'] as const;
 /** push.ts reads where the changes are only for a disk of more than this many L2 tables. */
 const MAP_FROM_TABLES = 16;
@@ -62,20 +61,21 @@ async function main(): Promise<void> {
           const t0 = performance.now();
           if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, dir, disk, d.size, bitmap);
           const mapMs = performance.now() - t0;
-          const ms = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
+          const { ms, onDiskBytes } = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
           const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;
-          const f = figures.get(key) ?? Object.fromEntries(PARTS.map((p) => [p, [] as number[]]));
+          const f = figures.get(key) ?? Object.fromEntries([...PARTS, 'MiB'].map((p) => [p, [] as number[]]));
           f.map!.push(mapMs);
           for (const p of PUSH_STEPS) f[p]!.push(ms[p]);
           f.total!.push(mapMs + sumOf(ms, PUSH_STEPS));
+          f.MiB!.push(onDiskBytes / 1024 / 1024);
           figures.set(key, f);
         }
       }
     }
     await client.close();
-    console.log(`medians, ms: ${PARTS.join(' / ')}`);
-    for (const [key, f] of figures) console.log(`${key.padEnd(22)} ${PARTS.map((p) => median(f[p]!).toFixed(1)).join(' / ')}`);
+    console.log(`medians, ms: ${PARTS.join(' / ')}; the layer's MiB on disk`);
+    for (const [key, f] of figures) console.log(`${key.padEnd(22)} ${PARTS.map((p) => median(f[p]!).toFixed(1)).join(' / ')}; ${median(f.MiB!).toFixed(1)} MiB`);
     for (const v of Object.keys(VARIANTS)) {
       const big = figures.get(`${v} | 1 TiB`)!.total!;
       const small = figures.get(`${v} | 1 GiB`)!.total!;

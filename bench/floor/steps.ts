@@ -22,16 +22,19 @@ import { Qcow2LayerFile } from '../../electron/engine/pull/qcow2-layer';
 import { fleeceNodeArgs } from '../../electron/engine/qmp-driver/actions';
 import { emptyQcow2Layout, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
 import { NbdClient, STATUS_WINDOW, type Extent } from '../../electron/nbd/client';
-import { dirtyBitmapContext } from '../../electron/nbd/protocol';
+import { dirtyBitmapContext, NBD_STATE_DIRTY } from '../../electron/nbd/protocol';
 import type { ExportManager } from '../../electron/nbd/qemu-exports';
 import type { QmpClient } from '../../electron/qmp/client';
 import { settle } from '../peers/proc';
 
 export const PUSH_QEMU = ['tx', 'job', 'close'] as const;
 export const PULL_QEMU = ['tx', 'export', 'copy', 'teardown'] as const;
-export const OWN = ['layer', 'sync', 'hash'] as const;
-export type PushStep = (typeof PUSH_QEMU)[number] | Exclude<(typeof OWN)[number], 'layer'>;
-export type PullStep = (typeof PULL_QEMU)[number] | (typeof OWN)[number];
+const OWN = ['layer', 'sync', 'hash'] as const;
+/** Every step each returns, in order (a push's layer is QEMU's: no layer step of Tidemark's). */
+export const PUSH_STEPS = [...PUSH_QEMU, 'sync', 'hash'] as const;
+export const PULL_STEPS = [...PULL_QEMU, ...OWN] as const;
+export type PushStep = (typeof PUSH_STEPS)[number];
+export type PullStep = (typeof PULL_STEPS)[number];
 
 export interface FloorDisk {
   /** The disk's format node. */
@@ -48,8 +51,11 @@ export interface PushOptions {
   tmpGranularity?: number;
 }
 
-/** Pushes `bitmap`'s changes on `disk` into a new layer in `dir` (removed after); returns each step's ms. */
-export async function pushSteps(client: QmpClient, disk: FloorDisk, bitmap: string, dir: string, tag: string, o: PushOptions): Promise<Record<PushStep, number>> {
+/**
+ * Pushes `bitmap`'s changes on `disk` into a new layer in `dir` (removed after); returns each step's ms
+ * and the bytes the layer held on disk (allocated blocks).
+ */
+export async function pushSteps(client: QmpClient, disk: FloorDisk, bitmap: string, dir: string, tag: string, o: PushOptions): Promise<{ ms: Record<PushStep, number>; onDiskBytes: number }> {
   const target = path.join(dir, `${tag}.qcow2`);
   const [node, job, tmp] = [`${tag}-t`, `${tag}-j`, `${tag}-tmp`];
   await writeEmptyQcow2(target, emptyQcow2Layout(disk.size, { l2Tables: o.tables })!);
@@ -74,7 +80,7 @@ export async function pushSteps(client: QmpClient, disk: FloorDisk, bitmap: stri
     t.push(performance.now());
     await checksumFile(target);
     t.push(performance.now());
-    return timesOf([...PUSH_QEMU, 'sync', 'hash'], t) as Record<PushStep, number>;
+    return { ms: timesOf(PUSH_STEPS, t) as Record<PushStep, number>, onDiskBytes: fs.statSync(target).blocks * 512 };
   } finally {
     fs.rmSync(target, { force: true });
   }
@@ -118,19 +124,17 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     const pieces = (async function* () {
       for (const w of windows) {
         for (const e of await w) {
-          if ((e.flags & 1) === 0) continue;
+          if ((e.flags & NBD_STATE_DIRTY) === 0) continue;
           for (let at = e.offset; at < e.offset + e.length; at += PIECE) yield { offset: at, length: Math.min(PIECE, e.offset + e.length - at) };
         }
       }
     })();
-    let bytes = 0;
     const written: { offset: number; length: number }[] = [];
     // Into reused buffers, as the copy reads (fresh memory faults in page by page here).
     await Promise.all(Array.from({ length: 16 }, async () => {
       const into = Buffer.allocUnsafe(PIECE);
       for (let p = await pieces.next(); !p.done; p = await pieces.next()) {
         await reader.read(p.value.offset, p.value.length, into);
-        bytes += p.value.length;
         written.push(p.value);
       }
     }));
@@ -153,7 +157,7 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     t.push(performance.now());
     await checksumFile(layer);
     t.push(performance.now());
-    return { ms: timesOf([...PULL_QEMU, ...OWN], t) as Record<PullStep, number>, bytes };
+    return { ms: timesOf(PULL_STEPS, t) as Record<PullStep, number>, bytes: written.reduce((n, p) => n + p.length, 0) };
   } finally {
     fs.rmSync(fleece, { force: true });
     fs.rmSync(layer, { force: true });

@@ -40,7 +40,7 @@ export class QemuFloor {
     try {
       if (kind === 'push') {
         const changes = Array.from({ length: DIRTY_WRITES }, (_, k) => ({ offset: dirtyOffset(disk, k), length: DIRTY_BYTES }));
-        const ms = await pushSteps(qmp, d, bitmap, dir, tag, { tables: l2TablesOf(changes, 65536) });
+        const { ms } = await pushSteps(qmp, d, bitmap, dir, tag, { tables: l2TablesOf(changes, 65536) });
         return { ms: sumOf(ms, PUSH_QEMU), detail: ms };
       }
       // The lab's QEMU has one NBD server; Tidemark's pulls start and stop their own between these steps.
