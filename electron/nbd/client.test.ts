@@ -247,6 +247,31 @@ describe('transmission violations close the connection and fail every pending re
     expect(err.message).toMatch(/no reply to NBD_CMD_READ of 4096 bytes at offset 0 on export "exp" within 200 ms; connection closed/);
   });
 
+  it('times each request from its own sending, not from the first request in flight', async () => {
+    // Each read is answered 100 ms after it arrives; with a 400 ms limit none is late, although the
+    // connection has had a request in flight for much longer than 400 ms in all.
+    const s = await serveRequests((c, r) => void setTimeout(() => c.data(r.handle, Number(r.offset), Buffer.alloc(r.length), true), 100));
+    client = await NbdClient.connect(s.uri(), { requestTimeoutMs: 400 });
+    for (let i = 0; i < 4; i++) {
+      const first = client.read(0, 512);
+      await new Promise((r) => setTimeout(r, 80));
+      const second = client.read(512, 512);
+      await Promise.all([first, second]);
+    }
+  });
+
+  it('names the late request when an earlier one was answered in time', async () => {
+    let n = 0;
+    const s = await serveRequests((c, r) => {
+      if (n++ === 0) c.data(r.handle, Number(r.offset), Buffer.alloc(r.length), true);
+    });
+    client = await NbdClient.connect(s.uri(), { requestTimeoutMs: 200 });
+    await client.read(0, 512);
+    await new Promise((r) => setTimeout(r, 120));
+    const err = await failure(client.read(4096, 512));
+    expect(err.message).toMatch(/no reply to NBD_CMD_READ of 512 bytes at offset 4096 on export "exp" within 200 ms/);
+  });
+
   it('survives random garbage after the handshake without an unhandled error', async () => {
     for (let seed = 1; seed <= 25; seed++) {
       let x = seed;

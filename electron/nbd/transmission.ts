@@ -36,14 +36,14 @@ interface Pending {
   cmdFlags: number;
   offset: number;
   length: number;
-  what: string;
+  /** When it was sent (Date.now()), for the connection's one timeout timer. */
+  sentAt: number;
   data?: Buffer;
   covered: [number, number][];
   status: Map<number, Extent[]>;
   error?: NbdCommandError;
   resolve: (v: Buffer | Map<number, Extent[]>) => void;
   reject: (e: Error) => void;
-  timer?: NodeJS.Timeout;
 }
 
 export class Transmission {
@@ -57,6 +57,8 @@ export class Transmission {
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly where: string;
+  /** One timer for every request in flight (not one each: a 1 TiB map is 257 requests). */
+  private timeout: NodeJS.Timeout | undefined;
 
   /** Takes over `conn` after the handshake and starts reading replies. */
   constructor(
@@ -105,17 +107,11 @@ export class Transmission {
       if (this.conn.closedReason) throw this.conn.closedReason;
       if (this.closing) throw new NbdConnectionError(`${this.where}: the connection is closing`);
       const handle = this.nextHandle++;
-      const what = `${P.commandName(command)} of ${length} bytes at offset ${offset} on export ${JSON.stringify(this.info.name)}`;
       return await new Promise<Buffer | Map<number, Extent[]>>((resolve, reject) => {
-        const p: Pending = { handle, kind, command, cmdFlags, offset, length, what, covered: [], status: new Map(), resolve, reject };
+        const p: Pending = { handle, kind, command, cmdFlags, offset, length, sentAt: Date.now(), covered: [], status: new Map(), resolve, reject };
         if (kind === 'read') p.data = target ?? Buffer.allocUnsafe(length);
-        if (this.opts.requestTimeoutMs > 0) {
-          p.timer = setTimeout(
-            () => this.conn.destroy(new NbdConnectionError(`${this.where}: no reply to ${what} within ${this.opts.requestTimeoutMs} ms; connection closed`)),
-            this.opts.requestTimeoutMs,
-          );
-        }
         this.pending.set(handle, p);
+        if (this.timeout === undefined && this.opts.requestTimeoutMs > 0) this.armTimeout(this.opts.requestTimeoutMs);
         const h = Buffer.alloc(28);
         h.writeUInt32BE(P.NBD_REQUEST_MAGIC, 0);
         h.writeUInt16BE(cmdFlags, 4);
@@ -131,9 +127,29 @@ export class Transmission {
     }
   }
 
+  /** What a request was, for messages (built only when one is needed). */
+  private what(p: Pending): string {
+    return `${P.commandName(p.command)} of ${p.length} bytes at offset ${p.offset} on export ${JSON.stringify(this.info.name)}`;
+  }
+
+  /** Fires when the oldest request in flight (the first in `pending`) may be due; re-arms for the next one. */
+  private armTimeout(ms: number): void {
+    this.timeout = setTimeout(() => {
+      this.timeout = undefined;
+      const oldest = this.pending.values().next().value as Pending | undefined;
+      if (!oldest) return;
+      const left = oldest.sentAt + this.opts.requestTimeoutMs - Date.now();
+      if (left > 0) return this.armTimeout(left);
+      this.conn.destroy(new NbdConnectionError(`${this.where}: no reply to ${this.what(oldest)} within ${this.opts.requestTimeoutMs} ms; connection closed`));
+    }, ms);
+  }
+
   private finish(p: Pending, outcome: { value?: Buffer | Map<number, Extent[]>; error?: Error }): void {
     this.pending.delete(p.handle);
-    if (p.timer) clearTimeout(p.timer);
+    if (this.pending.size === 0 && this.timeout !== undefined) {
+      clearTimeout(this.timeout);
+      this.timeout = undefined;
+    }
     if (outcome.error) p.reject(outcome.error);
     else p.resolve(outcome.value!);
     if (this.closing && this.pending.size === 0) this.sendDisc();
@@ -164,15 +180,15 @@ export class Transmission {
     const h = await this.conn.reader.read(12);
     const errno = h.readUInt32BE(0);
     const p = this.takePending(h.readBigUInt64BE(4), 'simple reply');
-    this.conn.midReply = `the reply to ${p.what}`;
+    this.conn.midReply = () => `the reply to ${this.what(p)}`;
     if (errno !== 0) {
       // The spec: after NBD_ESHUTDOWN the client must disconnect (softly, once nothing is in flight).
       if (errno === P.NBD_ESHUTDOWN) this.closing = true;
-      this.finish(p, { error: new NbdCommandError(p.what, errno, '') });
+      this.finish(p, { error: new NbdCommandError(this.what(p), errno, '') });
       return;
     }
     if (p.kind === 'read') {
-      if (this.info.structuredReplies) throw new NbdProtocolError(`${this.where} answered ${p.what} with a simple reply although structured replies were negotiated`);
+      if (this.info.structuredReplies) throw new NbdProtocolError(`${this.where} answered ${this.what(p)} with a simple reply although structured replies were negotiated`);
       await this.conn.reader.readInto(p.data!, 0, p.length);
       this.finish(p, { value: p.data! });
       return;
@@ -181,7 +197,7 @@ export class Transmission {
       this.finish(p, { value: EMPTY });
       return;
     }
-    throw new NbdProtocolError(`${this.where} answered ${p.what} with a simple success reply; block status needs a structured reply`);
+    throw new NbdProtocolError(`${this.where} answered ${this.what(p)} with a simple success reply; block status needs a structured reply`);
   }
 
   private async structuredChunk(): Promise<void> {
@@ -191,8 +207,8 @@ export class Transmission {
     const type = h.readUInt16BE(2);
     const p = this.takePending(h.readBigUInt64BE(4), 'structured reply chunk');
     const len = h.readUInt32BE(12);
-    this.conn.midReply = `the reply to ${p.what}`;
-    const bad = (why: string) => new NbdProtocolError(`${this.where}, reply to ${p.what}: ${why}`);
+    this.conn.midReply = () => `the reply to ${this.what(p)}`;
+    const bad = (why: string) => new NbdProtocolError(`${this.where}, reply to ${this.what(p)}: ${why}`);
 
     if (type & P.NBD_REPLY_TYPE_ERROR_BIT) {
       if (len < 6 || len > MAX_ERROR_CHUNK) throw bad(`error chunk of ${len} bytes (must be 6..${MAX_ERROR_CHUNK})`);
@@ -209,7 +225,7 @@ export class Transmission {
       }
       const known = type === P.NBD_REPLY_TYPE_ERROR || type === P.NBD_REPLY_TYPE_ERROR_OFFSET;
       if (errno === 0) throw bad('error chunk with error value 0');
-      p.error ??= new NbdCommandError(p.what, errno, known ? message : `unknown error chunk type ${type}${message ? `: ${message}` : ''}`, errorOffset);
+      p.error ??= new NbdCommandError(this.what(p), errno, known ? message : `unknown error chunk type ${type}${message ? `: ${message}` : ''}`, errorOffset);
       if (errno === P.NBD_ESHUTDOWN) this.closing = true;
     } else if (type === P.NBD_REPLY_TYPE_NONE) {
       if (len !== 0) throw bad(`NBD_REPLY_TYPE_NONE with a ${len}-byte payload`);
@@ -324,10 +340,9 @@ export class Transmission {
 
   /** The connection ended: every request in flight or waiting for a slot fails with `reason`. */
   private failAll(reason: Error): void {
-    for (const p of this.pending.values()) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(reason);
-    }
+    clearTimeout(this.timeout);
+    this.timeout = undefined;
+    for (const p of this.pending.values()) p.reject(reason);
     this.pending.clear();
     for (const w of this.slotWaiters.splice(0)) w();
   }
