@@ -14,13 +14,9 @@
 // the checkpoint's granularity. Variants take turns.
 // Run: npx tsx bench/push-floor.ts [--rounds 5]
 
-import { l2TableSpan, l2TablesOf } from '../electron/engine/qcow2/format';
-import type { QmpAction } from '../electron/engine/checkpoints/api';
-import { readDirtyExtents } from '../electron/engine/dirtymap/dirtymap';
-import type { DiskInfo } from '../shared/domain';
-import type { QmpClient } from '../electron/qmp/client';
+import { l2TablesOf } from '../electron/engine/qcow2/format';
 import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
-import { PUSH_STEPS, pushSteps, sumOf } from './floor/steps';
+import { PUSH_STEPS, pushReadsMap, pushSteps, readChangeMap, sumOf } from './floor/steps';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
 import { shuffled } from './peers/report';
@@ -39,8 +35,6 @@ const VARIANTS: Record<string, { l2Entry?: number; tmpGranularity?: number }> = 
 };
 type Variant = string;
 const PARTS = ['map', ...PUSH_STEPS, 'total'] as const;
-/** push.ts reads where the changes are only for a disk of more than this many L2 tables. */
-const MAP_FROM_TABLES = 16;
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--rounds');
@@ -59,7 +53,7 @@ async function main(): Promise<void> {
           const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
           const t0 = performance.now();
-          if (d.size / (8192 * 65536) > MAP_FROM_TABLES) await readChanges(client, dir, disk, d.size, bitmap);
+          if (pushReadsMap(d.size)) await readChangeMap(client, dir, { node: disk, size: d.size }, bitmap);
           const mapMs = performance.now() - t0;
           const { ms, onDiskBytes } = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
@@ -85,22 +79,6 @@ async function main(): Promise<void> {
   } finally {
     bare.stop();
   }
-}
-
-/** Where `bitmap`'s changes are on `disk`, read by the push's own readDirtyExtents (the extents are not used). */
-async function readChanges(client: QmpClient, stateDir: string, disk: string, size: number, bitmap: string): Promise<void> {
-  // What the checkpoint engine gives readDirtyExtents on a VM: "changes since" is this one bitmap.
-  const tempBitmapActions = (_since: string, _disk: string, tmp: string): QmpAction[] => [
-    { type: 'block-dirty-bitmap-add', data: { node: disk, name: tmp, persistent: false, disabled: true } },
-    { type: 'block-dirty-bitmap-merge', data: { node: disk, target: tmp, bitmaps: [bitmap] } },
-  ];
-  const info: DiskInfo = {
-    name: disk, nodeName: disk, format: 'qcow2', virtualSize: size, imageFile: `${disk}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false,
-    bitmaps: [{ name: bitmap, recording: true, persistent: false, busy: false, inconsistent: false, granularity: 65536 }],
-  };
-  // As push.ts reads it: at the target's L2 tables' granularity.
-  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap, { granularity: l2TableSpan(65536) });
-  if (!extents.some((e) => e.dirty)) throw new Error(`the map of ${disk} shows no change`);
 }
 
 main().catch((e) => {

@@ -20,7 +20,11 @@ import * as path from 'node:path';
 import { checksumFile } from '../../electron/engine/backup/checksum';
 import { Qcow2LayerFile } from '../../electron/engine/pull/qcow2-layer';
 import { fleeceNodeArgs } from '../../electron/engine/qmp-driver/actions';
-import { emptyQcow2Layout, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
+import type { QmpAction } from '../../electron/engine/checkpoints/api';
+import { readDirtyExtents } from '../../electron/engine/dirtymap/dirtymap';
+import { emptyQcow2Layout, l1Entries, l2TableSpan, l2TablesOf, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
+import { TABLES_AHEAD_FROM } from '../../electron/engine/qmp-driver/push';
+import type { DiskInfo } from '../../shared/domain';
 import { NbdClient, STATUS_WINDOW, type Extent } from '../../electron/nbd/client';
 import { dirtyBitmapContext, NBD_STATE_DIRTY } from '../../electron/nbd/protocol';
 import type { ExportManager } from '../../electron/nbd/qemu-exports';
@@ -40,6 +44,33 @@ export interface FloorDisk {
   /** The disk's format node. */
   node: string;
   size: number;
+}
+
+/** True when a push of this disk reads where its changes are first (push.ts tablesAhead). */
+export function pushReadsMap(size: number): boolean {
+  return l1Entries(size, 65536) > TABLES_AHEAD_FROM;
+}
+
+/**
+ * Where `bitmap`'s changes are on `disk`, read as push.ts reads them before its transaction (dirtymap.ts
+ * readDirtyExtents: a disabled copy of the changes' bitmap at the L2 tables' granularity, exported
+ * read-only, NBD block status, export and bitmap removed): the L2 tables the target gets ahead.
+ * `stateDir`: where the NBD socket goes (run/ under it).
+ */
+export async function readChangeMap(client: QmpClient, stateDir: string, disk: FloorDisk, bitmap: string): Promise<number[]> {
+  // What the checkpoint engine gives readDirtyExtents on a VM: "changes since" is this one bitmap.
+  const tempBitmapActions = (_since: string, _disk: string, tmp: string): QmpAction[] => [
+    { type: 'block-dirty-bitmap-add', data: { node: disk.node, name: tmp, persistent: false, disabled: true } },
+    { type: 'block-dirty-bitmap-merge', data: { node: disk.node, target: tmp, bitmaps: [bitmap] } },
+  ];
+  const info: DiskInfo = {
+    name: disk.node, nodeName: disk.node, format: 'qcow2', virtualSize: disk.size, imageFile: `${disk.node}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false,
+    bitmaps: [{ name: bitmap, recording: true, persistent: false, busy: false, inconsistent: false, granularity: 65536 }],
+  };
+  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap, { granularity: l2TableSpan(65536) });
+  const tables = l2TablesOf(extents.filter((e) => e.dirty), 65536);
+  if (tables.length === 0) throw new Error(`the map of ${disk.node} shows no change`);
+  return tables;
 }
 
 export interface PushOptions {

@@ -29,7 +29,7 @@ const MiB = 1024 * 1024;
 /** The push targets' cluster size (createQcow2's default). */
 const TARGET_CLUSTER = 64 * 1024;
 /** Disks of up to this many L2 tables (8 GiB at 64 KiB clusters) are not worth reading the changes' map for. */
-const TABLES_AHEAD_FROM = 16;
+export const TABLES_AHEAD_FROM = 16;
 /** Progress in the journal (for backup-status only): first after this long, then every PROGRESS_EVERY_MS. */
 const PROGRESS_FIRST_MS = 1_000;
 const PROGRESS_EVERY_MS = 5_000;
