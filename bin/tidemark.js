@@ -96,11 +96,47 @@ function cacheKey(argv) {
   return 'help';
 }
 
+const CACHE_MAGIC = 'TMC1';
+
+/**
+ * A code cache file: "TMC1", then the optional parts of the code the cache holds (electron/os/code-paths.ts:
+ * comma-separated, after a 16-bit length), then V8's data. A file without the header (an older launcher's)
+ * is V8's data holding no named part.
+ */
+function readCodeCache(file) {
+  let b;
+  try {
+    b = fs.readFileSync(file);
+  } catch {
+    return { data: undefined, parts: [] };
+  }
+  if (b.length < 6 || b.toString('latin1', 0, 4) !== CACHE_MAGIC) return { data: b, parts: [] };
+  const n = b.readUInt16BE(4);
+  return { data: b.subarray(6 + n), parts: b.toString('latin1', 6, 6 + n).split(',').filter(Boolean) };
+}
+
+function writeCodeCache(file, parts, data) {
+  const { Buffer } = require('buffer');
+  const names = Buffer.from(parts.filter((p) => /^[a-z][a-z-]{0,39}$/.test(p)).join(','), 'latin1');
+  const head = Buffer.alloc(6);
+  head.write(CACHE_MAGIC, 0, 'latin1');
+  head.writeUInt16BE(names.length, 4);
+  const tmp = `${file}.${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, Buffer.concat([head, names, data]), { mode: 0o644 });
+    fs.renameSync(tmp, file); // atomic: a concurrent run reads the old cache or the new one
+  } catch {
+    try { fs.unlinkSync(tmp); } catch { /* nothing was written */ }
+  }
+}
+
 /**
  * Loads the bundle (minified, so half the bytes to read) with a V8 code cache beside it: Node 22+ has
  * module.enableCompileCache; on Node 20 the bundle is compiled through vm.Script with cachedData, and the
  * cache (one per command, cacheKey) is (re)written at exit when it was missing or rejected (a rebuilt
- * bundle, another Node). A cache that cannot be written (a read-only install) only costs the compile.
+ * bundle, another Node), or when the run used an optional part of the code it lacks (codePaths: a pull
+ * after the first push, a large disk's push with its NBD map), which is then added to what it holds.
+ * A cache that cannot be written (a read-only install) only costs the compile.
  */
 function runBundle() {
   if (process.env.TIDEMARK_DEBUG === '1') {
@@ -117,33 +153,24 @@ function runBundle() {
   }
   const vm = require('vm');
   const cacheFile = `${bundle}.${cacheKey(process.argv.slice(2))}.v8cache`;
-  let cachedData;
-  try {
-    cachedData = fs.readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined;
-  }
+  const cached = readCodeCache(cacheFile);
   // scripts/build-cli.mjs makes the bundle ASCII, which latin1 decodes to the same text several times
   // faster than UTF-8 (~5 vs ~15 ms at load); a bundle that is not (an edited build) is read as UTF-8.
   const bytes = fs.readFileSync(bundle);
   const source = require('buffer').isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
-  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: cached.data });
   const m = new Module(bundle, module);
   m.filename = bundle;
   m.paths = Module._nodeModulePaths(path.dirname(bundle));
   m.loaded = true;
   script.runInThisContext().call(m.exports, m.exports, (id) => m.require(id), m, bundle, path.dirname(bundle));
-  if (cachedData === undefined || script.cachedDataRejected) {
-    process.once('exit', () => {
-      const tmp = `${cacheFile}.${process.pid}`;
-      try {
-        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
-        fs.renameSync(tmp, cacheFile); // atomic: a concurrent run reads the old cache or the new one
-      } catch {
-        try { fs.unlinkSync(tmp); } catch { /* nothing was written */ }
-      }
-    });
-  }
+  process.once('exit', () => {
+    const used = typeof m.exports.codePaths === 'function' ? m.exports.codePaths() : [];
+    const fresh = cached.data === undefined || script.cachedDataRejected;
+    const parts = fresh ? used : [...new Set([...cached.parts, ...used])];
+    // Functions the old cache held were loaded from it, so the new one holds them and this run's too.
+    if (fresh || parts.length > cached.parts.length) writeCodeCache(cacheFile, parts, script.createCachedData());
+  });
   m.exports.main();
 }
 

@@ -65,6 +65,40 @@ describe('bin/tidemark.js', () => {
     expect(caches).toEqual(['tidemark.cjs.checkpoint-list.v8cache', 'tidemark.cjs.help.v8cache']);
   });
 
+  it('rewrites a command\'s code cache when a run used an optional part of the code it lacks, and only then', () => {
+    const co = checkout('parts', 'bundle');
+    // A stand-in bundle that names the parts "+name" arguments ask for, as electron/os/code-paths.ts does.
+    fs.writeFileSync(path.join(co, 'out/cli/tidemark.cjs'), [
+      'const used = new Set();',
+      'exports.codePaths = () => [...used];',
+      "exports.main = () => { for (const a of process.argv.slice(2)) if (a.startsWith('+')) used.add(a.slice(1)); process.stdout.write('bundle'); };",
+    ].join('\n'));
+    const cache = path.join(co, 'out/cli/tidemark.cjs.cmd.v8cache');
+    /** The parts the cache file's header names, and when it was written. */
+    const header = () => {
+      const b = fs.readFileSync(cache);
+      expect(b.toString('latin1', 0, 4)).toBe('TMC1');
+      return { parts: b.toString('latin1', 6, 6 + b.readUInt16BE(4)), mtime: fs.statSync(cache).mtimeMs, size: b.length };
+    };
+    const run = (...args: string[]) => expect(launch(co, {}, ['cmd', ...args])).toBe('bundle');
+    run();
+    const first = header();
+    expect(first.parts).toBe('');
+    run();
+    expect(header()).toEqual(first); // nothing new: not rewritten
+    run('+nbd');
+    expect(header().parts).toBe('nbd');
+    const withNbd = header();
+    run('+nbd');
+    expect(header()).toEqual(withNbd);
+    run('+pull-incremental');
+    expect(header().parts).toBe('nbd,pull-incremental'); // added to what it held
+    // A cache V8 rejects (garbage, or an older launcher's file with no header) is written anew.
+    fs.writeFileSync(cache, 'not a code cache');
+    run('+pull-incremental');
+    expect(header().parts).toBe('pull-incremental');
+  });
+
   it('reads a bundle that is not ASCII as UTF-8', () => {
     expect(launch(checkout('utf8', 'bündle ✓'))).toBe('bündle ✓ x y');
   });

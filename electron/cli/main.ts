@@ -12,6 +12,9 @@ import { CliContext, type CliIo, type ServiceSource } from './context';
 import { parseGlobal, type GlobalOptions } from './global-options';
 import { RUN_LOCALLY } from './host-protocol';
 
+/** For bin/tidemark.js: the optional parts of the code this run used (its V8 code cache is rewritten when they are new to it). */
+export { codePaths } from '../os/code-paths';
+
 /** sysexits.h: a temporary failure; the same run later may work. */
 const EX_TEMPFAIL = 75;
 /** Errors that mean "a backup, prune or merge of the VM is running" (by name: their modules load lazily). */

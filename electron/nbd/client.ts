@@ -18,6 +18,7 @@ import * as P from './protocol';
 import { Transmission, type Extent, type NbdTransmissionOptions } from './transmission';
 import { NbdAddress, parseNbdUri } from './uri';
 import { settleAll } from '../os/settle-all';
+import { usedCodePath } from '../os/code-paths';
 
 export type { NbdBlockSize, NbdExportInfo, NbdTlsOptions } from './handshake';
 export type { Extent } from './transmission';
@@ -53,6 +54,7 @@ export class NbdClient {
 
   /** Connects to `where` (an NBD URI or an address) and completes the handshake. */
   static async connect(where: string | NbdAddress, options: NbdClientOptions = {}): Promise<NbdClient> {
+    usedCodePath('nbd');
     const address = typeof where === 'string' ? parseNbdUri(where) : where;
     if (address.tls && !options.tls) throw new Error(`NBD URI asks for TLS (nbds): pass TLS credentials (a CA certificate) to connect`);
     const opts = {

@@ -19,6 +19,7 @@ import { buildManifest, recordLayer, TOOL, writeLogFile } from './record';
 import { recoverStale } from './recover';
 import type { BackupRepository } from './repository';
 import type { BackupSource, BackupStrategy, LayerTarget, PendingCheckpoint, PointExport, StrategyRun } from './strategy';
+import { usedCodePath } from '../../os/code-paths';
 
 export { TOOL };
 export { recoverStale };
@@ -183,6 +184,7 @@ class Session<P extends PendingCheckpoint> {
     if (checkpointName !== undefined && !wantsCheckpoint) this.log.add('no checkpoint is created: none of the disks backed up can hold a bitmap');
     const prefix = this.strategy.mode === 'pull' ? 'pull ' : '';
     this.log.add(`${prefix}${plan.kind} backup of ${plan.disks.map((d) => `${d.disk.name} (${d.kind}${d.since ? ` since ${d.since}` : ''})`).join(', ')}${wantsCheckpoint ? `, new checkpoint ${checkpointName}` : ''}`);
+    usedCodePath(`${this.strategy.mode}-${plan.kind}`); // the CLI's code cache then holds this kind's code (os/code-paths.ts)
 
     const targets: LayerTarget[] = plan.disks.map((d) => {
       const final = repo.imagePath(this.key, d.disk.name, this.id);
