@@ -1,15 +1,15 @@
 // The live dirty map of one disk since a checkpoint. QMP can only count dirty bytes; to see *where*
 // they are we build a temporary, disabled copy of "changes since X" (the checkpoint engine's
 // tempBitmapActions, one transaction), export the disk read-only over QEMU's NBD server with that
-// bitmap, and read NBD_CMD_BLOCK_STATUS for qemu:dirty-bitmap:TMP. Everything is torn down in
-// `finally` blocks (client, export, bitmap), so a failure leaves nothing behind.
+// bitmap, and read NBD_CMD_BLOCK_STATUS for qemu:dirty-bitmap:TMP. Everything is torn down after the
+// read (client, export, bitmap), also when it fails, so nothing is left behind.
 
 import { randomBytes } from 'node:crypto';
 import type { DirtyExtent, DirtyMap } from '../../../shared/contract';
 import type { DiskInfo } from '../../../shared/domain';
 import { NbdClient } from '../../nbd/client';
 import { dirtyBitmapContext } from '../../nbd/protocol';
-import { ExportManager, nbdSocketPath } from '../../nbd/qemu-exports';
+import { ExportManager, nbdSocketPath, type QemuExport } from '../../nbd/qemu-exports';
 import type { QmpClient } from '../../qmp/client';
 import { QmpError } from '../../qmp/errors';
 import type { CheckpointEngineApi, QmpAction } from '../checkpoints/api';
@@ -62,19 +62,29 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
  * map this coarse (never finer than the bitmaps record), for a caller that only needs which large
  * regions changed: QEMU merges the fine bitmaps into a coarse one by walking their dirty areas, so a
  * 1 TiB disk's map is a few hundred bytes to build instead of 2 MiB (bench/README.md, "Phase 14").
+ * `removeLater`: return as soon as the map is read; `removed` settles once the export and the bitmap are
+ * gone (QEMU removes them while the caller goes on), and the caller awaits it. Otherwise it has settled.
  */
 export async function readDirtyExtents(
   deps: Pick<DirtyMapDeps, 'qmp' | 'stateDir'> & { engine: Pick<CheckpointEngineApi, 'vmId' | 'tempBitmapActions'> },
   disk: DiskInfo,
   since: string,
-  options: { tmpBitmap?: string; granularity?: number } = {},
-): Promise<{ extents: DirtyExtent[]; granularity: number }> {
+  options: { tmpBitmap?: string; granularity?: number; removeLater?: boolean } = {},
+): Promise<{ extents: DirtyExtent[]; granularity: number; removed: Promise<void> }> {
   const { tmpBitmap } = options;
   const tmp = tmpBitmap ?? `${TEMP_BITMAP_PREFIX}map-${randomBytes(6).toString('hex')}`;
   const { actions, granularity } = keepSourceGranularity(deps.engine.tempBitmapActions(since, disk.name, tmp), disk, options.granularity);
-  let extents: DirtyExtent[];
   // Unless QEMU refused the transaction, its bitmap may exist (a lost reply too): it is removed at the end.
   let made = true;
+  let exp: QemuExport | undefined;
+  const remove = async () => {
+    try {
+      await exp?.remove();
+    } finally {
+      if (made) await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
+    }
+  };
+  let extents: DirtyExtent[];
   try {
     try {
       await deps.qmp.execute('transaction', { actions });
@@ -83,22 +93,21 @@ export async function readDirtyExtents(
       throw e instanceof QmpError ? new Error(`cannot build the map of changes since ${since} on ${disk.name}: ${e.desc}`, { cause: e }) : e;
     }
     const exports = ExportManager.for(deps.qmp, nbdSocketPath(deps.stateDir, deps.engine.vmId));
-    const exp = await exports.add({ nodeName: disk.nodeName, bitmaps: [tmp], prefix: tmpBitmap ?? 'tidemark-map' });
+    exp = await exports.add({ nodeName: disk.nodeName, bitmaps: [tmp], prefix: tmpBitmap ?? 'tidemark-map' });
+    const ctx = dirtyBitmapContext(tmp);
+    const client = await NbdClient.connect(exp.address, { metaContexts: [ctx] });
     try {
-      const ctx = dirtyBitmapContext(tmp);
-      const client = await NbdClient.connect(exp.address, { metaContexts: [ctx] });
-      try {
-        extents = toDirtyExtents(await client.extentsIn(ctx));
-      } finally {
-        await client.close();
-      }
+      extents = toDirtyExtents(await client.extentsIn(ctx));
     } finally {
-      await exp.remove();
+      await client.close();
     }
-  } finally {
-    if (made) await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
+  } catch (e) {
+    await remove().catch(() => undefined); // the read's own failure is the one to report
+    throw e;
   }
-  return { extents, granularity };
+  const removed = remove();
+  if (!options.removeLater) await removed;
+  return { extents, granularity, removed };
 }
 
 /**

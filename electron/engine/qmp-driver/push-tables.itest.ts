@@ -66,6 +66,12 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     // The map was read at the tables' granularity (512 MiB), and still names exactly the changed tables.
     const adds = execute.mock.calls.flatMap(([cmd, args]) => (cmd === 'transaction' ? (args as { actions: { type: string; data: Record<string, unknown> }[] }).actions : []))
       .filter((a) => a.type === 'block-dirty-bitmap-add' && String(a.data.name).endsWith('-map'));
+    // QEMU removes the map's bitmap while the target is written, and before the backup's transaction.
+    const sent = execute.mock.calls.map(([cmd, args]) => ({ cmd, args: (args ?? {}) as { name?: string; actions?: { type: string }[] } }));
+    const mapRemoved = sent.findIndex((c) => c.cmd === 'block-dirty-bitmap-remove' && String(c.args.name).endsWith('-map'));
+    const backupTx = sent.findIndex((c) => c.cmd === 'transaction' && c.args.actions!.some((a) => a.type === 'blockdev-backup'));
+    expect(mapRemoved).toBeGreaterThan(-1);
+    expect(mapRemoved).toBeLessThan(backupTx);
     execute.mockRestore();
     expect(adds.map((a) => a.data.granularity)).toEqual([512 * MiB]);
 

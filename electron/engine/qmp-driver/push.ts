@@ -58,6 +58,8 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
   readonly rollbackNote = 'partial images deleted; earlier backups and checkpoints untouched';
   private disks: QmpDiskRun[] = [];
   private readonly attached = new Set<string>();
+  /** The change maps' exports and bitmaps QEMU is removing while the setup goes on (tablesAhead). */
+  private mapsRemoved: Promise<void>[] = [];
   private fullSync = new Map<string, 'full' | 'top'>();
   /** Per disk, what recordLayer checks and records, read from QEMU (no qemu-img info). */
   private readonly facts = new Map<string, LayerFacts>();
@@ -129,7 +131,12 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     try {
       // Named after the journaled temporary bitmap, so a failure here or a dead process leaves nothing behind (change-map.ts).
       // Read at the tables' own granularity: which tables changed is all it needs.
-      const { extents } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, { tmpBitmap: changeMapBitmap(d.tmpBitmap), granularity: l2TableSpan(TARGET_CLUSTER) });
+      const { extents, removed } = await readDirtyExtents({ qmp: this.client, engine: this.engine, stateDir }, disk, d.plan.since, { tmpBitmap: changeMapBitmap(d.tmpBitmap), granularity: l2TableSpan(TARGET_CLUSTER), removeLater: true });
+      // QEMU removes the map's export and bitmap while Node writes the target; the transaction waits for it.
+      this.mapsRemoved.push(removed.catch(async (e: Error) => {
+        run.log.add(`${disk.name}: the map of the changes was not removed at once (${e.message}); removing what is left`);
+        await removeChangeMaps(this.client, [{ tmpBitmap: d.tmpBitmap!, sourceNode: disk.nodeName }], run.log).catch(() => undefined);
+      }));
       const tables = l2TablesOf(extents.filter((e) => e.dirty), TARGET_CLUSTER);
       run.log.add(`${disk.name}: ${tables.length} L2 table${tables.length === 1 ? '' : 's'} of the target allocated ahead, where the changes are`);
       return tables;
@@ -140,7 +147,14 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     }
   }
 
+  /** Every change map's export and bitmap gone from QEMU (removed while the setup went on). */
+  private async mapsGone(): Promise<void> {
+    const pending = this.mapsRemoved.splice(0);
+    await Promise.all(pending);
+  }
+
   async start(run: Run): Promise<void> {
+    await this.mapsGone();
     const speed = this.options.speedMiBps ? Math.round(this.options.speedMiBps * MiB) : undefined;
     const actions = backupActions(this.disks, { checkpointActions: run.checkpoint?.actions, speed, fullSync: (disk) => this.fullSync.get(disk.name) ?? 'full', copyRange: this.copyRange });
     this.group = new JobGroup(this.client, this.disks.map((d) => d.jobId));
@@ -232,6 +246,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
       group?.dispose();
     }
     await this.writebacks.settle(); // no sync left running on a file the session deletes
+    await this.mapsGone(); // settles whether or not QEMU is still there
     if (!alive) return;
     for (const d of this.disks) {
       if (!this.attached.has(d.targetNode)) continue;
