@@ -4,7 +4,8 @@
 // the rest in floor/steps.ts pushSteps, which peers.ts also runs on its lab VM):
 //   map:   for a disk of more than 16 L2 tables only (push.ts tablesAhead), where the changes are, read by
 //          the push's own readDirtyExtents (dirtymap.ts: a disabled copy of the changes' bitmap at the L2
-//          tables' granularity, exported read-only, NBD block status, export and bitmap removed);
+//          tables' granularity, exported read-only, NBD block status; the export and bitmap are removed
+//          off the clock, as the push has QEMU remove them while it writes the target);
 //   tx:    the transaction: a temporary bitmap (add + merge) and blockdev-backup sync=bitmap (copy_file_range)
 //          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
 //   job:   from the reply to the job's end; close: job-dismiss + blockdev-del of the target + the bitmap's removal;
@@ -52,9 +53,7 @@ async function main(): Promise<void> {
           await changeRound(client, disk, d.stride, bitmap);
           const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
-          const t0 = performance.now();
-          if (pushReadsMap(d.size)) await readChangeMap(client, dir, { node: disk, size: d.size }, bitmap);
-          const mapMs = performance.now() - t0;
+          const mapMs = pushReadsMap(d.size) ? (await readChangeMap(client, dir, { node: disk, size: d.size }, bitmap)).ms : 0;
           const { ms, onDiskBytes } = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
           const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;

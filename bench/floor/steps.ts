@@ -54,10 +54,11 @@ export function pushReadsMap(size: number): boolean {
 /**
  * Where `bitmap`'s changes are on `disk`, read as push.ts reads them before its transaction (dirtymap.ts
  * readDirtyExtents: a disabled copy of the changes' bitmap at the L2 tables' granularity, exported
- * read-only, NBD block status, export and bitmap removed): the L2 tables the target gets ahead.
+ * read-only, NBD block status): the L2 tables the target gets ahead, and the ms the read took. The export
+ * and bitmap are then removed off the clock, as the push has QEMU remove them while it writes the target.
  * `stateDir`: where the NBD socket goes (run/ under it).
  */
-export async function readChangeMap(client: QmpClient, stateDir: string, disk: FloorDisk, bitmap: string): Promise<number[]> {
+export async function readChangeMap(client: QmpClient, stateDir: string, disk: FloorDisk, bitmap: string): Promise<{ tables: number[]; ms: number }> {
   // What the checkpoint engine gives readDirtyExtents on a VM: "changes since" is this one bitmap.
   const tempBitmapActions = (_since: string, _disk: string, tmp: string): QmpAction[] => [
     { type: 'block-dirty-bitmap-add', data: { node: disk.node, name: tmp, persistent: false, disabled: true } },
@@ -67,10 +68,13 @@ export async function readChangeMap(client: QmpClient, stateDir: string, disk: F
     name: disk.node, nodeName: disk.node, format: 'qcow2', virtualSize: disk.size, imageFile: `${disk.node}.qcow2`, granularity: 65536, bitmapCapable: true, readOnly: false,
     bitmaps: [{ name: bitmap, recording: true, persistent: false, busy: false, inconsistent: false, granularity: 65536 }],
   };
-  const { extents } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap, { granularity: l2TableSpan(65536) });
+  const t = performance.now();
+  const { extents, removed } = await readDirtyExtents({ qmp: client, stateDir, engine: { vmId: 'bench', tempBitmapActions } }, info, bitmap, { granularity: l2TableSpan(65536), removeLater: true });
+  const ms = performance.now() - t;
+  await removed;
   const tables = l2TablesOf(extents.filter((e) => e.dirty), 65536);
   if (tables.length === 0) throw new Error(`the map of ${disk.node} shows no change`);
-  return tables;
+  return { tables, ms };
 }
 
 export interface PushOptions {
