@@ -12,6 +12,7 @@ import { emptyQcow2Layout, writeEmptyQcow2 } from '../electron/engine/qcow2/form
 import { fleeceNodeArgs } from '../electron/engine/qmp-driver/actions';
 import type { QmpClient } from '../electron/qmp/client';
 import { changeRound, startBareQemu, STRIDED_DISKS } from './bare-qemu';
+import { cancelJob } from './floor/steps';
 import { median } from './measure';
 import { load } from './peers/proc';
 import { shuffled } from './peers/report';
@@ -69,22 +70,12 @@ async function oneRound(client: QmpClient, dir: string, disk: Disk, tag: string,
   await timed('next bitmap add', 'block-dirty-bitmap-add', { node: disk, name: next, persistent: false });
   await timed('old bitmap disable', 'block-dirty-bitmap-disable', { node: disk, name: bitmap });
   await timed('blockdev-backup sync=none', 'blockdev-backup', { 'job-id': fleeceJob, device: disk, target: fleeceNode, sync: 'none' });
-  await cancel(client, fleeceJob);
+  await cancelJob(client, fleeceJob);
   await timed('blockdev-backup sync=bitmap', 'blockdev-backup', { 'job-id': pushJob, device: disk, target, sync: 'bitmap', bitmap: tmp, 'bitmap-mode': 'never' });
-  await cancel(client, pushJob);
+  await cancelJob(client, pushJob);
   for (const node of [fleeceNode, target]) await client.execute('blockdev-del', { 'node-name': node });
   for (const b of [bitmap, tmp, next]) await client.execute('block-dirty-bitmap-remove', { node: disk, name: b });
   for (const file of [fleece, targetFile]) fs.rmSync(file);
-}
-
-async function cancel(client: QmpClient, job: string): Promise<void> {
-  await client.execute('block-job-cancel', { device: job, force: true }).catch(() => undefined);
-  for (let k = 0; k < 500; k++) {
-    const jobs = await client.execute<{ device: string }[]>('query-block-jobs');
-    if (!jobs.some((j) => j.device === job)) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`job ${job} did not end`);
 }
 
 main().catch((e) => {

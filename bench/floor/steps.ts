@@ -177,9 +177,7 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     await reader.close();
     await nbd.close();
     await exp.remove();
-    const gone = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === job && e.data.status === 'null', 10_000, `the end of ${job}`);
-    await client.execute('job-cancel', { id: job });
-    await gone;
+    await cancelJob(client, job);
     await client.execute('blockdev-del', { 'node-name': node });
     await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: tmp });
     await client.execute('block-dirty-bitmap-remove', { node: disk.node, name: next });
@@ -197,6 +195,23 @@ export async function pullSteps(client: QmpClient, exportsOf: ExportManager, dis
     fs.rmSync(fleece, { force: true });
     fs.rmSync(layer, { force: true });
   }
+}
+
+/**
+ * Cancels job `id` (auto-dismissed) and waits until QEMU has removed it. A job that already ended and went
+ * is fine; a cancel QEMU refuses for a job it still has is an error.
+ */
+export async function cancelJob(client: QmpClient, id: string): Promise<void> {
+  const gone = client.waitForEvent((e) => e.event === 'JOB_STATUS_CHANGE' && e.data.id === id && e.data.status === 'null', 10_000, `the end of ${id}`);
+  gone.catch(() => undefined); // awaited below, unless the job was already gone
+  try {
+    await client.execute('job-cancel', { id });
+  } catch (e) {
+    const jobs = await client.execute<{ id: string }[]>('query-jobs');
+    if (jobs.some((j) => j.id === id)) throw e;
+    return;
+  }
+  await gone;
 }
 
 /** The sum of `steps`' times. */
