@@ -150,6 +150,13 @@ export class ExportManager {
     if (this.started.listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
     this.started = undefined;
   }
+
+  /** QEMU's NBD server was stopped with no export left (stopIdleNbdServer): the next export starts it again. */
+  serverStopped(): void {
+    if (this.started?.byUs && this.started.listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
+    this.started = undefined;
+    this.live.clear();
+  }
 }
 
 /**
@@ -168,8 +175,12 @@ export async function removeLeftoverExports(qmp: QmpClient, ids: string[], remov
   }
 }
 
-/** Stops QEMU's NBD server when it serves no export (whoever started it). Best effort. */
+/**
+ * Stops QEMU's NBD server when it serves no export (whoever started it). Best effort. This connection's
+ * ExportManager hears of it: it would otherwise go on believing it runs the server, and its next export fail.
+ */
 export async function stopIdleNbdServer(qmp: QmpClient): Promise<void> {
   const left = await qmp.execute<unknown[]>('query-block-exports').catch(() => undefined);
-  if (left && left.length === 0) await qmp.execute('nbd-server-stop').catch(() => undefined);
+  if (!left || left.length > 0) return;
+  if (await qmp.execute('nbd-server-stop').then(() => true, () => false)) managers.get(qmp)?.serverStopped();
 }

@@ -156,4 +156,32 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await other.remove();
     expect(await exportIds(r)).toEqual([]);
   });
+  it('when QEMU cannot remove the map\'s export at once, the push says so, removes what is left, and the backup is correct', async () => {
+    const r = rigOf();
+    await r.shadow.write('vda', 50 * GiB, 64 * KiB, 0x51);
+    const execute = r.client.execute.bind(r.client);
+    let failed = 0;
+    const spy = vi.spyOn(r.client, 'execute').mockImplementation(((cmd: string, args?: Record<string, unknown>) => {
+      if (cmd === 'block-export-del' && String(args?.id).includes('-map-') && failed++ === 0) return Promise.reject(new Error('injected: the export is still in use'));
+      return execute(cmd, args);
+    }) as typeof r.client.execute);
+    try {
+      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
+      r.shadow.snapshot(inc.id);
+      expect(failed).toBeGreaterThan(0);
+      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
+      expect(log).toContain('vda: the map of the changes was not removed at once (injected: the export is still in use); removing what is left');
+      expect(log).toContain('vda: 1 L2 table of the target allocated ahead, where the changes are');
+      expect(await exportIds(r)).toEqual([]);
+      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+      // The clean-up stopped QEMU's NBD server behind the export manager's back: its next export starts it again.
+      const after = await ExportManager.for(r.client, nbdSocketPath(r.stateDir, r.engine.vmId)).add({ nodeName: 'vdb-fmt', prefix: 'after' });
+      await after.remove();
+      const to = path.join(r.root, 'removed-late.qcow2');
+      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
+      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
