@@ -24,6 +24,13 @@ function bytes(n: number): string {
 
 const rowOf = (page: Page, id: string) => page.locator(`.backups-table tbody tr[data-key="${id}"]`);
 
+// A Tab pressed before React has drawn the page is lost (the load event can come first), so a
+// keyboard walk starts only once the VM shows as connected and the skip links are there.
+async function pageIsReady(page: Page): Promise<void> {
+  await expect(page.locator('.topbar .badge.ok')).toHaveText('● connected');
+  await expect(page.locator('.skip-link')).toHaveCount(4);
+}
+
 /** Three real backups (full, incremental, incremental), a real cancelled one, and an unreadable manifest. */
 async function arrange(host: E2eHost): Promise<{ vmId: string; full: BackupRecord; inc1: BackupRecord; inc2: BackupRecord; vmDir: string }> {
   const [vm] = await host.handlers['vm:list']();
@@ -155,9 +162,12 @@ test('backups view by keyboard: skip link, arrows, V verifies, Delete opens the 
   const a = (await host.handlers['backup:begin'](vm!.id, { full: true })).backup;
   const b = (await host.handlers['backup:begin'](vm!.id, {})).backup;
   await app.reload();
-  await app.keyboard.press('Tab'); // skip link 1: the timeline
-  await app.keyboard.press('Tab'); // 2: the details
-  await app.keyboard.press('Tab'); // 3: the backups table
+  await pageIsReady(app);
+  await app.keyboard.press('Tab');
+  await expect(app.locator(':focus')).toHaveText('Skip to the timeline');
+  await app.keyboard.press('Tab');
+  await expect(app.locator(':focus')).toHaveText('Skip to the checkpoint details');
+  await app.keyboard.press('Tab');
   await expect(app.locator(':focus')).toHaveText('Skip to the backups table');
   await app.keyboard.press('Enter');
   // Newest first, and the table's one tab stop has the focus.
@@ -227,6 +237,7 @@ test('fleet overview: every VM with state, checkpoints, health and last backup; 
 
   // Keyboard: the fleet's skip link lands on its first row; Enter opens that VM's backups.
   await app.reload();
+  await pageIsReady(app);
   for (let i = 0; i < 4; i++) await app.keyboard.press('Tab');
   await expect(app.locator(':focus')).toHaveText('Skip to the fleet overview');
   await app.keyboard.press('Enter');
