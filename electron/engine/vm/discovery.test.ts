@@ -166,6 +166,27 @@ describe('discoverVm', () => {
     expect(vm.disks).toHaveLength(6);
     expect(vm.status).toBe('prelaunch');
   });
+  it('asks name, uuid and version once per connection; what can change (status, disks, bitmaps) every time', async () => {
+    const replies: Record<string, unknown> = {
+      'query-name': mixed.name, 'query-uuid': mixed.uuid, 'query-status': mixed.status, 'query-version': mixed.version,
+      'query-block': mixed.block, 'query-named-block-nodes': mixed.namedNodes, 'x-debug-query-block-graph': mixed.graph,
+    };
+    const connection = () => {
+      const asked: string[] = [];
+      return { asked, execute: async <T,>(cmd: string): Promise<T> => (asked.push(cmd), replies[cmd] as T) };
+    };
+    const a = connection();
+    const first = await discoverVm(a, 'e');
+    replies['query-status'] = { status: 'running' };
+    a.asked.length = 0;
+    const second = await discoverVm(a, 'e');
+    expect(a.asked.sort()).toEqual(['query-block', 'query-named-block-nodes', 'query-status', 'x-debug-query-block-graph']);
+    expect(second).toEqual({ ...first, status: 'running' });
+    // Another connection (another QEMU process, perhaps restarted) asks everything again.
+    const b = connection();
+    await discoverVm(b, 'e');
+    expect(b.asked).toHaveLength(7);
+  });
 });
 
 describe('readLiveBitmaps', () => {
