@@ -47,6 +47,20 @@ describe('QmpClient against a fake peer', () => {
     expect(results.map((r) => r.echoed)).toEqual([1, 2, 3]);
   });
 
+  it('a command\'s id is a number (the shortest: QEMU reads commands byte by byte); a reply to another id is not its answer', async () => {
+    const lines: string[] = [];
+    peer = await startFakePeer((cmd, sock) => {
+      lines.push(JSON.stringify(cmd));
+      // First an answer to an id this client never sent (the same number as a string), then the real one.
+      sock.write(JSON.stringify({ return: { wrong: true }, id: String(cmd.id) }) + '\r\n');
+      reply(sock, cmd.id, { right: true });
+    });
+    client = await QmpClient.connect(peer.endpoint);
+    expect(await client.execute('query-version')).toEqual({ right: true });
+    await client.execute('block-dirty-bitmap-add', { node: 'vda-fmt', name: 'b' });
+    expect(lines).toEqual(['{"execute":"query-version","id":2}', '{"execute":"block-dirty-bitmap-add","arguments":{"node":"vda-fmt","name":"b"},"id":3}']);
+  });
+
   it('turns an error reply into a QmpError carrying class and desc', async () => {
     peer = await startFakePeer((cmd, sock) => sock.write(JSON.stringify({ error: { class: 'DeviceNotFound', desc: "Device 'x' not found" }, id: cmd.id }) + '\n'));
     client = await QmpClient.connect(peer.endpoint);

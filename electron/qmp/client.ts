@@ -46,7 +46,7 @@ export class QmpClient {
   private readonly opts: Required<QmpClientOptions>;
   private buffer = '';
   private nextId = 1;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new Map<number, Pending>();
   private readonly eventListeners = new Set<(e: QmpEvent) => void>();
   private readonly closeListeners = new Set<(reason: Error) => void>();
   private closedReason: Error | undefined;
@@ -134,7 +134,8 @@ export class QmpClient {
   /** Runs one QMP command; resolves with its `return` value, rejects with QmpError on an error reply. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<T> {
     if (this.closedReason) return Promise.reject(this.closedReason);
-    const id = `tm-${this.nextId++}`;
+    // A number, the shortest id: QEMU 7.2 reads a command one byte per turn of its loop (bench/qmp-bytes.ts).
+    const id = this.nextId++;
     const msg = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
     const timeoutMs = options.timeoutMs ?? this.opts.commandTimeoutMs;
     return new Promise<T>((resolve, reject) => {
@@ -283,9 +284,9 @@ export class QmpClient {
       return;
     }
     if ('return' in m || 'error' in m) {
-      const id = typeof m.id === 'string' ? m.id : undefined;
-      const p = id ? this.pending.get(id) : undefined;
-      if (!p || !id) return; // a late reply to a timed-out command, or one we never sent
+      const id = typeof m.id === 'number' ? m.id : undefined;
+      const p = id === undefined ? undefined : this.pending.get(id);
+      if (!p || id === undefined) return; // a late reply to a timed-out command, or one we never sent
       this.pending.delete(id);
       if (p.timer) clearTimeout(p.timer);
       if ('error' in m) {
