@@ -63,7 +63,8 @@ export async function readDirtyMap(deps: DirtyMapDeps, opts: DirtyMapOptions): P
  * regions changed: QEMU merges the fine bitmaps into a coarse one by walking their dirty areas, so a
  * 1 TiB disk's map is a few hundred bytes to build instead of 2 MiB (bench/README.md, "Phase 14").
  * `removeLater`: return as soon as the map is read; `removed` settles once the export and the bitmap are
- * gone (QEMU removes them while the caller goes on), and the caller awaits it. Otherwise it has settled.
+ * gone (QEMU removes them while the caller goes on), or rejects when QEMU kept one; the caller awaits it.
+ * Otherwise it has settled.
  */
 export async function readDirtyExtents(
   deps: Pick<DirtyMapDeps, 'qmp' | 'stateDir'> & { engine: Pick<CheckpointEngineApi, 'vmId' | 'tempBitmapActions'> },
@@ -77,12 +78,12 @@ export async function readDirtyExtents(
   // Unless QEMU refused the transaction, its bitmap may exist (a lost reply too): it is removed at the end.
   let made = true;
   let exp: QemuExport | undefined;
+  // The bitmap's removal is tried even when the export's failed; the first failure is the one reported.
   const remove = async () => {
-    try {
-      await exp?.remove();
-    } finally {
-      if (made) await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch(() => undefined);
-    }
+    let failure: unknown;
+    await exp?.remove().catch((e: unknown) => (failure = e));
+    if (made) await deps.qmp.execute('block-dirty-bitmap-remove', { node: disk.nodeName, name: tmp }).catch((e: unknown) => (failure ??= e));
+    if (failure !== undefined) throw failure;
   };
   let extents: DirtyExtent[];
   try {
@@ -106,7 +107,9 @@ export async function readDirtyExtents(
     throw e;
   }
   const removed = remove();
-  if (!options.removeLater) await removed;
+  // The map was read: a bitmap or export QEMU kept is not this read's failure. A caller that removes
+  // later learns of it from `removed` (and removes what is left); here it goes as before.
+  if (!options.removeLater) await removed.catch(() => undefined);
   return { extents, granularity, removed };
 }
 

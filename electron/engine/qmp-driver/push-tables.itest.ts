@@ -184,4 +184,29 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
       spy.mockRestore();
     }
   });
+  it('when QEMU cannot remove the map\'s bitmap at once, the push says so and removes it: no bitmap of it is left after a backup that succeeded', async () => {
+    const r = rigOf();
+    await r.shadow.write('vda', 60 * GiB, 64 * KiB, 0x61);
+    const execute = r.client.execute.bind(r.client);
+    let failed = 0;
+    const spy = vi.spyOn(r.client, 'execute').mockImplementation(((cmd: string, args?: Record<string, unknown>) => {
+      if (cmd === 'block-dirty-bitmap-remove' && String(args?.name).endsWith('-map') && failed++ === 0) return Promise.reject(new Error('injected: the bitmap is busy'));
+      return execute(cmd, args);
+    }) as typeof r.client.execute);
+    try {
+      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
+      r.shadow.snapshot(inc.id);
+      expect(failed).toBe(2); // the push's own removal, refused; then the clean-up's, done
+      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
+      expect(log).toContain('vda: the map of the changes was not removed at once (injected: the bitmap is busy); removing what is left');
+      expect(log).toMatch(/bitmap tidemark-tmp-bk-[0-9a-f]{6}-0-map of a change map removed/);
+      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+      expect(await exportIds(r)).toEqual([]);
+      const to = path.join(r.root, 'bitmap-removed-late.qcow2');
+      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
+      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
