@@ -46,6 +46,27 @@ function usedL1Entries(file: string): number {
   }
 }
 
+/**
+ * QEMU refuses, once, the first command `matches` picks (the error says `message`); every other command
+ * goes through. `matched()`: how many commands it picked, the refused one included.
+ */
+function refuseOnce(rig: BackupRig, matches: (cmd: string, args?: Record<string, unknown>) => boolean, message: string): { matched(): number; restore(): void } {
+  const execute = rig.client.execute.bind(rig.client);
+  let n = 0;
+  const spy = vi.spyOn(rig.client, 'execute').mockImplementation(((cmd: string, args?: Record<string, unknown>) => {
+    if (matches(cmd, args) && n++ === 0) return Promise.reject(new Error(message));
+    return execute(cmd, args);
+  }) as typeof rig.client.execute);
+  return { matched: () => n, restore: () => spy.mockRestore() };
+}
+
+/** Backup `id`'s vda, restored, equals the disk when it was taken. */
+async function expectRestored(rig: BackupRig, id: string, file: string): Promise<void> {
+  const to = path.join(rig.root, file);
+  await restoreTo({ repo: rig.repo, backup: id, disk: 'vda', to });
+  expect(compareWith(to, 'qcow2', rig.shadow.snapFile(id, 'vda'))).toBe('');
+}
+
 describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   const rigOf = backupRigPerSuite(DISKS);
 
@@ -110,9 +131,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     const inc = await runBackup(r.engine, r.client, { repo: r.repo });
     r.shadow.snapshot(inc.id);
     expect(fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8')).not.toContain('allocated ahead');
-    const to = path.join(r.root, 'plain.qcow2');
-    await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
-    expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+    await expectRestored(r, inc.id, 'plain.qcow2');
   });
 
   it('when the changes cannot be read (another NBD server runs in QEMU), the push goes on without, correct, and leaves nothing behind', async () => {
@@ -127,9 +146,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
       expect(log).toMatch(/vda: where the changes are could not be read \(.*NBD server.*\); QEMU allocates the target's L2 tables itself/);
       expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
       expect(await exportIds(r)).toEqual([]);
-      const to = path.join(r.root, 'without.qcow2');
-      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
-      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+      await expectRestored(r, inc.id, 'without.qcow2');
     } finally {
       await r.client.execute('nbd-server-stop');
     }
@@ -159,16 +176,11 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   it('when QEMU cannot remove the map\'s export at once, the push says so, removes what is left, and the backup is correct', async () => {
     const r = rigOf();
     await r.shadow.write('vda', 50 * GiB, 64 * KiB, 0x51);
-    const execute = r.client.execute.bind(r.client);
-    let failed = 0;
-    const spy = vi.spyOn(r.client, 'execute').mockImplementation(((cmd: string, args?: Record<string, unknown>) => {
-      if (cmd === 'block-export-del' && String(args?.id).includes('-map-') && failed++ === 0) return Promise.reject(new Error('injected: the export is still in use'));
-      return execute(cmd, args);
-    }) as typeof r.client.execute);
+    const refusal = refuseOnce(r, (cmd, args) => cmd === 'block-export-del' && String(args?.id).includes('-map-'), 'injected: the export is still in use');
     try {
       const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
       r.shadow.snapshot(inc.id);
-      expect(failed).toBeGreaterThan(0);
+      expect(refusal.matched()).toBeGreaterThan(0);
       const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
       expect(log).toContain('vda: the map of the changes was not removed at once (injected: the export is still in use); removing what is left');
       expect(log).toContain('vda: 1 L2 table of the target allocated ahead, where the changes are');
@@ -177,36 +189,27 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
       // The clean-up stopped QEMU's NBD server behind the export manager's back: its next export starts it again.
       const after = await ExportManager.for(r.client, nbdSocketPath(r.stateDir, r.engine.vmId)).add({ nodeName: 'vdb-fmt', prefix: 'after' });
       await after.remove();
-      const to = path.join(r.root, 'removed-late.qcow2');
-      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
-      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+      await expectRestored(r, inc.id, 'removed-late.qcow2');
     } finally {
-      spy.mockRestore();
+      refusal.restore();
     }
   });
   it('when QEMU cannot remove the map\'s bitmap at once, the push says so and removes it: no bitmap of it is left after a backup that succeeded', async () => {
     const r = rigOf();
     await r.shadow.write('vda', 60 * GiB, 64 * KiB, 0x61);
-    const execute = r.client.execute.bind(r.client);
-    let failed = 0;
-    const spy = vi.spyOn(r.client, 'execute').mockImplementation(((cmd: string, args?: Record<string, unknown>) => {
-      if (cmd === 'block-dirty-bitmap-remove' && String(args?.name).endsWith('-map') && failed++ === 0) return Promise.reject(new Error('injected: the bitmap is busy'));
-      return execute(cmd, args);
-    }) as typeof r.client.execute);
+    const refusal = refuseOnce(r, (cmd, args) => cmd === 'block-dirty-bitmap-remove' && String(args?.name).endsWith('-map'), 'injected: the bitmap is busy');
     try {
       const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
       r.shadow.snapshot(inc.id);
-      expect(failed).toBe(2); // the push's own removal, refused; then the clean-up's, done
+      expect(refusal.matched()).toBe(2); // the push's own removal, refused; then the clean-up's, done
       const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
       expect(log).toContain('vda: the map of the changes was not removed at once (injected: the bitmap is busy); removing what is left');
       expect(log).toMatch(/bitmap tidemark-tmp-bk-[0-9a-f]{6}-0-map of a change map removed/);
       expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
       expect(await exportIds(r)).toEqual([]);
-      const to = path.join(r.root, 'bitmap-removed-late.qcow2');
-      await restoreTo({ repo: r.repo, backup: inc.id, disk: 'vda', to });
-      expect(compareWith(to, 'qcow2', r.shadow.snapFile(inc.id, 'vda'))).toBe('');
+      await expectRestored(r, inc.id, 'bitmap-removed-late.qcow2');
     } finally {
-      spy.mockRestore();
+      refusal.restore();
     }
   });
 });
