@@ -147,13 +147,15 @@ export class ExportManager {
     const exports = await this.qmp.execute<{ id: string }[]>('query-block-exports').catch(() => undefined);
     if (exports === undefined || exports.length > 0) return;
     await this.qmp.execute('nbd-server-stop').catch(() => undefined);
-    if (this.started.listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
-    this.started = undefined;
+    this.serverStopped();
   }
 
-  /** QEMU's NBD server was stopped with no export left (stopIdleNbdServer): the next export starts it again. */
+  /**
+   * QEMU's NBD server was stopped with no export left (here, or by stopIdleNbdServer): its socket file
+   * (on our private path, whoever started the server) goes, and the next export starts the server again.
+   */
   serverStopped(): void {
-    if (this.started?.byUs && this.started.listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
+    if (this.started?.listen.kind === 'unix') fs.rmSync(this.socketPath, { force: true });
     this.started = undefined;
     this.live.clear();
   }
