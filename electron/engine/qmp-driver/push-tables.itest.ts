@@ -60,6 +60,19 @@ function refuseOnce(rig: BackupRig, matches: (cmd: string, args?: Record<string,
   return { matched: () => n, restore: () => spy.mockRestore() };
 }
 
+/** A push backup now, the rig's shadow snapshotted at it; with the backup's log. */
+async function backedUp(rig: BackupRig, options: { stateDir?: string } = { stateDir: rig.stateDir }): Promise<{ inc: Awaited<ReturnType<typeof runBackup>>; log: string }> {
+  const inc = await runBackup(rig.engine, rig.client, { repo: rig.repo, ...options });
+  rig.shadow.snapshot(inc.id);
+  return { inc, log: fs.readFileSync(rig.repo.logPath(rig.engine.vmId, inc.id), 'utf8') };
+}
+
+/** No export and no bitmap of Tidemark's is left in QEMU. */
+async function expectNothingLeft(rig: BackupRig): Promise<void> {
+  expect(await exportIds(rig)).toEqual([]);
+  expect((await bitmapNames(rig, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+}
+
 /** Backup `id`'s vda, restored, equals the disk when it was taken. */
 async function expectRestored(rig: BackupRig, id: string, file: string): Promise<void> {
   const to = path.join(rig.root, file);
@@ -82,8 +95,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await r.shadow.write('vda', 64 * GiB - 64 * KiB, 64 * KiB, 0x23);
     await r.shadow.write('vdb', 5 * MiB, 64 * KiB, 0x24);
     const execute = vi.spyOn(r.client, 'execute');
-    const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
-    r.shadow.snapshot(inc.id);
+    const { inc, log } = await backedUp(r);
     // The map was read at the tables' granularity (512 MiB), and still names exactly the changed tables.
     const adds = execute.mock.calls.flatMap(([cmd, args]) => (cmd === 'transaction' ? (args as { actions: { type: string; data: Record<string, unknown> }[] }).actions : []))
       .filter((a) => a.type === 'block-dirty-bitmap-add' && String(a.data.name).endsWith('-map'));
@@ -96,7 +108,6 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     execute.mockRestore();
     expect(adds.map((a) => a.data.granularity)).toEqual([512 * MiB]);
 
-    const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
     expect(log).toContain('vda: 4 L2 tables of the target allocated ahead, where the changes are');
     expect(log).not.toMatch(/vdb: .*allocated ahead/);
     const vda = inc.disks.find((d) => d.name === 'vda')!;
@@ -112,8 +123,7 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
       [64 * GiB - 64 * KiB, 64 * KiB],
     ]);
 
-    expect(await exportIds(r)).toEqual([]);
-    expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+    await expectNothingLeft(r);
     expect((await verifyBackups(r.repo)).problems).toEqual([]);
     for (const m of [full, inc]) {
       for (const d of m.disks) {
@@ -128,9 +138,8 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
   it('without the state directory the push reads no map, and the backup is the same', async () => {
     const r = rigOf();
     await r.shadow.write('vda', 30 * GiB, 64 * KiB, 0x31);
-    const inc = await runBackup(r.engine, r.client, { repo: r.repo });
-    r.shadow.snapshot(inc.id);
-    expect(fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8')).not.toContain('allocated ahead');
+    const { inc, log } = await backedUp(r, {});
+    expect(log).not.toContain('allocated ahead');
     await expectRestored(r, inc.id, 'plain.qcow2');
   });
 
@@ -140,12 +149,9 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await r.client.execute('nbd-server-start', { addr: { type: 'unix', data: { path: other } } });
     try {
       await r.shadow.write('vda', 40 * GiB, 128 * KiB, 0x41);
-      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
-      r.shadow.snapshot(inc.id);
-      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
+      const { inc, log } = await backedUp(r);
       expect(log).toMatch(/vda: where the changes are could not be read \(.*NBD server.*\); QEMU allocates the target's L2 tables itself/);
-      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
-      expect(await exportIds(r)).toEqual([]);
+      await expectNothingLeft(r);
       await expectRestored(r, inc.id, 'without.qcow2');
     } finally {
       await r.client.execute('nbd-server-stop');
@@ -178,14 +184,11 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await r.shadow.write('vda', 50 * GiB, 64 * KiB, 0x51);
     const refusal = refuseOnce(r, (cmd, args) => cmd === 'block-export-del' && String(args?.id).includes('-map-'), 'injected: the export is still in use');
     try {
-      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
-      r.shadow.snapshot(inc.id);
+      const { inc, log } = await backedUp(r);
       expect(refusal.matched()).toBeGreaterThan(0);
-      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
       expect(log).toContain('vda: the map of the changes was not removed at once (injected: the export is still in use); removing what is left');
       expect(log).toContain('vda: 1 L2 table of the target allocated ahead, where the changes are');
-      expect(await exportIds(r)).toEqual([]);
-      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
+      await expectNothingLeft(r);
       // The clean-up stopped QEMU's NBD server behind the export manager's back: its next export starts it again.
       const after = await ExportManager.for(r.client, nbdSocketPath(r.stateDir, r.engine.vmId)).add({ nodeName: 'vdb-fmt', prefix: 'after' });
       await after.remove();
@@ -199,14 +202,11 @@ describe('push incrementals of a large disk: L2 tables allocated ahead', () => {
     await r.shadow.write('vda', 60 * GiB, 64 * KiB, 0x61);
     const refusal = refuseOnce(r, (cmd, args) => cmd === 'block-dirty-bitmap-remove' && String(args?.name).endsWith('-map'), 'injected: the bitmap is busy');
     try {
-      const inc = await runBackup(r.engine, r.client, { repo: r.repo, stateDir: r.stateDir });
-      r.shadow.snapshot(inc.id);
+      const { inc, log } = await backedUp(r);
       expect(refusal.matched()).toBe(2); // the push's own removal, refused; then the clean-up's, done
-      const log = fs.readFileSync(r.repo.logPath(r.engine.vmId, inc.id), 'utf8');
       expect(log).toContain('vda: the map of the changes was not removed at once (injected: the bitmap is busy); removing what is left');
       expect(log).toMatch(/bitmap tidemark-tmp-bk-[0-9a-f]{6}-0-map of a change map removed/);
-      expect((await bitmapNames(r, 'vda')).filter((n) => n.startsWith('tidemark-'))).toEqual([]);
-      expect(await exportIds(r)).toEqual([]);
+      await expectNothingLeft(r);
       await expectRestored(r, inc.id, 'bitmap-removed-late.qcow2');
     } finally {
       refusal.restore();

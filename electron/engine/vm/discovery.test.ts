@@ -147,13 +147,18 @@ describe('vmInfoFrom (during a backup job)', () => {
   });
 });
 
+/** The recorded replies of `mixed`, by the command that gets each. */
+function mixedReplies(): Record<string, unknown> {
+  return {
+    'query-name': mixed.name, 'query-uuid': mixed.uuid, 'query-status': mixed.status, 'query-version': mixed.version,
+    'query-block': mixed.block, 'query-named-block-nodes': mixed.namedNodes, 'x-debug-query-block-graph': mixed.graph,
+  };
+}
+
 describe('discoverVm', () => {
   it('issues the queries and maps the replies (recorded replies replayed)', async () => {
     const asked: string[] = [];
-    const replies: Record<string, unknown> = {
-      'query-name': mixed.name, 'query-uuid': mixed.uuid, 'query-status': mixed.status, 'query-version': mixed.version,
-      'query-block': mixed.block, 'query-named-block-nodes': mixed.namedNodes, 'x-debug-query-block-graph': mixed.graph,
-    };
+    const replies = mixedReplies();
     const client = {
       execute: async <T,>(cmd: string, args?: Record<string, unknown>): Promise<T> => {
         asked.push(cmd + (args ? JSON.stringify(args) : ''));
@@ -167,10 +172,7 @@ describe('discoverVm', () => {
     expect(vm.status).toBe('prelaunch');
   });
   it('asks name, uuid and version once per connection; what can change (status, disks, bitmaps) every time', async () => {
-    const replies: Record<string, unknown> = {
-      'query-name': mixed.name, 'query-uuid': mixed.uuid, 'query-status': mixed.status, 'query-version': mixed.version,
-      'query-block': mixed.block, 'query-named-block-nodes': mixed.namedNodes, 'x-debug-query-block-graph': mixed.graph,
-    };
+    const replies = mixedReplies();
     const connection = () => {
       const asked: string[] = [];
       return { asked, execute: async <T,>(cmd: string): Promise<T> => (asked.push(cmd), replies[cmd] as T) };
