@@ -16,8 +16,9 @@
 // Run: npx tsx bench/push-floor.ts [--rounds 5]
 
 import { l2TablesOf } from '../electron/engine/qcow2/format';
+import { readsChangeMap } from '../electron/engine/qmp-driver/push';
 import { changeRound, changesAt, startBareQemu, STRIDED_DISKS } from './bare-qemu';
-import { PUSH_STEPS, pushReadsMap, pushSteps, readChangeMap, sumOf } from './floor/steps';
+import { PUSH_STEPS, pushSteps, readChangeMap, sumOf } from './floor/steps';
 import { median } from './measure';
 import { load, settle } from './peers/proc';
 import { shuffled } from './peers/report';
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
           await changeRound(client, disk, d.stride, bitmap);
           const tables = l2TablesOf(changesAt(d.stride), 65536);
           settle();
-          const mapMs = pushReadsMap(d.size) ? (await readChangeMap(client, dir, { node: disk, size: d.size }, bitmap)).ms : 0;
+          const mapMs = readsChangeMap(d.size) ? (await readChangeMap(client, dir, { node: disk, size: d.size }, bitmap)).ms : 0;
           const { ms, onDiskBytes } = await pushSteps(client, { node: disk, size: d.size }, bitmap, dir, `t${n++}`, { tables, ...VARIANTS[v]! });
           await client.execute('block-dirty-bitmap-remove', { node: disk, name: bitmap });
           const key = `${v} | ${disk === 'big' ? '1 TiB' : '1 GiB'}`;

@@ -22,8 +22,7 @@ import { Qcow2LayerFile } from '../../electron/engine/pull/qcow2-layer';
 import { fleeceNodeArgs } from '../../electron/engine/qmp-driver/actions';
 import type { QmpAction } from '../../electron/engine/checkpoints/api';
 import { readDirtyExtents } from '../../electron/engine/dirtymap/dirtymap';
-import { emptyQcow2Layout, l1Entries, l2TableSpan, l2TablesOf, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
-import { TABLES_AHEAD_FROM } from '../../electron/engine/qmp-driver/push';
+import { emptyQcow2Layout, l2TableSpan, l2TablesOf, writeEmptyQcow2 } from '../../electron/engine/qcow2/format';
 import type { DiskInfo } from '../../shared/domain';
 import { NbdClient, STATUS_WINDOW, type Extent } from '../../electron/nbd/client';
 import { dirtyBitmapContext, NBD_STATE_DIRTY } from '../../electron/nbd/protocol';
@@ -44,11 +43,6 @@ export interface FloorDisk {
   /** The disk's format node. */
   node: string;
   size: number;
-}
-
-/** True when a push of this disk reads where its changes are first (push.ts tablesAhead). */
-export function pushReadsMap(size: number): boolean {
-  return l1Entries(size, 65536) > TABLES_AHEAD_FROM;
 }
 
 /**

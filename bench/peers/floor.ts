@@ -5,8 +5,9 @@
 
 import * as path from 'node:path';
 import { l2TablesOf } from '../../electron/engine/qcow2/format';
+import { readsChangeMap } from '../../electron/engine/qmp-driver/push';
 import { ExportManager } from '../../electron/nbd/qemu-exports';
-import { PULL_QEMU, PUSH_QEMU, pullSteps, pushReadsMap, pushSteps, readChangeMap, sumOf } from '../floor/steps';
+import { PULL_QEMU, PUSH_QEMU, pullSteps, pushSteps, readChangeMap, sumOf } from '../floor/steps';
 import { DIRTY_BYTES, DIRTY_WRITES, dirtyOffset, SIZES, type Machines } from './machines';
 import type { Timed } from './steps';
 
@@ -44,7 +45,7 @@ export class QemuFloor {
         // Where a push of this disk reads its changes' map first (the 1 TiB disk), that read is timed too,
         // as push.ts does it (the detail `map`): not one of QEMU's own steps, so not in their sum.
         let map: number | undefined;
-        if (pushReadsMap(d.size)) {
+        if (readsChangeMap(d.size)) {
           const read = await readChangeMap(qmp, this.m.p('run'), d, bitmap);
           map = read.ms;
           if (read.tables.join() !== tables.join()) throw new Error(`the map of ${disk} shows ${read.tables.length} changed L2 tables, not the round's ${tables.length}`);

@@ -29,7 +29,12 @@ const MiB = 1024 * 1024;
 /** The push targets' cluster size (createQcow2's default). */
 const TARGET_CLUSTER = 64 * 1024;
 /** Disks of up to this many L2 tables (8 GiB at 64 KiB clusters) are not worth reading the changes' map for. */
-export const TABLES_AHEAD_FROM = 16;
+const TABLES_AHEAD_FROM = 16;
+
+/** Whether an incremental push of a disk this large reads where its changes are first (tablesAhead). */
+export function readsChangeMap(virtualSize: number): boolean {
+  return l1Entries(virtualSize, TARGET_CLUSTER) > TABLES_AHEAD_FROM;
+}
 /** Progress in the journal (for backup-status only): first after this long, then every PROGRESS_EVERY_MS. */
 const PROGRESS_FIRST_MS = 1_000;
 const PROGRESS_EVERY_MS = 5_000;
@@ -127,7 +132,7 @@ export class QmpPushStrategy implements BackupStrategy<PreparedCheckpoint> {
     const stateDir = this.options.stateDir;
     const disk = d.plan.disk;
     if (stateDir === undefined || d.tmpBitmap === undefined || d.plan.since === undefined) return undefined;
-    if (l1Entries(disk.virtualSize, TARGET_CLUSTER) <= TABLES_AHEAD_FROM) return undefined;
+    if (!readsChangeMap(disk.virtualSize)) return undefined;
     try {
       // Named after the journaled temporary bitmap, so a failure here or a dead process leaves nothing behind (change-map.ts).
       // Read at the tables' own granularity: which tables changed is all it needs.
