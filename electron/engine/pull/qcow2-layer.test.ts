@@ -119,6 +119,20 @@ describe('a qcow2 layer written by Tidemark', () => {
     expectPattern(big, 3 * GiB + 8 * KiB, 8 * KiB, 0x77);
   });
 
+  it('empties the file it is opened on: no byte of what was there survives into the layer', async () => {
+    const size = 64 * MiB;
+    const b = base('b5', size, 0x33);
+    const file = path.join(dir, 'l5.qcow2');
+    // Setup leaves an empty image there; stale bytes stand in for anything where the layer keeps holes.
+    fs.writeFileSync(file, Buffer.alloc(8 * MiB, 0xee), { mode: 0o600 });
+    const layer = await Qcow2LayerFile.open(file, { sizeBytes: size, clusterSize: 64 * KiB, backing: 'b5.qcow2' });
+    const data = randomBytes(64 * KiB);
+    await layer.write(40 * MiB, data);
+    applyRaw(b.expected, 40 * MiB, data);
+    expect(await layer.close()).toBe(size);
+    expectCleanAndEqual(file, b.expected);
+  });
+
   it('refuses writes that are not whole clusters, or outside the disk, naming the file', async () => {
     const file = await emptyLayer('l4.qcow2');
     const layer = await Qcow2LayerFile.open(file, { sizeBytes: 1 * MiB, clusterSize: 64 * KiB });
