@@ -27,7 +27,19 @@ wait_ready() {
 
 has_systemd() { [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 
+# Without systemd there is no udev to give /dev/kvm the group and mode Debian's rules give it (root:kvm
+# 0660); a container may hand it over as root:root 0600. libvirt's QEMU probe then finds KVM enabled, its
+# check that the qemu user can open /dev/kvm finds it closed, and libvirtd probes every QEMU binary again at
+# every connection: ~4 s per virsh call, and the restart tests time out. Only the group and mode udev would set.
+kvm_as_udev_sets_it() {
+  [ -c /dev/kvm ] && getent group kvm >/dev/null || return 0
+  [ "$(stat -c %G:%a /dev/kvm)" = "kvm:660" ] && return 0
+  echo "note: /dev/kvm is $(stat -c %U:%G\ %a /dev/kvm); setting it to root:kvm 0660, as udev does (libvirt's qemu user must open it)"
+  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
+}
+
 start() {
+  has_systemd || kvm_as_udev_sets_it
   if answers; then return 0; fi
   for d in libvirtd virtlogd virtlockd; do
     command -v "$d" >/dev/null || [ -x "/usr/sbin/$d" ] || { echo "error: $d is not installed (apt-get install libvirt-daemon-system)" >&2; return 1; }
@@ -46,6 +58,7 @@ restart() {
   if has_systemd; then
     $SUDO systemctl restart libvirtd.service
   else
+    kvm_as_udev_sets_it
     if alive libvirtd; then
       pid=$($SUDO cat /run/libvirtd.pid)
       $SUDO kill -TERM "$pid"
