@@ -35,7 +35,9 @@ kvm_as_udev_sets_it() {
   [ -c /dev/kvm ] && getent group kvm >/dev/null || return 0
   [ "$(stat -c %G:%a /dev/kvm)" = "kvm:660" ] && return 0
   echo "note: /dev/kvm is $(stat -c %U:%G\ %a /dev/kvm); setting it to root:kvm 0660, as udev does (libvirt's qemu user must open it)"
-  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
+  # Best effort: the daemons work without it, only slowly, so a /dev that refuses the change stops nothing.
+  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm ||
+    echo "warning: could not set /dev/kvm to root:kvm 0660; libvirtd may probe QEMU again at every connection (seconds each)" >&2
 }
 
 start() {
