@@ -11,9 +11,10 @@
 // the floor under every tool, and on the 1 TiB disk the floor of the "cost follows dirty bytes" goal.
 // A peer that is not installed is skipped with a line saying so.
 // Run: npx tsx bench/peers.ts [--rounds N] [--rows checkpoint,full,incremental,restore] [--json] [--host]
-// --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows
+// --host: Tidemark's commands run in a resident `tidemark host` (as virsh's in libvirtd), started before the rows;
+// bin/tidemark then hands them to it through the native thin client (bin/tidemark-client.c), when built
 // --no-extra-ca: `node -e 0` and the resident host run without NODE_EXTRA_CA_CERTS, which Node parses at every start
-// (proc.ts nodeEnv); the CLI, run as a program, always starts without it (bin/tidemark.js's shebang)
+// (proc.ts nodeEnv); the CLI, run as a program, always starts Node without it (bin/tidemark.js's shebang)
 // BENCH_BASELINE=<another checkout, built> adds that checkout's CLI to the checkpoint, full push and restore rows
 // as one more tool, interleaved (an A/B of a change inside one run).
 
@@ -23,7 +24,7 @@ import * as path from 'node:path';
 import { checkpointXml } from './peers/libvirt';
 import { DISKS, Machines } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
-import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, settle, warmPoolNote } from './peers/proc';
+import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, settle, tidemarkCommand, warmPoolNote } from './peers/proc';
 import { formatRow, median, pairedByRound, Row, shuffled, writeJson, type Tool } from './peers/report';
 import { startHost, type RunningHost } from './peers/host';
 import { Steps, URI, type Timed } from './peers/steps';
@@ -174,7 +175,7 @@ function pullTools(ctx: Ctx): Tool[] {
 const QEMU_STEPS: Tool = { key: 'qemu-steps', label: "QEMU's own steps alone, by hand over QMP", role: 'reference' };
 /** BENCH_BASELINE: another built checkout whose CLI runs as one more tool in the same rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
-const BASELINE_BIN = BASELINE ? path.join(BASELINE, 'bin', 'tidemark.js') : undefined;
+const BASELINE_BIN = BASELINE ? tidemarkCommand(BASELINE) : undefined;
 const baselineTools = (): Tool[] => (BASELINE ? [{ key: 'baseline', label: `tidemark CLI of ${BASELINE}`, role: 'peer' }] : []);
 
 async function checkpointRow(ctx: Ctx): Promise<Row> {

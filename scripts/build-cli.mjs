@@ -2,13 +2,15 @@
 // one file to read and compile instead of ~60 modules resolved one by one (bench/startup.ts: CPU ×0.85,
 // wall ×0.73 of out/node). Command groups stay lazy (esbuild turns import() into a deferred require).
 // Next to it, tidemark.inputs.json lists the sources the bundle was built from, so bin/tidemark.js can
-// tell a stale bundle (an input edited after the build) without walking the whole tree.
+// tell a stale bundle (an input edited after the build) without walking the whole tree. Last, the native
+// thin client that bin/tidemark runs first (out/cli/tidemark-client, scripts/build-native-client.mjs).
 //   node scripts/build-cli.mjs [--outdir DIR]   (part of `npm run build:node` / `npm run build`; DIR: tests)
 import { build } from 'esbuild';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildNativeClient } from './build-native-client.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDirArg = process.argv.indexOf('--outdir');
@@ -86,3 +88,7 @@ for (const f of fs.readdirSync(outDir)) if (/^tidemark\.cjs\.(.+\.)?v8cache$/.te
 // bin/tidemark.js decodes an ASCII bundle as latin1 (fast); anything else falls back to UTF-8 (slower).
 if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
 console.log(`${path.relative(root, outfile)}: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);
+// The native thin client (bin/tidemark-client.c), which bin/tidemark runs before any Node starts.
+const nativeWarnings = buildNativeClient(path.join(outDir, 'tidemark-client'));
+if (nativeWarnings === undefined) console.warn('note: no C compiler (cc): the native client is not built; bin/tidemark runs bin/tidemark.js (Node) for every command');
+else if (nativeWarnings !== '') console.warn(nativeWarnings);

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils libnbd-bin nbdkit chromium xvfb p7zip-full coreutils
-  libvirt-daemon-system libvirt-clients openssh-server openssl)
+  libvirt-daemon-system libvirt-clients openssh-server openssl gcc libc6-dev)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do

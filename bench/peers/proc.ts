@@ -13,6 +13,15 @@ export interface Ran {
   stderr: string;
 }
 
+/**
+ * A checkout's `tidemark` command as an admin runs it: bin/tidemark (the native thin client when a host
+ * serves the state folder, else bin/tidemark.js), or bin/tidemark.js in a checkout from before it.
+ */
+export function tidemarkCommand(root: string): string {
+  const front = path.join(root, 'bin', 'tidemark');
+  return fs.existsSync(front) ? front : path.join(root, 'bin', 'tidemark.js');
+}
+
 /** Runs `cmd args` to its end; resolves with wall milliseconds (spawn → exit) and output; rejects naming the command on failure. */
 export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<Ran> {
   const t0 = process.hrtime.bigint();

@@ -1,7 +1,8 @@
 // One timed step per tool of the side-by-side bench. Each settles writeback first, then times
 // exactly the tool's own work (untimed clean-up after it). Tidemark runs through its CLI, end to end
-// (`bin/tidemark.js …` run as a program, as an admin's `tidemark`: its shebang starts Node without
-// NODE_EXTRA_CA_CERTS); with --host also handed straight to the resident host (timedInHost), the
+// (`bin/tidemark …` run as a program, as an admin's `tidemark`: with a resident host, the native thin
+// client; else bin/tidemark.js, whose shebang starts Node without NODE_EXTRA_CA_CERTS); with --host
+// also handed straight to the resident host (timedInHost), the
 // footing of the libvirt helper's in-process pull.
 
 import * as fs from 'node:fs';
@@ -9,10 +10,10 @@ import * as path from 'node:path';
 import { timedInHost } from './host';
 import { checkpointXml, pullXml, pushXml } from './libvirt';
 import { DISKS, type Machines } from './machines';
-import { nodeEnv, run, settle, type Ran } from './proc';
+import { nodeEnv, run, settle, tidemarkCommand, type Ran } from './proc';
 
 export const URI = 'qemu:///system';
-const BIN = path.join(__dirname, '..', '..', 'bin', 'tidemark.js');
+const BIN = tidemarkCommand(path.join(__dirname, '..', '..'));
 const ALL = [...DISKS];
 const PEER_SCRIPT = path.join(__dirname, 'libvirt_peer.py');
 
@@ -25,7 +26,7 @@ export class Steps {
   constructor(readonly m: Machines) {}
 
   /** `tidemark --state-dir STATE --connect <lab's second QMP socket> ARGS`, timed from spawn to exit;
-   *  `bin`: another checkout's bin/tidemark.js (the baseline of an A/B run). */
+   *  `bin`: another checkout's command (the baseline of an A/B run). */
   tidemark(args: string[], bin = BIN): Promise<Ran> {
     return run(bin, ['--state-dir', this.m.p('state'), '--connect', this.m.lab!.cliEndpoint, ...args], { env: nodeEnv({ TIDEMARK_DEBUG: '' }) });
   }

@@ -1,12 +1,14 @@
 // `tidemark host` with a real demo VM: the real CLI (bin/tidemark.js) hands its commands to the
 // host and prints their output; commands run side by side (status and cancel of a running backup);
 // Ctrl-C and a caller that goes away cancel the command's job; once the host stops, the CLI connects
-// by itself again (the host released the VM's socket).
+// by itself again (the host released the VM's socket). runTidemark runs bin/tidemark, so with the
+// host up these go through the native client (out/cli/tidemark-client), which the build makes.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { labStatus, stopLab } from '../engine/lab/labvm';
 import { QmpClient } from '../qmp/client';
@@ -14,7 +16,7 @@ import { runInHost, type ClientIo } from './host-client';
 import { HOST_PROTOCOL } from './host-protocol';
 import { startCliHost, type CliHost } from './host-server';
 import { runCli } from './main';
-import { runTidemark } from './run-cli';
+import { runTidemark, TIDEMARK_COMMAND } from './run-cli';
 
 let dir: string;
 let host: CliHost | undefined;
@@ -76,6 +78,12 @@ async function vdaDirty(): Promise<number> {
 
 describe('tidemark host with the demo VM', () => {
   it('runs the real CLI\'s commands: same output, and the host ran them', async () => {
+    // bin/tidemark runs the native client only when it is built and newer than its source
+    const nativeClient = path.join(path.dirname(TIDEMARK_COMMAND), '..', 'out', 'cli', 'tidemark-client');
+    const built = fs.statSync(nativeClient, { throwIfNoEntry: false });
+    expect(built, 'out/cli/tidemark-client is missing: npm run build:node (needs cc)').toBeDefined();
+    const source = fs.statSync(path.join(path.dirname(TIDEMARK_COMMAND), 'tidemark-client.c'));
+    expect(Math.floor(built!.mtimeMs / 1000), 'out/cli/tidemark-client is stale: npm run build:node').toBeGreaterThan(Math.floor(source.mtimeMs / 1000)); // dash's -nt: whole seconds
     const before = host!.commandsRun;
     const made = await runTidemark(dir, ['checkpoint-create-as', 'h1', '--description', 'through the host']);
     expect(made, made.err).toEqual({ code: 0, out: 'Domain checkpoint h1 created\n', err: '' });
@@ -123,6 +131,18 @@ describe('tidemark host with the demo VM', () => {
     const w = await write;
     expect(w.code).toBe(1);
     expect(w.err).toMatch(/^error: write simulation cancelled after /m);
+  }, 60_000);
+
+  it('Ctrl-C of bin/tidemark (the native client) cancels the command\'s job', async () => {
+    const before = await vdaDirty();
+    const child = spawn(TIDEMARK_COMMAND, ['--state-dir', dir, 'lab', 'write', '--disk', 'vda', '--mib', '64', '--rate', '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const ended = new Promise<number | null>((r) => child.on('close', r));
+    await vi.waitFor(async () => expect(await vdaDirty(), 'the write job has started').toBeGreaterThan(before), WAIT);
+    child.kill('SIGINT');
+    expect(await ended).toBe(1);
+    expect(err).toMatch(/^error: write simulation cancelled after /m);
   }, 60_000);
 
   it('a caller that goes away cancels the command\'s job too', async () => {
