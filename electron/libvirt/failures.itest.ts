@@ -17,9 +17,10 @@ let dom: TestDomain;
 
 beforeAll(async () => {
   if (!runsAsRoot) return;
-  lab = await LibvirtTestLab.open();
+  // It restarts libvirtd: it waits here while another file that does runs (test/libvirt/daemons.ts).
+  lab = await LibvirtTestLab.open({ restartsLibvirtd: true });
   dom = await lab.createDomain({ disks: [{ target: 'vda', sizeMiB: 16 }] });
-}, 120_000);
+}, 900_000);
 
 afterAll(async () => {
   await lab?.close();

@@ -3,12 +3,17 @@
 // lock (flock(1) on a file in /run/lock, held by a `cat` child that exits when our pipe closes, so
 // a killed test releases it); a restart takes the lock exclusively, so it waits until no other
 // libvirt test file runs. Vitest runs files in parallel workers, other worktrees on this machine too.
+// A file that restarts libvirtd also holds the restarters' lock, exclusively, from its first use to its
+// end, taken before the shared one: two such files never run at once. Else one's restart landed in the
+// middle of the other's (a restart mid-backup, then the other file's while the first rolled back), and
+// the pair failed together about half the time.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 
 const SCRIPT = path.resolve(__dirname, '../../scripts/libvirt-daemons.sh');
 const LOCK_FILE = '/run/lock/tidemark-libvirtd-tests.lock';
+const RESTARTERS_LOCK_FILE = '/run/lock/tidemark-libvirtd-restarters.lock';
 
 function runScript(arg: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -25,12 +30,14 @@ export function ensureLibvirtDaemons(): Promise<void> {
 }
 
 type Holder = { child: ChildProcess; mode: 'shared' | 'exclusive' };
-let holder: Holder | undefined;
+/** This process's shared lock, and its restarters' lock, while it uses libvirtd. */
+let holder: Promise<Holder> | undefined;
+let restarter: Promise<Holder> | undefined;
 let users = 0;
 
-function takeLock(mode: 'shared' | 'exclusive', waitS: number): Promise<Holder> {
+function takeLock(mode: 'shared' | 'exclusive', waitS: number, file = LOCK_FILE): Promise<Holder> {
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', [mode === 'shared' ? '-s' : '-x', '-w', String(waitS), LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('flock', [mode === 'shared' ? '-s' : '-x', '-w', String(waitS), file, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout!.on('data', (d) => {
@@ -38,7 +45,7 @@ function takeLock(mode: 'shared' | 'exclusive', waitS: number): Promise<Holder> 
       if (out.includes('locked')) resolve({ child, mode });
     });
     child.stderr!.on('data', (d) => (err += d));
-    child.on('close', (code) => reject(new Error(`could not take the ${mode} libvirtd test lock ${LOCK_FILE} (flock exit ${code}) ${err.trim()}`)));
+    child.on('close', (code) => reject(new Error(`could not take the ${mode} libvirtd test lock ${file} (flock exit ${code}) ${err.trim()}`)));
     child.on('error', reject);
   });
 }
@@ -51,20 +58,33 @@ function release(h: Holder): Promise<void> {
   });
 }
 
-/** Marks this process as using libvirtd (a restart elsewhere waits for release). Counted: call the returned function once. */
-export async function useLibvirtd(): Promise<() => Promise<void>> {
+/**
+ * Marks this process as using libvirtd (a restart elsewhere waits for release). Counted: call the
+ * returned function once. `restarts`: this process restarts libvirtd (restartLibvirtd); it must say so
+ * in its first call, so the restarters' lock is taken before the shared one (never while holding it).
+ */
+export async function useLibvirtd(options: { restarts?: boolean } = {}): Promise<() => Promise<void>> {
+  if (options.restarts && !restarter && holder) throw new Error('useLibvirtd({ restarts: true }) must come before any other useLibvirtd() of this process');
   users++;
-  if (!holder) holder = await takeLock('shared', 600);
+  try {
+    if (options.restarts) await (restarter ??= takeLock('exclusive', 1800, RESTARTERS_LOCK_FILE));
+    // One shared lock per process, also when two callers ask at once.
+    await (holder ??= takeLock('shared', 600));
+  } catch (e) {
+    users--;
+    throw e;
+  }
   let released = false;
   return async () => {
     if (released) return;
     released = true;
     users--;
-    if (users === 0 && holder) {
-      const h = holder;
-      holder = undefined;
-      await release(h);
-    }
+    if (users > 0) return;
+    const [h, r] = [holder, restarter];
+    holder = undefined;
+    restarter = undefined;
+    if (h) await release(await h);
+    if (r) await release(await r);
   };
 }
 
@@ -73,14 +93,15 @@ export async function useLibvirtd(): Promise<() => Promise<void>> {
  * other process using libvirtd to finish first (up to `waitS` seconds).
  */
 export async function restartLibvirtd(waitS = 900): Promise<void> {
+  if (!restarter) throw new Error('restartLibvirtd: this test file must open its lab with LibvirtTestLab.open({ restartsLibvirtd: true }) (useLibvirtd({ restarts: true })), so no other file restarts libvirtd meanwhile');
   const hadShared = holder;
   holder = undefined;
-  if (hadShared) await release(hadShared);
+  if (hadShared) await release(await hadShared);
   const exclusive = await takeLock('exclusive', waitS);
   try {
     await runScript('restart', 60_000);
   } finally {
     await release(exclusive);
-    if (hadShared) holder = await takeLock('shared', 600);
+    if (hadShared) await (holder = takeLock('shared', 600));
   }
 }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtConnection } from '../../electron/libvirt/connection';
 import { listDomains } from '../../electron/libvirt/domains';
-import { ensureLibvirtDaemons, useLibvirtd } from './daemons';
+import { ensureLibvirtDaemons, restartLibvirtd, useLibvirtd } from './daemons';
 import { LOCAL_URI, sweepLeftovers, runsAsRoot } from './lab';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -85,3 +85,13 @@ describe.skipIf(!runsAsRoot)('test lab cleanup', () => {
     expect(await exists(alive.info.uuid)).toBe(false);
   }, 180_000);
 });
+
+describe.skipIf(!runsAsRoot)('libvirtd restarts in tests', () => {
+  it('are refused to a file that did not say it restarts libvirtd, and a late ask for restarts is refused too', async () => {
+    // Refused before any lock or restart: this file holds only the shared lock.
+    await expect(restartLibvirtd()).rejects.toThrow(/must open its lab with LibvirtTestLab\.open\(\{ restartsLibvirtd: true \}\)/);
+    await expect(useLibvirtd({ restarts: true })).rejects.toThrow(/must come before any other useLibvirtd\(\) of this process/);
+    expect(await listDomains(conn)).toBeInstanceOf(Array); // libvirtd was not restarted: the connection still answers
+  });
+});
+

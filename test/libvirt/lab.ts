@@ -149,10 +149,13 @@ export class LibvirtTestLab {
     this.releaseLock = releaseLock;
   }
 
-  /** Daemons up, leftovers of dead runs swept, a lab folder, and one connection (HMP allowed: tests only). */
-  static async open(): Promise<LibvirtTestLab> {
+  /**
+   * Daemons up, leftovers of dead runs swept, a lab folder, and one connection (HMP allowed: tests only).
+   * `restartsLibvirtd`: the file calls restartLibvirtd (daemons.ts: no other such file runs meanwhile).
+   */
+  static async open(options: { restartsLibvirtd?: boolean } = {}): Promise<LibvirtTestLab> {
     await ensureLibvirtDaemons();
-    const release = await useLibvirtd();
+    const release = await useLibvirtd({ restarts: options.restartsLibvirtd === true });
     let conn: LibvirtConnection | undefined;
     try {
       conn = await LibvirtConnection.open(LOCAL_URI, { allowMonitorCommands: true });

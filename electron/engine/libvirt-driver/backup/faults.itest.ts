@@ -24,8 +24,9 @@ import { libvirtBackupOps } from '.';
 let lab: LibvirtTestLab;
 
 beforeAll(async () => {
-  if (runsAsRoot) lab = await LibvirtTestLab.open();
-}, 120_000);
+  // It restarts libvirtd: it waits here while another file that does runs (test/libvirt/daemons.ts).
+  if (runsAsRoot) lab = await LibvirtTestLab.open({ restartsLibvirtd: true });
+}, 900_000);
 
 afterAll(async () => {
   await lab?.close();
