@@ -1,7 +1,8 @@
 // The thin client: when a resident host (`tidemark host`, host-server.ts) serves this state folder,
 // bin/tidemark.js hands the command line to it and prints what comes back, instead of loading the
 // engine. Its own small bundle (out/cli/client.cjs): it must cost next to nothing when no host runs.
-// TIDEMARK_HOST=off always runs commands in this process.
+// TIDEMARK_HOST=off always runs commands in this process. bin/tidemark runs its C twin first
+// (bin/tidemark-client.c, no Node start), which falls back to bin/tidemark.js and so to this one.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -5,6 +5,10 @@
 //
 //   client → host   {"v":1,"argv":[…],"cwd":"/abs","env":{…},"isTTY":false}, then {"interrupt":true} per Ctrl-C
 //   host → client   {"out":"text"} | {"err":"text"} … then one of {"exit":N} | {"local":true} | {"error":"why"}
+//
+// Two clients speak it: host-client.ts and its twin in C, bin/tidemark-client.c, which reads the host's
+// frames exactly as JSON.stringify writes these single-key objects. A change here is a change there, and a
+// new protocol number: scripts/native-client.test.ts compares the two.
 
 import * as path from 'node:path';
 
