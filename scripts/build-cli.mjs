@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildNativeClient } from './build-native-client.mjs';
+import { buildNativeClientReporting } from './build-native-client.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDirArg = process.argv.indexOf('--outdir');
@@ -89,6 +89,4 @@ for (const f of fs.readdirSync(outDir)) if (/^tidemark\.cjs\.(.+\.)?v8cache$/.te
 if (!fs.readFileSync(outfile).every((b) => b < 0x80)) console.warn('warning: tidemark.cjs is not ASCII: bin/tidemark.js will decode it as UTF-8 (slower start)');
 console.log(`${path.relative(root, outfile)}: ${(fs.statSync(outfile).size / 1024).toFixed(0)} KiB from ${inputs.length} sources`);
 // The native thin client (bin/tidemark-client.c), which bin/tidemark runs before any Node starts.
-const nativeWarnings = buildNativeClient(path.join(outDir, 'tidemark-client'));
-if (nativeWarnings === undefined) console.warn('note: no C compiler (cc): the native client is not built; bin/tidemark runs bin/tidemark.js (Node) for every command');
-else if (nativeWarnings !== '') console.warn(nativeWarnings);
+buildNativeClientReporting(path.join(outDir, 'tidemark-client'));

@@ -25,9 +25,13 @@ export function buildNativeClient(outfile = path.join(root, 'out', 'cli', 'tidem
   return r.stderr;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const outfile = process.argv[2] ? path.resolve(process.argv[2]) : undefined;
+/** buildNativeClient, saying so when there is no compiler and passing on its warnings (the build scripts' way). */
+export function buildNativeClientReporting(outfile) {
   const warnings = buildNativeClient(outfile);
   if (warnings === undefined) console.warn('note: no C compiler (cc): the native client is not built; bin/tidemark runs bin/tidemark.js (Node) for every command');
   else if (warnings !== '') console.warn(warnings);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  buildNativeClientReporting(process.argv[2] ? path.resolve(process.argv[2]) : undefined);
 }

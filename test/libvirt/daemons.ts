@@ -71,21 +71,28 @@ export async function useLibvirtd(options: { restarts?: boolean } = {}): Promise
     // One shared lock per process, also when two callers ask at once.
     await (holder ??= takeLock('shared', 600));
   } catch (e) {
-    users--;
+    await leave(); // a lock that failed is not kept for the next caller to await; one that was taken is given back
     throw e;
   }
   let released = false;
   return async () => {
     if (released) return;
     released = true;
-    users--;
-    if (users > 0) return;
-    const [h, r] = [holder, restarter];
-    holder = undefined;
-    restarter = undefined;
-    if (h) await release(await h);
-    if (r) await release(await r);
+    await leave();
   };
+}
+
+/** One user fewer; the last one gives back the shared lock, then the restarters' (those that were taken). */
+async function leave(): Promise<void> {
+  users--;
+  if (users > 0) return;
+  const locks = [holder, restarter];
+  holder = undefined;
+  restarter = undefined;
+  for (const lock of locks) {
+    const h = await lock?.catch(() => undefined);
+    if (h) await release(h);
+  }
 }
 
 /**
