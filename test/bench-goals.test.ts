@@ -54,6 +54,12 @@ describe('issue 11 goals', () => {
     expect(byGoal(evaluateGoals(run, goodTimeline)).get('pull, 1 TiB ÷ 1 GiB, host')!.figure).toBe('1.10× (+20 ms; libvirt: 1.25×)');
   });
 
+  it('names the stride of a run whose 1 TiB changes were placed otherwise (BENCH_VDC_STRIDE)', () => {
+    const run = passingRun();
+    run.rows[4]!.title = 'incremental push, vdc 1 TiB sparse, 64 MiB dirty, 4 MiB apart';
+    expect(byGoal(evaluateGoals(run, goodTimeline)).get('push, 1 TiB ÷ 1 GiB')!.figure).toBe('1.20× (+42 ms; changes 4 MiB apart)');
+  });
+
   it('weighs QEMU\'s own steps on 1 TiB against the extra the goal allows, and says when they alone are over it', () => {
     const run = passingRun();
     // The host's pull: 200 ms on 1 GiB, so ≤ 1.2× allows +40 ms. QEMU's own steps: +30, +41, +50 → +41.

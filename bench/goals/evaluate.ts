@@ -95,6 +95,9 @@ function tibGoal(run: PeersRun | undefined, goal: string, small: string, big: st
   const g = atMost(goal, diskRatio(run, small, big, tool), 1 + TIB_ALLOWANCE, '×', 2, `no ${tool} samples on both disks`);
   if (g.met === undefined) return g;
   const notes = [`${signedMs(diskExtraMs(run, small, big, tool)!)}`];
+  // A run with BENCH_VDC_STRIDE set (bench/peers/machines.ts) names its stride in the row's title.
+  const apart = /, (\d+ MiB apart)$/.exec(row(run, big)?.title ?? '')?.[1];
+  if (apart) notes.push(`changes ${apart}`);
   const theirs = diskRatio(run, small, big, peer);
   if (theirs !== undefined) notes.push(`${peer}: ${theirs.toFixed(2)}×`);
   const floor = diskExtraMs(run, small, big, QEMU_STEPS);

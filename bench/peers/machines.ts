@@ -19,11 +19,31 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 export const DISKS = ['vda', 'vdb', 'vdc'] as const;
 export const SIZES: Record<string, number> = { vda: GiB, vdb: 512 * MiB, vdc: 1024 * GiB };
-/** 256 × 256 KiB: at a 4 MiB stride on vda, at a 4 GiB stride over the whole of the 1 TiB vdc. */
+/**
+ * 256 × 256 KiB: at a 4 MiB stride on vda, at a 4 GiB stride over the whole of the 1 TiB vdc.
+ * BENCH_VDC_STRIDE=BYTES sets vdc's stride (a multiple of 1 MiB; 256 strides must fit in 1 TiB): at 4 MiB its
+ * changes land where vda's do, in the same two L2 tables, so the 1 TiB rows then show what the disk's size
+ * costs apart from how far apart the changes are; at 512 MiB they touch as many L2 tables as at 4 GiB (256)
+ * within a tenth of the disk.
+ */
 export const DIRTY_WRITES = 256;
 export const DIRTY_BYTES = 256 * KiB;
+export const VDC_STRIDE = vdcStride(process.env.BENCH_VDC_STRIDE);
 export function dirtyOffset(disk: string, k: number): number {
-  return disk === 'vdc' ? k * 4 * GiB + MiB : k * 4 * MiB;
+  return disk === 'vdc' ? vdcOffset(VDC_STRIDE, k) : k * 4 * MiB;
+}
+/** Change k of vdc at this stride: 1 MiB into its stride, but at 4 MiB exactly where vda's change k is. */
+export function vdcOffset(stride: number, k: number): number {
+  return k * stride + (stride > 4 * MiB ? MiB : 0);
+}
+/** BENCH_VDC_STRIDE read: unset or empty is the default 4 GiB. */
+export function vdcStride(text: string | undefined): number {
+  if (text === undefined || text === '') return 4 * GiB;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 4 * MiB || n % MiB !== 0 || n * DIRTY_WRITES > SIZES.vdc!) {
+    throw new Error(`BENCH_VDC_STRIDE must be a multiple of 1 MiB from 4 MiB to ${SIZES.vdc! / DIRTY_WRITES} bytes, got ${JSON.stringify(text)}`);
+  }
+  return n;
 }
 
 export interface Domain {
