@@ -10,9 +10,10 @@
 //          into a target made with its L2 tables ahead, opened no-flush; from the command to its reply;
 //   job:   from the reply to the job's end; close: job-dismiss + blockdev-del of the target + the bitmap's removal;
 //   sync:  the layer's fdatasync; hash: its checksum (engine/backup/checksum.ts).
-// Variants: the target's L2 cache in whole-table entries (QEMU's default) or in 4 KiB slices
-// (l2-cache-entry-size), which writes back only the slices a job changed; the temporary bitmap at half
-// the checkpoint's granularity. Variants take turns.
+// Variants: the target's L2 cache in QEMU's default entries (4 KiB slices in QEMU 7.2 here: it reads and
+// writes back only the slices a job touches, so the rest of each table ahead stays a hole) or in whole
+// 64 KiB tables (l2-cache-entry-size); the target file on io_uring; the temporary bitmap at half the
+// checkpoint's granularity. Variants take turns.
 // Run: npx tsx bench/push-floor.ts [--rounds 5]
 
 import { l2TablesOf } from '../electron/engine/qcow2/format';
@@ -25,14 +26,15 @@ import { shuffled } from './peers/report';
 
 const DISKS = STRIDED_DISKS;
 /**
- * l2Entry: the target's l2-cache-entry-size (undefined: QEMU's whole tables). tmpGranularity: the
+ * l2Entry: the target's l2-cache-entry-size (undefined: QEMU's). aio: the target file's. tmpGranularity: the
  * temporary bitmap's granularity (undefined: the node's default, the checkpoint's 64 KiB). A finer one
  * makes QEMU merge into it, and the job copy it, by walking only the dirty areas (hbitmap_sparse_merge)
  * instead of every word; phase 16 measured it no faster (the bitmap's allocation is the cost).
  */
-const VARIANTS: Record<string, { l2Entry?: number; tmpGranularity?: number }> = {
-  'whole tables': {},
-  '4 KiB slices': { l2Entry: 4096 },
+const VARIANTS: Record<string, { l2Entry?: number; aio?: 'io_uring'; tmpGranularity?: number }> = {
+  'as Tidemark': {},
+  '64 KiB L2 entries': { l2Entry: 65536 },
+  'io_uring': { aio: 'io_uring' },
   'tmp bitmap 32 KiB': { tmpGranularity: 32768 },
 };
 type Variant = string;
