@@ -22,7 +22,7 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkpointXml } from './peers/libvirt';
-import { DISKS, Machines, VDC_STRIDE } from './peers/machines';
+import { DISKS, Machines, VDC_STRIDE, vdcStrideTitle } from './peers/machines';
 import { findOnPath } from '../electron/os/find-on-path';
 import { load, nodeEnv, nodeEnvNote, pythonHas, run, runNodeWithoutExtraCa, settle, tidemarkCommand, warmPoolNote } from './peers/proc';
 import { formatRow, median, pairedByRound, Row, shuffled, writeJson, type Tool } from './peers/report';
@@ -244,8 +244,7 @@ async function incrementalRows(ctx: Ctx): Promise<{ rows: Row[]; chain: Chain }>
   const peer = (key: string, label: string): Tool => ({ key, label, role: 'peer' });
   const push = new Row('incremental push, vda, 64 MiB dirty', [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), { key: 'qemu-img', label: 'qemu-img convert -t writeback of the 64 MiB alone', role: 'reference' }, QEMU_STEPS]);
   const pull = new Row('incremental pull, vda, 64 MiB dirty', [...pullTools(ctx), ...(ctx.virtnbd ? [{ ...peer('virtnbdbackup', 'virtnbdbackup -l inc'), footing: 'process' as const }] : []), QEMU_STEPS]);
-  // The stride is named where BENCH_VDC_STRIDE changed it (peers/machines.ts), so a result says what it measured.
-  const spread = VDC_STRIDE === 4 * 1024 ** 3 ? '' : `, ${VDC_STRIDE / 1024 ** 2} MiB apart`;
+  const spread = vdcStrideTitle(VDC_STRIDE);
   const bigPush = new Row(`incremental push, vdc 1 TiB sparse, 64 MiB dirty${spread}`, [TM(), ...(ctx.libvirt ? [peer('virsh', 'virsh backup-begin')] : []), QEMU_STEPS]);
   const bigPull = new Row(`incremental pull, vdc 1 TiB sparse, 64 MiB dirty${spread}`, [...pullTools(ctx), QEMU_STEPS]);
   const floor = new QemuFloor(m);

@@ -1,6 +1,6 @@
 // bench/peers/machines.ts: where the side-by-side bench puts the 1 TiB disk's changes (BENCH_VDC_STRIDE).
 import { describe, expect, it } from 'vitest';
-import { DIRTY_BYTES, DIRTY_WRITES, SIZES, vdcOffset, vdcStride } from '../bench/peers/machines';
+import { DIRTY_BYTES, DIRTY_WRITES, SIZES, vdcOffset, vdcStride, vdcStrideTitle } from '../bench/peers/machines';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -28,5 +28,11 @@ describe('the 1 TiB disk\'s stride', () => {
       expect(tables.size).toBe(stride >= 512 * MiB ? DIRTY_WRITES : 2);
     }
     expect(vdcOffset(4 * MiB, 7)).toBe(7 * 4 * MiB);
+  });
+
+  it('is named in the 1 TiB rows\' titles only where it is not the default, in the words the goals read', () => {
+    expect(vdcStrideTitle(4 * GiB)).toBe('');
+    expect(vdcStrideTitle(4 * MiB)).toBe(', 4 MiB apart');
+    expect(vdcStrideTitle(512 * MiB)).toBe(', 512 MiB apart');
   });
 });

@@ -28,7 +28,12 @@ export const SIZES: Record<string, number> = { vda: GiB, vdb: 512 * MiB, vdc: 10
  */
 export const DIRTY_WRITES = 256;
 export const DIRTY_BYTES = 256 * KiB;
+const DEFAULT_VDC_STRIDE = 4 * GiB;
 export const VDC_STRIDE = vdcStride(process.env.BENCH_VDC_STRIDE);
+/** What vdc's rows add to their titles: the stride where BENCH_VDC_STRIDE changed it, so a result says what it measured. */
+export function vdcStrideTitle(stride: number): string {
+  return stride === DEFAULT_VDC_STRIDE ? '' : `, ${stride / MiB} MiB apart`;
+}
 export function dirtyOffset(disk: string, k: number): number {
   return disk === 'vdc' ? vdcOffset(VDC_STRIDE, k) : k * 4 * MiB;
 }
@@ -38,7 +43,7 @@ export function vdcOffset(stride: number, k: number): number {
 }
 /** BENCH_VDC_STRIDE read: unset or empty is the default 4 GiB. */
 export function vdcStride(text: string | undefined): number {
-  if (text === undefined || text === '') return 4 * GiB;
+  if (text === undefined || text === '') return DEFAULT_VDC_STRIDE;
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < 4 * MiB || n % MiB !== 0 || n * DIRTY_WRITES > SIZES.vdc!) {
     throw new Error(`BENCH_VDC_STRIDE must be a multiple of 1 MiB from 4 MiB to ${SIZES.vdc! / DIRTY_WRITES} bytes, got ${JSON.stringify(text)}`);
